@@ -1,0 +1,7 @@
+//! Data sources. For now: images held in memory, validated once, gathered into batches.
+
+pub mod arrays;
+pub mod order;
+
+pub use arrays::{ArrayDataset, ImageLayout, PixelData};
+pub use order::epoch_order;

@@ -1,0 +1,113 @@
+//! Model variants and their construction options, kept apart from the model code (timm-style).
+
+use candle_core::DType;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    ResNet18,
+    ResNet34,
+    ResNet50,
+    /// CIFAR-style ResNet (He et al. 2016) for 28-96 px inputs: 3 stages of basic blocks,
+    /// `depth` = 6n + 2, first stage `width` channels, doubling per stage.
+    SmallResNet { depth: usize, width: usize },
+}
+
+/// How a stage list is laid out: block kind, blocks per stage, and base widths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageLayout {
+    pub bottleneck: bool,
+    pub blocks: Vec<usize>,
+    pub planes: Vec<usize>,
+    /// ImageNet stem (7x7/2 conv + 3x3/2 max-pool) or CIFAR stem (3x3/1 conv).
+    pub imagenet_stem: bool,
+    pub stem_channels: usize,
+}
+
+impl Arch {
+    pub fn parse(name: &str, depth: Option<usize>, width: Option<usize>) -> Result<Self> {
+        let arch = match name {
+            "resnet18" => Arch::ResNet18,
+            "resnet34" => Arch::ResNet34,
+            "resnet50" => Arch::ResNet50,
+            "small_resnet" => Arch::SmallResNet { depth: depth.unwrap_or(20), width: width.unwrap_or(16) },
+            other => {
+                return Err(Error::invalid_option(
+                    "arch",
+                    format!("{other:?}"),
+                    "expected resnet18, resnet34, resnet50 or small_resnet",
+                ))
+            }
+        };
+        if !matches!(arch, Arch::SmallResNet { .. }) && (depth.is_some() || width.is_some()) {
+            return Err(Error::invalid_option("depth", format!("{depth:?}/{width:?}"), "depth and width apply to small_resnet only"));
+        }
+        arch.layout().map(|_| arch)
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Arch::ResNet18 => "resnet18".into(),
+            Arch::ResNet34 => "resnet34".into(),
+            Arch::ResNet50 => "resnet50".into(),
+            Arch::SmallResNet { .. } => "small_resnet".into(),
+        }
+    }
+
+    pub fn layout(&self) -> Result<StageLayout> {
+        let imagenet = |bottleneck, blocks: [usize; 4]| StageLayout {
+            bottleneck,
+            blocks: blocks.to_vec(),
+            planes: vec![64, 128, 256, 512],
+            imagenet_stem: true,
+            stem_channels: 64,
+        };
+        Ok(match *self {
+            Arch::ResNet18 => imagenet(false, [2, 2, 2, 2]),
+            Arch::ResNet34 => imagenet(false, [3, 4, 6, 3]),
+            Arch::ResNet50 => imagenet(true, [3, 4, 6, 3]),
+            Arch::SmallResNet { depth, width } => {
+                if depth < 8 || (depth - 2) % 6 != 0 {
+                    return Err(Error::invalid_option("depth", depth, "small_resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, ...)"));
+                }
+                if !(1..=512).contains(&width) {
+                    return Err(Error::invalid_option("width", width, "must be in 1..=512"));
+                }
+                let n = (depth - 2) / 6;
+                StageLayout {
+                    bottleneck: false,
+                    blocks: vec![n; 3],
+                    planes: vec![width, 2 * width, 4 * width],
+                    imagenet_stem: false,
+                    stem_channels: width,
+                }
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub num_classes: usize,
+    pub in_channels: usize,
+    pub seed: u64,
+    pub dtype: DType,
+}
+
+impl ModelConfig {
+    pub fn new(arch: Arch, num_classes: usize) -> Self {
+        Self { arch, num_classes, in_channels: 3, seed: 0, dtype: DType::F32 }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=100_000).contains(&self.num_classes) {
+            return Err(Error::invalid_option("numClasses", self.num_classes, "must be an integer in 1..=100000"));
+        }
+        if !(1..=64).contains(&self.in_channels) {
+            return Err(Error::invalid_option("inChannels", self.in_channels, "must be an integer in 1..=64"));
+        }
+        self.arch.layout().map(|_| ())
+    }
+}

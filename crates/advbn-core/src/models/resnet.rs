@@ -1,0 +1,212 @@
+//! ResNets addressable by stage, so a model can be cut into a frozen encoder and a tail.
+//! Tensor names follow torchvision (conv1, bn1, layer1.0.conv1, ..., fc).
+
+use std::ops::Range;
+
+use candle_core::{Device, Tensor};
+use candle_nn::{Conv2d, Linear, Module};
+
+use super::blocks::{dual_bn, BasicBlock, Block, Bottleneck};
+use super::config::{ModelConfig, StageLayout};
+use crate::error::{Error, Result};
+use crate::nn::layers::{conv2d, global_avg_pool, linear};
+use crate::nn::{DualBatchNorm, ForwardMode, ADV_BN_PREFIX};
+use crate::params::{is_buffer, ParamStore};
+
+pub struct ResNet {
+    config: ModelConfig,
+    layout: StageLayout,
+    stem_conv: Conv2d,
+    stem_bn: DualBatchNorm,
+    stages: Vec<Vec<Block>>,
+    fc: Linear,
+    store: ParamStore,
+}
+
+impl ResNet {
+    pub fn new(config: ModelConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let layout = config.arch.layout()?;
+        let store = ParamStore::new(config.seed, config.dtype, device);
+        let vb = store.var_builder();
+        let (kernel, stride, padding) = if layout.imagenet_stem { (7, 2, 3) } else { (3, 1, 1) };
+        let stem_conv = conv2d(config.in_channels, layout.stem_channels, kernel, stride, padding, vb.pp("conv1"))?;
+        let stem_bn = dual_bn(layout.stem_channels, vb.pp("bn1"), &store)?;
+        let expansion = if layout.bottleneck { Bottleneck::EXPANSION } else { BasicBlock::EXPANSION };
+        let mut in_c = layout.stem_channels;
+        let mut stages = Vec::new();
+        for (i, (&n_blocks, &planes)) in layout.blocks.iter().zip(&layout.planes).enumerate() {
+            let stage_vb = vb.pp(format!("layer{}", i + 1));
+            let mut blocks = Vec::with_capacity(n_blocks);
+            for b in 0..n_blocks {
+                let stride = if b == 0 && i > 0 { 2 } else { 1 };
+                let block_vb = stage_vb.pp(b.to_string());
+                blocks.push(if layout.bottleneck {
+                    Block::Bottleneck(Bottleneck::new(in_c, planes, stride, block_vb, &store)?)
+                } else {
+                    Block::Basic(BasicBlock::new(in_c, planes, stride, block_vb, &store)?)
+                });
+                in_c = planes * expansion;
+            }
+            stages.push(blocks);
+        }
+        let fc = linear(in_c, config.num_classes, vb.pp("fc"))?;
+        Ok(Self { config, layout, stem_conv, stem_bn, stages, fc, store })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn num_stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.config.num_classes
+    }
+
+    pub fn device(&self) -> &Device {
+        self.store.device()
+    }
+
+    pub fn params(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// Output channels after `stage` (1-based); 0 is the stem.
+    pub fn channels_after(&self, stage: usize) -> usize {
+        if stage == 0 {
+            return self.layout.stem_channels;
+        }
+        let expansion = if self.layout.bottleneck { Bottleneck::EXPANSION } else { BasicBlock::EXPANSION };
+        self.layout.planes[stage - 1] * expansion
+    }
+
+    /// Checks a cut point: 0 (nothing frozen) up to the number of stages.
+    pub fn check_cut(&self, cut: usize, min: usize) -> Result<()> {
+        if cut < min || cut > self.num_stages() {
+            return Err(Error::invalid_option(
+                "cut",
+                cut,
+                format!("must be in {min}..={} for {} ({} stages)", self.num_stages(), self.config.arch.name(), self.num_stages()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that images fit the model: [N, in_channels, H, W] with N >= 1.
+    pub fn check_input(&self, x: &Tensor) -> Result<()> {
+        match x.dims() {
+            [n, c, h, w] if *n >= 1 && *c == self.config.in_channels && *h >= 8 && *w >= 8 => Ok(()),
+            dims => Err(Error::invalid_data(format!(
+                "images must have shape [N, {}, H, W] with N >= 1 and H, W >= 8 for this model, got {dims:?}",
+                self.config.in_channels
+            ))),
+        }
+    }
+
+    fn forward_stem(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let x = self.stem_bn.forward(&self.stem_conv.forward(x)?, mode)?.relu()?;
+        if self.layout.imagenet_stem {
+            max_pool_3x3_s2(&x)
+        } else {
+            Ok(x)
+        }
+    }
+
+    /// Runs stages `range` (0-based indices into the stage list).
+    fn forward_stages(&self, mut x: Tensor, range: Range<usize>, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        for stage in &self.stages[range] {
+            for block in stage {
+                x = block.forward(&x, mode)?;
+            }
+        }
+        Ok(x)
+    }
+
+    /// The frozen part before `cut`: stem and stages 1..=cut, running statistics, no gradient.
+    /// With cut 0 the encoder is the identity.
+    pub fn encode(&self, x: &Tensor, cut: usize) -> candle_core::Result<Tensor> {
+        if cut == 0 {
+            return Ok(x.detach());
+        }
+        let mode = ForwardMode::EVAL_CLEAN;
+        let h = self.forward_stem(&x.detach(), mode)?;
+        Ok(self.forward_stages(h, 0..cut, mode)?.detach())
+    }
+
+    /// Everything after `cut`: stages cut+1.., pooling and classifier (the stem too if cut is 0).
+    pub fn forward_tail(&self, h: &Tensor, cut: usize, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let h = if cut == 0 { self.forward_stem(h, mode)? } else { h.clone() };
+        let h = self.forward_stages(h, cut..self.stages.len(), mode)?;
+        self.fc.forward(&global_avg_pool(&h)?)
+    }
+
+    /// The whole network.
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        self.forward_tail(x, 0, mode)
+    }
+
+    /// True once any BN has an adversarial branch.
+    pub fn has_adv_bn(&self) -> bool {
+        self.stem_bn.has_adv() || self.stages.iter().flatten().any(|b| b.batch_norms().iter().any(|bn| bn.has_adv()))
+    }
+
+    /// Creates the adversarial BN branch (a copy of the clean one) in every BN after `cut`.
+    pub fn ensure_adv_bn(&mut self, cut: usize) -> candle_core::Result<()> {
+        if cut == 0 {
+            self.stem_bn.ensure_adv(&self.store)?;
+        }
+        for stage in &mut self.stages[cut..] {
+            for block in stage {
+                for bn in block.batch_norms_mut() {
+                    bn.ensure_adv(&self.store)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the parameters a fine-tune with this cut trains (buffers excluded).
+    pub fn is_tail_param(&self, name: &str, cut: usize) -> bool {
+        if is_buffer(name) {
+            return false;
+        }
+        let name = name.strip_prefix(&format!("{ADV_BN_PREFIX}.")).unwrap_or(name);
+        if cut == 0 || name.starts_with("fc.") {
+            return true;
+        }
+        name.strip_prefix("layer")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|stage| stage > cut)
+    }
+}
+
+/// torchvision's stem max-pool (3x3, stride 2, padding 1), built from ops that all have a
+/// backward in Candle (its max_pool2d has none when kernel != stride). The input follows a
+/// ReLU, so zero padding is equivalent to -inf padding.
+fn max_pool_3x3_s2(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+    // Pad so the padded size is 2*out+2 in each dim: rows/cols -1 .. 2*out.
+    let x = x.pad_with_zeros(2, 1, 2 * out_h + 1 - h)?.pad_with_zeros(3, 1, 2 * out_w + 1 - w)?;
+    let mut out: Option<Tensor> = None;
+    for dy in 0..3 {
+        for dx in 0..3 {
+            let window = strided_2(&x.narrow(2, dy, 2 * out_h)?.narrow(3, dx, 2 * out_w)?)?;
+            out = Some(match out {
+                None => window,
+                Some(acc) => acc.maximum(&window)?,
+            });
+        }
+    }
+    Ok(out.expect("nine windows"))
+}
+
+/// Keeps every other row and column: [N, C, 2H, 2W] -> [N, C, H, W].
+fn strided_2(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, c, h2, w2) = x.dims4()?;
+    x.reshape((n, c, h2 / 2, 2, w2 / 2, 2))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((n, c, h2 / 2, w2 / 2))
+}

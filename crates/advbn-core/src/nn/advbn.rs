@@ -1,0 +1,24 @@
+//! The AdvBN operation: y = beta * (x - mu) + alpha * mu, then max(y, 0) when the cut follows a
+//! ReLU. mu is the per-channel batch mean over (N, H, W); alpha and beta are [1, C, 1, 1] and
+//! shared by the batch. The reference also computes the variance but never divides by it, so
+//! the perturbation scales the channel mean by alpha and the channel std by beta.
+//!
+//! mu stays differentiable here, so the op is a true function of x (its input gradient matches
+//! finite differences). In the method x comes from the frozen, detached encoder, so this costs
+//! nothing there.
+
+use candle_core::Tensor;
+
+use super::batch_norm::channel_mean;
+
+/// Applies the AdvBN perturbation to a feature batch `x` [N, C, H, W].
+pub fn advbn(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu_clamp: bool) -> candle_core::Result<Tensor> {
+    let mu = channel_mean(x)?;
+    let centered = x.broadcast_sub(&mu)?;
+    let y = centered.broadcast_mul(beta)?.broadcast_add(&mu.broadcast_mul(alpha)?)?;
+    if relu_clamp {
+        y.relu()
+    } else {
+        Ok(y)
+    }
+}

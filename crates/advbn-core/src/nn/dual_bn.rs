@@ -1,0 +1,49 @@
+//! A BatchNorm pair (AdvProp-style auxiliary BN): clean inputs use the clean BN, perturbed
+//! inputs the adversarial one. The adversarial branch exists only once a fine-tune creates it.
+
+use candle_core::Tensor;
+
+use super::batch_norm::BatchNorm;
+use super::mode::{BnBranch, ForwardMode};
+use crate::params::ParamStore;
+
+/// Prefix of the adversarial BN copies in the parameter store: `adv.layer2.0.bn1.weight`.
+pub const ADV_BN_PREFIX: &str = "adv";
+
+#[derive(Clone)]
+pub struct DualBatchNorm {
+    name: String,
+    clean: BatchNorm,
+    adv: Option<BatchNorm>,
+}
+
+impl DualBatchNorm {
+    pub fn new(name: String, clean: BatchNorm) -> Self {
+        Self { name, clean, adv: None }
+    }
+
+    pub fn has_adv(&self) -> bool {
+        self.adv.is_some()
+    }
+
+    /// Creates the adversarial branch as a copy of the clean one (no-op if it exists).
+    pub fn ensure_adv(&mut self, store: &ParamStore) -> candle_core::Result<()> {
+        if self.adv.is_none() {
+            let prefix = format!("{ADV_BN_PREFIX}.{}", self.name);
+            self.adv = Some(self.clean.duplicate(&prefix, store)?);
+        }
+        Ok(())
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let bn = match (mode.branch, &self.adv) {
+            (BnBranch::Clean, _) => &self.clean,
+            (BnBranch::Adv, Some(adv)) => adv,
+            (BnBranch::Adv, None) => candle_core::bail!(
+                "BN {} has no adversarial branch: fine-tune with method 'advbn' first",
+                self.name
+            ),
+        };
+        bn.forward(x, mode.bn)
+    }
+}

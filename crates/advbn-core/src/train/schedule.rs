@@ -1,0 +1,60 @@
+//! Learning-rate schedules, stateless in the position (epoch, step) the trainer passes in.
+
+use crate::error::{check_option, Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// lr * gamma^(number of milestones reached); milestones in epochs.
+    Step { milestones: Vec<f64>, gamma: f64 },
+    /// Linear warm-up from 0, then half-cosine from lr to min_lr over the remaining epochs.
+    Cosine { min_lr: f64, warmup_epochs: f64 },
+}
+
+impl Schedule {
+    pub fn validate(&self, epochs: usize) -> Result<()> {
+        match self {
+            Schedule::Constant => Ok(()),
+            Schedule::Step { milestones, gamma } => {
+                check_option("schedule.gamma", *gamma, *gamma > 0.0, "must be > 0")?;
+                for &m in milestones {
+                    check_option("schedule.milestones", m, m >= 0.0, "milestones must be epochs >= 0")?;
+                }
+                if milestones.windows(2).any(|w| w[0] > w[1]) {
+                    return Err(Error::invalid_option("schedule.milestones", format!("{milestones:?}"), "must be increasing"));
+                }
+                Ok(())
+            }
+            Schedule::Cosine { min_lr, warmup_epochs } => {
+                check_option("schedule.minLr", *min_lr, *min_lr >= 0.0, "must be >= 0")?;
+                check_option(
+                    "schedule.warmupEpochs",
+                    *warmup_epochs,
+                    *warmup_epochs >= 0.0 && *warmup_epochs <= epochs as f64,
+                    "must be in [0, epochs]",
+                )
+            }
+        }
+    }
+
+    /// Learning rate at fractional epoch `position` (epoch + step / steps_per_epoch).
+    pub fn lr_at(&self, base_lr: f64, position: f64, epochs: usize) -> f64 {
+        match self {
+            Schedule::Constant => base_lr,
+            Schedule::Step { milestones, gamma } => {
+                // Milestones apply at epoch boundaries, as torch's MultiStepLR stepped per epoch.
+                let epoch = position.floor();
+                let passed = milestones.iter().filter(|&&m| epoch >= m).count();
+                base_lr * gamma.powi(passed as i32)
+            }
+            Schedule::Cosine { min_lr, warmup_epochs } => {
+                if position < *warmup_epochs {
+                    return base_lr * position / warmup_epochs;
+                }
+                let span = (epochs as f64 - warmup_epochs).max(1e-12);
+                let progress = ((position - warmup_epochs) / span).clamp(0.0, 1.0);
+                min_lr + (base_lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! One optimisation step of AdvBN (or plain fine-tuning, ERM) on the tail of a cut model.
+
+use candle_core::Tensor;
+
+use super::optim::{Optimizer, OptimizerConfig};
+use super::schedule::Schedule;
+use crate::attack::{attack, scalar, AttackConfig};
+use crate::error::{check_option, Error, Result};
+use crate::models::ResNet;
+use crate::nn::{BnBranch, BnMode, ForwardMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Plain fine-tuning of the tail: loss = CE(tail_clean(x)).
+    Erm,
+    /// loss = CE(tail_clean(x)) + CE(tail_adv(advbn(x; alpha*, beta*))).
+    AdvBn,
+}
+
+impl Method {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "erm" => Ok(Method::Erm),
+            "advbn" => Ok(Method::AdvBn),
+            other => Err(Error::invalid_option("method", format!("{other:?}"), "expected \"erm\" or \"advbn\"")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub method: Method,
+    /// Freeze the stem and stages 1..=cut; 0 trains the whole network (ERM only).
+    pub cut: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerConfig,
+    pub schedule: Schedule,
+    pub epochs: usize,
+    pub steps_per_epoch: usize,
+    pub attack: AttackConfig,
+}
+
+impl TrainConfig {
+    /// The reference's settings: SGD lr 1e-3, momentum 0.9, wd 1e-4, 20 epochs, x0.1 at epoch 10.
+    pub fn reference(method: Method, steps_per_epoch: usize) -> Self {
+        Self {
+            method,
+            cut: 1,
+            lr: 1e-3,
+            optimizer: OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false },
+            schedule: Schedule::Step { milestones: vec![10.0], gamma: 0.1 },
+            epochs: 20,
+            steps_per_epoch,
+            attack: AttackConfig::default(),
+        }
+    }
+
+    pub fn validate(&self, model: &ResNet) -> Result<()> {
+        check_option("lr", self.lr, self.lr > 0.0, "must be a positive finite number")?;
+        if self.epochs == 0 {
+            return Err(Error::invalid_option("epochs", self.epochs, "must be >= 1"));
+        }
+        if self.steps_per_epoch == 0 {
+            return Err(Error::invalid_option("stepsPerEpoch", self.steps_per_epoch, "must be >= 1"));
+        }
+        self.optimizer.validate()?;
+        self.schedule.validate(self.epochs)?;
+        match self.method {
+            Method::Erm => model.check_cut(self.cut, 0),
+            Method::AdvBn => {
+                self.attack.validate()?;
+                model.check_cut(self.cut, 1)
+            }
+        }
+    }
+}
+
+/// What one step measured. Losses are batch means.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepLogs {
+    pub loss: f64,
+    pub clean_loss: f64,
+    pub adv_loss: Option<f64>,
+    pub attack_loss: Option<f64>,
+    pub attack_clean_loss: Option<f64>,
+    pub alpha_range: Option<(f64, f64)>,
+    pub beta_range: Option<(f64, f64)>,
+    pub correct: usize,
+    pub count: usize,
+    pub lr: f64,
+}
+
+pub struct Trainer {
+    config: TrainConfig,
+    optimizer: Optimizer,
+}
+
+impl Trainer {
+    /// Prepares `model` for the method (AdvBN adds the adversarial BN branch after the cut)
+    /// and collects the tail's parameters.
+    pub fn new(model: &mut ResNet, config: TrainConfig) -> Result<Self> {
+        config.validate(model)?;
+        if config.method == Method::AdvBn {
+            model.ensure_adv_bn(config.cut)?;
+        }
+        let params = model
+            .params()
+            .select(|name| model.is_tail_param(name, config.cut))
+            .into_iter()
+            .map(|(_, var)| var)
+            .collect();
+        let optimizer = Optimizer::new(config.optimizer.clone(), params)?;
+        Ok(Self { config, optimizer })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn trainable_params(&self) -> usize {
+        self.optimizer.params().iter().map(|v| v.elem_count()).sum()
+    }
+
+    pub fn lr_at(&self, epoch: usize, step: usize) -> f64 {
+        let position = epoch as f64 + step as f64 / self.config.steps_per_epoch as f64;
+        self.config.schedule.lr_at(self.config.lr, position, self.config.epochs)
+    }
+
+    /// One step on a batch of images [N, C, H, W] and u32 labels [N].
+    pub fn step(&mut self, model: &ResNet, images: &Tensor, labels: &Tensor, epoch: usize, step: usize) -> Result<StepLogs> {
+        model.check_input(images)?;
+        let lr = self.lr_at(epoch, step);
+        let cut = self.config.cut;
+        let features = model.encode(images, cut)?;
+        let mut logs = StepLogs { lr, count: images.dim(0)?, ..Default::default() };
+
+        let perturbed = match self.config.method {
+            Method::Erm => None,
+            Method::AdvBn => {
+                let found = attack(model, &features, labels, cut, &self.config.attack)?;
+                logs.attack_loss = Some(found.adv_loss);
+                logs.attack_clean_loss = Some(found.clean_loss);
+                logs.alpha_range = Some(min_max(&found.alpha)?);
+                logs.beta_range = Some(min_max(&found.beta)?);
+                Some(found.features)
+            }
+        };
+
+        let clean_logits = model.forward_tail(&features, cut, ForwardMode::TRAIN_CLEAN)?;
+        let clean_loss = candle_nn::loss::cross_entropy(&clean_logits, labels)?;
+        logs.clean_loss = scalar(&clean_loss)?;
+        logs.correct = count_correct(&clean_logits, labels)?;
+        let total = match &perturbed {
+            None => clean_loss,
+            Some(y) => {
+                let adv_logits = model.forward_tail(y, cut, ForwardMode::new(BnMode::Train, BnBranch::Adv))?;
+                let adv_loss = candle_nn::loss::cross_entropy(&adv_logits, labels)?;
+                logs.adv_loss = Some(scalar(&adv_loss)?);
+                (clean_loss + adv_loss)?
+            }
+        };
+        logs.loss = scalar(&total)?;
+        if !logs.loss.is_finite() {
+            return Err(Error::invalid_data(format!(
+                "training diverged: loss is {} at epoch {epoch}, step {step}",
+                logs.loss
+            )));
+        }
+        let grads = total.backward()?;
+        self.optimizer.step(&grads, lr)?;
+        Ok(logs)
+    }
+}
+
+/// Number of rows whose arg-max equals the label.
+pub fn count_correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<usize> {
+    let predicted = logits.argmax(1)?;
+    let hits = predicted.eq(&labels.to_dtype(predicted.dtype())?)?;
+    Ok(hits.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
+}
+
+fn min_max(t: &Tensor) -> candle_core::Result<(f64, f64)> {
+    let v = t.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+    Ok(v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x))))
+}
