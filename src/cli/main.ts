@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// Entry point of the `advbn` command.
+import { packageInfo } from '../package-root.js';
+import { runDoctor } from './doctor.js';
+
+type Command = (args: readonly string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  doctor: { run: runDoctor, summary: 'check the native addon, list devices, run a tiny AdvBN step on each [--json]' },
+};
+
+// Planned commands: named here so users get a clear answer instead of "unknown command".
+// They are not implemented yet; each arrives with its own issue.
+const PLANNED: Record<string, string> = {
+  reproduce: 'reproduce the AdvBN results on embedded data',
+  corrupt: 'apply ImageNet-C style corruptions to images',
+  'fine-tune': 'fine-tune a model from the command line',
+};
+
+function usage(): string {
+  const lines = ['usage: advbn <command> [options]', '', 'commands:'];
+  for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${summary}`);
+  lines.push('', 'not available yet:');
+  for (const [name, summary] of Object.entries(PLANNED)) lines.push(`  ${name.padEnd(10)} ${summary}`);
+  lines.push('', 'options:', '  --help     show this help', '  --version  print the package version');
+  return lines.join('\n');
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage());
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    console.log(packageInfo().version);
+    return 0;
+  }
+  const known = COMMANDS[command];
+  if (known) return known.run(rest);
+  if (command in PLANNED) {
+    console.error(`advbn ${command}: not available yet in advbn ${packageInfo().version} (${PLANNED[command]}).`);
+    return 2;
+  }
+  console.error(`advbn: unknown command "${command}"\n\n${usage()}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,55 @@
+// What the native side can run on, and a quick end-to-end check of each device.
+import { callNative, callNativeSync } from './native.js';
+import { DEVICE_PATTERN, DEVICE_RULE, invalidOption } from './validation.js';
+
+/** Build information of the loaded native addon. */
+export interface NativeInfo {
+  /** Version of the native crate. */
+  version: string;
+  /** `'cpu'` or `'cuda'` build. */
+  variant: string;
+  /** Version of Candle it was built with. */
+  candleVersion: string;
+}
+
+/** A compute device. */
+export interface DeviceInfo {
+  /** Device string to pass as `device`: `'cpu'`, `'cuda:0'`, ... */
+  id: string;
+  /** `'cpu'` or `'cuda'`. */
+  kind: string;
+  /** Human-readable name. */
+  name: string;
+}
+
+/** Result of {@link selfCheck}. */
+export interface SelfCheckReport {
+  /** Device checked. */
+  device: string;
+  /** Whether the check passed. */
+  ok: boolean;
+  /** Clean loss of the tiny AdvBN step. */
+  cleanLoss: number;
+  /** Adversarial loss of the tiny AdvBN step. */
+  advLoss: number;
+  /** Duration in milliseconds. */
+  millis: number;
+  /** What was checked, or what went wrong. */
+  message: string;
+}
+
+/** Version and variant of the loaded native addon. */
+export function nativeInfo(): NativeInfo {
+  return callNativeSync((n) => n.nativeInfo());
+}
+
+/** Devices the loaded addon can use (always includes `'cpu'`). */
+export function listDevices(): DeviceInfo[] {
+  return callNativeSync((n) => n.listDevices());
+}
+
+/** Runs one tiny AdvBN training step on `device` and checks the losses are finite and sane. */
+export async function selfCheck(device = 'cpu'): Promise<SelfCheckReport> {
+  if (typeof device !== 'string' || !DEVICE_PATTERN.test(device)) throw invalidOption('selfCheck', 'device', device, DEVICE_RULE);
+  return callNative((n) => n.selfCheck(device));
+}

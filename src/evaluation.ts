@@ -1,0 +1,58 @@
+// Evaluation without perturbation, on either BatchNorm branch (the paper picks the branch per test set).
+import { assertFitsModel, resolveDataset, type DatasetInput } from './data/dataset.js';
+import type { BnBranch, Model } from './models.js';
+import { readBnBranch } from './models.js';
+import { callNative } from './native.js';
+import { DEVICE_PATTERN, DEVICE_RULE, OptionReader } from './validation.js';
+
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions {
+  /** BatchNorm branch; default `'clean'`. `'adv'` needs a model fine-tuned with AdvBN. */
+  bn?: BnBranch;
+  /** Samples per forward pass; default 256. */
+  batchSize?: number;
+  /** Device the batches are gathered on; default the model's device. */
+  device?: string;
+}
+
+/** Result of {@link evaluate}. */
+export interface EvaluationResult {
+  /** Mean cross-entropy. */
+  loss: number;
+  /** Top-1 accuracy in [0, 1]. */
+  accuracy: number;
+  /** Number of samples evaluated. */
+  count: number;
+  /** BatchNorm branch used. */
+  bn: BnBranch;
+}
+
+/** Mean loss and top-1 accuracy of `model` on `data`, in inference mode. */
+export async function evaluate(model: Model, data: DatasetInput, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+  return evaluateIn('evaluate', model, data, options);
+}
+
+/** @internal `evaluate` with the caller's name in error messages (fineTune's validation uses it). */
+export async function evaluateIn(context: string, model: Model, data: DatasetInput, options: EvaluateOptions): Promise<EvaluationResult> {
+  const native = model.nativeHandle(context);
+  const o = new OptionReader(context, options).rejectUnknown(['bn', 'batchSize', 'device']);
+  const bn = readBnBranch(o, model);
+  const batchSize = o.number('batchSize', 256, { integer: true, min: 1 });
+  const device = o.string('device', model.device, DEVICE_PATTERN, DEVICE_RULE);
+  const { dataset, owned } = resolveDataset(context, 'data', data, model.numClasses);
+  try {
+    assertFitsModel(context, 'data', dataset, model);
+    let lossSum = 0;
+    let correct = 0;
+    let count = 0;
+    for await (const batch of dataset.batches({ batchSize, device })) {
+      const stats = await callNative(() => native.evaluate(batch.handle, bn));
+      lossSum += stats.lossSum;
+      correct += stats.correct;
+      count += stats.count;
+    }
+    return { loss: lossSum / count, accuracy: correct / count, count, bn };
+  } finally {
+    if (owned) dataset.dispose();
+  }
+}

@@ -1,0 +1,231 @@
+// Model builders and the Model handle users hold.
+import type { NativeModel } from '../index.js';
+import { AdvbnError, DisposedError } from './errors.js';
+import { assertFitsModel, fromArrays, type Dataset } from './data/dataset.js';
+import { checkImages, type ImageArray } from './data/images.js';
+import { callNative } from './native.js';
+import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, SEED_RULE } from './validation.js';
+
+/** Options shared by every model builder. */
+export interface ModelOptions {
+  /** Number of output classes (required, >= 2). */
+  numClasses: number;
+  /** `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'` (CUDA when available, else CPU); default `'auto'`. */
+  device?: string;
+  /** Seed of the weight initialisation; default 0. */
+  seed?: number;
+  /** Channels of the input images; default 3. */
+  inChannels?: number;
+}
+
+/** Options of {@link smallResnet}. */
+export interface SmallResnetOptions extends ModelOptions {
+  /** Depth 6n+2 (8, 14, 20, 32, 44, 56); default 20. */
+  depth?: number;
+  /** Channels of the first stage (doubled at each of the three stages); default 16. */
+  width?: number;
+}
+
+/** Which BatchNorm branch a forward pass uses: the clean one or the adversarial one. */
+export type BnBranch = 'clean' | 'adv';
+
+/** Options of {@link Model.predict}. */
+export interface PredictOptions {
+  /** BatchNorm branch; default `'clean'`. `'adv'` needs a model fine-tuned with AdvBN. */
+  bn?: BnBranch;
+  /** Images per forward pass; default 256. */
+  batchSize?: number;
+  /** Per-channel mean applied to raw image arrays (as in {@link fromArrays}). */
+  mean?: number[];
+  /** Per-channel standard deviation applied to raw image arrays (as in {@link fromArrays}). */
+  std?: number[];
+}
+
+/** Result of {@link Model.predict}. */
+export interface Prediction {
+  /** Row-major logits, `[count, numClasses]`. */
+  logits: Float32Array;
+  /** Number of classes (the row length of `logits`). */
+  numClasses: number;
+  /** Arg-max class of each image. */
+  classes: Int32Array;
+}
+
+const trainingGuard = Symbol('advbn.training');
+
+/** An image classifier backed by native memory. Dispose it when done (or use `using`). */
+export class Model implements Disposable {
+  #native: NativeModel | null;
+  #training = false;
+  /** Architecture name, e.g. `'resnet18'` or `'small_resnet'`. */
+  readonly arch: string;
+  /** Number of output classes. */
+  readonly numClasses: number;
+  /** Number of residual stages (the valid range of a fine-tune `cut`). */
+  readonly numStages: number;
+  /** Channels of the input images. */
+  readonly inChannels: number;
+  /** Device the weights live on, e.g. `'cpu'` or `'cuda:0'`. */
+  readonly device: string;
+  /** Number of parameters. */
+  readonly parameterCount: number;
+
+  /** @internal Use a builder such as {@link smallResnet}. */
+  constructor(native: NativeModel) {
+    this.#native = native;
+    this.arch = native.arch;
+    this.numClasses = native.numClasses;
+    this.numStages = native.numStages;
+    this.inChannels = native.inChannels;
+    this.device = native.device;
+    this.parameterCount = native.parameterCount;
+  }
+
+  /** True once an AdvBN fine-tune has created the adversarial BatchNorm branch. */
+  get hasAdvBn(): boolean {
+    return this.#native !== null && this.#native.hasAdvBn;
+  }
+
+  /** True after {@link Model.dispose}. */
+  get isDisposed(): boolean {
+    return this.#native === null;
+  }
+
+  /** @internal The live native handle; throws {@link DisposedError} after dispose. */
+  nativeHandle(context: string): NativeModel {
+    if (!this.#native) throw new DisposedError(`${context}: the model was used after dispose()`);
+    return this.#native;
+  }
+
+  /**
+   * @internal Marks the model busy for the duration of a training run: a second concurrent
+   * fine-tune would interleave optimiser steps on the same weights.
+   */
+  [trainingGuard](context: string): () => void {
+    if (this.#training) {
+      throw new AdvbnError(`${context}: the model is already being trained; wait for the running fineTune to finish`, 'ADVBN_BUSY');
+    }
+    this.#training = true;
+    return () => {
+      this.#training = false;
+    };
+  }
+
+  /**
+   * Class scores for images. Accepts an image array (labels not needed) or a {@link Dataset}.
+   * Runs in inference mode with the chosen BatchNorm branch.
+   */
+  async predict(images: ImageArray | Dataset, options: PredictOptions = {}): Promise<Prediction> {
+    const context = 'predict';
+    const native = this.nativeHandle(context);
+    const o = new OptionReader(context, options).rejectUnknown(['bn', 'batchSize', 'mean', 'std']);
+    const bn = readBnBranch(o, this);
+    const batchSize = o.number('batchSize', 256, { integer: true, min: 1 });
+    const dataset = toPredictionDataset(context, images, this.numClasses, options);
+    try {
+      assertFitsModel(context, 'images', dataset.dataset, this);
+      const logits = new Float32Array(dataset.dataset.length * this.numClasses);
+      let offset = 0;
+      for await (const batch of dataset.dataset.batches({ batchSize, device: this.device })) {
+        const part = await callNative(() => native.predict(batch.handle, bn));
+        logits.set(part, offset);
+        offset += part.length;
+      }
+      return { logits, numClasses: this.numClasses, classes: argMaxRows(logits, this.numClasses) };
+    } finally {
+      if (dataset.owned) dataset.dataset.dispose();
+    }
+  }
+
+  /** Releases the model's native memory (idempotent). Later use rejects with {@link DisposedError}. */
+  dispose(): void {
+    this.#native?.dispose();
+    this.#native = null;
+  }
+
+  /** Same as {@link Model.dispose}, for `using`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** @internal Starts a training run on `model`; returns the function that ends it. */
+export function beginTraining(model: Model, context: string): () => void {
+  return model[trainingGuard](context);
+}
+
+/** @internal Reads the `bn` option and checks the adversarial branch exists when asked for. */
+export function readBnBranch(o: OptionReader, model: Model): BnBranch {
+  const bn = o.oneOf<BnBranch>('bn', ['clean', 'adv'], 'clean');
+  if (bn === 'adv' && !model.hasAdvBn) {
+    throw o.fail('bn', `"clean" for a model without adversarial BatchNorms (fine-tune it with method "advbn" first)`);
+  }
+  return bn;
+}
+
+function toPredictionDataset(context: string, images: ImageArray | Dataset, numClasses: number, options: PredictOptions) {
+  if (typeof (images as Dataset).batches === 'function') return { dataset: images as Dataset, owned: false };
+  const checked = checkImages(context, 'images', images);
+  // Labels are irrelevant for prediction; zeros keep the dataset valid.
+  const labels = new Int32Array(checked.count);
+  const normalisation = {
+    ...(options.mean !== undefined && { mean: options.mean }),
+    ...(options.std !== undefined && { std: options.std }),
+  };
+  return { dataset: fromArrays(images as ImageArray, labels, { numClasses, ...normalisation }), owned: true };
+}
+
+function argMaxRows(logits: Float32Array, width: number): Int32Array {
+  const rows = logits.length / width;
+  const classes = new Int32Array(rows);
+  for (let r = 0; r < rows; r += 1) {
+    let best = 0;
+    for (let c = 1; c < width; c += 1) if (logits[r * width + c]! > logits[r * width + best]!) best = c;
+    classes[r] = best;
+  }
+  return classes;
+}
+
+function readCommon(context: string, options: unknown, extra: readonly string[]) {
+  const o = new OptionReader(context, options).rejectUnknown(['numClasses', 'device', 'seed', 'inChannels', ...extra]);
+  return {
+    o,
+    config: {
+      numClasses: o.requiredNumber('numClasses', { integer: true, min: 2 }),
+      device: o.string('device', 'auto', DEVICE_PATTERN, DEVICE_RULE),
+      seed: o.number('seed', 0, SEED_RULE),
+      inChannels: o.number('inChannels', 3, { integer: true, min: 1 }),
+    },
+  };
+}
+
+async function build(config: Parameters<typeof createNative>[0]): Promise<Model> {
+  return new Model(await createNative(config));
+}
+
+function createNative(config: { arch: string; numClasses: number; device: string; seed: number; inChannels: number; depth?: number; width?: number }) {
+  return callNative((n) => n.createModel(config));
+}
+
+function imagenetResnet(arch: 'resnet18' | 'resnet34' | 'resnet50') {
+  return (options: ModelOptions): Promise<Model> => {
+    const { config } = readCommon(arch, options, []);
+    return build({ arch, ...config });
+  };
+}
+
+/** ResNet-18 (ImageNet layout, 4 stages), randomly initialised. */
+export const resnet18: (options: ModelOptions) => Promise<Model> = imagenetResnet('resnet18');
+/** ResNet-34 (ImageNet layout, 4 stages), randomly initialised. */
+export const resnet34: (options: ModelOptions) => Promise<Model> = imagenetResnet('resnet34');
+/** ResNet-50 (ImageNet layout, bottleneck blocks, 4 stages), randomly initialised. */
+export const resnet50: (options: ModelOptions) => Promise<Model> = imagenetResnet('resnet50');
+
+/** CIFAR-style ResNet of depth 6n+2 with 3 stages (He et al. 2016), for small images and tests. */
+export async function smallResnet(options: SmallResnetOptions): Promise<Model> {
+  const { o, config } = readCommon('smallResnet', options, ['depth', 'width']);
+  const depth = o.number('depth', 20, { integer: true, min: 8 });
+  if ((depth - 2) % 6 !== 0) throw o.fail('depth', 'of the form 6n+2 (8, 14, 20, 32, 44, 56, ...)');
+  const width = o.number('width', 16, { integer: true, min: 1 });
+  return build({ arch: 'small_resnet', ...config, depth, width });
+}

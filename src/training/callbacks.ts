@@ -1,0 +1,88 @@
+// Training hooks in the shape tfjs-layers users know: every hook is optional and may be async;
+// the loop awaits each one before going on, so a hook can throttle or inspect training.
+
+/** Logs passed to `onBatchBegin`. */
+export interface BatchBeginLogs {
+  /** 0-based batch index within the epoch. */
+  batch: number;
+  /** Samples in the batch. */
+  size: number;
+}
+
+/** Logs passed to `onBatchEnd`: the losses of one optimisation step. */
+export interface BatchLogs extends BatchBeginLogs {
+  /** Loss optimised: clean + adversarial for AdvBN, clean for ERM. */
+  loss: number;
+  /** Cross-entropy of the clean branch. */
+  cleanLoss: number;
+  /** Cross-entropy of the adversarial branch (AdvBN only). */
+  advLoss?: number;
+  /** Eval-mode loss on the worst-case features found by the attack (AdvBN only). */
+  attackLoss?: number;
+  /** Range of the mean scales alpha found by the attack (AdvBN only). */
+  alphaMin?: number;
+  /** See `alphaMin`. */
+  alphaMax?: number;
+  /** Range of the spread scales beta found by the attack (AdvBN only). */
+  betaMin?: number;
+  /** See `betaMin`. */
+  betaMax?: number;
+  /** Accuracy of the clean branch on this batch. */
+  accuracy: number;
+  /** Learning rate used for this step. */
+  lr: number;
+}
+
+/** Logs of one epoch: sample-weighted means over its batches. */
+export interface EpochLogs {
+  /** Mean loss optimised. */
+  loss: number;
+  /** Mean clean cross-entropy. */
+  cleanLoss: number;
+  /** Mean adversarial cross-entropy (AdvBN only). */
+  advLoss?: number;
+  /** Mean eval-mode loss on the attack's worst case (AdvBN only). */
+  attackLoss?: number;
+  /** Training accuracy of the clean branch. */
+  accuracy: number;
+  /** Learning rate at the start of the epoch. */
+  lr: number;
+  /** Wall-clock time of the epoch, validation included. */
+  timeMs: number;
+  /** Validation loss (clean BatchNorms), when `validationData` is given. */
+  valLoss?: number;
+  /** Validation accuracy (clean BatchNorms), when `validationData` is given. */
+  valAccuracy?: number;
+}
+
+/** Logs passed to `onEpochBegin`. */
+export interface EpochBeginLogs {
+  /** Learning rate at the start of the epoch. */
+  lr: number;
+}
+
+/** Training hooks; each is optional and may return a promise, which is awaited. */
+export interface Callback {
+  /** Before the first epoch. */
+  onTrainBegin?(logs: { epochs: number; stepsPerEpoch: number; samples: number }): void | Promise<void>;
+  /** Before each epoch (0-based). */
+  onEpochBegin?(epoch: number, logs: EpochBeginLogs): void | Promise<void>;
+  /** Before each batch (0-based within the epoch). */
+  onBatchBegin?(batch: number, logs: BatchBeginLogs): void | Promise<void>;
+  /** After each optimisation step. */
+  onBatchEnd?(batch: number, logs: BatchLogs): void | Promise<void>;
+  /** After each epoch, with its aggregated logs. */
+  onEpochEnd?(epoch: number, logs: EpochLogs): void | Promise<void>;
+  /** After the last epoch, with the last epoch's logs. */
+  onTrainEnd?(logs: EpochLogs | undefined): void | Promise<void>;
+}
+
+type HookArgs<K extends keyof Callback> = Parameters<NonNullable<Callback[K]>>;
+
+/** Calls one hook on every callback, in order, awaiting each. */
+export async function runHook<K extends keyof Callback>(callbacks: readonly Callback[], hook: K, ...args: HookArgs<K>): Promise<void> {
+  for (const callback of callbacks) {
+    const fn = callback[hook] as ((...a: HookArgs<K>) => void | Promise<void>) | undefined;
+    if (fn) await fn.apply(callback, args);
+  }
+}

@@ -1,0 +1,193 @@
+// The training loop: per epoch, per batch, one awaited native step. The native step runs off the
+// JS thread, so timers, I/O and callbacks keep running while a model trains.
+import type { NativeTrainer, StepLogs } from '../../index.js';
+import { assertFitsModel, resolveDataset, type Dataset, type ResolvedDataset } from '../data/dataset.js';
+import { AbortError } from '../errors.js';
+import { evaluateIn } from '../evaluation.js';
+import { beginTraining, type Model } from '../models.js';
+import { callNative, callNativeSync } from '../native.js';
+import { runHook, type BatchLogs, type EpochLogs } from './callbacks.js';
+import { resolveFineTuneOptions, type FineTuneOptions, type ResolvedFineTune } from './options.js';
+
+/** Per-epoch series of a training run (tfjs-style). */
+export interface HistoryRecord {
+  /** Mean loss optimised per epoch. */
+  loss: number[];
+  /** Mean clean cross-entropy per epoch. */
+  cleanLoss: number[];
+  /** Mean adversarial cross-entropy per epoch (AdvBN only). */
+  advLoss?: number[];
+  /** Mean attack loss per epoch (AdvBN only). */
+  attackLoss?: number[];
+  /** Clean training accuracy per epoch. */
+  accuracy: number[];
+  /** Learning rate at each epoch's start. */
+  lr: number[];
+  /** Wall-clock milliseconds per epoch. */
+  timeMs: number[];
+  /** Validation loss per epoch (with `validationData`). */
+  valLoss?: number[];
+  /** Validation accuracy per epoch (with `validationData`). */
+  valAccuracy?: number[];
+}
+
+/** Settings the run actually used (after defaults). */
+export interface HistoryParams {
+  /** `'advbn'` or `'erm'`. */
+  method: string;
+  /** Stage after which the network was split. */
+  cut: number;
+  /** Epochs run. */
+  epochs: number;
+  /** Samples per step. */
+  batchSize: number;
+  /** Steps per epoch. */
+  stepsPerEpoch: number;
+  /** Training samples. */
+  samples: number;
+  /** Optimiser kind. */
+  optimizer: string;
+  /** Base learning rate. */
+  lr: number;
+  /** Schedule kind. */
+  schedule: string;
+  /** Seed. */
+  seed: number;
+}
+
+/** What {@link fineTune} resolves to. */
+export interface History {
+  /** 0-based epoch numbers, one per entry of each series. */
+  epochs: number[];
+  /** Per-epoch series. */
+  history: HistoryRecord;
+  /** Settings used. */
+  params: HistoryParams;
+}
+
+const CONTEXT = 'fineTune';
+
+/**
+ * Fine-tunes `model` in place with AdvBN (default) or plain ERM and resolves with the per-epoch
+ * history. The encoder up to `cut` is frozen; with AdvBN the tail's BatchNorms get an adversarial
+ * twin trained on worst-case feature-statistics perturbations.
+ */
+export async function fineTune(model: Model, options: FineTuneOptions): Promise<History> {
+  const nativeModel = model.nativeHandle(CONTEXT);
+  const resolved = resolveFineTuneOptions(options, model);
+  const endTraining = beginTraining(model, CONTEXT);
+  const owned: ResolvedDataset[] = [];
+  try {
+    const train = resolveDataset(CONTEXT, 'data', options.data, model.numClasses);
+    owned.push(train);
+    assertFitsModel(CONTEXT, 'data', train.dataset, model);
+    const validation = options.validationData === undefined ? undefined : resolveDataset(CONTEXT, 'validationData', options.validationData, model.numClasses);
+    if (validation) {
+      owned.push(validation);
+      assertFitsModel(CONTEXT, 'validationData', validation.dataset, model);
+    }
+    const stepsPerEpoch = Math.ceil(train.dataset.length / resolved.batchSize);
+    const trainer = callNativeSync((n) => new n.NativeTrainer(nativeModel, { ...resolved.trainer, stepsPerEpoch }));
+    return await trainLoop(model, trainer, train.dataset, validation?.dataset, resolved, stepsPerEpoch);
+  } finally {
+    for (const { dataset, owned: mine } of owned) if (mine) dataset.dispose();
+    endTraining();
+  }
+}
+
+async function trainLoop(
+  model: Model,
+  trainer: NativeTrainer,
+  data: Dataset,
+  validation: Dataset | undefined,
+  resolved: ResolvedFineTune,
+  stepsPerEpoch: number,
+): Promise<History> {
+  const { trainer: config, callbacks, signal } = resolved;
+  const history: History = {
+    epochs: [],
+    history: { loss: [], cleanLoss: [], accuracy: [], lr: [], timeMs: [] },
+    params: {
+      method: config.method, cut: config.cut, epochs: config.epochs, batchSize: resolved.batchSize, stepsPerEpoch,
+      samples: data.length, optimizer: config.optimizer, lr: config.lr, schedule: config.schedule, seed: config.seed,
+    },
+  };
+  let last: EpochLogs | undefined;
+  throwIfAborted(signal);
+  await runHook(callbacks, 'onTrainBegin', { epochs: config.epochs, stepsPerEpoch, samples: data.length });
+  for (let epoch = 0; epoch < config.epochs; epoch += 1) {
+    const started = performance.now();
+    const lr = callNativeSync(() => trainer.learningRate(epoch, 0));
+    await runHook(callbacks, 'onEpochBegin', epoch, { lr });
+    const totals = new EpochTotals();
+    const batches = data.batches({ batchSize: resolved.batchSize, shuffle: resolved.shuffle, seed: config.seed, epoch, device: model.device });
+    for await (const batch of batches) {
+      throwIfAborted(signal);
+      await runHook(callbacks, 'onBatchBegin', batch.index, { batch: batch.index, size: batch.size });
+      const step = await callNative(() => trainer.step(batch.handle, epoch, batch.index));
+      totals.add(step);
+      await runHook(callbacks, 'onBatchEnd', batch.index, batchLogs(batch.index, step));
+    }
+    last = totals.epochLogs(lr);
+    if (validation) {
+      throwIfAborted(signal);
+      const result = await evaluateIn(CONTEXT, model, validation, { bn: 'clean' });
+      last.valLoss = result.loss;
+      last.valAccuracy = result.accuracy;
+    }
+    last.timeMs = performance.now() - started;
+    record(history, epoch, last);
+    await runHook(callbacks, 'onEpochEnd', epoch, last);
+  }
+  await runHook(callbacks, 'onTrainEnd', last);
+  return history;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError('fineTune was aborted', { cause: signal.reason });
+}
+
+function batchLogs(batch: number, step: StepLogs): BatchLogs {
+  const { correct, count, attackCleanLoss: _unused, ...losses } = step;
+  return { batch, size: count, ...losses, accuracy: correct / count };
+}
+
+/** Sample-weighted sums of one epoch's step logs. */
+class EpochTotals {
+  private count = 0;
+  private correct = 0;
+  private loss = 0;
+  private cleanLoss = 0;
+  private advLoss: number | undefined;
+  private attackLoss: number | undefined;
+
+  add(step: StepLogs): void {
+    this.count += step.count;
+    this.correct += step.correct;
+    this.loss += step.loss * step.count;
+    this.cleanLoss += step.cleanLoss * step.count;
+    if (step.advLoss !== undefined) this.advLoss = (this.advLoss ?? 0) + step.advLoss * step.count;
+    if (step.attackLoss !== undefined) this.attackLoss = (this.attackLoss ?? 0) + step.attackLoss * step.count;
+  }
+
+  epochLogs(lr: number): EpochLogs {
+    const n = this.count;
+    return {
+      loss: this.loss / n,
+      cleanLoss: this.cleanLoss / n,
+      ...(this.advLoss !== undefined && { advLoss: this.advLoss / n }),
+      ...(this.attackLoss !== undefined && { attackLoss: this.attackLoss / n }),
+      accuracy: this.correct / n,
+      lr,
+      timeMs: 0,
+    };
+  }
+}
+
+function record(history: History, epoch: number, logs: EpochLogs): void {
+  history.epochs.push(epoch);
+  const series = history.history as unknown as Record<string, number[] | undefined>;
+  for (const [key, value] of Object.entries(logs)) {
+    if (typeof value === 'number') (series[key] ??= []).push(value);
+  }
+}

@@ -1,0 +1,218 @@
+// fineTune options: public types, defaults (from the AdvBN paper's recipe) and validation.
+import type { TrainerConfig } from '../../index.js';
+import type { DatasetInput } from '../data/dataset.js';
+import type { Model } from '../models.js';
+import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
+import type { Callback } from './callbacks.js';
+
+/** SGD with momentum and L2 weight decay: the paper's optimiser. */
+export interface SgdOptions {
+  /** Optimiser kind; default `'sgd'`. */
+  type?: 'sgd';
+  /** Learning rate; default 1e-3. */
+  lr?: number;
+  /** Momentum; default 0.9. */
+  momentum?: number;
+  /** L2 weight decay; default 1e-4. */
+  weightDecay?: number;
+  /** Nesterov momentum; default `false`. */
+  nesterov?: boolean;
+}
+
+/** AdamW (decoupled weight decay). */
+export interface AdamWOptions {
+  /** Optimiser kind. */
+  type: 'adamw';
+  /** Learning rate; default 1e-3. */
+  lr?: number;
+  /** First-moment decay; default 0.9. */
+  beta1?: number;
+  /** Second-moment decay; default 0.999. */
+  beta2?: number;
+  /** Denominator epsilon; default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay; default 1e-2. */
+  weightDecay?: number;
+}
+
+/** Optimiser choice. */
+export type OptimizerOptions = SgdOptions | AdamWOptions;
+
+/** Multiply the learning rate by `gamma` at each milestone epoch (the paper: x0.1 after epoch 10 of 20). */
+export interface StepScheduleOptions {
+  /** Schedule kind. */
+  type: 'step';
+  /** 0-based epochs from which the rate is multiplied by `gamma`; default `[floor(epochs / 2)]`. */
+  milestones?: number[];
+  /** Factor per milestone; default 0.1. */
+  gamma?: number;
+}
+
+/** Cosine decay from the base rate to `minLr`, after an optional linear warm-up. */
+export interface CosineScheduleOptions {
+  /** Schedule kind. */
+  type: 'cosine';
+  /** Final learning rate; default 0. */
+  minLr?: number;
+  /** Epochs of linear warm-up; default 0. */
+  warmupEpochs?: number;
+}
+
+/** A constant learning rate. */
+export interface ConstantScheduleOptions {
+  /** Schedule kind. */
+  type: 'constant';
+}
+
+/** Learning-rate schedule. */
+export type ScheduleOptions = StepScheduleOptions | CosineScheduleOptions | ConstantScheduleOptions;
+
+/** The AdvBN inner maximisation (sign gradient ascent on the feature-statistics scales). */
+export interface AdvbnAttackOptions {
+  /** Ascent steps K; default 6. 0 means no attack (alpha = beta = 1). */
+  steps?: number;
+  /** Step size of each sign step; default 0.2. */
+  stepSize?: number;
+  /** Half-width of the box: alpha and beta stay in [1 - epsilon, 1 + epsilon]; default 1.1. */
+  epsilon?: number;
+  /** Clamp perturbed features at 0; `'auto'` (default) clamps when the cut follows a ReLU (ResNets). */
+  reluClamp?: 'auto' | boolean;
+}
+
+/** Options of {@link fineTune}. */
+export interface FineTuneOptions {
+  /** Training data: a Dataset or `{ images, labels }`. */
+  data: DatasetInput;
+  /** `'advbn'` (default) or `'erm'` (plain fine-tuning, the baseline). */
+  method?: 'advbn' | 'erm';
+  /** Stage after which the network is split (encoder frozen); default 1. advbn: 1..numStages, erm: 0..numStages. */
+  cut?: number;
+  /** Passes over the data; default 20. */
+  epochs?: number;
+  /** Samples per step; default 64. */
+  batchSize?: number;
+  /** Shuffle every epoch (seeded); default `true`. */
+  shuffle?: boolean;
+  /** Seed of the shuffling and the attack; default 0. */
+  seed?: number;
+  /** Optimiser; default SGD lr 1e-3, momentum 0.9, weight decay 1e-4. */
+  optimizer?: OptimizerOptions;
+  /** Shorthand for `optimizer.lr`. */
+  lr?: number;
+  /** Learning-rate schedule; default step schedule, x0.1 at `floor(epochs / 2)`. */
+  schedule?: ScheduleOptions;
+  /** AdvBN attack settings (method `'advbn'` only). */
+  advbn?: AdvbnAttackOptions;
+  /** Hooks called during training, in order. */
+  callbacks?: Callback | Callback[];
+  /** Cancels training before the next batch; rejects with {@link AbortError}. */
+  signal?: AbortSignal;
+  /** Evaluated at each epoch end with the clean BatchNorms: adds `valLoss` and `valAccuracy` to the logs. */
+  validationData?: DatasetInput;
+}
+
+/** Validated options, ready for the training loop. `stepsPerEpoch` is filled in once the data is known. */
+export interface ResolvedFineTune {
+  trainer: Omit<TrainerConfig, 'stepsPerEpoch'>;
+  batchSize: number;
+  shuffle: boolean;
+  callbacks: Callback[];
+  signal: AbortSignal | undefined;
+}
+
+const CONTEXT = 'fineTune';
+const CALLBACK_HOOKS = ['onTrainBegin', 'onEpochBegin', 'onBatchBegin', 'onBatchEnd', 'onEpochEnd', 'onTrainEnd'] as const;
+
+export function resolveFineTuneOptions(options: unknown, model: Model): ResolvedFineTune {
+  const o = new OptionReader(CONTEXT, options).rejectUnknown([
+    'data', 'method', 'cut', 'epochs', 'batchSize', 'shuffle', 'seed', 'optimizer', 'lr',
+    'schedule', 'advbn', 'callbacks', 'signal', 'validationData',
+  ]);
+  if (!o.has('data')) throw o.fail('data', 'a Dataset or an object { images, labels }');
+  const method = o.oneOf('method', ['advbn', 'erm'] as const, 'advbn');
+  const minCut = method === 'advbn' ? 1 : 0;
+  const cut = o.number('cut', 1, { integer: true, min: minCut, max: model.numStages });
+  const epochs = o.number('epochs', 20, { integer: true, min: 1 });
+  const batchSize = o.number('batchSize', 64, { integer: true, min: 1 });
+  const shuffle = o.boolean('shuffle', true);
+  const seed = o.number('seed', 0, SEED_RULE);
+  return {
+    trainer: { method, cut, epochs, seed, ...readOptimizer(o), ...readSchedule(o, epochs), ...readAttack(o) },
+    batchSize,
+    shuffle,
+    callbacks: readCallbacks(o),
+    signal: readSignal(o),
+  };
+}
+
+function readOptimizer(o: OptionReader) {
+  const opt = o.nested('optimizer');
+  const type = opt.oneOf('type', ['sgd', 'adamw'] as const, 'sgd');
+  opt.rejectUnknown(type === 'sgd' ? ['type', 'lr', 'momentum', 'weightDecay', 'nesterov'] : ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
+  if (o.has('lr') && opt.has('lr')) throw o.fail('lr', 'omitted when optimizer.lr is given (they are the same setting)');
+  const lr = o.has('lr') ? o.number('lr', 1e-3, { positive: true }) : opt.number('lr', 1e-3, { positive: true });
+  const unit = { min: 0, max: 0.999999 };
+  return {
+    optimizer: type,
+    lr,
+    momentum: type === 'sgd' ? opt.number('momentum', 0.9, unit) : 0,
+    nesterov: type === 'sgd' ? opt.boolean('nesterov', false) : false,
+    weightDecay: opt.number('weightDecay', type === 'sgd' ? 1e-4 : 1e-2, { min: 0 }),
+    beta1: type === 'adamw' ? opt.number('beta1', 0.9, unit) : 0.9,
+    beta2: type === 'adamw' ? opt.number('beta2', 0.999, unit) : 0.999,
+    adamEps: type === 'adamw' ? opt.number('eps', 1e-8, { positive: true }) : 1e-8,
+  };
+}
+
+function readSchedule(o: OptionReader, epochs: number) {
+  const s = o.nested('schedule');
+  const type = s.oneOf('type', ['step', 'cosine', 'constant'] as const, 'step');
+  const known = { step: ['type', 'milestones', 'gamma'], cosine: ['type', 'minLr', 'warmupEpochs'], constant: ['type'] } as const;
+  s.rejectUnknown(known[type]);
+  const half = Math.floor(epochs / 2);
+  const milestones = s.numberArray('milestones', half >= 1 ? [half] : [], { integer: true, min: 1 });
+  if (milestones.some((m, i) => i > 0 && m <= milestones[i - 1]!)) throw s.fail('milestones', 'strictly increasing');
+  return {
+    schedule: type,
+    milestones: type === 'step' ? milestones : [],
+    gamma: s.number('gamma', 0.1, { positive: true }),
+    minLr: s.number('minLr', 0, { min: 0 }),
+    warmupEpochs: s.number('warmupEpochs', 0, { integer: true, min: 0, max: epochs }),
+  };
+}
+
+function readAttack(o: OptionReader) {
+  const a = o.nested('advbn').rejectUnknown(['steps', 'stepSize', 'epsilon', 'reluClamp']);
+  const reluClamp = a.values.reluClamp;
+  if (reluClamp !== undefined && reluClamp !== 'auto' && typeof reluClamp !== 'boolean') throw a.fail('reluClamp', '"auto", true or false');
+  return {
+    advSteps: a.number('steps', 6, { integer: true, min: 0 }),
+    advStepSize: a.number('stepSize', 0.2, { min: 0 }),
+    advEpsilon: a.number('epsilon', 1.1, { positive: true }),
+    ...(typeof reluClamp === 'boolean' && { reluClamp }),
+  };
+}
+
+function readCallbacks(o: OptionReader): Callback[] {
+  const value = o.values.callbacks;
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  for (const [i, callback] of list.entries()) {
+    const name = Array.isArray(value) ? `callbacks[${i}]` : 'callbacks';
+    if (typeof callback !== 'object' || callback === null) throw invalidOption(CONTEXT, name, callback, 'an object of hooks');
+    for (const hook of CALLBACK_HOOKS) {
+      const fn = (callback as Record<string, unknown>)[hook];
+      if (fn !== undefined && typeof fn !== 'function') {
+        throw invalidOption(CONTEXT, `${name}.${hook}`, fn, 'a function');
+      }
+    }
+  }
+  return list as Callback[];
+}
+
+function readSignal(o: OptionReader): AbortSignal | undefined {
+  const value = o.values.signal;
+  if (value === undefined) return undefined;
+  if (!(value instanceof AbortSignal)) throw o.fail('signal', 'an AbortSignal');
+  return value;
+}
