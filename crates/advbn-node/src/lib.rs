@@ -1,3 +1,10 @@
-use napi_derive::napi;
-#[napi]
-pub fn native_version() -> String { env!("CARGO_PKG_VERSION").to_string() }
+//! advbn-node: the thin napi-rs binding of advbn-core. It converts types, runs heavy work as
+//! async tasks on one compute thread, and maps errors; all logic lives in the core crate.
+
+mod batch;
+mod dataset;
+mod errors;
+mod executor;
+mod info;
+mod model;
+mod trainer;

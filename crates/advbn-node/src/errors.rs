@@ -1,0 +1,48 @@
+//! The one place core errors become JavaScript errors. Messages start with a stable code
+//! (`[ADVBN_INVALID_OPTION option=lr] ...`) that the TypeScript layer turns into typed errors.
+
+use std::any::Any;
+
+use advbn_core::Error;
+
+pub fn to_napi(error: Error) -> napi::Error {
+    let head = match error.option() {
+        Some(option) => format!("[{} option={option}]", error.code()),
+        None => format!("[{}]", error.code()),
+    };
+    napi::Error::from_reason(format!("{head} {error}"))
+}
+
+pub fn candle_to_napi(error: candle_core::Error) -> napi::Error {
+    to_napi(Error::Candle(error))
+}
+
+pub fn disposed(what: &str) -> napi::Error {
+    napi::Error::from_reason(format!("[ADVBN_DISPOSED] this {what} was disposed and can no longer be used"))
+}
+
+/// A Rust panic caught at the boundary: reported, never allowed to abort Node.
+pub fn panic_to_napi(payload: Box<dyn Any + Send>) -> napi::Error {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_string());
+    napi::Error::from_reason(format!("[ADVBN_PANIC] native code panicked: {text}"))
+}
+
+pub trait IntoNapi<T> {
+    fn into_napi(self) -> napi::Result<T>;
+}
+
+impl<T> IntoNapi<T> for advbn_core::Result<T> {
+    fn into_napi(self) -> napi::Result<T> {
+        self.map_err(to_napi)
+    }
+}
+
+impl<T> IntoNapi<T> for candle_core::Result<T> {
+    fn into_napi(self) -> napi::Result<T> {
+        self.map_err(candle_to_napi)
+    }
+}

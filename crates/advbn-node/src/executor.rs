@@ -1,0 +1,42 @@
+//! All native compute runs on ONE dedicated thread. Candle's CUDA device works on a per-thread
+//! stream, and napi tasks run on libuv's pool threads: funnelling every job through one thread
+//! avoids cross-stream races and keeps the device state in one place. Panics are caught here.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, sync_channel, Sender};
+use std::sync::{Mutex, OnceLock};
+
+use crate::errors::panic_to_napi;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn sender() -> &'static Mutex<Sender<Job>> {
+    static SENDER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        std::thread::Builder::new()
+            .name("advbn-compute".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("spawn the advbn compute thread");
+        Mutex::new(tx)
+    })
+}
+
+/// Runs `job` on the compute thread and waits for its result (called from napi task threads).
+pub fn run<T: Send + 'static>(job: impl FnOnce() -> napi::Result<T> + Send + 'static) -> napi::Result<T> {
+    let (done_tx, done_rx) = sync_channel(1);
+    let wrapped: Job = Box::new(move || {
+        let result = catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)));
+        let _ = done_tx.send(result);
+    });
+    sender()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(wrapped)
+        .map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread is gone"))?;
+    done_rx.recv().map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread dropped a job"))?
+}

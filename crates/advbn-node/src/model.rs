@@ -1,0 +1,202 @@
+//! `NativeModel`: a ResNet owned by Rust, used from JavaScript through async tasks.
+
+use std::sync::{Arc, RwLock};
+
+use advbn_core::device::{device_id, parse_device};
+use advbn_core::eval::{evaluate_batch, predict};
+use advbn_core::models::{Arch, ModelConfig as CoreModelConfig, ResNet};
+use advbn_core::nn::BnBranch;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::batch::{NativeBatch, SharedBatch};
+use crate::errors::{disposed, IntoNapi};
+use crate::executor;
+
+pub type SharedModel = Arc<RwLock<Option<ResNet>>>;
+
+#[napi(object)]
+pub struct ModelConfig {
+  pub arch: String,
+  pub num_classes: u32,
+  pub device: String,
+  pub seed: f64,
+  pub in_channels: Option<u32>,
+  pub depth: Option<u32>,
+  pub width: Option<u32>,
+}
+
+#[napi(object)]
+pub struct EvalStats {
+  pub loss_sum: f64,
+  pub correct: u32,
+  pub count: u32,
+}
+
+#[napi]
+pub struct NativeModel {
+  pub(crate) inner: SharedModel,
+  arch: String,
+  device: String,
+}
+
+/// Runs `f` with the model, failing cleanly if it was disposed.
+pub(crate) fn with_model<T>(model: &SharedModel, f: impl FnOnce(&ResNet) -> Result<T>) -> Result<T> {
+  let guard = model.read().unwrap_or_else(|e| e.into_inner());
+  match guard.as_ref() {
+    Some(m) => f(m),
+    None => Err(disposed("model")),
+  }
+}
+
+#[napi]
+impl NativeModel {
+  #[napi(getter)]
+  pub fn arch(&self) -> String {
+    self.arch.clone()
+  }
+
+  #[napi(getter)]
+  pub fn device(&self) -> String {
+    self.device.clone()
+  }
+
+  #[napi(getter)]
+  pub fn num_classes(&self) -> Result<u32> {
+    with_model(&self.inner, |m| Ok(m.num_classes() as u32))
+  }
+
+  #[napi(getter)]
+  pub fn num_stages(&self) -> Result<u32> {
+    with_model(&self.inner, |m| Ok(m.num_stages() as u32))
+  }
+
+  #[napi(getter)]
+  pub fn in_channels(&self) -> Result<u32> {
+    with_model(&self.inner, |m| Ok(m.config().in_channels as u32))
+  }
+
+  #[napi(getter)]
+  pub fn has_adv_bn(&self) -> Result<bool> {
+    with_model(&self.inner, |m| Ok(m.has_adv_bn()))
+  }
+
+  #[napi(getter)]
+  pub fn parameter_count(&self) -> Result<f64> {
+    with_model(&self.inner, |m| Ok(m.params().parameter_count() as f64))
+  }
+
+  #[napi(getter)]
+  pub fn disposed(&self) -> bool {
+    self.inner.read().unwrap_or_else(|e| e.into_inner()).is_none()
+  }
+
+  /// Logits, row-major [batch.size, numClasses].
+  #[napi(ts_return_type = "Promise<Float32Array>")]
+  pub fn predict(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<PredictTask>> {
+    let branch = BnBranch::parse(&bn).into_napi()?;
+    Ok(AsyncTask::new(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch }))
+  }
+
+  #[napi(ts_return_type = "Promise<EvalStats>")]
+  pub fn evaluate(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<EvaluateTask>> {
+    let branch = BnBranch::parse(&bn).into_napi()?;
+    Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch }))
+  }
+
+  /// Frees the weights now instead of at garbage collection.
+  #[napi]
+  pub fn dispose(&self) {
+    self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
+  }
+}
+
+pub struct CreateModelTask {
+  config: CoreModelConfig,
+  device: String,
+}
+
+impl Task for CreateModelTask {
+  type Output = ResNet;
+  type JsValue = NativeModel;
+
+  fn compute(&mut self) -> Result<ResNet> {
+    let (config, device) = (self.config.clone(), self.device.clone());
+    executor::run(move || {
+      let device = parse_device(&device).into_napi()?;
+      ResNet::new(config, &device).into_napi()
+    })
+  }
+
+  fn resolve(&mut self, _env: Env, model: ResNet) -> Result<NativeModel> {
+    Ok(NativeModel {
+      arch: model.config().arch.name(),
+      device: device_id(model.device()),
+      inner: Arc::new(RwLock::new(Some(model))),
+    })
+  }
+}
+
+#[napi(ts_return_type = "Promise<NativeModel>")]
+pub fn create_model(config: ModelConfig) -> Result<AsyncTask<CreateModelTask>> {
+  let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize)).into_napi()?;
+  if !(config.seed.is_finite() && config.seed >= 0.0 && config.seed.fract() == 0.0) {
+    return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("seed", config.seed, "must be a non-negative integer")));
+  }
+  let core = CoreModelConfig {
+    arch,
+    num_classes: config.num_classes as usize,
+    in_channels: config.in_channels.unwrap_or(3) as usize,
+    seed: config.seed as u64,
+    dtype: candle_core::DType::F32,
+  };
+  core.validate().into_napi()?;
+  Ok(AsyncTask::new(CreateModelTask { config: core, device: config.device }))
+}
+
+pub struct PredictTask {
+  model: SharedModel,
+  batch: SharedBatch,
+  branch: BnBranch,
+}
+
+impl Task for PredictTask {
+  type Output = Vec<f32>;
+  type JsValue = Float32Array;
+
+  fn compute(&mut self) -> Result<Vec<f32>> {
+    let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
+    executor::run(move || {
+      let (images, _) = batch.tensors()?;
+      with_model(&model, |m| predict(m, &images, branch).and_then(|l| Ok(l.flatten_all()?.to_vec1::<f32>()?)).into_napi())
+    })
+  }
+
+  fn resolve(&mut self, _env: Env, logits: Vec<f32>) -> Result<Float32Array> {
+    Ok(Float32Array::new(logits))
+  }
+}
+
+pub struct EvaluateTask {
+  model: SharedModel,
+  batch: SharedBatch,
+  branch: BnBranch,
+}
+
+impl Task for EvaluateTask {
+  type Output = EvalStats;
+  type JsValue = EvalStats;
+
+  fn compute(&mut self) -> Result<EvalStats> {
+    let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
+    executor::run(move || {
+      let (images, labels) = batch.tensors()?;
+      let stats = with_model(&model, |m| evaluate_batch(m, &images, &labels, branch).into_napi())?;
+      Ok(EvalStats { loss_sum: stats.loss_sum, correct: stats.correct as u32, count: stats.count as u32 })
+    })
+  }
+
+  fn resolve(&mut self, _env: Env, stats: EvalStats) -> Result<EvalStats> {
+    Ok(stats)
+  }
+}
