@@ -1,0 +1,72 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url);
+const cli = new URL('dist/cli/main.js', root).pathname;
+const version = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version;
+
+function advbn(...args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+}
+
+describe('advbn CLI', () => {
+  it('doctor --json exits 0 with every device check ok', () => {
+    const result = advbn('doctor', '--json');
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      ok: boolean;
+      package: { name: string; version: string };
+      native: { version: string; variant: string };
+      load: { ok: boolean; path: string; reason: string; attempts: unknown[] };
+      devices: Array<{ id: string }>;
+      checks: Array<{ device: string; ok: boolean; cleanLoss: number; advLoss: number }>;
+    };
+    expect(report.ok).toBe(true);
+    expect(report.package).toEqual({ name: 'advbn', version });
+    expect(report.load.ok).toBe(true);
+    expect(report.devices.map((d) => d.id)).toContain('cpu');
+    expect(report.checks).toHaveLength(report.devices.length);
+    for (const check of report.checks) {
+      expect(check.ok).toBe(true);
+      expect(Number.isFinite(check.cleanLoss) && Number.isFinite(check.advLoss)).toBe(true);
+    }
+  });
+
+  it('doctor prints a human report', () => {
+    const result = advbn('doctor');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('self-checks:');
+    expect(result.stdout).toContain('all checks passed');
+  });
+
+  it('doctor exits 1 and says why when the addon cannot be loaded', () => {
+    const result = spawnSync(process.execPath, [cli, 'doctor', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, ADVBN_NATIVE_PATH: '/nonexistent/advbn.node' },
+    });
+    expect(result.status).toBe(1);
+    const report = JSON.parse(result.stdout) as { ok: boolean; error: string; load: { attempts: Array<{ error: string }> } };
+    expect(report.ok).toBe(false);
+    expect(report.error).toContain('ADVBN_NATIVE_PATH');
+    expect(report.load.attempts[0]?.error).toBe('not found');
+  });
+
+  it('prints the version and help', () => {
+    expect(advbn('--version').stdout.trim()).toBe(version);
+    const help = advbn('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('doctor');
+  });
+
+  it('exits 2 with usage for an unknown command, and says planned commands are not available yet', () => {
+    const unknown = advbn('frobnicate');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    expect(unknown.stderr).toContain('usage: advbn');
+    const planned = advbn('reproduce');
+    expect(planned.status).toBe(2);
+    expect(planned.stderr).toContain('not available yet');
+  });
+});

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { AbortError, evaluate, fineTune, fromArrays, type BatchLogs, type EpochLogs, type History } from '../src/index.js';
+import { rejection, separableData, tinyModel } from './helpers.js';
+
+const train = separableData(64, 1);
+const validation = separableData(32, 2);
+
+/** History without wall-clock times, which legitimately differ between runs. */
+function withoutTimes(history: History) {
+  const { timeMs: _timeMs, ...series } = history.history;
+  return { epochs: history.epochs, series, params: history.params };
+}
+
+describe('fineTune with AdvBN', () => {
+  it('lowers the loss, reports finite clean and adversarial losses, and creates the adv BN branch', async () => {
+    using model = await tinyModel();
+    expect(model.hasAdvBn).toBe(false);
+    const history = await fineTune(model, {
+      data: train,
+      epochs: 4,
+      batchSize: 16,
+      lr: 0.05,
+      cut: 1,
+      validationData: validation,
+    });
+    const { loss, cleanLoss, advLoss, attackLoss, accuracy, lr, timeMs, valLoss, valAccuracy } = history.history;
+    expect(history.epochs).toEqual([0, 1, 2, 3]);
+    for (const series of [loss, cleanLoss, advLoss!, attackLoss!, accuracy, lr, timeMs, valLoss!, valAccuracy!]) {
+      expect(series).toHaveLength(4);
+      for (const value of series) expect(Number.isFinite(value)).toBe(true);
+    }
+    expect(advLoss![0]).toBeGreaterThanOrEqual(cleanLoss[0]!);
+    expect(loss[3]).toBeLessThan(loss[0]!);
+    expect(cleanLoss[3]).toBeLessThan(cleanLoss[0]!);
+    // Default step schedule: x0.1 from epoch floor(4 / 2) = 2.
+    expect(lr[0]).toBeCloseTo(0.05);
+    expect(lr[2]).toBeCloseTo(0.005);
+    expect(history.params).toMatchObject({ method: 'advbn', cut: 1, epochs: 4, batchSize: 16, stepsPerEpoch: 4, samples: 64 });
+    expect(model.hasAdvBn).toBe(true);
+  });
+
+  it('is deterministic: the same seeds give the same history', async () => {
+    const run = async () => {
+      using model = await tinyModel(7);
+      return await fineTune(model, { data: train, epochs: 2, batchSize: 16, seed: 3, lr: 0.02 });
+    };
+    const [a, b] = [await run(), await run()];
+    expect(withoutTimes(a)).toEqual(withoutTimes(b));
+  });
+
+  it('calls every callback hook in order with numeric logs', async () => {
+    using model = await tinyModel();
+    const calls: string[] = [];
+    const batchLogs: BatchLogs[] = [];
+    const epochLogs: EpochLogs[] = [];
+    await fineTune(model, {
+      data: train,
+      epochs: 2,
+      batchSize: 32,
+      callbacks: [
+        {
+          onTrainBegin: (logs) => void calls.push(`trainBegin:${logs.epochs}x${logs.stepsPerEpoch}`),
+          onEpochBegin: async (epoch) => {
+            await new Promise((resolve) => setTimeout(resolve, 1)); // async hooks are awaited
+            calls.push(`epochBegin:${epoch}`);
+          },
+          onBatchBegin: (batch) => void calls.push(`batchBegin:${batch}`),
+          onBatchEnd: (batch, logs) => {
+            calls.push(`batchEnd:${batch}`);
+            batchLogs.push(logs);
+          },
+          onEpochEnd: (epoch, logs) => {
+            calls.push(`epochEnd:${epoch}`);
+            epochLogs.push(logs);
+          },
+          onTrainEnd: () => void calls.push('trainEnd'),
+        },
+        { onTrainEnd: () => void calls.push('secondCallback:trainEnd') },
+      ],
+    });
+    const epoch = (e: number) => [`epochBegin:${e}`, 'batchBegin:0', 'batchEnd:0', 'batchBegin:1', 'batchEnd:1', `epochEnd:${e}`];
+    expect(calls).toEqual(['trainBegin:2x2', ...epoch(0), ...epoch(1), 'trainEnd', 'secondCallback:trainEnd']);
+    expect(batchLogs[0]).toMatchObject({ batch: 0, size: 32 });
+    for (const logs of batchLogs) {
+      for (const key of ['loss', 'cleanLoss', 'advLoss', 'attackLoss', 'accuracy', 'lr'] as const) {
+        expect(Number.isFinite(logs[key])).toBe(true);
+      }
+    }
+    expect(Object.keys(epochLogs[0]!).sort()).toEqual(['accuracy', 'advLoss', 'attackLoss', 'cleanLoss', 'loss', 'lr', 'timeMs']);
+  });
+
+  it('aborts with AbortError through an AbortSignal and leaves the model usable', async () => {
+    using model = await tinyModel();
+    const controller = new AbortController();
+    let batches = 0;
+    const err = await rejection(() =>
+      fineTune(model, {
+        data: train,
+        epochs: 5,
+        batchSize: 16,
+        signal: controller.signal,
+        callbacks: {
+          onBatchEnd: () => {
+            batches += 1;
+            if (batches === 2) controller.abort(new Error('user pressed stop'));
+          },
+        },
+      }),
+    );
+    expect(err).toBeInstanceOf(AbortError);
+    expect(err.name).toBe('AbortError');
+    expect(batches).toBe(2);
+    // The model is not busy and not broken: it trains and evaluates again.
+    await expect(fineTune(model, { data: train, epochs: 1, batchSize: 32 })).resolves.toBeTruthy();
+    const result = await evaluate(model, validation);
+    expect(Number.isFinite(result.loss)).toBe(true);
+  });
+
+  it('keeps the event loop running while training', async () => {
+    using model = await tinyModel();
+    let ticks = 0;
+    const timer = setInterval(() => {
+      ticks += 1;
+    }, 5);
+    const started = performance.now();
+    try {
+      await fineTune(model, { data: train, epochs: 3, batchSize: 16 });
+    } finally {
+      clearInterval(timer);
+    }
+    const elapsed = performance.now() - started;
+    // Blocking steps would let the timer fire only between steps (12 steps here, ~1 tick each);
+    // a free event loop ticks about every 5 ms. Allow a 4x slowdown for a loaded machine.
+    const steps = 3 * 4;
+    expect(ticks).toBeGreaterThan(2 * steps);
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(elapsed / 20));
+  });
+
+  it('trains with ERM, AdamW and a cosine schedule, without adversarial logs', async () => {
+    using model = await tinyModel();
+    using data = fromArrays(train.images, train.labels);
+    const history = await fineTune(model, {
+      data,
+      method: 'erm',
+      cut: 0,
+      epochs: 2,
+      batchSize: 32,
+      optimizer: { type: 'adamw', lr: 1e-3 },
+      schedule: { type: 'cosine', minLr: 1e-5 },
+    });
+    expect(history.history.advLoss).toBeUndefined();
+    expect(history.history.loss.every(Number.isFinite)).toBe(true);
+    expect(history.history.lr[1]).toBeLessThan(history.history.lr[0]!);
+    expect(model.hasAdvBn).toBe(false);
+    expect(data.length).toBe(64); // a caller's Dataset is not disposed by fineTune
+  });
+});
