@@ -6,6 +6,11 @@ use std::any::Any;
 use advbn_core::Error;
 
 pub fn to_napi(error: Error) -> napi::Error {
+    // Users get the message; Candle's captured backtraces are noise at this boundary.
+    let error = match error {
+        Error::Candle(e) => Error::Candle(strip_backtrace(e)),
+        other => other,
+    };
     let head = match error.option() {
         Some(option) => format!("[{} option={option}]", error.code()),
         None => format!("[{}]", error.code()),
@@ -44,5 +49,12 @@ impl<T> IntoNapi<T> for advbn_core::Result<T> {
 impl<T> IntoNapi<T> for candle_core::Result<T> {
     fn into_napi(self) -> napi::Result<T> {
         self.map_err(candle_to_napi)
+    }
+}
+
+fn strip_backtrace(error: candle_core::Error) -> candle_core::Error {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => strip_backtrace(*inner),
+        other => other,
     }
 }

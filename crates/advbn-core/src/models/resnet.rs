@@ -187,7 +187,7 @@ impl ResNet {
 /// torchvision's stem max-pool (3x3, stride 2, padding 1), built from ops that all have a
 /// backward in Candle (its max_pool2d has none when kernel != stride). The input follows a
 /// ReLU, so zero padding is equivalent to -inf padding.
-fn max_pool_3x3_s2(x: &Tensor) -> candle_core::Result<Tensor> {
+pub fn max_pool_3x3_s2(x: &Tensor) -> candle_core::Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
     // Pad so the padded size is 2*out+2 in each dim: rows/cols -1 .. 2*out.

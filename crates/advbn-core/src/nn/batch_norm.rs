@@ -95,3 +95,33 @@ impl BatchNorm {
 pub fn channel_mean(x: &Tensor) -> candle_core::Result<Tensor> {
     x.mean_keepdim((0, 2, 3))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::ParamStore;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn train_mode_normalises_and_updates_running_stats_like_pytorch() {
+        let store = ParamStore::new(0, DType::F64, &Device::Cpu);
+        let bn = batch_norm(2, store.var_builder().pp("bn"), &store).unwrap();
+        // Channel 0 holds 1..=8, channel 1 holds 2 * (1..=8) (N = 2, H = 2, W = 2).
+        let v: Vec<f64> = (0..16).map(|i| { let (n, c, p) = (i / 8, (i / 4) % 2, i % 4); ((n * 4 + p + 1) * (c + 1)) as f64 }).collect();
+        let x = Tensor::from_vec(v, (2, 2, 2, 2), &Device::Cpu).unwrap();
+        let y = bn.forward(&x, BnMode::Train).unwrap();
+        let mean = y.mean_keepdim((0, 2, 3)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let var = y.sqr().unwrap().mean_keepdim((0, 2, 3)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        assert!(mean.iter().all(|m| m.abs() < 1e-12));
+        assert!(var.iter().all(|v| (v - 1.0).abs() < 1e-5));
+        // torch: running_mean = 0.1 * 4.5, running_var = 0.9 + 0.1 * unbiased var (6.0 for 1..=8).
+        let rm = bn.running_mean.as_tensor().to_vec1::<f64>().unwrap();
+        let rv = bn.running_var.as_tensor().to_vec1::<f64>().unwrap();
+        assert!((rm[0] - 0.45).abs() < 1e-12 && (rm[1] - 0.9).abs() < 1e-12, "{rm:?}");
+        assert!((rv[0] - 1.5).abs() < 1e-12 && (rv[1] - (0.9 + 0.1 * 24.0)).abs() < 1e-12, "{rv:?}");
+        // Eval mode uses the running statistics and writes nothing.
+        let before = bn.running_mean.as_tensor().to_vec1::<f64>().unwrap();
+        bn.forward(&x, BnMode::Eval).unwrap();
+        assert_eq!(before, bn.running_mean.as_tensor().to_vec1::<f64>().unwrap());
+    }
+}

@@ -36,13 +36,11 @@ impl DualBatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        // BNs without an adversarial copy (the frozen encoder's) serve both branches:
+        // the encoder is shared by clean and perturbed inputs.
         let bn = match (mode.branch, &self.adv) {
-            (BnBranch::Clean, _) => &self.clean,
             (BnBranch::Adv, Some(adv)) => adv,
-            (BnBranch::Adv, None) => candle_core::bail!(
-                "BN {} has no adversarial branch: fine-tune with method 'advbn' first",
-                self.name
-            ),
+            _ => &self.clean,
         };
         bn.forward(x, mode.bn)
     }

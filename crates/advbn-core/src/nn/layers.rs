@@ -2,7 +2,7 @@
 //! (kaiming-normal fan-out for convs, PyTorch's default uniform for the classifier).
 
 use candle_core::Tensor;
-use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, Module, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
 
 /// A bias-free conv named `<prefix>.weight`.
 pub fn conv2d(
@@ -32,8 +32,4 @@ pub fn linear(in_features: usize, out_features: usize, vb: VarBuilder) -> candle
 /// Global average pooling, [N, C, H, W] -> [N, C].
 pub fn global_avg_pool(x: &Tensor) -> candle_core::Result<Tensor> {
     x.mean((2, 3))
-}
-
-pub fn apply(module: &impl Module, x: &Tensor) -> candle_core::Result<Tensor> {
-    module.forward(x)
 }

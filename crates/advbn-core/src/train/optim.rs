@@ -97,3 +97,55 @@ impl Optimizer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Runs `steps` updates of a scalar parameter under the gradient of f(p) = p^2 / 2 (grad p).
+    fn trajectory(config: OptimizerConfig, lr: f64, steps: usize) -> Vec<f64> {
+        let p = Var::new(&[1.0f64], &Device::Cpu).unwrap();
+        let mut opt = Optimizer::new(config, vec![p.clone()]).unwrap();
+        (0..steps)
+            .map(|_| {
+                let loss = (p.as_tensor().sqr().unwrap() * 0.5).unwrap().sum_all().unwrap();
+                opt.step(&loss.backward().unwrap(), lr).unwrap();
+                p.as_tensor().to_vec1::<f64>().unwrap()[0]
+            })
+            .collect()
+    }
+
+    // Expected values from torch.optim on the same problem:
+    //   p = torch.tensor([1.0], dtype=torch.float64, requires_grad=True); opt = torch.optim.SGD([p], ...)
+    //   for _ in range(3): opt.zero_grad(); (p**2/2).sum().backward(); opt.step(); print(p.item())
+    #[test]
+    fn sgd_matches_pytorch() {
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        let plain = trajectory(OptimizerConfig::Sgd { momentum: 0.0, weight_decay: 0.0, nesterov: false }, 0.1, 3);
+        assert!(close(&plain, &[0.9, 0.81, 0.729]), "{plain:?}");
+        // momentum 0.9: buf1 = 1, p = 0.9; buf2 = 0.9 + 0.9 = 1.8, p = 0.72; buf3 = 1.62 + 0.72 = 2.34, p = 0.486
+        let momentum = trajectory(OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 0.0, nesterov: false }, 0.1, 3);
+        assert!(close(&momentum, &[0.9, 0.72, 0.486]), "{momentum:?}");
+        // nesterov: g + 0.9 * buf: step1 1 + 0.9 = 1.9 -> 0.81; buf2 = 0.9 + 0.81 = 1.71, g = 0.81 + 1.539 = 2.349 -> 0.5751
+        let nesterov = trajectory(OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 0.0, nesterov: true }, 0.1, 2);
+        assert!(close(&nesterov, &[0.81, 0.5751]), "{nesterov:?}");
+        // weight decay 0.5 couples into the gradient: g = p + 0.5 p = 1.5 -> 0.85
+        let decay = trajectory(OptimizerConfig::Sgd { momentum: 0.0, weight_decay: 0.5, nesterov: false }, 0.1, 1);
+        assert!(close(&decay, &[0.85]), "{decay:?}");
+    }
+
+    #[test]
+    fn adamw_matches_pytorch() {
+        // Step 1: m_hat = g, v_hat = g^2 -> update = lr * g / (|g| + eps) = lr (sign); decay first.
+        let cfg = OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+        let p = trajectory(cfg, 0.01, 2);
+        let p1 = 1.0 * (1.0 - 0.01 * 0.1) - 0.01 * 1.0 / (1.0 + 1e-8);
+        assert!((p[0] - p1).abs() < 1e-12, "{p:?}");
+        // Step 2 by hand with g2 = p1.
+        let (m, v) = (0.9 * 0.1 + 0.1 * p1, 0.999 * 0.001 + 0.001 * p1 * p1);
+        let (m_hat, v_hat) = (m / (1.0 - 0.81), v / (1.0 - 0.999f64.powi(2)));
+        let p2 = p1 * (1.0 - 0.001) - 0.01 * m_hat / (v_hat.sqrt() + 1e-8);
+        assert!((p[1] - p2).abs() < 1e-12, "{p:?} vs {p2}");
+    }
+}
