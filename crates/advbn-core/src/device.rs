@@ -32,14 +32,31 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
+/// One `Device` per GPU for the whole process: Candle compares devices by identity, and each
+/// new CUDA device would carry its own context, stream and cuBLAS handle.
 fn cuda_device(ordinal: usize) -> Result<Device> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<usize, Device>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(device) = cache.get(&ordinal) {
+        return Ok(device.clone());
+    }
+    let device = open_cuda_device(ordinal)?;
+    cache.insert(ordinal, device.clone());
+    Ok(device)
+}
+
+fn open_cuda_device(ordinal: usize) -> Result<Device> {
     if !CUDA_COMPILED {
         return Err(Error::Device(format!(
             "device \"cuda:{ordinal}\" requested but this advbn binary was built without CUDA \
              (run `advbn doctor` to see which binary loaded and why)"
         )));
     }
-    Device::new_cuda(ordinal)
+    // An explicit stream (not the legacy default one): all work is issued from one thread.
+    Device::new_cuda_with_stream(ordinal)
         .map_err(|e| Error::Device(format!("CUDA device {ordinal} is not usable: {e}")))
 }
 
@@ -61,7 +78,7 @@ pub fn list_devices() -> Vec<DeviceInfo> {
     }];
     if CUDA_COMPILED {
         for ordinal in 0..16 {
-            match Device::new_cuda(ordinal) {
+            match cuda_device(ordinal) {
                 Ok(_) => devices.push(DeviceInfo {
                     id: format!("cuda:{ordinal}"),
                     kind: "cuda",

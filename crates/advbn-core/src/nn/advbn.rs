@@ -17,7 +17,11 @@ pub fn advbn(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu_clamp: bool) -> can
     let centered = x.broadcast_sub(&mu)?;
     let y = centered.broadcast_mul(beta)?.broadcast_add(&mu.broadcast_mul(alpha)?)?;
     if relu_clamp {
-        y.relu()
+        // PyTorch's ReLU passes no gradient at exactly 0 (Candle's passes it). With alpha = beta
+        // every zero input maps to exactly 0, so the choice decides the attack's first signs:
+        // follow the reference.
+        let keep = y.gt(0.0)?.to_dtype(y.dtype())?;
+        y * keep
     } else {
         Ok(y)
     }
