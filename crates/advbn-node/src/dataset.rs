@@ -29,13 +29,8 @@ impl NativeDataset {
   fn data(&self) -> Result<&Arc<ArrayDataset>> {
     self.inner.as_ref().ok_or_else(|| crate::errors::disposed("dataset"))
   }
-}
 
-#[napi]
-impl NativeDataset {
-  /// Copies and validates the arrays (shape, NaN/inf, label range).
-  #[napi(factory, catch_unwind)]
-  pub fn from_arrays(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
+  fn build(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
     let layout = ImageLayout::parse(&options.layout).into_napi()?;
     let shape: Vec<usize> = options.shape.iter().map(|&d| d as usize).collect();
     let normalize = match (&options.mean, &options.std) {
@@ -56,6 +51,15 @@ impl NativeDataset {
     let dataset = ArrayDataset::new(pixels, labels.as_ref(), &shape, layout, options.num_classes.map(|n| n as usize), normalize)
       .into_napi()?;
     Ok(Self { inner: Some(Arc::new(dataset)) })
+  }
+}
+
+#[napi]
+impl NativeDataset {
+  /// Copies and validates the arrays (shape, NaN/inf, label range).
+  #[napi(factory)]
+  pub fn from_arrays(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
+    crate::errors::catch_panics(|| Self::build(images, labels, options))
   }
 
   #[napi(getter)]

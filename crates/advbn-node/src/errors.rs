@@ -36,6 +36,11 @@ pub fn panic_to_napi(payload: Box<dyn Any + Send>) -> napi::Error {
     napi::Error::from_reason(format!("[ADVBN_PANIC] native code panicked: {text}"))
 }
 
+/// Runs a synchronous entry point, turning a panic into an `[ADVBN_PANIC]` error.
+pub fn catch_panics<T>(f: impl FnOnce() -> napi::Result<T>) -> napi::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(panic_to_napi(payload)))
+}
+
 pub trait IntoNapi<T> {
     fn into_napi(self) -> napi::Result<T>;
 }

@@ -41,7 +41,7 @@ pub fn native_info() -> NativeInfo {
   }
 }
 
-#[napi(catch_unwind)]
+#[napi]
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
   executor::run(|| {
     Ok(core_list_devices().into_iter().map(|d| DeviceInfo { id: d.id, kind: d.kind.to_string(), name: d.name }).collect())
@@ -84,9 +84,9 @@ pub fn self_check_device(device: String) -> AsyncTask<SelfCheckTask> {
 }
 
 /// Test hook: panics inside native code; must surface as a JS error, never kill the process.
-#[napi(catch_unwind)]
-pub fn debug_panic(message: String) {
-  panic!("{message}");
+#[napi]
+pub fn debug_panic(message: String) -> Result<()> {
+  crate::errors::catch_panics(|| panic!("{message}"))
 }
 
 pub struct PanicTask {

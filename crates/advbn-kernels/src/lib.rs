@@ -1,0 +1,9 @@
+//! PTX of advbn's CUDA kernels (see `cuda/`), embedded for Candle's custom-op loader.
+//! Empty unless the `cuda` feature is on (the PTX needs nvcc at build time).
+#![cfg(feature = "cuda")]
+
+/// AdvBN: per-channel sums, the perturbation, and its backward.
+pub const ADVBN: &str = include_str!(concat!(env!("OUT_DIR"), "/advbn.ptx"));
+
+/// ptxas's resource report (registers, spills) for every kernel, for bench/NOTES.md.
+pub const PTXAS_REPORT: &str = include_str!(concat!(env!("OUT_DIR"), "/ptxas-report.txt"));
