@@ -1,0 +1,154 @@
+//! `root/<class>/**/<image>` trees, like torchvision's `ImageFolder`. Files are listed once,
+//! decoded lazily in `load`.
+
+use std::path::{Path, PathBuf};
+
+use super::{read_file, Source};
+use crate::data::{decode_image, Image};
+use crate::error::{Error, Result};
+
+const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+pub struct ImageFolder {
+    root: PathBuf,
+    classes: Vec<String>,
+    samples: Vec<(PathBuf, u32)>,
+}
+
+impl ImageFolder {
+    /// Classes are the sub-folders of `root` sorted by name (byte order), or `classes` in the
+    /// order given. Each class folder is searched recursively for .jpg/.jpeg/.png files (any
+    /// case; hidden entries skipped), sorted by path. Other files are ignored.
+    pub fn new(root: impl AsRef<Path>, classes: Option<Vec<String>>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(Error::invalid_data(format!("{}: image folder root is not a directory", root.display())));
+        }
+        let classes = match classes {
+            Some(list) => {
+                if list.is_empty() {
+                    return Err(Error::invalid_option("classes", "[]", "needs at least one class name"));
+                }
+                for (i, name) in list.iter().enumerate() {
+                    if list[..i].contains(name) {
+                        return Err(Error::invalid_option("classes", format!("{name:?}"), "class names must be unique"));
+                    }
+                    if !root.join(name).is_dir() {
+                        return Err(Error::invalid_data(format!(
+                            "{}: class folder for class {name:?} does not exist",
+                            root.join(name).display()
+                        )));
+                    }
+                }
+                list
+            }
+            None => {
+                let mut names = Vec::new();
+                for entry in list_dir(&root)? {
+                    if entry.is_dir() {
+                        let Some(name) = entry.file_name().and_then(|n| n.to_str()) else {
+                            return Err(Error::invalid_data(format!("{}: class folder name is not UTF-8", entry.display())));
+                        };
+                        names.push(name.to_string());
+                    }
+                }
+                names.sort();
+                if names.is_empty() {
+                    return Err(Error::invalid_data(format!("{}: no class folders in the image folder root", root.display())));
+                }
+                names
+            }
+        };
+        let mut samples = Vec::new();
+        for (label, name) in classes.iter().enumerate() {
+            let dir = root.join(name);
+            let mut files = Vec::new();
+            collect_images(&dir, 0, &mut files)?;
+            if files.is_empty() {
+                return Err(Error::invalid_data(format!(
+                    "{}: class folder has no .jpg/.jpeg/.png files",
+                    dir.display()
+                )));
+            }
+            files.sort();
+            samples.extend(files.into_iter().map(|f| (f, label as u32)));
+        }
+        if samples.len() > u32::MAX as usize {
+            return Err(Error::invalid_data(format!("{}: more than 2^32 images", root.display())));
+        }
+        Ok(Self { root, classes, samples })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// (path, label) of every sample, in index order.
+    pub fn samples(&self) -> &[(PathBuf, u32)] {
+        &self.samples
+    }
+}
+
+impl Source for ImageFolder {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    fn class_names(&self) -> Vec<String> {
+        self.classes.clone()
+    }
+
+    fn load(&self, index: usize) -> Result<(Image, u32)> {
+        let (path, label) = self
+            .samples
+            .get(index)
+            .ok_or_else(|| Error::invalid_data(format!("sample index {index} is out of range ({} images)", self.len())))?;
+        let bytes = read_file(path)?;
+        Ok((decode_image(&bytes, &path.display().to_string())?, *label))
+    }
+
+    fn describe(&self, index: usize) -> String {
+        self.samples.get(index).map_or_else(|| format!("sample {index}"), |(p, _)| p.display().to_string())
+    }
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::invalid_data(format!("{}: cannot list: {e}", dir.display())))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::invalid_data(format!("{}: cannot list: {e}", dir.display())))?;
+        let path = entry.path();
+        if !file_name(&path).starts_with('.') {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// Folders nested deeper than this are taken to be a symlink cycle.
+const MAX_DEPTH: usize = 32;
+
+fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::invalid_data(format!("{}: folders nested deeper than {MAX_DEPTH} (a symlink cycle?)", dir.display())));
+    }
+    for path in list_dir(dir)? {
+        if path.is_dir() {
+            collect_images(&path, depth + 1, out)?;
+        } else {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            if EXTENSIONS.contains(&ext.as_str()) {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
