@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod models;
 pub mod nn;
+pub mod ops;
 pub mod params;
 pub mod selfcheck;
 pub mod train;

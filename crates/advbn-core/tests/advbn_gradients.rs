@@ -84,3 +84,48 @@ fn identity_perturbation_is_identity_and_statistics_scale() {
         assert!((sy[c] - b * sx[c]).abs() < 1e-12);
     }
 }
+
+#[test]
+fn fused_op_matches_the_reference_in_values_and_gradients() {
+    use advbn_core::nn::advbn::advbn_reference;
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5), (DType::BF16, 2e-2)] {
+        for relu in [false, true] {
+            let mut rng = ChaCha8Rng::seed_from_u64(10);
+            let shape = (4, 3, 6, 5);
+            let x = Var::from_tensor(&random(shape, &mut rng, 0.0, 2.0).to_dtype(dtype).unwrap()).unwrap();
+            let alpha = Var::from_tensor(&random((1, 3, 1, 1), &mut rng, -0.1, 2.1).to_dtype(DType::F32).unwrap()).unwrap();
+            let beta = Var::from_tensor(&random((1, 3, 1, 1), &mut rng, -0.1, 2.1).to_dtype(DType::F32).unwrap()).unwrap();
+            let w = random(shape, &mut rng, -1.0, 1.0).to_dtype(dtype).unwrap();
+            let run = |f: fn(&Tensor, &Tensor, &Tensor, bool) -> candle_core::Result<Tensor>| {
+                let (a, b) = (alpha.as_tensor().to_dtype(dtype).unwrap(), beta.as_tensor().to_dtype(dtype).unwrap());
+                let y = f(x.as_tensor(), &a, &b, relu).unwrap();
+                let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+                let g = |v: &Var| values(grads.get(v.as_tensor()).unwrap());
+                (values(&y), g(&x), g(&alpha), g(&beta))
+            };
+            let fused = run(advbn);
+            let reference = run(advbn_reference);
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    assert!((p - q).abs() <= tol * scale, "{dtype:?} relu={relu} {what}[{i}]: fused {p} vs reference {q}");
+                }
+            };
+            close(&fused.0, &reference.0, "y");
+            close(&fused.1, &reference.1, "dx");
+            close(&fused.2, &reference.2, "dalpha");
+            close(&fused.3, &reference.3, "dbeta");
+        }
+    }
+}
+
+#[test]
+fn no_input_gradient_is_computed_for_detached_features() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x = random((2, 2, 4, 4), &mut rng, 0.0, 1.0);
+    let alpha = Var::from_tensor(&Tensor::ones((1, 2, 1, 1), DType::F64, &Device::Cpu).unwrap()).unwrap();
+    let beta = Var::from_tensor(&Tensor::ones((1, 2, 1, 1), DType::F64, &Device::Cpu).unwrap()).unwrap();
+    let grads = advbn(&x, alpha.as_tensor(), beta.as_tensor(), true).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&x).is_none());
+    assert!(grads.get(alpha.as_tensor()).is_some());
+}

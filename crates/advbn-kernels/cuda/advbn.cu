@@ -32,15 +32,16 @@ extern "C" __global__ void reduce_partials(const float* partial, float* out, int
   out[i] = acc * scale;
 }
 
-// grid (ceil(HW / (blockDim * 4)), N * C): one plane per blockIdx.y, so no index division.
+// grid (N * C, HW chunks): one (n, c) plane per blockIdx.x (grid.y is limited to 65535), so
+// no per-element index division.
 template <typename T>
 __device__ void apply(const T* x, const float* params, T* y, int C, int HW, int relu) {
-  const int plane = blockIdx.y, c = plane % C;
+  const int plane = blockIdx.x, c = plane % C;
   const float alpha = params[c], beta = params[C + c], mu = params[2 * C + c];
   const float shift = (alpha - beta) * mu;  // y = beta * x + (alpha - beta) * mu
   const T* xp = x + (size_t)plane * HW;
   T* yp = y + (size_t)plane * HW;
-  for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < HW; p += gridDim.x * blockDim.x) {
+  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < HW; p += gridDim.y * blockDim.x) {
     float v = fmaf(beta, to_float(xp[p]), shift);
     if (relu) v = fmaxf(v, 0.f);
     yp[p] = from_float<T>(v);
@@ -82,12 +83,12 @@ __device__ void backward_partials(const T* x, const T* g, const float* params, f
 template <typename T>
 __device__ void input_grad(const T* x, const T* g, const float* params, const float* sums, T* dx, int C, int HW, int M,
                            int relu) {
-  const int plane = blockIdx.y, c = plane % C;
+  const int plane = blockIdx.x, c = plane % C;
   const float alpha = params[c], beta = params[C + c], mu = params[2 * C + c];
   const float shift = (alpha - beta) * mu;
   const float common = (alpha - beta) * sums[c] / (float)M;
   const size_t base = (size_t)plane * HW;
-  for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < HW; p += gridDim.x * blockDim.x) {
+  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < HW; p += gridDim.y * blockDim.x) {
     float gv = to_float(g[base + p]);
     if (relu && !(fmaf(beta, to_float(x[base + p]), shift) > 0.f)) gv = 0.f;
     dx[base + p] = from_float<T>(fmaf(beta, gv, common));

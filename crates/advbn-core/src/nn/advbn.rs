@@ -11,8 +11,14 @@ use candle_core::Tensor;
 
 use super::batch_norm::channel_mean;
 
-/// Applies the AdvBN perturbation to a feature batch `x` [N, C, H, W].
+/// Applies the AdvBN perturbation to a feature batch `x` [N, C, H, W] with the fused op.
 pub fn advbn(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu_clamp: bool) -> candle_core::Result<Tensor> {
+    crate::ops::advbn::advbn_fused(x, alpha, beta, relu_clamp)
+}
+
+/// The same function from Candle's differentiable primitives: the reference the fused op is
+/// tested against.
+pub fn advbn_reference(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu_clamp: bool) -> candle_core::Result<Tensor> {
     let mu = channel_mean(x)?;
     let centered = x.broadcast_sub(&mu)?;
     let y = centered.broadcast_mul(beta)?.broadcast_add(&mu.broadcast_mul(alpha)?)?;

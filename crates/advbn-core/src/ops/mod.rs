@@ -1,0 +1,7 @@
+//! Fused operations as Candle custom ops: a CPU implementation (the portable path, and the
+//! reference the GPU is tested against) and, with the `cuda` feature, our CUDA kernels.
+
+pub mod advbn;
+#[cfg(feature = "cuda")]
+mod cuda;
+mod storage;
