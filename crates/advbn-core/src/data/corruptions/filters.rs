@@ -265,7 +265,10 @@ pub(crate) fn zoom_center(plane: &[f32], w: usize, h: usize, factor: f32) -> Vec
 
 /// Motion blur of one plane: a one-sided line kernel of `2 * radius + 1` taps at `angle`
 /// (degrees, 0 = along +x), tap `i` weighted `exp(-i^2 / (2 sigma^2))` (ImageMagick's
-/// `-motion-blur`, as the reference uses it). Edges are clamped (ImageMagick's edge pixels).
+/// `-motion-blur`, as the reference uses it). The reference rounds each tap to a whole
+/// pixel; here taps are split bilinearly over the pixels around them, so on small images
+/// (a few taps) the blur still follows the angle instead of snapping to a few directions.
+/// Edges are clamped (ImageMagick's edge pixels).
 pub(crate) fn motion_blur_plane(plane: &[f32], w: usize, radius: f32, sigma: f32, angle: f32) -> Vec<f32> {
     let h = plane.len() / w;
     let taps = 2 * radius.round().max(1.0) as usize + 1;
@@ -273,11 +276,20 @@ pub(crate) fn motion_blur_plane(plane: &[f32], w: usize, radius: f32, sigma: f32
     let weights: Vec<f32> = (0..taps).map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma)).exp()).collect();
     let total: f32 = weights.iter().sum();
     let (sin, cos) = angle.to_radians().sin_cos();
-    let mut out = vec![0f32; w * h];
+    // Whole-pixel shifts and their weights, merged.
+    let mut shifts = std::collections::BTreeMap::<(isize, isize), f32>::new();
     for (i, &k) in weights.iter().enumerate() {
-        let k = k / total;
-        let dx = (i as f32 * cos).round() as isize;
-        let dy = (i as f32 * sin).round() as isize;
+        let (fx, fy) = (i as f32 * cos, i as f32 * sin);
+        let (x0, y0) = (fx.floor(), fy.floor());
+        let (ax, ay) = (fx - x0, fy - y0);
+        for (dx, dy, wgt) in [(0, 0, (1.0 - ax) * (1.0 - ay)), (1, 0, ax * (1.0 - ay)), (0, 1, (1.0 - ax) * ay), (1, 1, ax * ay)] {
+            if wgt > 1e-6 {
+                *shifts.entry((x0 as isize + dx, y0 as isize + dy)).or_default() += k * wgt / total;
+            }
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for (&(dx, dy), &k) in &shifts {
         // Columns whose shifted source stays inside: a contiguous run, clamped ends.
         let lo = (-dx).clamp(0, w as isize) as usize;
         let hi = (w as isize - dx).clamp(lo as isize, w as isize) as usize;

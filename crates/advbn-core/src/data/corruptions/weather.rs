@@ -182,13 +182,17 @@ fn frost_texture(canvas: &Canvas, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let (w, h) = (canvas.w, canvas.h);
     let cloud = plasma_crop(w, h, 1.6, rng);
     let mut strokes = vec![0f32; w * h];
-    let seeds = ((w * h) as f32 / (224.0 * 224.0) * 18.0).round().max(1.0) as usize;
-    for _ in 0..seeds {
-        let start = (rng.gen_range(0.0..w as f32), rng.gen_range(0.0..h as f32));
-        let angle = rng.gen_range(0.0..TAU);
-        let length = rng.gen_range(30.0..90.0);
-        let bright = rng.gen_range(0.5..1.0);
-        grow_crystal(&mut strokes, w, h, start, angle, length, bright, 0, rng);
+    let area = (w * h) as f32 / (224.0 * 224.0);
+    // (count per 224^2, length range, brightness range, starting depth): a few large
+    // dendrites and many small crystals that branch once, for the fine frosty grain.
+    for (count, length, bright, depth) in [(16.0, 40.0..100.0, 0.5..1.0, 0), (260.0, 3.0..12.0, 0.3..0.8, 1)] {
+        for _ in 0..(count * area).round().max(1.0) as usize {
+            let start = (rng.gen_range(0.0..w as f32), rng.gen_range(0.0..h as f32));
+            let angle = rng.gen_range(0.0..TAU);
+            let length = rng.gen_range(length.clone());
+            let bright = rng.gen_range(bright.clone());
+            grow_crystal(&mut strokes, w, h, start, angle, length, bright, depth, rng);
+        }
     }
     for v in &mut strokes {
         *v = v.min(1.0);
