@@ -1,6 +1,6 @@
 //! Launches of our CUDA kernels (advbn-kernels' PTX) on Candle's CUDA storage.
 
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape};
 use half::bf16;
@@ -40,8 +40,7 @@ fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
 /// Reduces [K*C, chunks] partials into a new [K*C] buffer scaled by `scale`.
 fn reduce(dev: &CudaDevice, partial: &CudaSlice<f32>, kc: usize, chunks: usize, scale: f32) -> Result<CudaSlice<f32>> {
     let func = dev.get_or_load_custom_func("reduce_partials", MODULE, advbn_kernels::ADVBN)?;
-    // SAFETY: every element is written by the kernel below.
-    let out = unsafe { dev.alloc::<f32>(kc)? };
+    let out = alloc_like::<f32>(dev, kc)?;
     let mut b = func.builder();
     let (kc_i, chunks_i) = (kc as i32, chunks as i32);
     b.arg(partial);
@@ -85,8 +84,7 @@ pub fn channel_mean(storage: &CudaStorage, layout: &Layout) -> Result<(CudaStora
     let (n, c, hw) = dims(layout)?;
     let chunks = sum_chunks(n, c);
     let func = dev.get_or_load_custom_func(&format!("channel_sum_partials_{}", suffix(storage)?), MODULE, advbn_kernels::ADVBN)?;
-    // SAFETY: each (chunk, channel) block writes its one partial.
-    let partial = unsafe { dev.alloc::<f32>(c * chunks)? };
+    let partial = alloc_like::<f32>(dev, c * chunks)?;
     let (n_i, c_i, hw_i, chunks_i) = (n as i32, c as i32, hw as i32, chunks as i32);
     with_view!(storage, layout, "advbn input", |x| {
         let mut b = func.builder();
@@ -104,9 +102,25 @@ pub fn channel_mean(storage: &CudaStorage, layout: &Layout) -> Result<(CudaStora
     Ok((CudaStorage { slice: CudaStorageSlice::F32(mean), device: dev.clone() }, Shape::from(c)))
 }
 
+/// Set ADVBN_POISON_OUTPUTS=1 to fill every kernel output with 0xFF bytes (NaN) before the
+/// launch, so tests catch elements a kernel forgot to write.
+fn poison_outputs() -> bool {
+    static POISON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *POISON.get_or_init(|| std::env::var_os("ADVBN_POISON_OUTPUTS").is_some_and(|v| v != "0"))
+}
+
 fn alloc_like<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
-    // SAFETY: the caller's kernel writes every element.
-    unsafe { dev.alloc::<T>(len) }
+    // SAFETY: the caller's kernel writes every element (poisoning below checks it in tests).
+    let mut slice = unsafe { dev.alloc::<T>(len)? };
+    if poison_outputs() {
+        let stream = dev.cuda_stream();
+        let bytes = len * std::mem::size_of::<T>();
+        let (ptr, _sync) = slice.device_ptr_mut(&stream);
+        // SAFETY: ptr covers `bytes` bytes of the allocation just made on this stream.
+        unsafe { candle_core::cuda_backend::cudarc::driver::result::memset_d8_async(ptr, 0xFF, bytes, stream.cu_stream()) }.w()?;
+        drop(_sync);
+    }
+    Ok(slice)
 }
 
 fn wrap_output(dev: &CudaDevice, like: &CudaStorage, len: usize, launch: impl FnOnce(&CudaStorageSlice) -> Result<()>) -> Result<CudaStorage> {

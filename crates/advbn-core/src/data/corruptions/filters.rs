@@ -131,23 +131,35 @@ impl Filter {
 }
 
 /// Applies `tx` along rows and `ty` along columns of a `w x h` plane. The result is
-/// `tx.rows.len()` wide and `ty.rows.len()` high.
+/// `tx.rows.len()` wide and `ty.rows.len()` high. Both passes run as whole-row
+/// multiply-adds (the row pass on the transpose), which vectorise.
 pub(crate) fn separable(plane: &[f32], w: usize, tx: &Taps, ty: &Taps) -> Vec<f32> {
-    let h = plane.len() / w;
-    let dw = tx.rows.len();
-    let mut tmp = vec![0f32; h * dw];
-    for (src, dst) in plane.chunks_exact(w).zip(tmp.chunks_exact_mut(dw)) {
-        for (d, taps) in dst.iter_mut().zip(&tx.rows) {
-            *d = taps.iter().map(|&(j, k)| k * src[j as usize]).sum();
-        }
-    }
-    let mut out = vec![0f32; ty.rows.len() * dw];
-    for (dst, taps) in out.chunks_exact_mut(dw).zip(&ty.rows) {
-        for &(j, k) in taps {
-            let src = &tmp[j as usize * dw..(j as usize + 1) * dw];
+    let columns = combine_rows(plane, w, ty);
+    let dh = ty.rows.len();
+    transpose(&combine_rows(&transpose(&columns, w), dh, tx), dh)
+}
+
+/// Output row `i` is `sum(k * src row j)` over `taps.rows[i]`; rows are `width` long.
+fn combine_rows(src: &[f32], width: usize, taps: &Taps) -> Vec<f32> {
+    let mut out = vec![0f32; taps.rows.len() * width];
+    for (dst, row) in out.chunks_exact_mut(width).zip(&taps.rows) {
+        for &(j, k) in row {
+            let src = &src[j as usize * width..(j as usize + 1) * width];
             for (d, s) in dst.iter_mut().zip(src) {
                 *d += k * s;
             }
+        }
+    }
+    out
+}
+
+/// Transpose of a row-major matrix whose rows are `width` long.
+fn transpose(src: &[f32], width: usize) -> Vec<f32> {
+    let height = src.len() / width;
+    let mut out = vec![0f32; src.len()];
+    for (y, row) in src.chunks_exact(width).enumerate() {
+        for (x, &v) in row.iter().enumerate() {
+            out[x * height + y] = v;
         }
     }
     out
