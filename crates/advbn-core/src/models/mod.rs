@@ -3,6 +3,8 @@
 pub mod blocks;
 pub mod config;
 pub mod resnet;
+pub mod weights;
 
 pub use config::{Arch, ModelConfig};
 pub use resnet::ResNet;
+pub use weights::LoadReport;

@@ -1,0 +1,146 @@
+//! Weights in and out with torchvision/timm names. Loading reads safetensors or PyTorch
+//! pickles (`.pth`, read without executing code) and reports every missing, unexpected or
+//! mis-shaped tensor in one error. Saving writes the clean branch under the standard names and
+//! the adversarial BNs under `adv.` (PyTorch: `load_state_dict(sd, strict=False)`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::ResNet;
+use crate::error::{Error, Result};
+use crate::nn::ADV_BN_PREFIX;
+
+/// What a load did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    pub loaded: usize,
+    /// Tensors kept at their fresh initialisation (the classifier when the class count differs).
+    pub reinitialized: Vec<String>,
+    /// File entries deliberately not used (e.g. BN `num_batches_tracked` counters).
+    pub ignored: Vec<String>,
+}
+
+fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let shown = path.display();
+    let metadata = std::fs::metadata(path).map_err(|e| Error::invalid_data(format!("weights file {shown}: {e}")))?;
+    if metadata.len() == 0 {
+        return Err(Error::invalid_data(format!("weights file {shown} is empty")));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let tensors = match ext.as_str() {
+        "safetensors" => candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| Error::invalid_data(format!("weights file {shown} is not valid safetensors: {e}")))?,
+        "pth" | "pt" | "bin" | "ckpt" => read_pickle(path)?,
+        _ => {
+            return Err(Error::invalid_option(
+                "weights",
+                format!("{shown:?}"),
+                "expected a .safetensors or .pth/.pt file",
+            ))
+        }
+    };
+    // Checkpoints saved from DataParallel prefix every name with `module.`.
+    Ok(tensors.into_iter().map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v)).collect())
+}
+
+fn read_pickle(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let shown = path.display();
+    // A state dict at the top level, or nested under the keys training scripts commonly use.
+    let mut last_error = None;
+    for key in [None, Some("state_dict"), Some("model"), Some("model_state_dict")] {
+        match candle_core::pickle::read_all_with_key(path, key) {
+            Ok(tensors) if !tensors.is_empty() => return Ok(tensors.into_iter().collect()),
+            Ok(_) => {}
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(Error::invalid_data(match last_error {
+        Some(e) => format!("weights file {shown} could not be read as a PyTorch checkpoint: {e}"),
+        None => format!("weights file {shown} holds no tensors (looked at the top level and under state_dict/model)"),
+    }))
+}
+
+impl ResNet {
+    /// Loads weights by name. With `allow_new_head`, a classifier of another class count is
+    /// left freshly initialised and reported instead of failing.
+    pub fn load_weights(&mut self, path: &Path, allow_new_head: bool) -> Result<LoadReport> {
+        let mut file = read_tensors(path)?;
+        let mut report = LoadReport::default();
+        file.retain(|name, _| {
+            let counter = name.ends_with("num_batches_tracked");
+            if counter {
+                report.ignored.push(name.clone());
+            }
+            !counter
+        });
+        // The file's adversarial BNs (our own saves) need the branch to exist in the model.
+        let adv_cut = file.keys().filter_map(|n| n.strip_prefix(&format!("{ADV_BN_PREFIX}.layer"))).filter_map(|r| r.split('.').next()?.parse::<usize>().ok()).min();
+        if let Some(first_stage) = adv_cut {
+            self.ensure_adv_bn(first_stage - 1)?;
+        }
+        let params = self.params().all();
+        let (mut missing, mut mis_shaped) = (Vec::new(), Vec::new());
+        let mut pending = Vec::new();
+        for (name, var) in &params {
+            match file.remove(name) {
+                None => missing.push(name.clone()),
+                Some(t) if t.dims() != var.dims() => {
+                    if allow_new_head && name.starts_with("fc.") {
+                        report.reinitialized.push(name.clone());
+                    } else {
+                        mis_shaped.push(format!("{name}: file {:?}, model {:?}", t.dims(), var.dims()));
+                    }
+                }
+                Some(t) => pending.push((var.clone(), t)),
+            }
+        }
+        let mut unexpected: Vec<String> = file.into_keys().collect();
+        unexpected.sort();
+        missing.retain(|n| !n.starts_with(&format!("{ADV_BN_PREFIX}.")));
+        if !(missing.is_empty() && unexpected.is_empty() && mis_shaped.is_empty()) {
+            let mut problems = Vec::new();
+            if !missing.is_empty() {
+                problems.push(format!("missing ({}): {}", missing.len(), missing.join(", ")));
+            }
+            if !unexpected.is_empty() {
+                problems.push(format!("unexpected ({}): {}", unexpected.len(), unexpected.join(", ")));
+            }
+            if !mis_shaped.is_empty() {
+                problems.push(format!("mis-shaped ({}): {}", mis_shaped.len(), mis_shaped.join("; ")));
+            }
+            return Err(Error::invalid_data(format!(
+                "weights file {} does not fit {}: {}",
+                path.display(),
+                self.config().arch.name(),
+                problems.join(" | ")
+            )));
+        }
+        let dtype = self.params().dtype();
+        let device = self.device().clone();
+        for (var, t) in pending {
+            if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+                return Err(Error::invalid_data(format!("weights file {}: a tensor has dtype {:?}", path.display(), t.dtype())));
+            }
+            var.set(&t.to_dtype(dtype)?.to_device(&device)?)?;
+            report.loaded += 1;
+        }
+        Ok(report)
+    }
+
+    /// Every tensor by name as float32 on the CPU (clean branch standard, adversarial `adv.`).
+    pub fn state_dict(&self) -> Result<BTreeMap<String, Tensor>> {
+        self.params()
+            .all()
+            .into_iter()
+            .map(|(name, var)| Ok((name, var.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
+            .collect()
+    }
+
+    /// Writes the weights as safetensors, atomically (temp file, fsync, rename).
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<String, Tensor> = self.state_dict()?.into_iter().collect();
+        crate::io::write_atomically(path, |tmp| Ok(candle_core::safetensors::save(&tensors, tmp)?))
+    }
+}
