@@ -248,6 +248,9 @@ impl Worker {
     fn sample(&self, index: u32) -> Result<(Image, u32, Vec<f32>)> {
         let run = || -> Result<(Image, u32, Vec<f32>)> {
             let (image, label) = self.source.load(index as usize)?;
+            if label as usize >= self.source.num_classes() {
+                return Err(Error::invalid_data(format!("label {label} is out of range for {} classes", self.source.num_classes())));
+            }
             let image = self.pipeline.apply(image, &mut sample_rng(self.seed, self.epoch, index))?;
             let chw = self.pipeline.to_chw_normalized(&image)?;
             Ok((image, label, chw))
