@@ -32,6 +32,10 @@ export declare class NativeModel {
   /** Logits, row-major [batch.size, numClasses]. */
   predict(batch: NativeBatch, bn: string): Promise<Float32Array>
   evaluate(batch: NativeBatch, bn: string): Promise<EvalStats>
+  /** What loading the weights file did, when the model was built from one. */
+  get weightsReport(): WeightsReport | null
+  /** Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`). */
+  saveWeights(path: string): Promise<void>
   /** Frees the weights now instead of at garbage collection. */
   dispose(): void
 }
@@ -83,6 +87,8 @@ export interface ModelConfig {
   inChannels?: number
   depth?: number
   width?: number
+  /** A .safetensors or .pth file with torchvision/timm names.  */
+  weights?: string
 }
 
 export declare function nativeInfo(): NativeInfo
@@ -143,4 +149,14 @@ export interface TrainerConfig {
   advEpsilon: number
   reluClamp?: boolean
   seed: number
+}
+
+/** What loading a weights file did.  */
+export interface WeightsReport {
+  path: string
+  loaded: number
+  /** Tensors left freshly initialised (the classifier when the class count differs).  */
+  reinitialized: Array<string>
+  /** File entries not used (BatchNorm `num_batches_tracked` counters).  */
+  ignored: Array<string>
 }

@@ -20,12 +20,14 @@ export {
   resnet18,
   resnet34,
   resnet50,
+  saveWeights,
   smallResnet,
   type BnBranch,
   type ModelOptions,
   type PredictOptions,
   type Prediction,
   type SmallResnetOptions,
+  type WeightsReport,
 } from './models.js';
 export type { ImageArray, Layout } from './data/images.js';
 export {

@@ -4,7 +4,7 @@ import { AdvbnError, DisposedError } from './errors.js';
 import { assertFitsModel, fromArrays, type Dataset } from './data/dataset.js';
 import { checkImages, type ImageArray } from './data/images.js';
 import { callNative } from './native.js';
-import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, SEED_RULE } from './validation.js';
+import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, SEED_RULE, invalidOption } from './validation.js';
 
 /** Options shared by every model builder. */
 export interface ModelOptions {
@@ -16,6 +16,25 @@ export interface ModelOptions {
   seed?: number;
   /** Channels of the input images; default 3. */
   inChannels?: number;
+  /**
+   * Pretrained weights: a `.safetensors` or PyTorch `.pth` file with torchvision/timm names
+   * (pickles are read without running any code). With a different `numClasses` the classifier
+   * is left freshly initialised and {@link Model.weightsReport} says so. Missing, unexpected or
+   * mis-shaped tensors reject with one error listing them all.
+   */
+  weights?: string;
+}
+
+/** What loading a weights file did (see {@link ModelOptions.weights}). */
+export interface WeightsReport {
+  /** The file that was read. */
+  path: string;
+  /** Number of tensors loaded. */
+  loaded: number;
+  /** Tensors kept at their fresh initialisation: the classifier when the class count differs. */
+  reinitialized: string[];
+  /** File entries not used (BatchNorm `num_batches_tracked` counters). */
+  ignored: string[];
 }
 
 /** Options of {@link smallResnet}. */
@@ -69,6 +88,8 @@ export class Model implements Disposable {
   readonly device: string;
   /** Number of parameters. */
   readonly parameterCount: number;
+  /** What loading {@link ModelOptions.weights} did; `undefined` for a randomly initialised model. */
+  readonly weightsReport: WeightsReport | undefined;
 
   /** @internal Use a builder such as {@link smallResnet}. */
   constructor(native: NativeModel) {
@@ -79,6 +100,7 @@ export class Model implements Disposable {
     this.inChannels = native.inChannels;
     this.device = native.device;
     this.parameterCount = native.parameterCount;
+    this.weightsReport = native.weightsReport ?? undefined;
   }
 
   /** True once an AdvBN fine-tune has created the adversarial BatchNorm branch. */
@@ -187,7 +209,8 @@ function argMaxRows(logits: Float32Array, width: number): Int32Array {
 }
 
 function readCommon(context: string, options: unknown, extra: readonly string[]) {
-  const o = new OptionReader(context, options).rejectUnknown(['numClasses', 'device', 'seed', 'inChannels', ...extra]);
+  const o = new OptionReader(context, options).rejectUnknown(['numClasses', 'device', 'seed', 'inChannels', 'weights', ...extra]);
+  const weights = o.optionalString('weights');
   return {
     o,
     config: {
@@ -195,6 +218,7 @@ function readCommon(context: string, options: unknown, extra: readonly string[])
       device: o.string('device', 'auto', DEVICE_PATTERN, DEVICE_RULE),
       seed: o.number('seed', 0, SEED_RULE),
       inChannels: o.number('inChannels', 3, { integer: true, min: 1 }),
+      ...(weights !== undefined && { weights }),
     },
   };
 }
@@ -203,7 +227,16 @@ async function build(config: Parameters<typeof createNative>[0]): Promise<Model>
   return new Model(await createNative(config));
 }
 
-function createNative(config: { arch: string; numClasses: number; device: string; seed: number; inChannels: number; depth?: number; width?: number }) {
+function createNative(config: {
+  arch: string;
+  numClasses: number;
+  device: string;
+  seed: number;
+  inChannels: number;
+  depth?: number;
+  width?: number;
+  weights?: string;
+}) {
   return callNative((n) => n.createModel(config));
 }
 
@@ -228,4 +261,17 @@ export async function smallResnet(options: SmallResnetOptions): Promise<Model> {
   if ((depth - 2) % 6 !== 0) throw o.fail('depth', 'of the form 6n+2 (8, 14, 20, 32, 44, 56, ...)');
   const width = o.number('width', 16, { integer: true, min: 1 });
   return build({ arch: 'small_resnet', ...config, depth, width });
+}
+
+/**
+ * Writes the model's weights as safetensors with torchvision names: the clean BatchNorm branch
+ * under the standard names and the adversarial branch under `adv.`, so PyTorch loads the file
+ * with `model.load_state_dict(state, strict=False)`. The write is atomic (temp file, fsync,
+ * rename): an existing file is never left half-written.
+ */
+export async function saveWeights(model: Model, path: string): Promise<void> {
+  const context = 'saveWeights';
+  if (typeof path !== 'string' || path.length === 0) throw invalidOption(context, 'path', path, 'a non-empty file path');
+  const native = model.nativeHandle(context);
+  await callNative(() => native.saveWeights(path));
 }

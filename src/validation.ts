@@ -141,6 +141,14 @@ export class OptionReader {
     return value;
   }
 
+  /** A non-empty string, or `undefined` when absent. */
+  optionalString(name: string): string | undefined {
+    const value = this.values[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.length === 0) throw this.fail(name, 'a non-empty string');
+    return value;
+  }
+
   numberArray(name: string, fallback: number[], rule: NumberRule = {}): number[] {
     const value = this.values[name];
     if (value === undefined) return fallback;

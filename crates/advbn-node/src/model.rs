@@ -24,6 +24,20 @@ pub struct ModelConfig {
   pub in_channels: Option<u32>,
   pub depth: Option<u32>,
   pub width: Option<u32>,
+  /** A .safetensors or .pth file with torchvision/timm names. */
+  pub weights: Option<String>,
+}
+
+/** What loading a weights file did. */
+#[napi(object)]
+#[derive(Clone)]
+pub struct WeightsReport {
+  pub path: String,
+  pub loaded: u32,
+  /** Tensors left freshly initialised (the classifier when the class count differs). */
+  pub reinitialized: Vec<String>,
+  /** File entries not used (BatchNorm `num_batches_tracked` counters). */
+  pub ignored: Vec<String>,
 }
 
 #[napi(object)]
@@ -38,6 +52,7 @@ pub struct NativeModel {
   pub(crate) inner: SharedModel,
   arch: String,
   device: String,
+  weights_report: Option<WeightsReport>,
 }
 
 /// Runs `f` with the model, failing cleanly if it was disposed.
@@ -104,6 +119,18 @@ impl NativeModel {
     Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch }))
   }
 
+  /// What loading the weights file did, when the model was built from one.
+  #[napi(getter)]
+  pub fn weights_report(&self) -> Option<WeightsReport> {
+    self.weights_report.clone()
+  }
+
+  /// Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`).
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn save_weights(&self, path: String) -> AsyncTask<SaveWeightsTask> {
+    AsyncTask::new(SaveWeightsTask { model: self.inner.clone(), path })
+  }
+
   /// Frees the weights now instead of at garbage collection.
   #[napi]
   pub fn dispose(&self) {
@@ -114,26 +141,56 @@ impl NativeModel {
 pub struct CreateModelTask {
   config: CoreModelConfig,
   device: String,
+  weights: Option<String>,
 }
 
 impl Task for CreateModelTask {
-  type Output = ResNet;
+  type Output = (ResNet, Option<WeightsReport>);
   type JsValue = NativeModel;
 
-  fn compute(&mut self) -> Result<ResNet> {
-    let (config, device) = (self.config.clone(), self.device.clone());
+  fn compute(&mut self) -> Result<Self::Output> {
+    let (config, device, weights) = (self.config.clone(), self.device.clone(), self.weights.clone());
     executor::run(move || {
       let device = parse_device(&device).into_napi()?;
-      ResNet::new(config, &device).into_napi()
+      let mut model = ResNet::new(config, &device).into_napi()?;
+      let report = match weights {
+        None => None,
+        Some(path) => {
+          // A checkpoint for another class count keeps everything but the classifier.
+          let r = model.load_weights(std::path::Path::new(&path), true).into_napi()?;
+          Some(WeightsReport { path, loaded: r.loaded as u32, reinitialized: r.reinitialized, ignored: r.ignored })
+        }
+      };
+      Ok((model, report))
     })
   }
 
-  fn resolve(&mut self, _env: Env, model: ResNet) -> Result<NativeModel> {
+  fn resolve(&mut self, _env: Env, (model, weights_report): Self::Output) -> Result<NativeModel> {
     Ok(NativeModel {
       arch: model.config().arch.name(),
       device: device_id(model.device()),
       inner: Arc::new(RwLock::new(Some(model))),
+      weights_report,
     })
+  }
+}
+
+pub struct SaveWeightsTask {
+  model: SharedModel,
+  path: String,
+}
+
+impl Task for SaveWeightsTask {
+  type Output = ();
+  type JsValue = ();
+
+  fn compute(&mut self) -> Result<()> {
+    let (model, path) = (self.model.clone(), self.path.clone());
+    executor::run(move || with_model(&model, |m| m.save_weights(std::path::Path::new(&path)).into_napi()))
+  }
+
+  fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
+    Ok(())
   }
 }
 
@@ -151,7 +208,7 @@ pub fn create_model(config: ModelConfig) -> Result<AsyncTask<CreateModelTask>> {
     dtype: candle_core::DType::F32,
   };
   core.validate().into_napi()?;
-  Ok(AsyncTask::new(CreateModelTask { config: core, device: config.device }))
+  Ok(AsyncTask::new(CreateModelTask { config: core, device: config.device, weights: config.weights }))
 }
 
 pub struct PredictTask {
