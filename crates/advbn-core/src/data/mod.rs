@@ -9,6 +9,7 @@ pub use arrays::{ArrayDataset, ImageLayout, PixelData};
 pub use image::Image;
 pub use order::epoch_order;
 pub mod decode;
+pub mod digits;
 pub use decode::decode_image;
 pub mod loader;
 pub mod sources;
