@@ -66,7 +66,12 @@ impl ResNet {
     /// Loads weights by name. With `allow_new_head`, a classifier of another class count is
     /// left freshly initialised and reported instead of failing.
     pub fn load_weights(&mut self, path: &Path, allow_new_head: bool) -> Result<LoadReport> {
-        let mut file = read_tensors(path)?;
+        let file = read_tensors(path)?;
+        self.load_state_map(file, &format!("weights file {}", path.display()), allow_new_head)
+    }
+
+    /// Loads named tensors (from a file described by `origin` in errors).
+    pub fn load_state_map(&mut self, mut file: HashMap<String, Tensor>, origin: &str, allow_new_head: bool) -> Result<LoadReport> {
         let mut report = LoadReport::default();
         file.retain(|name, _| {
             let counter = name.ends_with("num_batches_tracked");
@@ -111,8 +116,7 @@ impl ResNet {
                 problems.push(format!("mis-shaped ({}): {}", mis_shaped.len(), mis_shaped.join("; ")));
             }
             return Err(Error::invalid_data(format!(
-                "weights file {} does not fit {}: {}",
-                path.display(),
+                "{origin} does not fit {}: {}",
                 self.config().arch.name(),
                 problems.join(" | ")
             )));
@@ -121,7 +125,7 @@ impl ResNet {
         let device = self.device().clone();
         for (var, t) in pending {
             if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
-                return Err(Error::invalid_data(format!("weights file {}: a tensor has dtype {:?}", path.display(), t.dtype())));
+                return Err(Error::invalid_data(format!("{origin}: a tensor has dtype {:?}", t.dtype())));
             }
             var.set(&t.to_dtype(dtype)?.to_device(&device)?)?;
             report.loaded += 1;

@@ -1,9 +1,11 @@
 //! Training: optimisers, learning-rate schedules, and the AdvBN / ERM step.
 
+pub mod checkpoint;
 pub mod optim;
 pub mod schedule;
 pub mod trainer;
 
+pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointInfo};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use trainer::{count_correct, Method, StepLogs, TrainConfig, Trainer};

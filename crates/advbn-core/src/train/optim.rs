@@ -54,6 +54,45 @@ impl Optimizer {
         &self.params
     }
 
+    /// Number of updates applied so far (AdamW's bias correction depends on it).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The per-parameter state as named tensors (`first.<i>`, `second.<i>`), for checkpoints.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let named = |kind: &str, moments: &[Option<Tensor>]| {
+            moments.iter().enumerate().filter_map(|(i, m)| Some((format!("{kind}.{i}"), m.clone()?))).collect::<Vec<_>>()
+        };
+        let mut out = named("first", &self.first);
+        out.extend(named("second", &self.second));
+        out
+    }
+
+    /// Restores what `state` and `steps` returned. Shapes must match the parameters.
+    pub fn load_state(&mut self, steps: u64, state: &[(String, Tensor)]) -> candle_core::Result<()> {
+        let mut first = vec![None; self.params.len()];
+        let mut second = vec![None; self.params.len()];
+        for (name, tensor) in state {
+            let (kind, index) = name.split_once('.').ok_or_else(|| candle_core::Error::Msg(format!("bad optimizer state name {name}")))?;
+            let index: usize = index.parse().map_err(|_| candle_core::Error::Msg(format!("bad optimizer state name {name}")))?;
+            let param = self.params.get(index).ok_or_else(|| candle_core::Error::Msg(format!("optimizer state {name} has no parameter")))?;
+            if tensor.dims() != param.dims() {
+                candle_core::bail!("optimizer state {name}: shape {:?}, parameter {:?}", tensor.dims(), param.dims());
+            }
+            let tensor = tensor.to_dtype(param.dtype())?.to_device(param.device())?;
+            match kind {
+                "first" => first[index] = Some(tensor),
+                "second" => second[index] = Some(tensor),
+                _ => candle_core::bail!("bad optimizer state name {name}"),
+            }
+        }
+        self.first = first;
+        self.second = second;
+        self.steps = steps;
+        Ok(())
+    }
+
     /// Applies one update with learning rate `lr`. Parameters without a gradient are skipped
     /// (e.g. the adversarial BNs in an ERM step), as PyTorch skips `grad is None`.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> candle_core::Result<()> {

@@ -1,28 +1,51 @@
-//! One optimisation step of AdvBN (or plain fine-tuning, ERM) on the tail of a cut model.
+//! One optimisation step of AdvBN, or of a baseline it is compared against (plain fine-tuning,
+//! ERM; MixStyle; DSU), on the tail of a cut model.
 
 use candle_core::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use super::optim::{Optimizer, OptimizerConfig};
 use super::schedule::Schedule;
 use crate::attack::{attack, scalar, AttackConfig};
 use crate::error::{check_option, Error, Result};
 use crate::models::ResNet;
-use crate::nn::{BnBranch, BnMode, ForwardMode};
+use crate::nn::{dsu, mixstyle, BnBranch, BnMode, DsuConfig, ForwardMode, MixStyleConfig};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
     /// Plain fine-tuning of the tail: loss = CE(tail_clean(x)).
     Erm,
     /// loss = CE(tail_clean(x)) + CE(tail_adv(advbn(x; alpha*, beta*))).
     AdvBn,
+    /// loss = CE(tail_clean(mixstyle(x))): per-instance styles mixed at the cut.
+    MixStyle(MixStyleConfig),
+    /// loss = CE(tail_clean(dsu(x))): per-instance statistics resampled at the cut.
+    Dsu(DsuConfig),
 }
 
 impl Method {
+    /// A method by name; MixStyle and DSU get the reference's settings.
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "erm" => Ok(Method::Erm),
             "advbn" => Ok(Method::AdvBn),
-            other => Err(Error::invalid_option("method", format!("{other:?}"), "expected \"erm\" or \"advbn\"")),
+            "mixstyle" => Ok(Method::MixStyle(MixStyleConfig::default())),
+            "dsu" => Ok(Method::Dsu(DsuConfig::default())),
+            other => Err(Error::invalid_option(
+                "method",
+                format!("{other:?}"),
+                "expected \"erm\", \"advbn\", \"mixstyle\" or \"dsu\"",
+            )),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Erm => "erm",
+            Method::AdvBn => "advbn",
+            Method::MixStyle(_) => "mixstyle",
+            Method::Dsu(_) => "dsu",
         }
     }
 }
@@ -38,6 +61,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub steps_per_epoch: usize,
     pub attack: AttackConfig,
+    /// Seeds the trainer's random source (MixStyle's and DSU's draws): same seed, same run.
+    pub seed: u64,
 }
 
 impl TrainConfig {
@@ -52,6 +77,7 @@ impl TrainConfig {
             epochs: 20,
             steps_per_epoch,
             attack: AttackConfig::default(),
+            seed: 0,
         }
     }
 
@@ -71,6 +97,15 @@ impl TrainConfig {
                 self.attack.validate()?;
                 model.check_cut(self.cut, 1)
             }
+            // Both perturb feature maps at the cut, so there must be one.
+            Method::MixStyle(cfg) => {
+                cfg.validate()?;
+                model.check_cut(self.cut, 1)
+            }
+            Method::Dsu(cfg) => {
+                cfg.validate()?;
+                model.check_cut(self.cut, 1)
+            }
         }
     }
 }
@@ -79,6 +114,7 @@ impl TrainConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepLogs {
     pub loss: f64,
+    /// Through the clean BN branch; for MixStyle and DSU, of the features they perturbed.
     pub clean_loss: f64,
     pub adv_loss: Option<f64>,
     pub attack_loss: Option<f64>,
@@ -93,6 +129,8 @@ pub struct StepLogs {
 pub struct Trainer {
     config: TrainConfig,
     optimizer: Optimizer,
+    /// Drawn from only by MixStyle and DSU, in step order.
+    rng: ChaCha8Rng,
 }
 
 impl Trainer {
@@ -110,11 +148,20 @@ impl Trainer {
             .map(|(_, var)| var)
             .collect();
         let optimizer = Optimizer::new(config.optimizer.clone(), params)?;
-        Ok(Self { config, optimizer })
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        Ok(Self { config, optimizer, rng })
     }
 
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
+        &mut self.optimizer
     }
 
     pub fn trainable_params(&self) -> usize {
@@ -134,15 +181,18 @@ impl Trainer {
         let features = model.encode(images, cut)?;
         let mut logs = StepLogs { lr, count: images.dim(0)?, ..Default::default() };
 
-        let perturbed = match self.config.method {
-            Method::Erm => None,
+        // `features` feeds the clean branch; `perturbed` (AdvBN only) the adversarial one.
+        let (features, perturbed) = match self.config.method {
+            Method::Erm => (features, None),
+            Method::MixStyle(cfg) => (mixstyle(&features, &cfg, true, &mut self.rng)?, None),
+            Method::Dsu(cfg) => (dsu(&features, &cfg, true, &mut self.rng)?, None),
             Method::AdvBn => {
                 let found = attack(model, &features, labels, cut, &self.config.attack)?;
                 logs.attack_loss = Some(found.adv_loss);
                 logs.attack_clean_loss = Some(found.clean_loss);
                 logs.alpha_range = Some(min_max(&found.alpha)?);
                 logs.beta_range = Some(min_max(&found.beta)?);
-                Some(found.features)
+                (features, Some(found.features))
             }
         };
 
