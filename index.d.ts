@@ -44,6 +44,10 @@ export declare class NativeTrainer {
   constructor(model: NativeModel, config: TrainerConfig)
   /** One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule. */
   step(batch: NativeBatch, epoch: number, stepInEpoch: number): Promise<StepLogs>
+  /** Writes model, optimiser state and `meta` (JSON text) to `path` atomically. */
+  saveCheckpoint(path: string, meta: string): Promise<void>
+  /** Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text. */
+  loadCheckpoint(path: string): Promise<string>
   learningRate(epoch: number, stepInEpoch: number): number
 }
 

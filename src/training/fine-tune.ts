@@ -7,6 +7,7 @@ import { evaluateIn } from '../evaluation.js';
 import { beginTraining, type Model } from '../models.js';
 import { callNative, callNativeSync } from '../native.js';
 import { runHook, type BatchLogs, type EpochLogs } from './callbacks.js';
+import { restoreCheckpoint, saveCheckpoint, type RunPosition } from './checkpoint.js';
 import { resolveFineTuneOptions, type FineTuneOptions, type ResolvedFineTune } from './options.js';
 
 /** Per-epoch series of a training run (tfjs-style). */
@@ -114,18 +115,39 @@ async function trainLoop(
   };
   let last: EpochLogs | undefined;
   throwIfAborted(signal);
+  // Everything a resumed run must share with the run that wrote the checkpoint.
+  const runParams = { ...history.params, shuffle: resolved.shuffle, advbn: [config.advSteps, config.advStepSize, config.advEpsilon] };
+  const checkpoint = resolved.checkpoint;
+  const resumed = checkpoint && (await restoreCheckpoint<EpochTotalsState, HistoryRecord>(trainer, checkpoint, runParams));
+  if (resumed) {
+    history.epochs = resumed.epochs;
+    history.history = resumed.history;
+  }
+  const save = (epoch: number, nextBatch: number, totals: EpochTotals) => {
+    const position: RunPosition<EpochTotalsState, HistoryRecord> = {
+      epoch, nextBatch, totals: totals.state(), epochs: history.epochs, history: history.history, params: runParams,
+    };
+    return checkpoint ? saveCheckpoint(trainer, checkpoint, position) : Promise.resolve();
+  };
+  let stepsDone = 0;
   await runHook(callbacks, 'onTrainBegin', { epochs: config.epochs, stepsPerEpoch, samples: data.length });
-  for (let epoch = 0; epoch < config.epochs; epoch += 1) {
+  for (let epoch = resumed?.epoch ?? 0; epoch < config.epochs; epoch += 1) {
     const started = performance.now();
     const lr = callNativeSync(() => trainer.learningRate(epoch, 0));
     await runHook(callbacks, 'onEpochBegin', epoch, { lr });
-    const totals = new EpochTotals();
+    const resumeHere = resumed !== undefined && epoch === resumed.epoch;
+    const firstBatch = resumeHere ? resumed.nextBatch : 0;
+    const totals = resumeHere ? EpochTotals.from(resumed.totals) : new EpochTotals();
     const batches = data.batches({ batchSize: resolved.batchSize, shuffle: resolved.shuffle, seed: config.seed, epoch, device: model.device });
     for await (const batch of batches) {
+      // The order is a function of (seed, epoch): skipping the trained batches restores the data position.
+      if (batch.index < firstBatch) continue;
       throwIfAborted(signal);
       await runHook(callbacks, 'onBatchBegin', batch.index, { batch: batch.index, size: batch.size });
       const step = await callNative(() => trainer.step(batch.handle, epoch, batch.index));
       totals.add(step);
+      stepsDone += 1;
+      if (checkpoint?.everySteps !== undefined && stepsDone % checkpoint.everySteps === 0) await save(epoch, batch.index + 1, totals);
       await runHook(callbacks, 'onBatchEnd', batch.index, batchLogs(batch.index, step));
     }
     last = totals.epochLogs(lr);
@@ -137,6 +159,7 @@ async function trainLoop(
     }
     last.timeMs = performance.now() - started;
     record(history, epoch, last);
+    await save(epoch + 1, 0, new EpochTotals());
     await runHook(callbacks, 'onEpochEnd', epoch, last);
   }
   await runHook(callbacks, 'onTrainEnd', last);
@@ -152,6 +175,16 @@ function batchLogs(batch: number, step: StepLogs): BatchLogs {
   return { batch, size: count, ...losses, accuracy: correct / count };
 }
 
+/** Serialisable sums of a partly trained epoch (checkpoints carry them). */
+interface EpochTotalsState {
+  count: number;
+  correct: number;
+  loss: number;
+  cleanLoss: number;
+  advLoss?: number;
+  attackLoss?: number;
+}
+
 /** Sample-weighted sums of one epoch's step logs. */
 class EpochTotals {
   private count = 0;
@@ -160,6 +193,15 @@ class EpochTotals {
   private cleanLoss = 0;
   private advLoss: number | undefined;
   private attackLoss: number | undefined;
+
+  static from(state: EpochTotalsState): EpochTotals {
+    return Object.assign(new EpochTotals(), state);
+  }
+
+  state(): EpochTotalsState {
+    const { count, correct, loss, cleanLoss, advLoss, attackLoss } = this;
+    return { count, correct, loss, cleanLoss, ...(advLoss !== undefined && { advLoss }), ...(attackLoss !== undefined && { attackLoss }) };
+  }
 
   add(step: StepLogs): void {
     this.count += step.count;

@@ -4,6 +4,7 @@ import type { DatasetInput } from '../data/dataset.js';
 import type { Model } from '../models.js';
 import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
 import type { Callback } from './callbacks.js';
+import { readCheckpointOptions, type CheckpointOptions, type ResolvedCheckpoint } from './checkpoint.js';
 
 /** SGD with momentum and L2 weight decay: the paper's optimiser. */
 export interface SgdOptions {
@@ -109,6 +110,13 @@ export interface FineTuneOptions {
   signal?: AbortSignal;
   /** Evaluated at each epoch end with the clean BatchNorms: adds `valLoss` and `valAccuracy` to the logs. */
   validationData?: DatasetInput;
+  /** Write a crash-safe checkpoint every epoch (or every N steps) to `checkpoint.dir`. */
+  checkpoint?: CheckpointOptions;
+  /**
+   * Continue from `checkpoint.dir`'s checkpoint when there is one (bit-identical to an
+   * uninterrupted run on the CPU); start from scratch when there is none. Default `false`.
+   */
+  resume?: boolean;
 }
 
 /** Validated options, ready for the training loop. `stepsPerEpoch` is filled in once the data is known. */
@@ -118,6 +126,7 @@ export interface ResolvedFineTune {
   shuffle: boolean;
   callbacks: Callback[];
   signal: AbortSignal | undefined;
+  checkpoint: ResolvedCheckpoint | undefined;
 }
 
 const CONTEXT = 'fineTune';
@@ -126,7 +135,7 @@ const CALLBACK_HOOKS = ['onTrainBegin', 'onEpochBegin', 'onBatchBegin', 'onBatch
 export function resolveFineTuneOptions(options: unknown, model: Model): ResolvedFineTune {
   const o = new OptionReader(CONTEXT, options).rejectUnknown([
     'data', 'method', 'cut', 'epochs', 'batchSize', 'shuffle', 'seed', 'optimizer', 'lr',
-    'schedule', 'advbn', 'callbacks', 'signal', 'validationData',
+    'schedule', 'advbn', 'callbacks', 'signal', 'validationData', 'checkpoint', 'resume',
   ]);
   if (!o.has('data')) throw o.fail('data', 'a Dataset or an object { images, labels }');
   const method = o.oneOf('method', ['advbn', 'erm'] as const, 'advbn');
@@ -142,6 +151,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
     shuffle,
     callbacks: readCallbacks(o),
     signal: readSignal(o),
+    checkpoint: readCheckpointOptions(o),
   };
 }
 

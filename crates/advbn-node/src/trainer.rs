@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use advbn_core::attack::AttackConfig;
-use advbn_core::train::{Method, OptimizerConfig, Schedule, StepLogs as CoreStepLogs, TrainConfig, Trainer};
+use advbn_core::train::{load_checkpoint, save_checkpoint, Method, OptimizerConfig, Schedule, StepLogs as CoreStepLogs, TrainConfig, Trainer};
 use advbn_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -94,6 +94,7 @@ fn core_config(c: &TrainerConfig) -> advbn_core::Result<TrainConfig> {
     schedule,
     epochs: c.epochs as usize,
     steps_per_epoch: c.steps_per_epoch as usize,
+    seed: c.seed as u64,
     // Every ResNet cut point follows a ReLU, so the clamp is on unless asked otherwise.
     attack: AttackConfig {
       steps: c.adv_steps as usize,
@@ -139,6 +140,18 @@ impl NativeTrainer {
     })
   }
 
+  /// Writes model, optimiser state and `meta` (JSON text) to `path` atomically.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<CheckpointTask> {
+    AsyncTask::new(CheckpointTask { model: self.model.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
+  }
+
+  /// Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text.
+  #[napi(ts_return_type = "Promise<string>")]
+  pub fn load_checkpoint(&self, path: String) -> AsyncTask<CheckpointTask> {
+    AsyncTask::new(CheckpointTask { model: self.model.clone(), state: self.state.clone(), path, save_meta: None })
+  }
+
   #[napi]
   pub fn learning_rate(&self, epoch: u32, step_in_epoch: u32) -> f64 {
     let position = epoch as f64 + step_in_epoch as f64 / self.config.steps_per_epoch as f64;
@@ -162,19 +175,55 @@ impl Task for StepTask {
     let (model, state, batch, epoch, step) = (self.model.clone(), self.state.clone(), self.batch.clone(), self.epoch, self.step);
     executor::run(move || {
       let (images, labels) = batch.tensors()?;
-      let mut guard = model.write().unwrap_or_else(|e| e.into_inner());
-      let model = guard.as_mut().ok_or_else(|| crate::errors::disposed("model"))?;
-      let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-      if let TrainerState::Pending(config) = &*state {
-        *state = TrainerState::Ready(Trainer::new(model, config.clone()).into_napi()?);
-      }
-      let TrainerState::Ready(trainer) = &mut *state else { unreachable!("trainer initialised above") };
-      let logs = trainer.step(model, &images, &labels, epoch, step).map_err(to_napi)?;
-      Ok(logs.into())
+      with_trainer(&model, &state, |model, trainer| Ok(trainer.step(model, &images, &labels, epoch, step).map_err(to_napi)?.into()))
     })
   }
 
   fn resolve(&mut self, _env: Env, logs: StepLogs) -> Result<StepLogs> {
     Ok(logs)
+  }
+}
+
+/// Runs `f` on the compute thread's model and trainer, creating the trainer on first use.
+fn with_trainer<T>(
+  model: &SharedModel,
+  state: &Mutex<TrainerState>,
+  f: impl FnOnce(&mut advbn_core::models::ResNet, &mut Trainer) -> Result<T>,
+) -> Result<T> {
+  let mut guard = model.write().unwrap_or_else(|e| e.into_inner());
+  let model = guard.as_mut().ok_or_else(|| crate::errors::disposed("model"))?;
+  let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+  if let TrainerState::Pending(config) = &*state {
+    *state = TrainerState::Ready(Trainer::new(model, config.clone()).into_napi()?);
+  }
+  let TrainerState::Ready(trainer) = &mut *state else { unreachable!("trainer initialised above") };
+  f(model, trainer)
+}
+
+pub struct CheckpointTask {
+  model: SharedModel,
+  state: Arc<Mutex<TrainerState>>,
+  path: String,
+  /// Some(meta): save with this metadata; None: load.
+  save_meta: Option<String>,
+}
+
+impl Task for CheckpointTask {
+  type Output = String;
+  type JsValue = String;
+
+  fn compute(&mut self) -> Result<String> {
+    let (model, state, path, save_meta) = (self.model.clone(), self.state.clone(), self.path.clone(), self.save_meta.clone());
+    executor::run(move || {
+      let path = std::path::PathBuf::from(path);
+      with_trainer(&model, &state, |model, trainer| match save_meta {
+        Some(meta) => save_checkpoint(&path, model, trainer, &meta).map(|_| meta).into_napi(),
+        None => load_checkpoint(&path, model, trainer).map(|info| info.meta).into_napi(),
+      })
+    })
+  }
+
+  fn resolve(&mut self, _env: Env, meta: String) -> Result<String> {
+    Ok(meta)
   }
 }

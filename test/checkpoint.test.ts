@@ -1,0 +1,64 @@
+// Crash safety: a fine-tune SIGKILLed mid-epoch and resumed from its checkpoint ends
+// bit-identical to an uninterrupted run; bad checkpoint settings reject by name.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fineTune, InvalidDataError, InvalidOptionError } from '../src/index.js';
+import { separableData, tinyModel } from './helpers.js';
+
+const child = join(import.meta.dirname, 'fixtures', 'checkpoint-child.mjs');
+
+/** Runs the child to the end; returns how many steps it trained. */
+function runToEnd(dir: string, resume: boolean, out: string): number {
+  const run = spawnSync(process.execPath, [child, dir, resume ? '1' : '0', out], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`child failed: ${run.stderr}`);
+  return (run.stdout.match(/step \d+/g) ?? []).length;
+}
+
+/** Starts a checkpointing run and SIGKILLs it right after step `killAt`. */
+function killAfter(dir: string, killAt: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [child, dir, '0', join(dir, 'unused.json')]);
+    let seen = 0;
+    proc.stdout.on('data', (chunk: Buffer) => {
+      seen += (chunk.toString().match(/step \d+/g) ?? []).length;
+      if (seen >= killAt) proc.kill('SIGKILL');
+    });
+    proc.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve(seen) : reject(new Error(`child was not killed (${signal})`))));
+  });
+}
+
+describe('checkpoints', () => {
+  it('a SIGKILLed and resumed fine-tune ends bit-identical to an uninterrupted one', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'advbn-ckpt-'));
+    const straight = join(tmp, 'straight.json');
+    expect(runToEnd('-', false, straight)).toBe(9);
+    const dir = join(tmp, 'run');
+    const killedAt = await killAfter(dir, 5); // 3 steps per epoch: killed inside epoch 1
+    expect(killedAt).toBeGreaterThanOrEqual(5);
+    const resumed = join(tmp, 'resumed.json');
+    // It really continued: only the steps after the last checkpoint ran again.
+    const rerun = runToEnd(dir, true, resumed);
+    expect(rerun).toBeGreaterThan(0);
+    expect(rerun).toBeLessThanOrEqual(9 - killedAt);
+    expect(JSON.parse(readFileSync(resumed, 'utf8'))).toEqual(JSON.parse(readFileSync(straight, 'utf8')));
+  }, 60_000);
+
+  it('rejects a resume with other settings, a missing dir, and a damaged checkpoint', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'advbn-ckpt-'));
+    const data = separableData(16);
+    const model = await tinyModel(0);
+    await fineTune(model, { data, epochs: 1, batchSize: 8, checkpoint: { dir: tmp } });
+    await expect(fineTune(model, { data, epochs: 1, batchSize: 4, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(
+      /resume.*batchSize=8.*batchSize=4/,
+    );
+    await expect(fineTune(model, { data, resume: true })).rejects.toThrow(InvalidOptionError);
+    await expect(fineTune(model, { data, checkpoint: { dir: tmp, every: 0 } })).rejects.toThrow(/checkpoint\.every/);
+    const file = join(tmp, 'checkpoint.safetensors');
+    writeFileSync(file, readFileSync(file).subarray(0, 200));
+    await expect(fineTune(model, { data, epochs: 1, batchSize: 8, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(InvalidDataError);
+    model.dispose();
+  });
+});
