@@ -91,6 +91,20 @@ export class NativePanicError extends AdvbnError {
   }
 }
 
+/**
+ * The loss became NaN or infinite. The failing step updated nothing, so the model and the last
+ * checkpoint hold the state before it; the message names the epoch and step.
+ */
+export class TrainingDivergedError extends AdvbnError {
+  /**
+   * @param message - Human-readable description naming the epoch and step.
+   * @param options - Optional `cause`.
+   */
+  constructor(message: string, options?: AdvbnErrorOptions) {
+    super(message, 'ADVBN_DIVERGED', options);
+  }
+}
+
 /** One native binary the loader tried. */
 export interface NativeLoadAttempt {
   /** What was tried: an env override, a package name or a file path. */

@@ -13,6 +13,7 @@ export {
   InvalidOptionError,
   NativeLoadError,
   NativePanicError,
+  TrainingDivergedError,
   type AdvbnErrorOptions,
 } from './errors.js';
 export {

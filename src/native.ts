@@ -16,6 +16,7 @@ import {
   InvalidOptionError,
   NativeLoadError,
   NativePanicError,
+  TrainingDivergedError,
   type NativeLoadAttempt,
 } from './errors.js';
 import { packageRoot } from './package-root.js';
@@ -188,6 +189,8 @@ export function wrapNativeError(err: unknown): Error {
       return new DisposedError(text, { cause: err });
     case 'ADVBN_PANIC':
       return new NativePanicError(text, { cause: err });
+    case 'ADVBN_DIVERGED':
+      return new TrainingDivergedError(text, { cause: err });
     default:
       return new AdvbnError(text, code ?? 'ADVBN_NATIVE', { cause: err });
   }

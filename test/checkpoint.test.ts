@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fineTune, InvalidDataError, InvalidOptionError } from '../src/index.js';
+import { fineTune, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../src/index.js';
 import { separableData, tinyModel } from './helpers.js';
 
 const child = join(import.meta.dirname, 'fixtures', 'checkpoint-child.mjs');
@@ -59,6 +59,29 @@ describe('checkpoints', () => {
     const file = join(tmp, 'checkpoint.safetensors');
     writeFileSync(file, readFileSync(file).subarray(0, 200));
     await expect(fineTune(model, { data, epochs: 1, batchSize: 8, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(InvalidDataError);
+    model.dispose();
+  });
+});
+
+describe('divergence', () => {
+  it('stops with an error naming the step and leaves the last checkpoint loadable', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'advbn-diverge-'));
+    const data = separableData(32);
+    const model = await tinyModel(0);
+    const options = { data, epochs: 3, batchSize: 8, lr: 1e12, method: 'erm' as const, checkpoint: { dir: tmp, every: 1 } };
+    const first = await fineTune(model, options).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(first).toBeInstanceOf(TrainingDivergedError);
+    expect((first as Error).message).toMatch(/diverged: the loss is (NaN|inf|-inf) at epoch \d+, step \d+/);
+    // The checkpoint written before the bad step loads, and the run diverges at the same step again.
+    const again = await fineTune(model, { ...options, resume: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(again).toBeInstanceOf(TrainingDivergedError);
+    expect((again as Error).message).toBe((first as Error).message);
     model.dispose();
   });
 });

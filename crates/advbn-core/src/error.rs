@@ -11,6 +11,9 @@ pub enum Error {
     /// Input data is malformed (shape, NaN/inf, labels out of range, ...).
     #[error("{0}")]
     InvalidData(String),
+    /// The loss became NaN or infinite; nothing was updated by that step.
+    #[error("training diverged: the loss is {loss} at epoch {epoch}, step {step} (this step updated nothing; earlier checkpoints are intact)")]
+    Diverged { epoch: usize, step: usize, loss: f64 },
     /// The requested device cannot be used.
     #[error("{0}")]
     Device(String),
@@ -33,6 +36,7 @@ impl Error {
         match self {
             Error::InvalidOption { .. } => "ADVBN_INVALID_OPTION",
             Error::InvalidData(_) => "ADVBN_INVALID_DATA",
+            Error::Diverged { .. } => "ADVBN_DIVERGED",
             Error::Device(_) => "ADVBN_DEVICE",
             Error::Candle(_) => "ADVBN_NATIVE",
         }

@@ -211,10 +211,7 @@ impl Trainer {
         };
         logs.loss = scalar(&total)?;
         if !logs.loss.is_finite() {
-            return Err(Error::invalid_data(format!(
-                "training diverged: loss is {} at epoch {epoch}, step {step}",
-                logs.loss
-            )));
+            return Err(Error::Diverged { epoch, step, loss: logs.loss });
         }
         let grads = total.backward()?;
         self.optimizer.step(&grads, lr)?;
