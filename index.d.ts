@@ -3,6 +3,10 @@
 
 export declare class NativeBatch {
   get size(): number
+  /** Samples left out of this batch as bad ("<sample>: <reason>"); empty for array datasets. */
+  get skipped(): Array<string>
+  /** Copies the batch back to host memory (for tests and inspection). */
+  toArrays(): Promise<BatchArrays>
   dispose(): void
 }
 
@@ -18,6 +22,20 @@ export declare class NativeDataset {
   batch(indices: Uint32Array, device: string): Promise<NativeBatch>
   /** The data is shared with in-flight batches; dropping the handle frees it when they finish. */
   dispose(): void
+}
+
+export declare class NativeLoader {
+  constructor(source: NativeSource, options: LoaderOptions)
+  /** Batches per pass. */
+  get numBatches(): number
+  /** [channels, height, width] of the first sample that loads, after the transforms. */
+  firstSampleShape(): Promise<Array<number>>
+  /** Starts pass `epoch` (its order and random draws); stops the workers of the previous one. */
+  epoch(epoch: number): void
+  /** The next batch of the pass on `device`, with the samples skipped as bad; null at the end. */
+  next(device: string): Promise<NativeBatch | null>
+  /** Stops the workers now (they finish at most the sample in hand); the loader is unusable after. */
+  close(): void
 }
 
 export declare class NativeModel {
@@ -40,6 +58,20 @@ export declare class NativeModel {
   dispose(): void
 }
 
+export declare class NativeSource {
+  /** Lists `root/<class>/**\/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`. */
+  static imageFolder(root: string, classes?: Array<string> | undefined | null): Promise<NativeSource>
+  /** Reads an IDX3 image file and an IDX1 label file (uncompressed). */
+  static mnist(imagesPath: string, labelsPath: string): Promise<NativeSource>
+  /** Reads CIFAR-10 binary batch files, concatenated in the order given. */
+  static cifar10(paths: Array<string>): Promise<NativeSource>
+  get length(): number
+  get numClasses(): number
+  get classNames(): Array<string>
+  /** Loaders already made keep the source alive until they are closed. */
+  dispose(): void
+}
+
 export declare class NativeTrainer {
   constructor(model: NativeModel, config: TrainerConfig)
   /** One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule. */
@@ -59,6 +91,41 @@ export interface ArrayDatasetOptions {
   std?: Array<number>
 }
 
+/** A batch in host memory: images [N, C, H, W] row-major, one label per image. */
+export interface BatchArrays {
+  images: Float32Array
+  shape: Array<number>
+  labels: Int32Array
+}
+
+/** Writes every input image once per (corruption, severity), keeping its format and layout. */
+export declare function corruptFiles(options: CorruptFilesOptions): Promise<CorruptFilesSummary>
+
+export interface CorruptFilesOptions {
+  /** An image file, or a folder searched recursively for .jpg/.jpeg/.png files. */
+  input: string
+  /** Receives `<corruption>/<severity>/<path relative to the input>`. */
+  output: string
+  corruptions: Array<string>
+  severities: Array<number>
+  seed: number
+  /** Worker threads; 0 = one per core. */
+  threads: number
+}
+
+export interface CorruptFilesSummary {
+  /** Input images read. */
+  images: number
+  /** Files written in all. */
+  written: number
+  perCorruption: Array<CorruptionCount>
+}
+
+export interface CorruptionCount {
+  name: string
+  written: number
+}
+
 export declare function createModel(config: ModelConfig): Promise<NativeModel>
 
 /** Test hook: panics inside native code; must surface as a JS error, never kill the process. */
@@ -72,6 +139,12 @@ export interface DeviceInfo {
   name: string
 }
 
+/**
+ * PNG or JPEG (quality 95) bytes of 8-bit interleaved pixels (height, width, channels);
+ * lets tests write image files without an encoder of their own.
+ */
+export declare function encodeImage(pixels: Uint8Array, width: number, height: number, channels: number, format: string): Buffer
+
 /** Seeded sample order for one epoch: identity when shuffle is false. */
 export declare function epochOrder(length: number, shuffle: boolean, seed: number, epoch: number): Uint32Array
 
@@ -81,7 +154,27 @@ export interface EvalStats {
   count: number
 }
 
+/** The 19 corruption names: the 15 ImageNet-C benchmark ones in their order, then the 4 extra. */
+export declare function listCorruptions(): Array<string>
+
 export declare function listDevices(): Array<DeviceInfo>
+
+export interface LoaderOptions {
+  batchSize: number
+  shuffle: boolean
+  seed: number
+  dropLast: boolean
+  /** Worker threads; 0 = one per core. */
+  threads: number
+  prefetch: number
+  /** "error" or "skip". */
+  onBadSample: string
+  transforms: Array<TransformSpec>
+  mean?: Array<number>
+  std?: Array<number>
+  /** [channels, height, width] every sample must have after the transforms. */
+  imageShape?: Array<number>
+}
 
 export interface ModelConfig {
   arch: string
@@ -153,6 +246,22 @@ export interface TrainerConfig {
   advEpsilon: number
   reluClamp?: boolean
   seed: number
+}
+
+/** One step of the per-sample pipeline; which fields apply depends on `type`. */
+export interface TransformSpec {
+  /** resize | resizeShorter | centerCrop | randomResizedCrop | horizontalFlip | grayscale | toRgb | corrupt */
+  type: string
+  size?: number
+  height?: number
+  width?: number
+  scale?: Array<number>
+  ratio?: Array<number>
+  p?: number
+  channels?: number
+  /** Corruption name (corrupt). */
+  name?: string
+  severity?: number
 }
 
 /** What loading a weights file did.  */

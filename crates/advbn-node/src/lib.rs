@@ -7,4 +7,5 @@ pub mod errors;
 pub mod executor;
 pub mod info;
 pub mod model;
+pub mod sources;
 pub mod trainer;

@@ -43,6 +43,9 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     pub on_bad_sample: BadSample,
     pub pipeline: Arc<Pipeline>,
+    /// (channels, height, width) every sample must have after the transforms. `None`: only
+    /// the samples of one batch must agree.
+    pub image_shape: Option<(usize, usize, usize)>,
 }
 
 impl Default for LoaderConfig {
@@ -56,6 +59,7 @@ impl Default for LoaderConfig {
             prefetch: 2,
             on_bad_sample: BadSample::Error,
             pipeline: Arc::new(Pipeline::default()),
+            image_shape: None,
         }
     }
 }
@@ -132,6 +136,37 @@ impl Loader {
         self.threads
     }
 
+    /// (channels, height, width) of the first sample after the transforms (sample 0, or with
+    /// `BadSample::Skip` the first one that loads), drawn as in epoch 0.
+    pub fn first_sample_shape(&self) -> Result<(usize, usize, usize)> {
+        let worker = self.worker(0, Arc::new(AtomicBool::new(false)));
+        let mut first_error = None;
+        for index in 0..self.source.len() as u32 {
+            match worker.sample(index) {
+                Ok((image, _, _)) => return Ok((image.channels, image.height, image.width)),
+                Err(e) if self.config.on_bad_sample == BadSample::Error => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let first = first_error.map_or_else(String::new, |e| format!(" (the first: {e})"));
+        Err(Error::invalid_data(format!("every one of the {} samples failed to load{first}", self.source.len())))
+    }
+
+    fn worker(&self, epoch: u64, stop: Arc<AtomicBool>) -> Worker {
+        let c = &self.config;
+        Worker {
+            source: Arc::clone(&self.source),
+            pipeline: Arc::clone(&c.pipeline),
+            on_bad_sample: c.on_bad_sample,
+            image_shape: c.image_shape,
+            seed: c.seed,
+            epoch,
+            stop,
+        }
+    }
+
     /// The batches of `epoch`, in `epoch_order(len, shuffle, seed, epoch)`.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
         let c = &self.config;
@@ -140,31 +175,23 @@ impl Loader {
         let in_flight = c.prefetch.max(self.threads);
         let (job_tx, job_rx) = channel::<(usize, Vec<u32>)>();
         let (result_tx, result_rx) = sync_channel(in_flight);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stopper = Stopper { stop: Arc::new(AtomicBool::new(false)), jobs: Arc::new(Mutex::new(Some(job_tx))) };
         let job_rx = Arc::new(Mutex::new(job_rx));
         let workers = (0..self.threads.min(batches.len()))
             .map(|_| {
                 let job_rx = Arc::clone(&job_rx);
-                let worker = Worker {
-                    source: Arc::clone(&self.source),
-                    pipeline: Arc::clone(&c.pipeline),
-                    on_bad_sample: c.on_bad_sample,
-                    seed: c.seed,
-                    epoch,
-                    stop: Arc::clone(&stop),
-                };
+                let worker = self.worker(epoch, Arc::clone(&stopper.stop));
                 let tx = result_tx.clone();
                 std::thread::spawn(move || worker.run(&job_rx, &tx))
             })
             .collect();
         let mut iter = EpochIter {
-            jobs: Some(job_tx),
             results: Some(result_rx),
             pending: HashMap::new(),
             batches: batches.into_iter().enumerate(),
             next: 0,
             total: 0,
-            stop,
+            stopper,
             workers,
         };
         iter.total = iter.batches.len();
@@ -179,6 +206,7 @@ struct Worker {
     source: Arc<dyn Source>,
     pipeline: Arc<Pipeline>,
     on_bad_sample: BadSample,
+    image_shape: Option<(usize, usize, usize)>,
     seed: u64,
     epoch: u64,
     stop: Arc<AtomicBool>,
@@ -217,6 +245,20 @@ impl Worker {
                     }
                 },
             };
+            let shape = (image.channels, image.height, image.width);
+            if let Some(expected) = self.image_shape.filter(|e| *e != shape) {
+                return Err(Error::invalid_data(format!(
+                    "{} is {}x{}x{} (WxHxC) after the transforms but the dataset's images are {}x{}x{}; \
+                     add a resize or crop transform (sizes) or a grayscale/RGB conversion (channels)",
+                    self.source.describe(index as usize),
+                    shape.2,
+                    shape.1,
+                    shape.0,
+                    expected.2,
+                    expected.1,
+                    expected.0
+                )));
+            }
             match &first {
                 None => {
                     (batch.channels, batch.height, batch.width) = (image.channels, image.height, image.width);
@@ -265,28 +307,49 @@ impl Worker {
     }
 }
 
+/// Stops the workers of one epoch from any thread, even while another thread waits in
+/// [`EpochIter::next`] (which then returns what was already loaded, then an error).
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Arc<AtomicBool>,
+    jobs: Arc<Mutex<Option<Sender<(usize, Vec<u32>)>>>>,
+}
+
+impl Stopper {
+    /// Each worker stops after at most the sample it is working on; idle ones at once.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Workers waiting for a job see the queue closed.
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
 /// Batches of one epoch, in order. Ends after the first error.
 pub struct EpochIter {
-    jobs: Option<Sender<(usize, Vec<u32>)>>,
     results: Option<Receiver<(usize, Result<Batch>)>>,
     pending: HashMap<usize, Result<Batch>>,
     batches: std::iter::Enumerate<std::vec::IntoIter<Vec<u32>>>,
     next: usize,
     total: usize,
-    stop: Arc<AtomicBool>,
+    stopper: Stopper,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl EpochIter {
+    /// A handle that stops this epoch's workers from another thread.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
     fn send_job(&mut self) {
-        if let (Some(job), Some(tx)) = (self.batches.next(), &self.jobs) {
+        let jobs = self.stopper.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(tx), Some(job)) = (jobs.as_ref(), self.batches.next()) {
             let _ = tx.send(job);
         }
     }
 
     fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.jobs = None; // workers waiting for a job see the queue closed
+        self.stopper.stop();
         self.results = None; // workers blocked sending see the receiver gone
         for w in self.workers.drain(..) {
             let _ = w.join();

@@ -42,6 +42,8 @@ pub enum Transform {
     HorizontalFlip(f64),
     /// ITU-R 601-2 luma (as PIL `convert("L")`), repeated to 1 or 3 channels.
     Grayscale(usize),
+    /// Gray images repeated to 3 channels, RGB kept (as PIL `convert("RGB")`).
+    ToRgb,
     Custom(Arc<CustomFn>),
 }
 
@@ -103,6 +105,8 @@ impl Transform {
                 }
             }
             Transform::Grayscale(c) => grayscale(&image, *c),
+            Transform::ToRgb if image.channels == 1 => grayscale(&image, 3),
+            Transform::ToRgb => image,
             Transform::Custom(f) => {
                 let out = f(&image, rng)?;
                 Image::new(out.width, out.height, out.channels, out.data)?
@@ -122,6 +126,7 @@ impl fmt::Debug for Transform {
             }
             Transform::HorizontalFlip(p) => write!(f, "HorizontalFlip({p})"),
             Transform::Grayscale(c) => write!(f, "Grayscale({c})"),
+            Transform::ToRgb => write!(f, "ToRgb"),
             Transform::Custom(_) => write!(f, "Custom(..)"),
         }
     }

@@ -26,6 +26,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::Image;
 use crate::error::{Error, Result};
 
+mod files;
+pub use files::{corrupt_files, encode_jpeg, encode_png, CorruptFilesJob, CorruptFilesSummary};
+
 /// Smallest supported side, in pixels.
 pub const MIN_SIZE: usize = 28;
 
@@ -210,4 +213,17 @@ pub fn corrupt(image: &Image, corruption: Corruption, severity: u8, seed: u64) -
     };
     debug_assert_eq!((out.width, out.height, out.channels), (w, h, c));
     Ok(out.clamp01())
+}
+
+/// `corrupt` as a pipeline step: each sample is corrupted with a seed drawn from its own random
+/// stream (see `transforms::sample_rng`), so a loader's batches are the same for the same
+/// seed, epoch and sample, whatever the threads.
+pub fn corruption_transform(corruption: Corruption, severity: u8) -> Result<crate::data::Transform> {
+    use rand::Rng;
+    if !(1..=5).contains(&severity) {
+        return Err(Error::invalid_option("severity", severity, "expected an integer in 1..=5"));
+    }
+    Ok(crate::data::Transform::Custom(std::sync::Arc::new(move |image: &Image, rng: &mut ChaCha8Rng| {
+        corrupt(image, corruption, severity, rng.gen::<u64>())
+    })))
 }

@@ -136,7 +136,8 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Folders nested deeper than this are taken to be a symlink cycle.
 const MAX_DEPTH: usize = 32;
 
-fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The .jpg/.jpeg/.png files (any case) under `dir`, recursively, hidden entries skipped.
+pub(crate) fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(Error::invalid_data(format!("{}: folders nested deeper than {MAX_DEPTH} (a symlink cycle?)", dir.display())));
     }
