@@ -1,6 +1,7 @@
 //! Data sources. For now: images held in memory, validated once, gathered into batches.
 
 pub mod arrays;
+pub mod augmix;
 pub mod corruptions;
 pub mod image;
 pub mod order;

@@ -1,5 +1,7 @@
 //! Evaluation of a batch: summed cross-entropy and top-1 hits, without perturbation.
 
+pub mod metrics;
+
 use candle_core::{DType, Tensor};
 
 use crate::attack::scalar;

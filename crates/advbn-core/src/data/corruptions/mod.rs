@@ -16,7 +16,7 @@
 
 mod blur;
 mod digital;
-mod filters;
+pub(crate) mod filters;
 mod noise;
 mod weather;
 
