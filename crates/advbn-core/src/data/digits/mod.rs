@@ -46,9 +46,9 @@ pub enum DigitDomain {
 
 /// Smallest luma difference between foreground and background in `Colorized`.
 pub const COLORIZED_MIN_CONTRAST: f32 = 0.4;
-/// In `MnistM`, every texture pixel is kept at least this far from 0.5 in its most distant
-/// channel, so the stroke (`1 - texture` there) differs from the background by at least
-/// twice this in that channel.
+/// In `MnistM`, every texture pixel is moved at least this far from 0.5 in its most distant
+/// channel (offsets from mid-gray are rescaled from [0, 0.5] to [floor, 0.5]), so the stroke
+/// (`1 - texture` there) differs from the background by at least twice this in that channel.
 pub const MNIST_M_MIN_CONTRAST: f32 = 0.2;
 
 impl DigitDomain {
@@ -99,7 +99,8 @@ fn render_rng(seed: u64, domain: DigitDomain, index: u64) -> ChaCha8Rng {
     rng
 }
 
-/// The texture `MnistM` blends digit `index` over (before the contrast floor), and its family.
+/// The texture `MnistM` blends digit `index` over (before the contrast floor,
+/// `MNIST_M_MIN_CONTRAST`), and its family.
 pub fn texture(width: usize, height: usize, seed: u64, index: u64) -> (TextureKind, Image) {
     textures::generate(width, height, &mut render_rng(seed, DigitDomain::MnistM, index))
 }
@@ -138,16 +139,15 @@ fn luma(c: [f32; 3]) -> f32 {
 fn mnist_m(d: &[f32], w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let (_, mut tex) = textures::generate(w, h, rng);
     for (px, &v) in tex.data.chunks_exact_mut(3).zip(d) {
-        // Contrast floor: a pixel whose channels are all near 0.5 would hide the stroke
-        // (|t - 1| = 1 - t ~ t); push it away from mid-gray along its own direction.
+        // Contrast floor: where every channel is near 0.5 the stroke (1 - t) would look like
+        // the background (t). The pixel's offset from mid-gray, of max-norm m in [0, 0.5], is
+        // rescaled to max-norm `floor + (1 - 2 floor) m`: same direction, order kept.
         let m = px.iter().fold(0f32, |m, &c| m.max((c - 0.5).abs()));
-        if m < MNIST_M_MIN_CONTRAST {
-            if m < 1e-3 {
-                px[0] = if px[0] >= 0.5 { 0.5 + MNIST_M_MIN_CONTRAST } else { 0.5 - MNIST_M_MIN_CONTRAST };
-            } else {
-                let k = MNIST_M_MIN_CONTRAST / m;
-                px.iter_mut().for_each(|c| *c = 0.5 + (*c - 0.5) * k);
-            }
+        if m < 1e-6 {
+            px[0] = 0.5 + MNIST_M_MIN_CONTRAST;
+        } else {
+            let k = (MNIST_M_MIN_CONTRAST + (1.0 - 2.0 * MNIST_M_MIN_CONTRAST) * m) / m;
+            px.iter_mut().for_each(|c| *c = 0.5 + (*c - 0.5) * k);
         }
         px.iter_mut().for_each(|c| *c = (*c - v).abs());
     }

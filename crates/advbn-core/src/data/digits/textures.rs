@@ -12,8 +12,8 @@ use crate::data::Image;
 pub enum TextureKind {
     /// Three independent fractal (fBm) value-noise fields, one per channel: colour clouds.
     Plasma,
-    /// Sine stripes at a random angle and frequency, bent by fractal noise, through a
-    /// 2-3 colour palette; sometimes a second wave crosses the first (plaid).
+    /// Sine stripes at a random angle and frequency (1-3 periods across), bent by fractal
+    /// noise, through a 2-3 colour palette; sometimes a weaker second wave crosses the first.
     Waves,
     /// Voronoi cells of random colours with darker borders: tiles, pebbles, mosaics.
     Cells,
@@ -149,11 +149,14 @@ fn direction(rng: &mut ChaCha8Rng) -> (f32, f32) {
 fn waves(w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let side = w.min(h) as f32;
     let tau = std::f32::consts::TAU;
-    let layers = if rng.gen_bool(0.35) { 2 } else { 1 };
+    let layers = if rng.gen_bool(0.3) { 2 } else { 1 };
     let mut field = vec![0f32; w * h];
-    for _ in 0..layers {
+    for layer in 0..layers {
+        // Half-periods wider than a stroke (>= ~4.5 px at 28 px), so stripes don't mimic strokes;
+        // a crossing wave is weaker.
         let (dx, dy) = direction(rng);
-        let cycles = rng.gen_range(1.5..5.0);
+        let cycles = rng.gen_range(1.0..3.0);
+        let strength = if layer == 0 { 1.0 } else { 0.5 };
         let phase = rng.gen::<f32>() * tau;
         let bend = rng.gen_range(0.0..3.0);
         let warp = fbm(w, h, 2.0, 2, 0.5, rng);
@@ -161,7 +164,7 @@ fn waves(w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
             for x in 0..w {
                 let u = (x as f32 * dx + y as f32 * dy) / side;
                 let p = y * w + x;
-                field[p] += (tau * cycles * u + phase + bend * warp[p]).sin();
+                field[p] += strength * (tau * cycles * u + phase + bend * warp[p]).sin();
             }
         }
     }
@@ -204,11 +207,11 @@ fn marble(w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let side = w.min(h) as f32;
     let (dx, dy) = direction(rng);
     let cycles = rng.gen_range(1.0..3.0);
-    let turbulence = rng.gen_range(3.0..7.0);
-    let noise = fbm(w, h, 2.0, 4, 0.55, rng);
+    let turbulence = rng.gen_range(2.5..5.0);
+    let noise = fbm(w, h, 2.0, 3, 0.5, rng);
     let base = random_colour(rng);
     let vein = random_colour(rng);
-    let sharpness = rng.gen_range(0.3..0.8);
+    let sharpness = rng.gen_range(0.5..1.0);
     let mut out = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         for x in 0..w {
