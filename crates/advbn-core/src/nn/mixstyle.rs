@@ -97,7 +97,7 @@ pub fn instance_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
 /// Flips the batch coin and, if it lands on "mix", draws lambda (first) and the partners
 /// (second), in the reference's order. `None`: this batch passes through unchanged.
 pub fn draw_mix(cfg: &MixStyleConfig, batch: usize, rng: &mut ChaCha8Rng) -> Result<Option<MixDraw>> {
-    if cfg.mix == MixPartner::CrossDomain && batch % 2 != 0 {
+    if cfg.mix == MixPartner::CrossDomain && batch % 2 == 1 {
         // Checked before the coin so that a bad batch fails every time, not every other time.
         return Err(Error::invalid_data(format!(
             "crossdomain MixStyle needs an even batch (two domains of equal size), got {batch}"
