@@ -26,6 +26,11 @@ pub struct NativeDataset {
 }
 
 impl NativeDataset {
+  /// Wraps a dataset built on the Rust side (e.g. the digits benchmark).
+  pub fn from_core(dataset: ArrayDataset) -> Self {
+    Self { inner: Some(Arc::new(dataset)) }
+  }
+
   fn data(&self) -> Result<&Arc<ArrayDataset>> {
     self.inner.as_ref().ok_or_else(|| crate::errors::disposed("dataset"))
   }

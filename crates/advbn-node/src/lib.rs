@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod digits;
 pub mod errors;
 pub mod executor;
 pub mod info;
