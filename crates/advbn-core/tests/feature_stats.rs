@@ -8,7 +8,7 @@ use advbn_core::eval::evaluate_batch;
 use advbn_core::nn::dsu::{draw_noise, resample_stats, DsuDraw};
 use advbn_core::nn::mixstyle::{draw_mix, mix_styles, MixDraw, INSTANCE_EPS};
 use advbn_core::nn::{dsu, mixstyle, BnBranch, DsuConfig, MixPartner, MixStyleConfig};
-use advbn_core::train::{Method, Schedule, TrainConfig, Trainer};
+use advbn_core::train::{load_checkpoint, save_checkpoint, Method, Schedule, TrainConfig, Trainer};
 use candle_core::{DType, Device, Tensor, Var};
 use common::{max_abs_diff, separable_batch, tiny_model, values};
 use rand::{Rng, SeedableRng};
@@ -230,6 +230,30 @@ fn baseline_runs_are_fixed_by_the_seed() {
         assert_eq!(a, b, "{}", method.name());
         assert_ne!(a, c, "{}: the seed must matter", method.name());
     }
+}
+
+#[test]
+fn resumed_baseline_runs_draw_what_the_uninterrupted_run_drew() {
+    // The draws depend on (seed, epoch, step) only, so a checkpoint needs no random state.
+    let path = std::env::temp_dir().join(format!("advbn-feature-stats-{}.safetensors", std::process::id()));
+    let (images, labels) = separable_batch(16, 4, 16, 21, DType::F32);
+    for method in [Method::MixStyle(MixStyleConfig { p: 1.0, ..Default::default() }), Method::Dsu(DsuConfig { p: 1.0 })] {
+        let config = TrainConfig { lr: 0.05, schedule: Schedule::Constant, epochs: 4, seed: 3, ..TrainConfig::reference(method, 1) };
+        let mut straight = tiny_model(1, DType::F32, 4);
+        let mut trainer = Trainer::new(&mut straight, config.clone()).unwrap();
+        let want: Vec<f64> = (0..4).map(|e| trainer.step(&straight, &images, &labels, e, 0).unwrap().loss).collect();
+
+        let mut first = tiny_model(1, DType::F32, 4);
+        let mut trainer = Trainer::new(&mut first, config.clone()).unwrap();
+        let mut got: Vec<f64> = (0..2).map(|e| trainer.step(&first, &images, &labels, e, 0).unwrap().loss).collect();
+        save_checkpoint(&path, &first, &trainer, "{}").unwrap();
+        let mut resumed = tiny_model(1, DType::F32, 4);
+        let mut trainer = Trainer::new(&mut resumed, config).unwrap();
+        load_checkpoint(&path, &mut resumed, &mut trainer).unwrap();
+        got.extend((2..4).map(|e| trainer.step(&resumed, &images, &labels, e, 0).unwrap().loss));
+        assert_eq!(got, want, "{}", method.name());
+    }
+    std::fs::remove_file(&path).ok();
 }
 
 #[test]

@@ -61,7 +61,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub steps_per_epoch: usize,
     pub attack: AttackConfig,
-    /// Seeds the trainer's random source (MixStyle's and DSU's draws): same seed, same run.
+    /// Seeds MixStyle's and DSU's draws (each step's come from a stream fixed by the seed, the
+    /// epoch and the step): same seed, same run.
     pub seed: u64,
 }
 
@@ -129,8 +130,6 @@ pub struct StepLogs {
 pub struct Trainer {
     config: TrainConfig,
     optimizer: Optimizer,
-    /// Drawn from only by MixStyle and DSU, in step order.
-    rng: ChaCha8Rng,
 }
 
 impl Trainer {
@@ -148,8 +147,7 @@ impl Trainer {
             .map(|(_, var)| var)
             .collect();
         let optimizer = Optimizer::new(config.optimizer.clone(), params)?;
-        let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        Ok(Self { config, optimizer, rng })
+        Ok(Self { config, optimizer })
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -181,11 +179,12 @@ impl Trainer {
         let features = model.encode(images, cut)?;
         let mut logs = StepLogs { lr, count: images.dim(0)?, ..Default::default() };
 
+        let mut rng = step_rng(self.config.seed, epoch, step);
         // `features` feeds the clean branch; `perturbed` (AdvBN only) the adversarial one.
         let (features, perturbed) = match self.config.method {
             Method::Erm => (features, None),
-            Method::MixStyle(cfg) => (mixstyle(&features, &cfg, true, &mut self.rng)?, None),
-            Method::Dsu(cfg) => (dsu(&features, &cfg, true, &mut self.rng)?, None),
+            Method::MixStyle(cfg) => (mixstyle(&features, &cfg, true, &mut rng)?, None),
+            Method::Dsu(cfg) => (dsu(&features, &cfg, true, &mut rng)?, None),
             Method::AdvBn => {
                 let found = attack(model, &features, labels, cut, &self.config.attack)?;
                 logs.attack_loss = Some(found.adv_loss);
@@ -217,6 +216,15 @@ impl Trainer {
         self.optimizer.step(&grads, lr)?;
         Ok(logs)
     }
+}
+
+/// The random stream of one step (MixStyle's and DSU's draws). A function of the position, not
+/// a generator carried from step to step, so a run resumed from a checkpoint draws what the
+/// uninterrupted run drew. Bit 63 keeps these streams apart from the loader's `sample_rng`.
+fn step_rng(seed: u64, epoch: usize, step: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream((1 << 63) | ((epoch as u64) << 32) | step as u64);
+    rng
 }
 
 /// Number of rows whose arg-max equals the label.
