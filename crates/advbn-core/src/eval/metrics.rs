@@ -49,7 +49,9 @@ pub fn alexnet_errors() -> CorruptionErrors {
 /// Top-1 error of `correct` hits out of `count`.
 pub fn top1_error(correct: usize, count: usize) -> Result<f64> {
     if count == 0 || correct > count {
-        return Err(Error::invalid_data(format!("top-1 error of {correct} correct out of {count}: need 0 <= correct <= count, count > 0")));
+        return Err(Error::invalid_data(format!(
+            "top-1 error of {correct} correct out of {count}: need 0 <= correct <= count, count > 0"
+        )));
     }
     Ok(1.0 - correct as f64 / count as f64)
 }
@@ -69,7 +71,12 @@ pub fn corruption_error(model: &[f64; 5], baseline: &[f64; 5]) -> Result<f64> {
 /// relative to the baseline's rise. A baseline whose error does not rise in total (a sum of
 /// rises <= 0) makes the ratio meaningless, so that is an error rather than a NaN or a flip
 /// of sign.
-pub fn relative_corruption_error(model: &[f64; 5], model_clean: f64, baseline: &[f64; 5], baseline_clean: f64) -> Result<f64> {
+pub fn relative_corruption_error(
+    model: &[f64; 5],
+    model_clean: f64,
+    baseline: &[f64; 5],
+    baseline_clean: f64,
+) -> Result<f64> {
     check_rates("model", model)?;
     check_rates("baseline", baseline)?;
     check_rates("model clean", &[model_clean])?;
@@ -78,7 +85,8 @@ pub fn relative_corruption_error(model: &[f64; 5], model_clean: f64, baseline: &
     let base_rise = rise(baseline, baseline_clean);
     if base_rise <= 0.0 {
         return Err(Error::invalid_data(format!(
-            "relative corruption error is undefined: the baseline's corrupted errors {baseline:?} do not rise above its clean error {baseline_clean} (sum of rises {base_rise})"
+            "relative corruption error is undefined: the baseline's corrupted errors {baseline:?} do not \
+             rise above its clean error {baseline_clean} (sum of rises {base_rise})"
         )));
     }
     Ok(rise(model, model_clean) / base_rise)
@@ -91,7 +99,12 @@ pub fn mean_corruption_error(model: &CorruptionErrors, baseline: &CorruptionErro
 }
 
 /// Relative mCE: mean relative CE over the 15 benchmark corruptions.
-pub fn relative_mce(model: &CorruptionErrors, model_clean: f64, baseline: &CorruptionErrors, baseline_clean: f64) -> Result<f64> {
+pub fn relative_mce(
+    model: &CorruptionErrors,
+    model_clean: f64,
+    baseline: &CorruptionErrors,
+    baseline_clean: f64,
+) -> Result<f64> {
     mean_over_benchmark(model, baseline, |c, m, b| {
         relative_corruption_error(m, model_clean, b, baseline_clean).map_err(|e| about(c, e))
     })

@@ -35,7 +35,9 @@ impl MixPartner {
         match name {
             "random" => Ok(MixPartner::Random),
             "crossdomain" => Ok(MixPartner::CrossDomain),
-            other => Err(Error::invalid_option("mixstyle.mix", format!("{other:?}"), "expected \"random\" or \"crossdomain\"")),
+            other => {
+                Err(Error::invalid_option("mixstyle.mix", format!("{other:?}"), "expected \"random\" or \"crossdomain\""))
+            }
         }
     }
 
@@ -106,7 +108,8 @@ pub fn draw_mix(cfg: &MixStyleConfig, batch: usize, rng: &mut ChaCha8Rng) -> Res
     if rng.gen::<f64>() >= cfg.p {
         return Ok(None);
     }
-    let beta = Beta::new(cfg.alpha, cfg.alpha).map_err(|e| Error::invalid_option("mixstyle.alpha", cfg.alpha, e.to_string()))?;
+    let beta =
+        Beta::new(cfg.alpha, cfg.alpha).map_err(|e| Error::invalid_option("mixstyle.alpha", cfg.alpha, e.to_string()))?;
     let lambda = (0..batch).map(|_| beta.sample(rng)).collect();
     let perm = match cfg.mix {
         MixPartner::Random => {
