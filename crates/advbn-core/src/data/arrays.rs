@@ -2,6 +2,11 @@
 
 use candle_core::{Device, Tensor};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::augmix::augmix;
+use super::image::Image;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +34,9 @@ pub enum PixelData<'a> {
 /// Validated images, stored once as float32 NCHW (normalised), and their labels.
 pub struct ArrayDataset {
     images: Vec<f32>,
+    /// Per-channel normalisation applied at construction (undone for image-space augmentation).
+    mean: Vec<f64>,
+    std: Vec<f64>,
     labels: Vec<u32>,
     channels: usize,
     height: usize,
@@ -129,7 +137,7 @@ impl ArrayDataset {
             }
         }
         let labels = labels.iter().map(|&l| l as u32).collect();
-        Ok(Self { images, labels, channels: c, height: h, width: w, num_classes })
+        Ok(Self { images, labels, mean, std, channels: c, height: h, width: w, num_classes })
     }
 
     pub fn len(&self) -> usize {
@@ -150,7 +158,15 @@ impl ArrayDataset {
     }
 
     /// Gathers `indices` into (images [B, C, H, W] f32, labels [B] u32) on `device`.
-    pub fn batch(&self, indices: &[u32], device: &Device) -> Result<(Tensor, Tensor)> {
+    /// With `augment = Some((seed, epoch))` each image goes through AugMix first, with a
+    /// stream of its own (seed, epoch, sample index): the same on any machine or batch split.
+    pub fn batch(&self, indices: &[u32], device: &Device, augment: Option<(u64, u64)>) -> Result<(Tensor, Tensor)> {
+        let (images, labels) = self.gather(indices, augment)?;
+        self.to_tensors(images, labels, device)
+    }
+
+    /// The host-side half of `batch`: planar pixels and labels of `indices`.
+    pub fn gather(&self, indices: &[u32], augment: Option<(u64, u64)>) -> Result<(Vec<f32>, Vec<u32>)> {
         if indices.is_empty() {
             return Err(Error::invalid_data("a batch needs at least one index"));
         }
@@ -162,12 +178,40 @@ impl ArrayDataset {
             if i >= self.len() {
                 return Err(Error::invalid_data(format!("sample index {i} is out of range (dataset has {})", self.len())));
             }
-            images.extend_from_slice(&self.images[i * size..(i + 1) * size]);
+            let pixels = &self.images[i * size..(i + 1) * size];
+            match augment {
+                None => images.extend_from_slice(pixels),
+                Some((seed, epoch)) => images.extend(self.augmented(pixels, seed, epoch, i as u64)?),
+            }
             labels.push(self.labels[i]);
         }
-        let b = indices.len();
+        Ok((images, labels))
+    }
+
+    /// The device half of `batch`: uploads what `gather` returned.
+    pub fn to_tensors(&self, images: Vec<f32>, labels: Vec<u32>, device: &Device) -> Result<(Tensor, Tensor)> {
+        let b = labels.len();
         let images = Tensor::from_vec(images, (b, self.channels, self.height, self.width), device)?;
         let labels = Tensor::from_vec(labels, b, device)?;
         Ok((images, labels))
+    }
+
+    /// AugMix of one stored (normalised, planar) image, returned in the same form.
+    fn augmented(&self, pixels: &[f32], seed: u64, epoch: u64, index: u64) -> Result<Vec<f32>> {
+        let plane = self.width * self.height;
+        let mut raw = pixels.to_vec();
+        for (c, chunk) in raw.chunks_mut(plane).enumerate() {
+            let (m, s) = (self.mean[c] as f32, self.std[c] as f32);
+            chunk.iter_mut().for_each(|v| *v = *v * s + m);
+        }
+        let image = Image::from_chw(self.width, self.height, self.channels, &raw)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream((epoch << 32) | index);
+        let mut out = augmix(&image, &mut rng)?.to_chw();
+        for (c, chunk) in out.chunks_mut(plane).enumerate() {
+            let (m, s) = (self.mean[c] as f32, self.std[c] as f32);
+            chunk.iter_mut().for_each(|v| *v = (*v - m) / s);
+        }
+        Ok(out)
     }
 }

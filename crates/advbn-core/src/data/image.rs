@@ -57,6 +57,21 @@ impl Image {
         self
     }
 
+    /// From planar (channel, height, width) values.
+    pub fn from_chw(width: usize, height: usize, channels: usize, chw: &[f32]) -> Result<Self> {
+        let plane = width * height;
+        if chw.len() != plane * channels {
+            return Err(Error::invalid_data(format!("planar image {width}x{height}x{channels} needs {} values, got {}", plane * channels, chw.len())));
+        }
+        let mut data = vec![0f32; chw.len()];
+        for p in 0..plane {
+            for c in 0..channels {
+                data[p * channels + c] = chw[c * plane + p];
+            }
+        }
+        Self::new(width, height, channels, data)
+    }
+
     /// Planar (channel, height, width) copy, the layout tensors use.
     pub fn to_chw(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.data.len()];
