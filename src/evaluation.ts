@@ -23,6 +23,8 @@ export interface EvaluationResult {
   accuracy: number;
   /** Number of samples evaluated. */
   count: number;
+  /** Samples skipped as bad (file sources with `onBadSample: 'skip'`); not in `count`. */
+  skipped: number;
   /** BatchNorm branch used. */
   bn: BnBranch;
 }
@@ -45,13 +47,15 @@ export async function evaluateIn(context: string, model: Model, data: DatasetInp
     let lossSum = 0;
     let correct = 0;
     let count = 0;
+    let skipped = 0;
     for await (const batch of dataset.batches({ batchSize, device })) {
       const stats = await callNative(() => native.evaluate(batch.handle, bn));
       lossSum += stats.lossSum;
       correct += stats.correct;
       count += stats.count;
+      skipped += batch.skipped?.length ?? 0;
     }
-    return { loss: lossSum / count, accuracy: correct / count, count, bn };
+    return { loss: lossSum / count, accuracy: correct / count, count, skipped, bn };
   } finally {
     if (owned) dataset.dispose();
   }

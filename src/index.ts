@@ -40,6 +40,49 @@ export {
   type FromArraysOptions,
   type LabeledArrays,
 } from './data/dataset.js';
+export {
+  cifar10,
+  imageFolder,
+  mnist,
+  type Cifar10Options,
+  type ImageFolderOptions,
+  type MnistOptions,
+  type OnBadSample,
+  type SourceDataset,
+  type SourceOptions,
+} from './data/sources.js';
+export {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  centerCrop,
+  corrupt,
+  grayscale,
+  horizontalFlip,
+  normalize,
+  randomResizedCrop,
+  resize,
+  resizeShorter,
+  type CenterCropTransform,
+  type CorruptOptions,
+  type CorruptTransform,
+  type GrayscaleTransform,
+  type HorizontalFlipTransform,
+  type NormalizeTransform,
+  type RandomResizedCropOptions,
+  type RandomResizedCropTransform,
+  type ResizeShorterTransform,
+  type ResizeTransform,
+  type Transform,
+} from './data/transforms.js';
+export {
+  CORRUPTION_NAMES,
+  corruptFiles,
+  listCorruptions,
+  type CorruptFilesOptions,
+  type CorruptFilesSummary,
+  type CorruptionCount,
+  type CorruptionName,
+} from './data/corruptions.js';
 export { fineTune, type History, type HistoryParams, type HistoryRecord } from './training/fine-tune.js';
 export type {
   AdamWOptions,

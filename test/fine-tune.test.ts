@@ -86,7 +86,7 @@ describe('fineTune with AdvBN', () => {
         expect(Number.isFinite(logs[key])).toBe(true);
       }
     }
-    expect(Object.keys(epochLogs[0]!).sort()).toEqual(['accuracy', 'advLoss', 'attackLoss', 'cleanLoss', 'loss', 'lr', 'timeMs']);
+    expect(Object.keys(epochLogs[0]!).sort()).toEqual(['accuracy', 'advLoss', 'attackLoss', 'cleanLoss', 'loss', 'lr', 'skipped', 'timeMs']);
   });
 
   it('aborts with AbortError through an AbortSignal and leaves the model usable', async () => {

@@ -33,6 +33,11 @@ export interface Batch {
   /** Number of samples in the batch. */
   readonly size: number;
   /**
+   * Samples left out of this batch because they failed to load, as `"<file or record>: <reason>"`
+   * (file sources with `onBadSample: 'skip'`). Absent or empty when none were.
+   */
+  readonly skipped?: readonly string[];
+  /**
    * Native handle consumed by models and trainers.
    * @internal
    */
@@ -47,7 +52,7 @@ export interface Dataset {
   readonly length: number;
   /** Number of classes (labels are `0 .. numClasses - 1`). */
   readonly numClasses: number;
-  /** Shape of one image, channels first: `[C, H, W]`. */
+  /** Shape of one image, channels first: `[C, H, W]`; every batch has images of this shape. */
   readonly imageShape: readonly [number, number, number];
   /** One pass over the data in batches. */
   batches(options?: BatchOptions): AsyncIterable<Batch>;
@@ -80,9 +85,11 @@ export interface LabeledArrays extends FromArraysOptions {
 /** Either a {@link Dataset} or plain arrays that will be wrapped with {@link fromArrays}. */
 export type DatasetInput = Dataset | LabeledArrays;
 
-class ArrayBatch implements Batch {
+/** A {@link Batch} over a native batch handle. @internal */
+export class HandleBatch implements Batch {
   #handle: NativeBatch | null;
   readonly size: number;
+  readonly skipped: readonly string[];
 
   constructor(
     handle: NativeBatch,
@@ -90,6 +97,7 @@ class ArrayBatch implements Batch {
   ) {
     this.#handle = handle;
     this.size = handle.size;
+    this.skipped = handle.skipped;
   }
 
   get handle(): NativeBatch {
@@ -122,20 +130,14 @@ class ArrayDataset implements Dataset {
   }
 
   async *batches(options: BatchOptions = {}): AsyncGenerator<Batch> {
-    const o = new OptionReader('batches', options).rejectUnknown(['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'device']);
-    const batchSize = o.number('batchSize', 64, { integer: true, min: 1 });
-    const shuffle = o.boolean('shuffle', false);
-    const seed = o.number('seed', 0, SEED_RULE);
-    const epoch = o.number('epoch', 0, { integer: true, min: 0 });
-    const dropLast = o.boolean('dropLast', false);
-    const device = o.string('device', 'cpu', DEVICE_PATTERN, DEVICE_RULE);
+    const { batchSize, shuffle, seed, epoch, dropLast, device } = readBatchOptions(options);
     const native = this.#live();
     const order = callNativeSync((n) => n.epochOrder(this.length, shuffle, seed, epoch));
     for (let start = 0, index = 0; start < order.length; start += batchSize, index += 1) {
       const end = Math.min(start + batchSize, order.length);
       if (dropLast && end - start < batchSize) break;
       const handle = await callNative(() => native.batch(order.subarray(start, end), device));
-      const batch = new ArrayBatch(handle, index);
+      const batch = new HandleBatch(handle, index);
       try {
         yield batch;
       } finally {
@@ -153,6 +155,22 @@ class ArrayDataset implements Dataset {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** {@link BatchOptions} with their defaults applied. @internal */
+export type ResolvedBatchOptions = Required<BatchOptions>;
+
+/** Checks the options of {@link Dataset.batches} and fills in the defaults. @internal */
+export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
+  const o = new OptionReader('batches', options).rejectUnknown(['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'device']);
+  return {
+    batchSize: o.number('batchSize', 64, { integer: true, min: 1 }),
+    shuffle: o.boolean('shuffle', false),
+    seed: o.number('seed', 0, SEED_RULE),
+    epoch: o.number('epoch', 0, { integer: true, min: 0 }),
+    dropLast: o.boolean('dropLast', false),
+    device: o.string('device', 'cpu', DEVICE_PATTERN, DEVICE_RULE),
+  };
 }
 
 /**
@@ -223,3 +241,4 @@ export function assertFitsModel(context: string, option: string, dataset: Datase
   }
   if (dataset.length === 0) throw new InvalidDataError(`${context}: ${option} is empty`);
 }
+

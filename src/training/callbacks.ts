@@ -31,6 +31,8 @@ export interface BatchLogs extends BatchBeginLogs {
   accuracy: number;
   /** Learning rate used for this step. */
   lr: number;
+  /** Samples left out of this batch as bad, `"<file or record>: <reason>"` (only when some were). */
+  skippedSamples?: readonly string[];
 }
 
 /** Logs of one epoch: sample-weighted means over its batches. */
@@ -53,6 +55,10 @@ export interface EpochLogs {
   valLoss?: number;
   /** Validation accuracy (clean BatchNorms), when `validationData` is given. */
   valAccuracy?: number;
+  /** Training samples skipped as bad in this epoch (file sources with `onBadSample: 'skip'`). */
+  skipped: number;
+  /** Validation samples skipped as bad, when `validationData` is given. */
+  valSkipped?: number;
 }
 
 /** Logs passed to `onEpochBegin`. */

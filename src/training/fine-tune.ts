@@ -30,6 +30,10 @@ export interface HistoryRecord {
   valLoss?: number[];
   /** Validation accuracy per epoch (with `validationData`). */
   valAccuracy?: number[];
+  /** Training samples skipped as bad per epoch (file sources with `onBadSample: 'skip'`). */
+  skipped: number[];
+  /** Validation samples skipped as bad per epoch (with `validationData`). */
+  valSkipped?: number[];
 }
 
 /** Settings the run actually used (after defaults). */
@@ -107,7 +111,7 @@ async function trainLoop(
   const { trainer: config, callbacks, signal } = resolved;
   const history: History = {
     epochs: [],
-    history: { loss: [], cleanLoss: [], accuracy: [], lr: [], timeMs: [] },
+    history: { loss: [], cleanLoss: [], accuracy: [], lr: [], timeMs: [], skipped: [] },
     params: {
       method: config.method, cut: config.cut, epochs: config.epochs, batchSize: resolved.batchSize, stepsPerEpoch,
       samples: data.length, optimizer: config.optimizer, lr: config.lr, schedule: config.schedule, seed: config.seed,
@@ -145,10 +149,10 @@ async function trainLoop(
       throwIfAborted(signal);
       await runHook(callbacks, 'onBatchBegin', batch.index, { batch: batch.index, size: batch.size });
       const step = await callNative(() => trainer.step(batch.handle, epoch, batch.index));
-      totals.add(step);
+      totals.add(step, batch.skipped?.length ?? 0);
       stepsDone += 1;
       if (checkpoint?.everySteps !== undefined && stepsDone % checkpoint.everySteps === 0) await save(epoch, batch.index + 1, totals);
-      await runHook(callbacks, 'onBatchEnd', batch.index, batchLogs(batch.index, step));
+      await runHook(callbacks, 'onBatchEnd', batch.index, batchLogs(batch.index, step, batch.skipped));
     }
     last = totals.epochLogs(lr);
     if (validation) {
@@ -156,6 +160,7 @@ async function trainLoop(
       const result = await evaluateIn(CONTEXT, model, validation, { bn: 'clean' });
       last.valLoss = result.loss;
       last.valAccuracy = result.accuracy;
+      last.valSkipped = result.skipped;
     }
     last.timeMs = performance.now() - started;
     record(history, epoch, last);
@@ -170,9 +175,9 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError('fineTune was aborted', { cause: signal.reason });
 }
 
-function batchLogs(batch: number, step: StepLogs): BatchLogs {
+function batchLogs(batch: number, step: StepLogs, skipped: readonly string[] = []): BatchLogs {
   const { correct, count, attackCleanLoss: _unused, ...losses } = step;
-  return { batch, size: count, ...losses, accuracy: correct / count };
+  return { batch, size: count, ...losses, accuracy: correct / count, ...(skipped.length > 0 && { skippedSamples: skipped }) };
 }
 
 /** Serialisable sums of a partly trained epoch (checkpoints carry them). */
@@ -183,6 +188,8 @@ interface EpochTotalsState {
   cleanLoss: number;
   advLoss?: number;
   attackLoss?: number;
+  /** Absent in checkpoints written before skipped samples were counted. */
+  skipped?: number;
 }
 
 /** Sample-weighted sums of one epoch's step logs. */
@@ -193,17 +200,19 @@ class EpochTotals {
   private cleanLoss = 0;
   private advLoss: number | undefined;
   private attackLoss: number | undefined;
+  private skipped = 0;
 
   static from(state: EpochTotalsState): EpochTotals {
     return Object.assign(new EpochTotals(), state);
   }
 
   state(): EpochTotalsState {
-    const { count, correct, loss, cleanLoss, advLoss, attackLoss } = this;
-    return { count, correct, loss, cleanLoss, ...(advLoss !== undefined && { advLoss }), ...(attackLoss !== undefined && { attackLoss }) };
+    const { count, correct, loss, cleanLoss, advLoss, attackLoss, skipped } = this;
+    return { count, correct, loss, cleanLoss, skipped, ...(advLoss !== undefined && { advLoss }), ...(attackLoss !== undefined && { attackLoss }) };
   }
 
-  add(step: StepLogs): void {
+  add(step: StepLogs, skipped: number): void {
+    this.skipped += skipped;
     this.count += step.count;
     this.correct += step.correct;
     this.loss += step.loss * step.count;
@@ -222,6 +231,7 @@ class EpochTotals {
       accuracy: this.correct / n,
       lr,
       timeMs: 0,
+      skipped: this.skipped,
     };
   }
 }

@@ -15,7 +15,7 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 /// Decodes a JPEG or PNG (8- or 16-bit, gray or RGB; alpha is dropped) to floats in [0, 1].
 /// Every error names `origin` (usually the file path) and the reason.
 pub fn decode_image(bytes: &[u8], origin: &str) -> Result<Image> {
-    let fail = |reason: String| Error::invalid_data(format!("{origin}: {reason}"));
+    let fail = |reason: String| Error::invalid_data(format!("{origin}: {}", reason.trim_end()));
     if bytes.is_empty() {
         return Err(fail("empty file, not an image".into()));
     }

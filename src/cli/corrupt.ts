@@ -1,0 +1,120 @@
+// `advbn corrupt`: ImageNet-C style corrupted copies of an image or a folder of images, or
+// `--list` of the corruption names. Bad arguments print the usage and exit 2.
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { CORRUPTION_NAMES, corruptFiles, listCorruptions, type CorruptionName } from '../data/corruptions.js';
+import { InvalidOptionError } from '../errors.js';
+
+export const CORRUPT_USAGE = [
+  'usage: advbn corrupt --input IMG_OR_DIR --output DIR --corruption NAME[,NAME...]|all',
+  '                     --severity 1-5[,...]|all [--seed N] [--threads N]',
+  '       advbn corrupt --list',
+  '',
+  'Writes a corrupted copy of every .jpg/.jpeg/.png image per corruption and severity to',
+  'DIR/<corruption>/<severity>/<path relative to the input> (the ImageNet-C layout), in the',
+  "input's format (JPEG at quality 95). The same input and seed give the same bytes.",
+  '',
+  'options:',
+  '  --input       an image file, or a folder searched recursively',
+  '  --output      output folder (created; not inside the input folder)',
+  '  --corruption  corruption names, comma-separated, or "all" (see --list)',
+  '  --severity    severities 1 to 5, comma-separated, or "all"',
+  '  --seed        non-negative integer seed (default 0)',
+  '  --threads     worker threads (default 0: one per core)',
+  '  --list        print the 19 corruption names, one per line',
+].join('\n');
+
+class UsageError extends Error {}
+
+function bad(argument: string, rule: string, value?: string): UsageError {
+  return new UsageError(`--${argument} ${rule}${value === undefined ? '' : `, got ${JSON.stringify(value)}`}`);
+}
+
+function integer(name: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n <= max)) throw bad(name, `must be an integer between 0 and ${max}`, value);
+  return n;
+}
+
+function list<T>(name: string, value: string | undefined, all: readonly T[], parse: (item: string) => T | undefined, rule: string): T[] {
+  if (value === undefined) throw bad(name, `is required (${rule})`);
+  if (value === 'all') return [...all];
+  const items = value.split(',').map((item) => item.trim());
+  const parsed = items.map(parse);
+  const wrong = items.find((_, i) => parsed[i] === undefined);
+  if (wrong !== undefined || items.length === 0) throw bad(name, `must be ${rule}`, wrong ?? value);
+  return [...new Set(parsed as T[])];
+}
+
+export async function runCorrupt(args: readonly string[]): Promise<number> {
+  try {
+    return await corrupt(args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`advbn corrupt: ${err.message}\n\n${CORRUPT_USAGE}`);
+      return 2;
+    }
+    if (err instanceof InvalidOptionError) {
+      // The native side names its option like the flag (output, severity, seed, corruption).
+      console.error(`advbn corrupt: --${err.option}: ${err.message}\n\n${CORRUPT_USAGE}`);
+      return 2;
+    }
+    console.error(`advbn corrupt: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+    return 1;
+  }
+}
+
+async function corrupt(args: readonly string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        input: { type: 'string' },
+        output: { type: 'string' },
+        corruption: { type: 'string' },
+        severity: { type: 'string' },
+        seed: { type: 'string' },
+        threads: { type: 'string' },
+        list: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const str = (name: string) => values[name] as string | undefined;
+  if (values.help) {
+    console.log(CORRUPT_USAGE);
+    return 0;
+  }
+  if (values.list) {
+    const others = Object.keys(values).filter((k) => k !== 'list' && values[k] !== undefined);
+    if (others.length > 0) throw bad(others[0]!, 'cannot be combined with --list');
+    console.log(listCorruptions().join('\n'));
+    return 0;
+  }
+  const input = str('input');
+  const output = str('output');
+  if (!input) throw bad('input', 'is required (an image file or a folder of images)');
+  if (!existsSync(input)) throw bad('input', 'must be an existing image file or folder', input);
+  if (!output) throw bad('output', 'is required (the folder to write to)');
+  const names: readonly string[] = CORRUPTION_NAMES;
+  const corruptions = list<CorruptionName>('corruption', str('corruption'), CORRUPTION_NAMES, (n) => (names.includes(n) ? (n as CorruptionName) : undefined), 'corruption names separated by commas, or "all" (see advbn corrupt --list)');
+  const severities = list<number>('severity', str('severity'), [1, 2, 3, 4, 5], (s) => (/^[1-5]$/.test(s) ? Number(s) : undefined), 'severities 1 to 5 separated by commas, or "all"');
+  const seed = integer('seed', str('seed'), 0, 0xffff_ffff);
+  const threads = integer('threads', str('threads'), 0, 1024);
+  const started = performance.now();
+  const summary = await corruptFiles({ input, output, corruptions, severities, seed, threads });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const lines = [
+    `wrote ${summary.written} images (${summary.images} input${summary.images === 1 ? '' : 's'} x ${corruptions.length} corruption${corruptions.length === 1 ? '' : 's'} x ${severities.length} severit${severities.length === 1 ? 'y' : 'ies'}) to ${output} in ${seconds} s`,
+  ];
+  const width = Math.max(...summary.perCorruption.map((c) => c.name.length));
+  for (const c of summary.perCorruption) lines.push(`  ${c.name.padEnd(width)}  ${c.written}`);
+  console.log(lines.join('\n'));
+  return 0;
+}
