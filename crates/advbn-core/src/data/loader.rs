@@ -307,12 +307,15 @@ impl Worker {
     }
 }
 
+/// Batch number and sample indices: one job of a worker.
+type Job = (usize, Vec<u32>);
+
 /// Stops the workers of one epoch from any thread, even while another thread waits in
 /// [`EpochIter::next`] (which then returns what was already loaded, then an error).
 #[derive(Clone)]
 pub struct Stopper {
     stop: Arc<AtomicBool>,
-    jobs: Arc<Mutex<Option<Sender<(usize, Vec<u32>)>>>>,
+    jobs: Arc<Mutex<Option<Sender<Job>>>>,
 }
 
 impl Stopper {
