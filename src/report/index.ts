@@ -16,7 +16,7 @@ export {
   type AlternateFigures,
   type BnChoice,
   type BranchFigures,
-  type CorruptionFigures,
+  type CorruptionStats,
   type MethodResult,
   type Results,
   type Stat,

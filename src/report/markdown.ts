@@ -88,7 +88,8 @@ function describe(label: string, detail: ComparisonDetail, a: Stat, b: Stat, low
   const numbers = `AdvBN ${stat(a)} vs ERM ${stat(b)}`;
   const points = Math.abs(detail.diff * 100).toFixed(1);
   if (detail.outcome === 'within noise') {
-    return `- ${label}: **within noise** (${numbers}; difference ${points} points, below the larger std ${pct(detail.noise)}).`;
+    const gap = detail.diff === 0 ? 'no difference' : `difference ${points} points, below the larger std ${pct(detail.noise)}`;
+    return `- ${label}: **within noise** (${numbers}; ${gap}).`;
   }
   const ratio = detail.noise > 0 ? `, ${(Math.abs(detail.diff) / detail.noise).toFixed(1)}× the larger std` : ', no spread measured';
   const direction = lowerIsBetter ? (detail.diff < 0 ? 'lower' : 'higher') : detail.diff > 0 ? 'higher' : 'lower';

@@ -21,7 +21,7 @@ export interface BnChoice {
 }
 
 /** Corruption robustness of one model (all figures are fractions, errors in [0, 1]). */
-export interface CorruptionFigures {
+export interface CorruptionStats {
   /** Mean corruption error relative to the baseline model's errors (the baseline scores 1). */
   mCE: Stat;
   /** Relative mCE: degradation from clean error, relative to the baseline's degradation. */
@@ -39,7 +39,7 @@ export interface BranchFigures {
   /** Mean accuracy over the style domains: averaged per seed, then mean/std over seeds. */
   domainMean: Stat;
   /** Corruption figures; absent where no corruption set was evaluated (PACS). */
-  corruption?: CorruptionFigures;
+  corruption?: CorruptionStats;
 }
 
 /** Figures of a model on its other BatchNorm branch ({@link MethodResult.alternate}). */
@@ -73,7 +73,12 @@ export interface Results {
   /** When the run finished, ISO 8601. */
   createdAt: string;
   /** The advbn package that produced the results. */
-  package: { name: string; version: string };
+  package: {
+    /** npm package name. */
+    name: string;
+    /** Package version. */
+    version: string;
+  };
   /** Hardware description (CPU, GPU). */
   hardware: string;
   /** Name of the method mCE is relative to (a key of `methods`). */
@@ -96,7 +101,7 @@ const figureProperties = {
  * JSON Schema (draft 2020-12) of {@link Results}; `docs/results.schema.json` is this object.
  * `corruption` is optional because PACS runs evaluate held-out domains only.
  */
-export const RESULTS_SCHEMA = {
+export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://github.com/advbn/advbn/docs/results.schema.json',
   title: 'advbn reproduce results',
@@ -164,7 +169,7 @@ export const RESULTS_SCHEMA = {
       properties: { ...figureProperties, alternate: { $ref: '#/$defs/alternate' }, trainSeconds: stat },
     },
   },
-} as const;
+};
 
 type Schema = Record<string, unknown>;
 
@@ -241,7 +246,7 @@ function check(schema: Schema, value: unknown, path: string, errors: string[]): 
  */
 export function validateResults(value: unknown): string[] {
   const errors: string[] = [];
-  check(RESULTS_SCHEMA as unknown as Schema, value, '$', errors);
+  check(RESULTS_SCHEMA, value, '$', errors);
   if (errors.length === 0) {
     const results = value as Results;
     if (!Object.hasOwn(results.methods, results.baseline)) {
