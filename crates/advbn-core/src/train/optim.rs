@@ -100,6 +100,9 @@ impl Optimizer {
         let t = self.steps as i32;
         for (i, var) in self.params.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
+            // Candle leaves the gradients of leaf variables attached to the forward graph: a
+            // momentum buffer built from them would keep every step's activations alive.
+            let grad = &grad.detach();
             let p = var.as_tensor().detach();
             match self.config {
                 OptimizerConfig::Sgd { momentum, weight_decay, nesterov } => {
@@ -172,6 +175,25 @@ mod tests {
         // weight decay 0.5 couples into the gradient: g = p + 0.5 p = 1.5 -> 0.85
         let decay = trajectory(OptimizerConfig::Sgd { momentum: 0.0, weight_decay: 0.5, nesterov: false }, 0.1, 1);
         assert!(close(&decay, &[0.85]), "{decay:?}");
+    }
+
+    #[test]
+    fn optimizer_state_never_holds_the_forward_graph() {
+        // The gradient of a leaf that multiplies another tracked tensor comes back attached
+        // to the graph; the momentum/moment buffers must not keep it (that leaked every step).
+        let p = Var::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
+        let other = Var::new(&[3.0f64, 4.0], &Device::Cpu).unwrap();
+        for config in [
+            OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false },
+            OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 },
+        ] {
+            let mut opt = Optimizer::new(config, vec![p.clone()]).unwrap();
+            let loss = (p.as_tensor() * (other.as_tensor() * 2.0).unwrap()).unwrap().sum_all().unwrap();
+            opt.step(&loss.backward().unwrap(), 0.1).unwrap();
+            for (name, t) in opt.state() {
+                assert!(!t.track_op(), "{name} keeps a backprop graph");
+            }
+        }
     }
 
     #[test]
