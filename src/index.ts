@@ -51,6 +51,7 @@ export {
   type SourceDataset,
   type SourceOptions,
 } from './data/sources.js';
+export { DIGIT_DOMAINS, DigitsBenchmark, loadDigits, mnistDataDir, type DigitDomain, type DigitSplitOptions } from './data/digits.js';
 export {
   IMAGENET_MEAN,
   IMAGENET_STD,
@@ -89,6 +90,7 @@ export type {
   AdvbnAttackOptions,
   ConstantScheduleOptions,
   CosineScheduleOptions,
+  FineTuneMethod,
   FineTuneOptions,
   OptimizerOptions,
   ScheduleOptions,
@@ -97,5 +99,40 @@ export type {
 } from './training/options.js';
 export type { BatchBeginLogs, BatchLogs, Callback, EpochBeginLogs, EpochLogs } from './training/callbacks.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluation.js';
+export {
+  evaluateRobustness,
+  type BranchConvention,
+  type CorruptionFigures,
+  type CorruptionProvider,
+  type PerBranch,
+  type RobustnessOptions,
+  type RobustnessReport,
+} from './evaluation/robustness.js';
 export { listDevices, nativeInfo, selfCheck, type DeviceInfo, type NativeInfo, type SelfCheckReport } from './devices.js';
 export { nativeLoadReport, type NativeLoadAttempt, type NativeLoadReport, type NativeVariant } from './native.js';
+export {
+  PALETTE,
+  RESULTS_SCHEMA,
+  compareStats,
+  corruptionErrorChart,
+  domainAccuracyChart,
+  hasCorruptionResults,
+  methodColors,
+  renderReportMarkdown,
+  severityChart,
+  statOf,
+  validateResults,
+  writeReport,
+  type AlternateFigures,
+  type BnChoice,
+  type BranchFigures,
+  type Chart,
+  type Comparison,
+  type ComparisonDetail,
+  type CorruptionStats,
+  type MethodResult,
+  type Results as ReproduceResults,
+  type Stat,
+} from './report/index.js';
+export type { CheckpointOptions } from './training/checkpoint.js';
+

@@ -155,3 +155,30 @@ describe('fineTune with AdvBN', () => {
     expect(data.length).toBe(64); // a caller's Dataset is not disposed by fineTune
   });
 });
+
+describe('fineTune methods', () => {
+  it('runs mixstyle, dsu and advbn with augmix, each lowering the loss deterministically', async () => {
+    const data = separableData(32);
+    for (const options of [{ method: 'mixstyle' as const }, { method: 'dsu' as const }, { method: 'advbn' as const, augmix: true }]) {
+      const runs = [];
+      for (let i = 0; i < 2; i += 1) {
+        const model = await tinyModel(2);
+        runs.push(await fineTune(model, { data, epochs: 3, batchSize: 16, lr: 0.05, ...options }));
+        model.dispose();
+      }
+      expect(runs[1]!.history.loss).toEqual(runs[0]!.history.loss);
+      expect(runs[1]!.history.accuracy).toEqual(runs[0]!.history.accuracy);
+      const loss = runs[0]!.history.cleanLoss;
+      expect(loss[2]!).toBeLessThan(loss[0]!);
+    }
+  });
+
+  it('AugMix changes what the model sees', async () => {
+    const data = separableData(32);
+    const plain = await tinyModel(2);
+    const mixed = await tinyModel(2);
+    const a = await fineTune(plain, { data, epochs: 1, batchSize: 16, method: 'erm' });
+    const b = await fineTune(mixed, { data, epochs: 1, batchSize: 16, method: 'erm', augmix: true });
+    expect(b.history.loss).not.toEqual(a.history.loss);
+  });
+});

@@ -21,6 +21,11 @@ export interface BatchOptions {
   dropLast?: boolean;
   /** Device the batch is gathered on (`'cpu'`, `'cuda:0'`, ...); default `'cpu'`. */
   device?: string;
+  /**
+   * Image-space augmentation applied to every sample: `'augmix'` (AugMix, Hendrycks et al.
+   * 2020, reference settings), seeded per (seed, epoch, sample). Default none.
+   */
+  augment?: 'augmix';
 }
 
 /**
@@ -130,13 +135,14 @@ class ArrayDataset implements Dataset {
   }
 
   async *batches(options: BatchOptions = {}): AsyncGenerator<Batch> {
-    const { batchSize, shuffle, seed, epoch, dropLast, device } = readBatchOptions(options);
+    const { batchSize, shuffle, seed, epoch, dropLast, device, augment } = readBatchOptions(options);
     const native = this.#live();
+    const augmix = augment === 'augmix' ? [seed, epoch] : undefined;
     const order = callNativeSync((n) => n.epochOrder(this.length, shuffle, seed, epoch));
     for (let start = 0, index = 0; start < order.length; start += batchSize, index += 1) {
       const end = Math.min(start + batchSize, order.length);
       if (dropLast && end - start < batchSize) break;
-      const handle = await callNative(() => native.batch(order.subarray(start, end), device));
+      const handle = await callNative(() => native.batch(order.subarray(start, end), device, augmix));
       const batch = new HandleBatch(handle, index);
       try {
         yield batch;
@@ -158,12 +164,13 @@ class ArrayDataset implements Dataset {
 }
 
 /** {@link BatchOptions} with their defaults applied. @internal */
-export type ResolvedBatchOptions = Required<BatchOptions>;
+export type ResolvedBatchOptions = Required<Omit<BatchOptions, 'augment'>> & Pick<BatchOptions, 'augment'>;
 
 /** Checks the options of {@link Dataset.batches} and fills in the defaults. @internal */
 export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
-  const o = new OptionReader('batches', options).rejectUnknown(['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'device']);
+  const o = new OptionReader('batches', options).rejectUnknown(['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'device', 'augment']);
   return {
+    augment: o.values.augment === undefined ? undefined : o.oneOf('augment', ['augmix'] as const, 'augmix'),
     batchSize: o.number('batchSize', 64, { integer: true, min: 1 }),
     shuffle: o.boolean('shuffle', false),
     seed: o.number('seed', 0, SEED_RULE),
@@ -242,3 +249,7 @@ export function assertFitsModel(context: string, option: string, dataset: Datase
   if (dataset.length === 0) throw new InvalidDataError(`${context}: ${option} is empty`);
 }
 
+/** @internal Wraps a dataset the native side built (e.g. the digits benchmark's splits). */
+export function wrapNativeDataset(native: NativeDataset): Dataset {
+  return new ArrayDataset(native);
+}

@@ -164,8 +164,11 @@ function newLoader(
   settings: LoaderSettings,
   pass: { batchSize: number; shuffle: boolean; seed: number; dropLast: boolean },
   imageShape?: readonly number[],
+  augment?: 'augmix',
 ): NativeLoader {
   const { pipeline, threads, prefetch, onBadSample } = settings;
+  // Augmentation works on [0, 1] pixels: it runs after the transforms, before normalisation.
+  const transforms = augment === 'augmix' ? [...pipeline.specs, { type: 'augmix' }] : pipeline.specs;
   return callNativeSync(
     (n) =>
       new n.NativeLoader(source, {
@@ -173,7 +176,7 @@ function newLoader(
         threads,
         prefetch,
         onBadSample,
-        transforms: pipeline.specs,
+        transforms,
         ...(pipeline.mean && { mean: pipeline.mean, std: pipeline.std }),
         ...(imageShape && { imageShape: [...imageShape] }),
       }),
@@ -198,9 +201,9 @@ class FileDataset implements SourceDataset {
   }
 
   async *batches(options: BatchOptions = {}): AsyncGenerator<Batch> {
-    const { batchSize, shuffle, seed, epoch, dropLast, device } = readBatchOptions(options);
+    const { batchSize, shuffle, seed, epoch, dropLast, device, augment } = readBatchOptions(options);
     if (!this.#source) throw new DisposedError('the dataset was used after dispose()');
-    const loader = newLoader(this.#source, this.#settings, { batchSize, shuffle, seed, dropLast }, this.imageShape);
+    const loader = newLoader(this.#source, this.#settings, { batchSize, shuffle, seed, dropLast }, this.imageShape, augment);
     try {
       callNativeSync(() => loader.epoch(epoch));
       for (let index = 0; ; index += 1) {

@@ -120,7 +120,7 @@ async function trainLoop(
   let last: EpochLogs | undefined;
   throwIfAborted(signal);
   // Everything a resumed run must share with the run that wrote the checkpoint.
-  const runParams = { ...history.params, shuffle: resolved.shuffle, advbn: [config.advSteps, config.advStepSize, config.advEpsilon] };
+  const runParams = { ...history.params, shuffle: resolved.shuffle, augmix: resolved.augmix, advbn: [config.advSteps, config.advStepSize, config.advEpsilon] };
   const checkpoint = resolved.checkpoint;
   const resumed = checkpoint && (await restoreCheckpoint<EpochTotalsState, HistoryRecord>(trainer, checkpoint, runParams));
   if (resumed) {
@@ -142,7 +142,14 @@ async function trainLoop(
     const resumeHere = resumed !== undefined && epoch === resumed.epoch;
     const firstBatch = resumeHere ? resumed.nextBatch : 0;
     const totals = resumeHere ? EpochTotals.from(resumed.totals) : new EpochTotals();
-    const batches = data.batches({ batchSize: resolved.batchSize, shuffle: resolved.shuffle, seed: config.seed, epoch, device: model.device });
+    const batches = data.batches({
+      batchSize: resolved.batchSize,
+      shuffle: resolved.shuffle,
+      seed: config.seed,
+      epoch,
+      device: model.device,
+      ...(resolved.augmix && { augment: 'augmix' as const }),
+    });
     for await (const batch of batches) {
       // The order is a function of (seed, epoch): skipping the trained batches restores the data position.
       if (batch.index < firstBatch) continue;

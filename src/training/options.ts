@@ -80,13 +80,19 @@ export interface AdvbnAttackOptions {
   reluClamp?: 'auto' | boolean;
 }
 
+/** The training methods {@link fineTune} offers. */
+export type FineTuneMethod = 'advbn' | 'erm' | 'mixstyle' | 'dsu';
+
 /** Options of {@link fineTune}. */
 export interface FineTuneOptions {
   /** Training data: a Dataset or `{ images, labels }`. */
   data: DatasetInput;
-  /** `'advbn'` (default) or `'erm'` (plain fine-tuning, the baseline). */
-  method?: 'advbn' | 'erm';
-  /** Stage after which the network is split (encoder frozen); default 1. advbn: 1..numStages, erm: 0..numStages. */
+  /**
+   * `'advbn'` (default); `'erm'` (plain fine-tuning, the baseline); `'mixstyle'` or `'dsu'`
+   * (per-instance feature-statistics augmentations inserted at the same cut, same budget as ERM).
+   */
+  method?: FineTuneMethod;
+  /** Stage after which the network is split (encoder frozen); default 1. erm: 0..numStages, others: 1..numStages. */
   cut?: number;
   /** Passes over the data; default 20. */
   epochs?: number;
@@ -110,6 +116,11 @@ export interface FineTuneOptions {
   signal?: AbortSignal;
   /** Evaluated at each epoch end with the clean BatchNorms: adds `valLoss` and `valAccuracy` to the logs. */
   validationData?: DatasetInput;
+  /**
+   * Train on AugMix-augmented images (image-space augmentation, seeded per sample) on top of
+   * the method: the paper's "complementary" setting. Default `false`.
+   */
+  augmix?: boolean;
   /** Write a crash-safe checkpoint every epoch (or every N steps) to `checkpoint.dir`. */
   checkpoint?: CheckpointOptions;
   /**
@@ -127,6 +138,7 @@ export interface ResolvedFineTune {
   callbacks: Callback[];
   signal: AbortSignal | undefined;
   checkpoint: ResolvedCheckpoint | undefined;
+  augmix: boolean;
 }
 
 const CONTEXT = 'fineTune';
@@ -135,11 +147,11 @@ const CALLBACK_HOOKS = ['onTrainBegin', 'onEpochBegin', 'onBatchBegin', 'onBatch
 export function resolveFineTuneOptions(options: unknown, model: Model): ResolvedFineTune {
   const o = new OptionReader(CONTEXT, options).rejectUnknown([
     'data', 'method', 'cut', 'epochs', 'batchSize', 'shuffle', 'seed', 'optimizer', 'lr',
-    'schedule', 'advbn', 'callbacks', 'signal', 'validationData', 'checkpoint', 'resume',
+    'schedule', 'advbn', 'callbacks', 'signal', 'validationData', 'checkpoint', 'resume', 'augmix',
   ]);
   if (!o.has('data')) throw o.fail('data', 'a Dataset or an object { images, labels }');
-  const method = o.oneOf('method', ['advbn', 'erm'] as const, 'advbn');
-  const minCut = method === 'advbn' ? 1 : 0;
+  const method = o.oneOf<FineTuneMethod>('method', ['advbn', 'erm', 'mixstyle', 'dsu'], 'advbn');
+  const minCut = method === 'erm' ? 0 : 1;
   const cut = o.number('cut', 1, { integer: true, min: minCut, max: model.numStages });
   const epochs = o.number('epochs', 20, { integer: true, min: 1 });
   const batchSize = o.number('batchSize', 64, { integer: true, min: 1 });
@@ -152,6 +164,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
     callbacks: readCallbacks(o),
     signal: readSignal(o),
     checkpoint: readCheckpointOptions(o),
+    augmix: o.boolean('augmix', false),
   };
 }
 

@@ -167,6 +167,7 @@ fn transform(at: usize, spec: &TransformSpec) -> advbn_core::Result<Transform> {
     "horizontalFlip" => Transform::HorizontalFlip(spec.p.unwrap_or(0.5)),
     "grayscale" => Transform::Grayscale(spec.channels.unwrap_or(1) as usize),
     "toRgb" => Transform::ToRgb,
+    "augmix" => advbn_core::data::augmix::augmix_transform(),
     "corrupt" => {
       let name = spec.name.as_deref().unwrap_or("");
       let corruption = Corruption::parse(name)

@@ -117,6 +117,11 @@ pub fn augmix(image: &Image, rng: &mut ChaCha8Rng) -> Result<Image> {
     AugMixConfig::default().apply(image, rng)
 }
 
+/// AugMix (reference settings) as a pipeline step, drawing from the sample's own stream.
+pub fn augmix_transform() -> crate::data::Transform {
+    crate::data::Transform::Custom(std::sync::Arc::new(augmix))
+}
+
 /// Applies one op, drawing its strength (and sign) like the reference: a level uniform in
 /// [0.1, severity), scaled to the op's maximum at level 10.
 pub fn apply_op(image: &Image, op: AugOp, severity: u32, rng: &mut ChaCha8Rng) -> Image {
