@@ -100,6 +100,7 @@ export type {
 export type { BatchBeginLogs, BatchLogs, Callback, EpochBeginLogs, EpochLogs } from './training/callbacks.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluation.js';
 export {
+  compareToBaseline,
   evaluateRobustness,
   type BranchConvention,
   type CorruptionFigures,
@@ -135,4 +136,4 @@ export {
   type Stat,
 } from './report/index.js';
 export type { CheckpointOptions } from './training/checkpoint.js';
-
+export { reproduce, type ReproduceOptions } from './reproduce/index.js';

@@ -130,6 +130,16 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
   return report;
 }
 
+/** `report` with its mCE and relative mCE (re)computed against `baseline`, without evaluating again. */
+export function compareToBaseline(report: RobustnessReport, baseline: RobustnessReport): RobustnessReport {
+  if (!report.corruption) throw invalidOption('compareToBaseline', 'report', '(no corruption results)', 'a report with corruption results');
+  const corruption: Partial<Record<BnBranch, CorruptionFigures>> = {};
+  for (const [bn, figures] of Object.entries(report.corruption) as [BnBranch, CorruptionFigures][]) {
+    corruption[bn] = corruptionFigures(figures.errors, figures.cleanError, baseline);
+  }
+  return { ...report, corruption };
+}
+
 /** mCE and relative mCE of one branch's errors against the baseline's clean-branch errors. */
 function corruptionFigures(errors: Record<string, number[]>, cleanError: number, baseline: RobustnessReport | undefined): CorruptionFigures {
   const figures: CorruptionFigures = { errors, cleanError };

@@ -128,7 +128,7 @@ impl Task for BatchTask {
     let (dataset, indices, device, augment) = (self.dataset.clone(), std::mem::take(&mut self.indices), self.device.clone(), self.augment);
     // Gathering (and AugMix) is host work: it runs here; only the upload uses the compute thread.
     let (pixels, labels) = dataset.gather(&indices, augment).into_napi()?;
-    executor::run(move || {
+    executor::run_for(&device.clone(), move || {
       let device = parse_device(&device).into_napi()?;
       let (images, labels) = dataset.to_tensors(pixels, labels, &device).into_napi()?;
       Ok(NativeBatch::new(images, labels))

@@ -1,6 +1,8 @@
-//! All native compute runs on ONE dedicated thread. Candle's CUDA device works on a per-thread
-//! stream, and napi tasks run on libuv's pool threads: funnelling every job through one thread
-//! avoids cross-stream races and keeps the device state in one place. Panics are caught here.
+//! All GPU work runs on ONE dedicated thread. Candle's CUDA device works on a per-thread stream,
+//! and napi tasks run on libuv's pool threads: funnelling every GPU job through one thread avoids
+//! cross-stream races and keeps the device state in one place. CPU jobs run right on the task's
+//! pool thread, so independent models (e.g. several seeds) use several cores. Panics are caught
+//! here either way.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, sync_channel, Sender};
@@ -24,6 +26,16 @@ fn sender() -> &'static Mutex<Sender<Job>> {
             .expect("spawn the advbn compute thread");
         Mutex::new(tx)
     })
+}
+
+/// Runs `job` where work for `device` ("cpu", "cuda:0", ...) belongs: inline for the CPU, on
+/// the compute thread for a GPU. Called from napi task threads.
+pub fn run_for<T: Send + 'static>(device: &str, job: impl FnOnce() -> napi::Result<T> + Send + 'static) -> napi::Result<T> {
+  if device == "cpu" {
+    catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)))
+  } else {
+    run(job)
+  }
 }
 
 /// Runs `job` on the compute thread and waits for its result (called from napi task threads).

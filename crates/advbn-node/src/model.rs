@@ -110,13 +110,13 @@ impl NativeModel {
   #[napi(ts_return_type = "Promise<Float32Array>")]
   pub fn predict(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<PredictTask>> {
     let branch = BnBranch::parse(&bn).into_napi()?;
-    Ok(AsyncTask::new(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch }))
+    Ok(AsyncTask::new(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
   }
 
   #[napi(ts_return_type = "Promise<EvalStats>")]
   pub fn evaluate(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<EvaluateTask>> {
     let branch = BnBranch::parse(&bn).into_napi()?;
-    Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch }))
+    Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
   }
 
   /// What loading the weights file did, when the model was built from one.
@@ -128,7 +128,7 @@ impl NativeModel {
   /// Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`).
   #[napi(ts_return_type = "Promise<void>")]
   pub fn save_weights(&self, path: String) -> AsyncTask<SaveWeightsTask> {
-    AsyncTask::new(SaveWeightsTask { model: self.inner.clone(), path })
+    AsyncTask::new(SaveWeightsTask { model: self.inner.clone(), path, device: self.device.clone() })
   }
 
   /// Frees the weights now instead of at garbage collection.
@@ -150,7 +150,7 @@ impl Task for CreateModelTask {
 
   fn compute(&mut self) -> Result<Self::Output> {
     let (config, device, weights) = (self.config.clone(), self.device.clone(), self.weights.clone());
-    executor::run(move || {
+    executor::run_for(&self.device, move || {
       let device = parse_device(&device).into_napi()?;
       let mut model = ResNet::new(config, &device).into_napi()?;
       let report = match weights {
@@ -178,6 +178,7 @@ impl Task for CreateModelTask {
 pub struct SaveWeightsTask {
   model: SharedModel,
   path: String,
+  device: String,
 }
 
 impl Task for SaveWeightsTask {
@@ -186,7 +187,7 @@ impl Task for SaveWeightsTask {
 
   fn compute(&mut self) -> Result<()> {
     let (model, path) = (self.model.clone(), self.path.clone());
-    executor::run(move || with_model(&model, |m| m.save_weights(std::path::Path::new(&path)).into_napi()))
+    executor::run_for(&self.device, move || with_model(&model, |m| m.save_weights(std::path::Path::new(&path)).into_napi()))
   }
 
   fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
@@ -215,6 +216,7 @@ pub struct PredictTask {
   model: SharedModel,
   batch: SharedBatch,
   branch: BnBranch,
+  device: String,
 }
 
 impl Task for PredictTask {
@@ -223,7 +225,7 @@ impl Task for PredictTask {
 
   fn compute(&mut self) -> Result<Vec<f32>> {
     let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
-    executor::run(move || {
+    executor::run_for(&self.device, move || {
       let (images, _) = batch.tensors()?;
       with_model(&model, |m| predict(m, &images, branch).and_then(|l| Ok(l.flatten_all()?.to_vec1::<f32>()?)).into_napi())
     })
@@ -238,6 +240,7 @@ pub struct EvaluateTask {
   model: SharedModel,
   batch: SharedBatch,
   branch: BnBranch,
+  device: String,
 }
 
 impl Task for EvaluateTask {
@@ -246,7 +249,7 @@ impl Task for EvaluateTask {
 
   fn compute(&mut self) -> Result<EvalStats> {
     let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
-    executor::run(move || {
+    executor::run_for(&self.device, move || {
       let (images, labels) = batch.tensors()?;
       let stats = with_model(&model, |m| evaluate_batch(m, &images, &labels, branch).into_napi())?;
       Ok(EvalStats { loss_sum: stats.loss_sum, correct: stats.correct as u32, count: stats.count as u32 })

@@ -115,6 +115,7 @@ enum TrainerState {
 #[napi]
 pub struct NativeTrainer {
   model: SharedModel,
+  device: String,
   state: Arc<Mutex<TrainerState>>,
   config: TrainConfig,
 }
@@ -125,7 +126,7 @@ impl NativeTrainer {
   pub fn new(model: &NativeModel, config: TrainerConfig) -> Result<Self> {
     let core = core_config(&config).into_napi()?;
     with_model(&model.inner, |m| core.validate(m).into_napi())?;
-    Ok(Self { model: model.inner.clone(), state: Arc::new(Mutex::new(TrainerState::Pending(core.clone()))), config: core })
+    Ok(Self { model: model.inner.clone(), device: model.device(), state: Arc::new(Mutex::new(TrainerState::Pending(core.clone()))), config: core })
   }
 
   /// One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule.
@@ -133,6 +134,7 @@ impl NativeTrainer {
   pub fn step(&self, batch: &NativeBatch, epoch: u32, step_in_epoch: u32) -> AsyncTask<StepTask> {
     AsyncTask::new(StepTask {
       model: self.model.clone(),
+      device: self.device.clone(),
       state: self.state.clone(),
       batch: batch.shared(),
       epoch: epoch as usize,
@@ -143,13 +145,13 @@ impl NativeTrainer {
   /// Writes model, optimiser state and `meta` (JSON text) to `path` atomically.
   #[napi(ts_return_type = "Promise<void>")]
   pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<CheckpointTask> {
-    AsyncTask::new(CheckpointTask { model: self.model.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
+    AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
   }
 
   /// Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text.
   #[napi(ts_return_type = "Promise<string>")]
   pub fn load_checkpoint(&self, path: String) -> AsyncTask<CheckpointTask> {
-    AsyncTask::new(CheckpointTask { model: self.model.clone(), state: self.state.clone(), path, save_meta: None })
+    AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: None })
   }
 
   #[napi]
@@ -161,6 +163,7 @@ impl NativeTrainer {
 
 pub struct StepTask {
   model: SharedModel,
+  device: String,
   state: Arc<Mutex<TrainerState>>,
   batch: SharedBatch,
   epoch: usize,
@@ -173,7 +176,7 @@ impl Task for StepTask {
 
   fn compute(&mut self) -> Result<StepLogs> {
     let (model, state, batch, epoch, step) = (self.model.clone(), self.state.clone(), self.batch.clone(), self.epoch, self.step);
-    executor::run(move || {
+    executor::run_for(&self.device, move || {
       let (images, labels) = batch.tensors()?;
       with_trainer(&model, &state, |model, trainer| Ok(trainer.step(model, &images, &labels, epoch, step).map_err(to_napi)?.into()))
     })
@@ -202,6 +205,7 @@ fn with_trainer<T>(
 
 pub struct CheckpointTask {
   model: SharedModel,
+  device: String,
   state: Arc<Mutex<TrainerState>>,
   path: String,
   /// Some(meta): save with this metadata; None: load.
@@ -214,7 +218,7 @@ impl Task for CheckpointTask {
 
   fn compute(&mut self) -> Result<String> {
     let (model, state, path, save_meta) = (self.model.clone(), self.state.clone(), self.path.clone(), self.save_meta.clone());
-    executor::run(move || {
+    executor::run_for(&self.device, move || {
       let path = std::path::PathBuf::from(path);
       with_trainer(&model, &state, |model, trainer| match save_meta {
         Some(meta) => save_checkpoint(&path, model, trainer, &meta).map(|_| meta).into_napi(),
