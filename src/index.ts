@@ -137,3 +137,4 @@ export {
 } from './report/index.js';
 export type { CheckpointOptions } from './training/checkpoint.js';
 export { reproduce, type ReproduceOptions } from './reproduce/index.js';
+export type { DigitsConfig } from './reproduce/presets.js';

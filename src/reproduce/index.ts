@@ -7,7 +7,7 @@ import { writeReport, type Results } from '../report/index.js';
 import { OptionReader } from '../validation.js';
 import { runDigits } from './digits.js';
 import { runPacs } from './pacs.js';
-import { DIGITS, DIGITS_QUICK, METHODS, PACS, type MethodSpec } from './presets.js';
+import { DIGITS, DIGITS_QUICK, METHODS, PACS, type DigitsConfig, type MethodSpec } from './presets.js';
 import { Progress } from './progress.js';
 
 /** Options of {@link reproduce}. */
@@ -30,11 +30,13 @@ export interface ReproduceOptions {
   quick?: boolean;
   /** The command line recorded in the report; default `advbn reproduce`. */
   command?: string;
+  /** Digits preset only: overrides of the preset's settings (sizes, epochs, model), e.g. for smoke tests. */
+  digits?: Partial<DigitsConfig>;
 }
 
 /** Runs the comparison and writes the report; resolves with the results and the files written. */
 export async function reproduce(options: ReproduceOptions): Promise<{ results: Results; files: string[] }> {
-  const o = new OptionReader('reproduce', options).rejectUnknown(['preset', 'data', 'device', 'seeds', 'methods', 'out', 'epochs', 'quick', 'command']);
+  const o = new OptionReader('reproduce', options).rejectUnknown(['preset', 'data', 'device', 'seeds', 'methods', 'out', 'epochs', 'quick', 'command', 'digits']);
   const preset = o.oneOf('preset', ['digits', 'pacs'] as const, 'digits');
   const quick = o.boolean('quick', false);
   const out = o.optionalString('out');
@@ -52,7 +54,7 @@ export async function reproduce(options: ReproduceOptions): Promise<{ results: R
   });
   const seeds = Array.from({ length: seedCount }, (_, i) => i);
   const resolvedDevice = device === 'auto' ? (listDevices().find((d) => d.kind === 'cuda')?.id ?? 'cpu') : device;
-  const digitsConfig = { ...(quick ? DIGITS_QUICK : DIGITS) };
+  const digitsConfig: DigitsConfig = { ...(quick ? DIGITS_QUICK : DIGITS), ...(options.digits ?? {}) };
   if (epochs !== undefined) digitsConfig.fineTune = { ...digitsConfig.fineTune, epochs };
   const stepsPerSeed = preset === 'digits' ? 2 + 2 * methods.length : PACS.domains.length * (1 + methods.length);
   const progress = new Progress(seeds.length * stepsPerSeed);

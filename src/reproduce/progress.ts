@@ -1,9 +1,14 @@
 // A progress bar on stderr: one bar redrawn in place on a terminal, one line per step otherwise
-// (CI logs). Steps are the coarse units (train / evaluate one model); details refresh the text.
+// (CI logs). Steps are the coarse units (train / evaluate one model), counted when they start
+// (seeds may run side by side); details refresh the text.
 
 export class Progress {
   #done = 0;
   #label = '';
+  /** The current step's label. */
+  get label(): string {
+    return this.#label;
+  }
   readonly #started = performance.now();
   readonly #tty = Boolean(process.stderr.isTTY);
   #lastDraw = 0;
@@ -12,7 +17,7 @@ export class Progress {
 
   /** Starts the next step. */
   step(label: string): void {
-    if (this.#done > 0 || this.#label) this.#done = Math.min(this.total, this.#done + 1);
+    this.#done = Math.min(this.total, this.#done + 1);
     this.#label = label;
     if (this.#tty) this.#draw(label);
     else process.stderr.write(`[${this.#done}/${this.total}] ${label} (${this.#elapsed()})\n`);
