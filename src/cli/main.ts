@@ -3,6 +3,7 @@
 import { packageInfo } from '../package-root.js';
 import { runCorrupt } from './corrupt.js';
 import { runDoctor } from './doctor.js';
+import { runFineTune } from './fine-tune.js';
 import { runReproduce } from './reproduce.js';
 
 type Command = (args: readonly string[]) => Promise<number>;
@@ -10,13 +11,14 @@ type Command = (args: readonly string[]) => Promise<number>;
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   doctor: { run: runDoctor, summary: 'check the native addon, list devices, run a tiny AdvBN step on each [--json]' },
   corrupt: { run: runCorrupt, summary: 'write ImageNet-C style corrupted copies of images (--list: the 19 names)' },
+  'fine-tune': { run: runFineTune, summary: 'fine-tune a ResNet on an image folder (checkpoints, --resume, summary)' },
   reproduce: { run: runReproduce, summary: 'compare AdvBN with ERM, MixStyle, DSU on embedded data; writes a report [--quick]' },
 };
 
 // Planned commands: named here so users get a clear answer instead of "unknown command".
 // They are not implemented yet; each arrives with its own issue.
 const PLANNED: Record<string, string> = {
-  'fine-tune': 'fine-tune a model from the command line',
+  visualize: 'decode AdvBN-perturbed features into pictures (the paper\'s figure)',
 };
 
 function usage(): string {

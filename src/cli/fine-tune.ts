@@ -1,0 +1,137 @@
+// `advbn fine-tune`: fine-tune a ResNet on an image folder from the command line, with
+// checkpoints (resumable after a crash), a progress bar and a final summary.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { imageFolder } from '../data/sources.js';
+import { centerCrop, horizontalFlip, randomResizedCrop, resizeShorter } from '../data/transforms.js';
+import { evaluate } from '../evaluation.js';
+import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOptions } from '../models.js';
+import { Progress } from '../reproduce/progress.js';
+import { fineTune } from '../training/fine-tune.js';
+import type { FineTuneMethod } from '../training/options.js';
+
+const USAGE = `usage: advbn fine-tune --data DIR --out DIR [--model resnet18|resnet34|resnet50] [--weights FILE]
+                       [--method advbn|erm|mixstyle|dsu] [--epochs N] [--batch-size N] [--lr X]
+                       [--cut K] [--size PX] [--val DIR] [--device cpu|cuda|auto] [--seed N] [--resume]
+
+DIR holds one sub-folder per class (JPEG/PNG). Checkpoints go to OUT/checkpoint.safetensors after
+every epoch (--resume continues from it); the fine-tuned weights to OUT/weights.safetensors.`;
+
+const BUILDERS: Record<string, (o: ModelOptions) => Promise<Model>> = { resnet18, resnet34, resnet50 };
+const METHODS: readonly FineTuneMethod[] = ['advbn', 'erm', 'mixstyle', 'dsu'];
+
+function number(name: string, text: string | undefined, fallback: number, integer: boolean): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+export async function runFineTune(args: readonly string[]): Promise<number> {
+  let v;
+  let settings;
+  try {
+    v = parseArgs({
+      args: [...args],
+      options: {
+        data: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, weights: { type: 'string' },
+        method: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
+        cut: { type: 'string' }, size: { type: 'string' }, val: { type: 'string' }, device: { type: 'string' },
+        seed: { type: 'string' }, resume: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+    if (v.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (!v.data) throw new Error('--data is required');
+    if (!v.out) throw new Error('--out is required');
+    const model = v.model ?? 'resnet18';
+    if (!BUILDERS[model]) throw new Error(`--model must be one of ${Object.keys(BUILDERS).join(', ')}, got ${JSON.stringify(model)}`);
+    const method = (v.method ?? 'advbn') as FineTuneMethod;
+    if (!METHODS.includes(method)) throw new Error(`--method must be one of ${METHODS.join(', ')}, got ${JSON.stringify(v.method)}`);
+    settings = {
+      model,
+      method,
+      epochs: number('epochs', v.epochs, 10, true),
+      batchSize: number('batch-size', v['batch-size'], 64, true),
+      lr: number('lr', v.lr, 1e-3, false),
+      cut: number('cut', v.cut, 1, true),
+      size: number('size', v.size, 224, true),
+      seed: v.seed === undefined ? 0 : Number(v.seed),
+    };
+  } catch (err) {
+    console.error(`advbn fine-tune: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { size } = settings;
+  const train = await imageFolder(v.data!, { transforms: [randomResizedCrop(size), horizontalFlip()] });
+  const val = v.val ? await imageFolder(v.val, { classes: train.classNames, transforms: [resizeShorter(Math.round(size / 0.875)), centerCrop(size)] }) : undefined;
+  const model = await BUILDERS[settings.model]!({
+    numClasses: train.numClasses,
+    seed: settings.seed,
+    ...(v.device !== undefined && { device: v.device }),
+    ...(v.weights !== undefined && { weights: v.weights }),
+  });
+  try {
+    if (model.weightsReport?.reinitialized.length) {
+      console.error(`advbn fine-tune: ${model.weightsReport.reinitialized.join(', ')} re-initialised for ${train.numClasses} classes`);
+    }
+    mkdirSync(v.out!, { recursive: true });
+    const steps = Math.ceil(train.length / settings.batchSize);
+    const progress = new Progress(settings.epochs * steps);
+    const started = performance.now();
+    let current = 0;
+    const history = await fineTune(model, {
+      data: train,
+      method: settings.method,
+      epochs: settings.epochs,
+      batchSize: settings.batchSize,
+      lr: settings.lr,
+      cut: settings.cut,
+      seed: settings.seed,
+      checkpoint: { dir: v.out! },
+      resume: v.resume ?? false,
+      ...(val && { validationData: val }),
+      callbacks: {
+        onEpochBegin: (epoch) => {
+          current = epoch + 1;
+        },
+        onBatchEnd: (batch, logs) => progress.step(`epoch ${current}/${settings.epochs} batch ${batch + 1}/${steps} loss ${logs.loss.toFixed(4)}`),
+        onEpochEnd: (epoch, logs) =>
+          console.error(
+            `epoch ${epoch + 1}/${settings.epochs}: loss ${logs.loss.toFixed(4)} clean ${logs.cleanLoss.toFixed(4)}` +
+              `${logs.advLoss === undefined ? '' : ` adv ${logs.advLoss.toFixed(4)}`} acc ${(100 * logs.accuracy).toFixed(1)}%` +
+              `${logs.valAccuracy === undefined ? '' : ` val ${(100 * logs.valAccuracy).toFixed(1)}%`}`,
+          ),
+      },
+    });
+    progress.finish('fine-tune done');
+    const weights = join(v.out!, 'weights.safetensors');
+    await saveWeights(model, weights);
+    const last = history.epochs.length - 1;
+    const summary = {
+      model: settings.model,
+      method: settings.method,
+      classes: train.classNames,
+      samples: train.length,
+      epochs: history.epochs.length,
+      finalLoss: history.history.loss[last],
+      finalAccuracy: history.history.accuracy[last],
+      ...(val && { validation: await evaluate(model, val, { bn: 'clean' }) }),
+      seconds: Math.round((performance.now() - started) / 1000),
+      weights,
+    };
+    console.log(JSON.stringify(summary, null, 2));
+    return 0;
+  } finally {
+    model.dispose();
+    train.dispose();
+    val?.dispose();
+  }
+}
