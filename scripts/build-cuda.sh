@@ -20,6 +20,8 @@ if [ "${1:-}" = "--device-bundle" ]; then
     > .device/gpu_kernels.path
   xz -T2 -9 -c "$(cat .device/gpu_kernels.path)" > .device/gpu_kernels.xz
   xz -T2 -9 -c native/advbn.linux-x64-gnu.cuda.node > .device/advbn.cuda.node.xz
+  cargo build --release -j"$jobs" -p advbn-core --features cuda --example bench_gpu
+  xz -T2 -9 -c "$CARGO_TARGET_DIR/release/examples/bench_gpu" > .device/bench_gpu.xz
   [ -f .device/node.xz ] || xz -T2 -9 -c "$(command -v node)" > .device/node.xz
   npm run build >/dev/null
   tar -cf .device/dist.tar dist package.json
