@@ -239,7 +239,8 @@ fn malicious_pickle_global_os_system_reduce_is_refused_and_runs_nothing() {
 
 #[test]
 fn pth_storage_declared_far_larger_than_its_member_is_refused_without_allocating() {
-    // 10^9 floats (4 GB) declared over a 16-byte member; and 10^12 elements as (10^6, 10^6).
+    // 10^9 floats declared over a 16-byte member (candle allocated the 4 GB before reading);
+    // and 10^12 elements as (10^6, 10^6).
     let data = [0u8; 16];
     for (numel, size, stride) in [(1_000_000_000, vec![1_000_000_000], vec![1]), (1_000_000, vec![1_000_000, 1_000_000], vec![1_000_000, 1])] {
         let file = pth(&tensor_pickle("fc.bias", "0", numel, &size, &stride), &[("0", &data)]);
@@ -285,7 +286,7 @@ fn pth_members_sized_past_the_file_and_absurd_entry_counts_are_refused() {
 #[test]
 fn pickle_resource_bombs_are_refused_before_candle_runs_them() {
     // Billion laughs: each step pairs the memoised object with itself (candle deep-clones memo
-    // entries, so 40 steps would ask for 2^40 objects from a 200-byte pickle).
+    // entries: 20 steps took 352 MB from a 384-byte file; 40 steps ask for 2^40 objects).
     let mut laughs = vec![0x80, 2, b']', b'q', 0];
     for _ in 0..40 {
         laughs.extend(b"h\x00h\x00\x86q\x00");
@@ -293,16 +294,27 @@ fn pickle_resource_bombs_are_refused_before_candle_runs_them() {
     laughs.push(b'.');
     let err = refused_weights("laughs.pth", &pth(&laughs, &[]), 16 * MIB);
     assert!(err.contains("MiB of objects"), "{err}");
-    // A string declaring 4 GiB (candle allocates the declared length before reading).
+    // The budget is shared by all the `*data.pkl` members: eight laughs of 64 MiB each.
+    let mut laugh = vec![0x80, 2, b']', b'q', 0];
+    for _ in 0..18 {
+        laugh.extend(b"h\x00h\x00\x86q\x00");
+    }
+    laugh.push(b'.');
+    let names: Vec<String> = (0..8).map(|i| format!("a{i}/data.pkl")).collect();
+    let members: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &laugh[..])).collect();
+    let err = refused_weights("many_laughs.pth", &zip_stored(&members), 16 * MIB);
+    assert!(err.contains("MiB of objects"), "{err}");
+    // A string declaring 4 GiB (candle allocated the declared 4 GiB before reading 3 bytes).
     let err = refused_weights("long_string.pth", &pth(b"\x80\x02X\xff\xff\xff\xffabc.", &[]), MIB);
     assert!(err.contains("runs past the end"), "{err}");
-    // 100000 nested 1-tuples (candle recurses over the nesting when dropping or printing).
+    // 10^6 nested 1-tuples (candle recurses over the nesting when dropping: a 1 MB file
+    // overflowed the 8 MiB main stack and aborted the process).
     let mut deep = vec![0x80, 2, b'N'];
-    deep.extend(std::iter::repeat_n(0x85u8, 100_000));
+    deep.extend(std::iter::repeat_n(0x85u8, 1_000_000));
     deep.push(b'.');
     let err = refused_weights("deep.pth", &pth(&deep, &[]), MIB);
     assert!(err.contains("deeper than"), "{err}");
-    // LONG1 of 255 bytes (candle shifts past 64 bits).
+    // LONG1 of 255 bytes (candle shifts past 64 bits: a panic with overflow checks on).
     let mut long = vec![0x80, 2, 0x8a, 255];
     long.extend([1u8; 255]);
     long.push(b'.');
@@ -318,7 +330,8 @@ fn pickle_resource_bombs_are_refused_before_candle_runs_them() {
 
 #[test]
 fn malformed_tensor_records_are_errors_not_panics() {
-    // candle's own helpers index these tuples without checking their length.
+    // candle's own helpers index these tuples without checking their length (the first one
+    // panicked inside `candle_core::pickle::read_all_with_key`).
     let cases: [&[u8]; 5] = [
         b"\x80\x02}X\x07\x00\x00\x00fc.biasctorch._utils\n_rebuild_tensor_v2\n)Rs.",
         b"\x80\x02}X\x07\x00\x00\x00fc.biasctorch._tensor\n_rebuild_from_type_v2\n)Rs.",
@@ -538,4 +551,38 @@ fn pth_reader_keeps_column_major_and_offset_storages() {
         let got = model.params().var(&name).unwrap().as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(got, values, "{name}");
     }
+}
+
+#[test]
+fn fuzz_findings_against_candle_pickle_reader() {
+    // `cargo fuzz run pth_weights` on the reader before the fix (candle_core::pickle::read_all_with_key
+    // straight on the file) found, in 126 s from tests/fixtures/tiny_resnet.pth: 22 inputs
+    // whose BINUNICODE length was mutated to ~4 GiB (oom, malloc(4294967295) in Stack::read),
+    // LONG1 with 0x73 bytes (panic: shift overflow at candle-core pickle.rs:609) and a storage
+    // persistent id shorter than 5 items (panic: `storage.remove(4)` at pickle.rs:633). The
+    // 30 KB inputs did not shrink under -minimize_crash (erasing bytes breaks the zip), so
+    // these are their differing opcodes in the pickle, minimised by hand.
+    let mut string = b"\x80\x02}X\x07\x00\x00\x00fc.biasX\xff\xff\xff\xff4q'h".to_vec();
+    string.push(b'.');
+    let err = refused_weights("fuzz_binunicode.pth", &pth(&string, &[]), MIB);
+    assert!(err.contains("runs past the end"), "{err}");
+
+    let mut long1 = b"\x80\x02}X\x07\x00\x00\x00fc.bias\x8a\x73".to_vec();
+    long1.extend([0x3f; 0x73]);
+    long1.extend(b"s.");
+    let err = refused_weights("fuzz_long1.pth", &pth(&long1, &[]), MIB);
+    assert!(err.contains("LONG1 of 115 bytes"), "{err}");
+
+    // _rebuild_tensor_v2(("storage", FloatStorage, "0", "cpu"), 0, (3,), (1,), False, {}):
+    // the persistent id lacks its numel.
+    let mut short = vec![0x80, 2, b'}'];
+    short.extend(unicode("fc.bias"));
+    short.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+    short.extend(unicode("storage"));
+    short.extend(b"ctorch\nFloatStorage\n");
+    short.extend(unicode("0"));
+    short.extend(unicode("cpu"));
+    short.extend(b"tQK\x00K\x03\x85K\x01\x85\x89}tRs.");
+    let err = refused_weights("fuzz_short_storage.pth", &pth(&short, &[("0", &[0u8; 12])]), MIB);
+    assert!(err.contains("malformed storage id"), "{err}");
 }

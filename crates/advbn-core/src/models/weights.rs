@@ -103,6 +103,8 @@ mod pth {
         bytes: &'a [u8],
         /// (name, data range) in central-directory order.
         members: Vec<(String, std::ops::Range<usize>)>,
+        /// Name to index in `members` (the last of duplicate names, as the zip crate does).
+        by_name: HashMap<String, usize>,
     }
 
     impl<'a> Archive<'a> {
@@ -187,20 +189,23 @@ mod pth {
                 })?;
                 members.push((name, start..end as usize));
             }
-            Ok(Self { bytes, members })
+            let by_name = members.iter().enumerate().map(|(i, (name, _))| (name.clone(), i)).collect();
+            Ok(Self { bytes, members, by_name })
         }
 
         fn member(&self, name: &str) -> Option<&'a [u8]> {
-            self.members.iter().find(|(n, _)| n == name).map(|(_, r)| &self.bytes[r.clone()])
+            self.by_name.get(name).map(|&i| &self.bytes[self.members[i].1.clone()])
         }
 
         /// Every `*data.pkl` member unpickled, with the directory its storages live in.
         pub fn pickles(&self) -> Res<Vec<(String, Object)>> {
             let mut out = Vec::new();
+            // One allocation budget for all the pickles: objects of every pickle are kept.
+            let mut spent = 0u64;
             for (name, range) in &self.members {
                 let Some(dir) = name.strip_suffix(".pkl").filter(|d| d.ends_with("data")) else { continue };
                 let pickle = &self.bytes[range.clone()];
-                prescan(pickle).map_err(|e| format!("{name}: {e}"))?;
+                prescan(pickle, &mut spent).map_err(|e| format!("{name}: {e}"))?;
                 let mut stack = Stack::empty();
                 stack.read_loop(&mut &pickle[..]).map_err(|e| format!("{name}: {e}"))?;
                 out.push((dir.to_string(), stack.finalize().map_err(|e| format!("{name}: {e}"))?));
@@ -383,10 +388,9 @@ mod pth {
     /// what would make it allocate past the budget, nest past `MAX_DEPTH`, read a string longer
     /// than the remaining bytes, overflow (`LONG1` over 8 bytes), or fail in a way whose message
     /// formats a whole object. Anything accepted here runs in candle's VM in bounded memory.
-    pub fn prescan(p: &[u8]) -> Res<()> {
+    pub fn prescan(p: &[u8], spent: &mut u64) -> Res<()> {
         let mut stack: Vec<Slot> = Vec::new();
         let mut memo: HashMap<u32, Slot> = HashMap::new();
-        let mut spent = 0u64;
         let mut i = 0usize;
         let take = |i: &mut usize, n: usize| -> Res<&[u8]> {
             let s = p.get(*i..*i + n).ok_or("truncated pickle")?;
@@ -394,8 +398,8 @@ mod pth {
             Ok(s)
         };
         let mut charge = |bytes: u64| -> Res<()> {
-            spent = spent.saturating_add(bytes);
-            if spent > MAX_PICKLE_ALLOC {
+            *spent = spent.saturating_add(bytes);
+            if *spent > MAX_PICKLE_ALLOC {
                 return Err(format!("the pickle would build more than {} MiB of objects", MAX_PICKLE_ALLOC >> 20));
             }
             Ok(())
