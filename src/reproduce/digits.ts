@@ -107,7 +107,7 @@ async function runSeed(run: DigitsRun, digits: DigitsBenchmark, seed: number, tm
         augmix: spec.augmix,
         cut: config.fineTune.cut,
         epochs: config.fineTune.epochs,
-        batchSize: config.batchSize,
+        batchSize: config.fineTune.batchSize,
         seed,
         optimizer: { type: 'sgd', lr: config.fineTune.lr, momentum: 0.9, weightDecay: 1e-4 },
         schedule: { type: 'cosine' },

@@ -31,7 +31,7 @@ export interface DigitsConfig {
   /** AdamW, cosine schedule, whole network. */
   baseline: { epochs: number; lr: number; weightDecay: number };
   /** SGD momentum 0.9, cosine schedule, tail after `cut`. */
-  fineTune: { epochs: number; lr: number; cut: number; advbn: { steps: number; stepSize: number; epsilon: number } };
+  fineTune: { epochs: number; lr: number; cut: number; batchSize: number; advbn: { steps: number; stepSize: number; epsilon: number } };
 }
 
 /** The default digits run (3 seeds). */
@@ -43,7 +43,7 @@ export const DIGITS: DigitsConfig = {
   corruptionLimit: 100,
   batchSize: 16,
   baseline: { epochs: 3, lr: 1e-2, weightDecay: 1e-4 },
-  fineTune: { epochs: 1, lr: 0.01, cut: 1, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
+  fineTune: { epochs: 1, lr: 0.02, cut: 1, batchSize: 64, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
 };
 
 /** `--quick`: one seed, smaller splits. */
