@@ -22,19 +22,25 @@ if [ ! -x "$dir/site/nvidia/cu13/bin/nvcc" ]; then
   python3 -m pip install --quiet --no-deps --target "$dir/site" "${wheels[@]}" >&2
 fi
 cuda="$dir/site/nvidia/cu13"
-# Link-time stand-ins for the driver and math libraries: empty shared objects with the real
-# sonames. Undefined symbols of a shared library resolve when it loads on the GPU machine,
-# against the real libraries there (CUDA 13 driver 580, cuBLAS 13, cuRAND 10, NVRTC 13, cuDNN 9).
+# Link-time stand-ins for the driver and math libraries: shared objects with the real sonames
+# that define every function cudarc declares for them (as empty bodies, never called). Linking
+# against them records the sonames as needed libraries; when the addon loads on the GPU machine,
+# the real libraries (CUDA 13 driver 580, cuBLAS 13, cuRAND 10, NVRTC 13, cuDNN 9) provide the
+# functions. Executables (tests, benchmarks) need the symbols defined at link time too.
 stubs="$dir/stubs"
-if [ ! -f "$stubs/libcudnn.so" ]; then
-  mkdir -p "$stubs"
-  echo "" > "$stubs/empty.c"
-  for pair in cuda:1 cublas:13 cublasLt:13 curand:10 nvrtc:13 cudnn:9; do
-    name="${pair%%:*}"; major="${pair##*:}"
-    gcc -shared -fPIC -o "$stubs/lib$name.so.$major" -Wl,-soname,"lib$name.so.$major" "$stubs/empty.c"
+if [ ! -f "$stubs/.complete" ]; then
+  rm -rf "$stubs" && mkdir -p "$stubs"
+  cudarc=$(cd "$root" && cargo metadata --format-version 1 --all-features 2>/dev/null \
+    | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="cudarc").rsplit("/",1)[0])')
+  for spec in cuda:1:driver cublas:13:cublas cublasLt:13:cublaslt curand:10:curand nvrtc:13:nvrtc cudnn:9:cudnn; do
+    IFS=: read -r name major module <<<"$spec"
+    grep -ohE '^\s*(pub\s+)?(unsafe\s+)?fn [A-Za-z_][A-Za-z0-9_]*\(' "$cudarc/src/$module/sys/mod.rs" \
+      | sed -E 's/.*fn ([A-Za-z0-9_]+)\(/\1/' | sort -u | sed 's/.*/void &(void) {}/' > "$stubs/$name.c"
+    gcc -shared -fPIC -o "$stubs/lib$name.so.$major" -Wl,-soname,"lib$name.so.$major" "$stubs/$name.c"
     ln -sf "lib$name.so.$major" "$stubs/lib$name.so"
   done
   ln -sf "$cuda/lib/libcudart.so.13" "$stubs/libcudart.so"
+  touch "$stubs/.complete"
 fi
 cat <<ENV
 export CUDA_HOME="$cuda"
