@@ -65,7 +65,7 @@ describe('advbn CLI', () => {
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     expect(unknown.stderr).toContain('usage: advbn');
-    const planned = advbn('reproduce');
+    const planned = advbn('visualize');
     expect(planned.status).toBe(2);
     expect(planned.stderr).toContain('not available yet');
   });
