@@ -136,5 +136,5 @@ export {
   type Stat,
 } from './report/index.js';
 export type { CheckpointOptions } from './training/checkpoint.js';
-export { reproduce, type ReproduceOptions } from './reproduce/index.js';
+export { reproduce, type ReproduceOptions, type ReproduceOutput } from './reproduce/index.js';
 export type { DigitsConfig } from './reproduce/presets.js';

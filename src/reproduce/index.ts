@@ -34,8 +34,16 @@ export interface ReproduceOptions {
   digits?: Partial<DigitsConfig>;
 }
 
+/** What {@link reproduce} resolves to. */
+export interface ReproduceOutput {
+  /** The content of results.json. */
+  results: Results;
+  /** Paths of every file written (results.json, report.md, charts). */
+  files: string[];
+}
+
 /** Runs the comparison and writes the report; resolves with the results and the files written. */
-export async function reproduce(options: ReproduceOptions): Promise<{ results: Results; files: string[] }> {
+export async function reproduce(options: ReproduceOptions): Promise<ReproduceOutput> {
   const o = new OptionReader('reproduce', options).rejectUnknown(['preset', 'data', 'device', 'seeds', 'methods', 'out', 'epochs', 'quick', 'command', 'digits']);
   const preset = o.oneOf('preset', ['digits', 'pacs'] as const, 'digits');
   const quick = o.boolean('quick', false);

@@ -22,16 +22,54 @@ export const METHODS: readonly MethodSpec[] = [
 
 /** Settings of a digits run. */
 export interface DigitsConfig {
-  model: { arch: 'small_resnet'; depth: number; width: number };
+  /** The model trained and fine-tuned. */
+  model: {
+    /** Architecture (a CIFAR-style small ResNet). */
+    arch: 'small_resnet';
+    /** Depth 6n+2. */
+    depth: number;
+    /** Channels of the first stage. */
+    width: number;
+  };
+  /** MNIST training digits used (class-stratified, seeded per run). */
   trainLimit: number;
+  /** Clean test digits evaluated. */
   testLimit: number;
+  /** Test digits per style domain. */
   domainLimit: number;
+  /** Test digits per corruption and severity. */
   corruptionLimit: number;
+  /** Batch size of the baseline's training. */
   batchSize: number;
-  /** AdamW, cosine schedule, whole network. */
-  baseline: { epochs: number; lr: number; weightDecay: number };
-  /** SGD momentum 0.9, cosine schedule, tail after `cut`. */
-  fineTune: { epochs: number; lr: number; cut: number; batchSize: number; advbn: { steps: number; stepSize: number; epsilon: number } };
+  /** The baseline: whole network, AdamW, cosine schedule. */
+  baseline: {
+    /** Passes over the training digits. */
+    epochs: number;
+    /** Learning rate. */
+    lr: number;
+    /** AdamW weight decay. */
+    weightDecay: number;
+  };
+  /** Each method's fine-tune: SGD momentum 0.9, cosine schedule, the tail after `cut`. */
+  fineTune: {
+    /** Passes over the training digits. */
+    epochs: number;
+    /** Learning rate. */
+    lr: number;
+    /** Stage after which the network is split. */
+    cut: number;
+    /** Samples per step. */
+    batchSize: number;
+    /** AdvBN attack settings (the paper's). */
+    advbn: {
+      /** Sign-gradient steps K. */
+      steps: number;
+      /** Step size. */
+      stepSize: number;
+      /** Box half-width. */
+      epsilon: number;
+    };
+  };
 }
 
 /** The default digits run (3 seeds). */
