@@ -307,6 +307,30 @@ export interface TransformSpec {
   severity?: number
 }
 
+/**
+ * Trains a decoder that inverts `model`'s encoder at the cut on `batch` (images in [0, 1]) and
+ * renders AdvBN-perturbed features at increasing strength.
+ */
+export declare function visualizeFeatures(model: NativeModel, batch: NativeBatch, options: VisualizeOptions): Promise<VisualizeResult>
+
+export interface VisualizeOptions {
+  cut: number
+  steps: number
+  batchSize: number
+  lr: number
+  tvWeight: number
+  strengths: Array<number>
+  rows: number
+  seed: number
+}
+
+export interface VisualizeResult {
+  /** The picture as PNG: rows of input, reconstruction, decoded perturbed features per strength.  */
+  png: Buffer
+  /** Decoder training loss per step.  */
+  losses: Array<number>
+}
+
 /** What loading a weights file did.  */
 export interface WeightsReport {
   path: string

@@ -5,6 +5,7 @@ import { runCorrupt } from './corrupt.js';
 import { runDoctor } from './doctor.js';
 import { runFineTune } from './fine-tune.js';
 import { runReproduce } from './reproduce.js';
+import { runVisualize } from './visualize.js';
 
 type Command = (args: readonly string[]) => Promise<number>;
 
@@ -12,20 +13,13 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   doctor: { run: runDoctor, summary: 'check the native addon, list devices, run a tiny AdvBN step on each [--json]' },
   corrupt: { run: runCorrupt, summary: 'write ImageNet-C style corrupted copies of images (--list: the 19 names)' },
   'fine-tune': { run: runFineTune, summary: 'fine-tune a ResNet on an image folder (checkpoints, --resume, summary)' },
+  visualize: { run: runVisualize, summary: 'decode AdvBN-perturbed features into a picture (the paper\'s figure)' },
   reproduce: { run: runReproduce, summary: 'compare AdvBN with ERM, MixStyle, DSU on embedded data; writes a report [--quick]' },
-};
-
-// Planned commands: named here so users get a clear answer instead of "unknown command".
-// They are not implemented yet; each arrives with its own issue.
-const PLANNED: Record<string, string> = {
-  visualize: 'decode AdvBN-perturbed features into pictures (the paper\'s figure)',
 };
 
 function usage(): string {
   const lines = ['usage: advbn <command> [options]', '', 'commands:'];
   for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${summary}`);
-  lines.push('', 'not available yet:');
-  for (const [name, summary] of Object.entries(PLANNED)) lines.push(`  ${name.padEnd(10)} ${summary}`);
   lines.push('', 'options:', '  --help     show this help', '  --version  print the package version');
   return lines.join('\n');
 }
@@ -42,10 +36,6 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const known = COMMANDS[command];
   if (known) return known.run(rest);
-  if (command in PLANNED) {
-    console.error(`advbn ${command}: not available yet in advbn ${packageInfo().version} (${PLANNED[command]}).`);
-    return 2;
-  }
   console.error(`advbn: unknown command "${command}"\n\n${usage()}`);
   return 2;
 }

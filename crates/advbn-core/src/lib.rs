@@ -16,6 +16,7 @@ pub mod ops;
 pub mod params;
 pub mod selfcheck;
 pub mod train;
+pub mod visualize;
 
 pub use error::{Error, Result};
 

@@ -60,3 +60,28 @@ fn first_step_adversarial_loss_exceeds_clean_loss() {
     assert!(logs.adv_loss.unwrap() >= logs.clean_loss, "{logs:?}");
     assert!(logs.attack_loss.unwrap() >= logs.attack_clean_loss.unwrap(), "{logs:?}");
 }
+
+#[test]
+fn the_decoder_learns_and_stronger_attacks_move_the_picture_more() {
+    use advbn_core::visualize::{visualize, VisualizeConfig};
+    let model = tiny_model(0, DType::F32, 4);
+    let (images, labels) = separable_batch(32, 4, 16, 9, DType::F32);
+    let images = images.clamp(0f32, 1f32).unwrap();
+    let cfg = VisualizeConfig { steps: 60, rows: 4, strengths: vec![0.2, 1.1], ..VisualizeConfig::default() };
+    let (picture, losses) = visualize(&model, &images, &labels, &cfg).unwrap();
+    assert!(losses[59] < losses[0], "decoder loss {} -> {}", losses[0], losses[59]);
+    assert_eq!((picture.width, picture.height), (4 * 18 + 2, 4 * 18 + 2));
+    // Mean absolute difference of each attack column from the reconstruction column.
+    let column = |col: usize| -> Vec<f32> {
+        let mut v = Vec::new();
+        for y in 2..picture.height - 2 {
+            for x in 0..16 {
+                v.push(picture.get(2 + col * 18 + x, y, 0));
+            }
+        }
+        v
+    };
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q).abs()).sum::<f32>() / a.len() as f32;
+    let (recon, weak, strong) = (column(1), column(2), column(3));
+    assert!(diff(&strong, &recon) > diff(&weak, &recon), "eps 1.1 should change the picture more than eps 0.2");
+}

@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod model;
 pub mod sources;
 pub mod trainer;
+pub mod visualize;

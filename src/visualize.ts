@@ -1,0 +1,73 @@
+// Pictures of adversarial features: a decoder learns to invert the model's frozen encoder at the
+// cut, then renders the AdvBN-perturbed features of a few inputs at increasing attack strength.
+import { writeFile } from 'node:fs/promises';
+import { resolveDataset, assertFitsModel, type DatasetInput } from './data/dataset.js';
+import type { Model } from './models.js';
+import { callNative } from './native.js';
+import { OptionReader, SEED_RULE } from './validation.js';
+
+/** Options of {@link visualizeAdversarialFeatures}. */
+export interface VisualizeOptions {
+  /** Stage after which features are perturbed; default 1. */
+  cut?: number;
+  /** Images the decoder trains on (the first ones of `data`); default 256. */
+  images?: number;
+  /** Decoder training steps; default 300. */
+  steps?: number;
+  /** Decoder batch size; default 32. */
+  batchSize?: number;
+  /** Decoder learning rate (Adam); default 2e-3. */
+  lr?: number;
+  /** Weight of the total-variation term of the decoder loss; default 1e-3. */
+  tvWeight?: number;
+  /** Attack box half-widths epsilon, one column each; default [0.3, 0.6, 1.1]. */
+  strengths?: number[];
+  /** Rows (inputs) of the picture; default 6. */
+  rows?: number;
+  /** Seed of the decoder's initialisation; default 0. */
+  seed?: number;
+  /** Also write the PNG to this path. */
+  out?: string;
+}
+
+/** What {@link visualizeAdversarialFeatures} resolves to. */
+export interface VisualizeResult {
+  /** PNG: per row the input, its reconstruction, then the decoded perturbed features per strength. */
+  png: Buffer;
+  /** Decoder training loss per step (pixel MSE + TV). */
+  losses: number[];
+}
+
+/**
+ * The paper's picture of adversarial features. `data` must hold images in [0, 1] (no mean/std
+ * normalisation), since the decoder reconstructs pixels.
+ */
+export async function visualizeAdversarialFeatures(model: Model, data: DatasetInput, options: VisualizeOptions = {}): Promise<VisualizeResult> {
+  const context = 'visualizeAdversarialFeatures';
+  const o = new OptionReader(context, options).rejectUnknown(['cut', 'images', 'steps', 'batchSize', 'lr', 'tvWeight', 'strengths', 'rows', 'seed', 'out']);
+  const config = {
+    cut: o.number('cut', 1, { integer: true, min: 1, max: model.numStages }),
+    steps: o.number('steps', 300, { integer: true, min: 1 }),
+    batchSize: o.number('batchSize', 32, { integer: true, min: 1 }),
+    lr: o.number('lr', 2e-3, { positive: true }),
+    tvWeight: o.number('tvWeight', 1e-3, { min: 0 }),
+    strengths: o.numberArray('strengths', [0.3, 0.6, 1.1], { positive: true }),
+    rows: o.number('rows', 6, { integer: true, min: 1 }),
+    seed: o.number('seed', 0, SEED_RULE),
+  };
+  const count = o.number('images', 256, { integer: true, min: 1 });
+  const out = o.optionalString('out');
+  const native = model.nativeHandle(context);
+  const { dataset, owned } = resolveDataset(context, 'data', data, model.numClasses);
+  try {
+    assertFitsModel(context, 'data', dataset, model);
+    for await (const batch of dataset.batches({ batchSize: Math.min(count, dataset.length), device: model.device })) {
+      const result = await callNative((n) => n.visualizeFeatures(native, batch.handle, config));
+      if (out !== undefined) await writeFile(out, result.png);
+      return result;
+    }
+    throw o.fail('data', 'a non-empty dataset');
+  } finally {
+    if (owned) dataset.dispose();
+  }
+}
