@@ -98,7 +98,7 @@ export type {
   StepScheduleOptions,
 } from './training/options.js';
 export type { BatchBeginLogs, BatchLogs, Callback, EpochBeginLogs, EpochLogs } from './training/callbacks.js';
-export { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluation.js';
+export { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluation/evaluate.js';
 export {
   compareToBaseline,
   evaluateRobustness,

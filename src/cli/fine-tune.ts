@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { imageFolder } from '../data/sources.js';
 import { centerCrop, horizontalFlip, randomResizedCrop, resizeShorter } from '../data/transforms.js';
-import { evaluate } from '../evaluation.js';
+import { evaluate } from '../evaluation/evaluate.js';
 import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOptions } from '../models.js';
 import { Progress } from '../reproduce/progress.js';
 import { fineTune } from '../training/fine-tune.js';

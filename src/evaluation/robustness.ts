@@ -5,7 +5,7 @@
 // which one a summary reports.
 import type { Dataset, DatasetInput } from '../data/dataset.js';
 import { InvalidOptionError } from '../errors.js';
-import { evaluateIn } from '../evaluation.js';
+import { evaluateIn } from './evaluate.js';
 import type { BnBranch, Model } from '../models.js';
 import { callNativeSync } from '../native.js';
 import { OptionReader, invalidOption, isPlainObject } from '../validation.js';

@@ -3,7 +3,7 @@
 import type { NativeTrainer, StepLogs } from '../../index.js';
 import { assertFitsModel, resolveDataset, type Dataset, type ResolvedDataset } from '../data/dataset.js';
 import { AbortError } from '../errors.js';
-import { evaluateIn } from '../evaluation.js';
+import { evaluateIn } from '../evaluation/evaluate.js';
 import { beginTraining, type Model } from '../models.js';
 import { callNative, callNativeSync } from '../native.js';
 import { runHook, type BatchLogs, type EpochLogs } from './callbacks.js';

@@ -1,9 +1,9 @@
 // Evaluation without perturbation, on either BatchNorm branch (the paper picks the branch per test set).
-import { assertFitsModel, resolveDataset, type DatasetInput } from './data/dataset.js';
-import type { BnBranch, Model } from './models.js';
-import { readBnBranch } from './models.js';
-import { callNative } from './native.js';
-import { DEVICE_PATTERN, DEVICE_RULE, OptionReader } from './validation.js';
+import { assertFitsModel, resolveDataset, type DatasetInput } from '../data/dataset.js';
+import type { BnBranch, Model } from '../models.js';
+import { readBnBranch } from '../models.js';
+import { callNative } from '../native.js';
+import { DEVICE_PATTERN, DEVICE_RULE, OptionReader } from '../validation.js';
 
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {
