@@ -79,24 +79,16 @@ impl Corruption {
         Corruption::Saturate,
     ];
 
-    /// The 15 corruptions that mCE averages over.
-    pub const BENCHMARK: [Corruption; 15] = [
-        Corruption::GaussianNoise,
-        Corruption::ShotNoise,
-        Corruption::ImpulseNoise,
-        Corruption::DefocusBlur,
-        Corruption::GlassBlur,
-        Corruption::MotionBlur,
-        Corruption::ZoomBlur,
-        Corruption::Snow,
-        Corruption::Frost,
-        Corruption::Fog,
-        Corruption::Brightness,
-        Corruption::Contrast,
-        Corruption::ElasticTransform,
-        Corruption::Pixelate,
-        Corruption::JpegCompression,
-    ];
+    /// The 15 corruptions that mCE averages over: the first 15 of `ALL`.
+    pub const BENCHMARK: [Corruption; 15] = {
+        let mut out = [Corruption::GaussianNoise; 15];
+        let mut i = 0;
+        while i < 15 {
+            out[i] = Self::ALL[i];
+            i += 1;
+        }
+        out
+    };
 
     pub fn name(self) -> &'static str {
         match self {
