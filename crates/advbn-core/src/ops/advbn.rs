@@ -71,7 +71,7 @@ impl CustomOp1 for ChannelMean {
 
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, storage: &candle_core::CudaStorage, layout: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::channel_mean(storage, layout)
+        super::cuda::advbn::channel_mean(storage, layout)
     }
 }
 
@@ -104,7 +104,7 @@ impl CustomOp2 for AdvBnApply {
         ps: &candle_core::CudaStorage,
         pl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn_apply(xs, xl, ps, pl, self.relu)
+        super::cuda::advbn::advbn_apply(xs, xl, ps, pl, self.relu)
     }
 
     fn bwd(&self, x: &Tensor, params: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -166,7 +166,7 @@ impl CustomOp3 for AdvBnGradSums {
         ps: &candle_core::CudaStorage,
         pl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn_grad_sums(xs, xl, gs, gl, ps, pl, self.relu)
+        super::cuda::advbn::advbn_grad_sums(xs, xl, gs, gl, ps, pl, self.relu)
     }
 }
 
@@ -210,7 +210,7 @@ impl CustomOp3 for AdvBnInputGrad {
         cs: &candle_core::CudaStorage,
         cl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn_input_grad(xs, xl, gs, gl, cs, cl, self.relu)
+        super::cuda::advbn::advbn_input_grad(xs, xl, gs, gl, cs, cl, self.relu)
     }
 }
 

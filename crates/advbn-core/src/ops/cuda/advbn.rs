@@ -1,0 +1,130 @@
+//! Launches of the AdvBN kernels (cuda/advbn.cu).
+
+use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
+use candle_core::{CudaStorage, Layout, Result, Shape};
+
+use super::{alloc_like, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output, THREADS};
+
+pub(crate) const MODULE: &str = "advbn";
+
+pub fn channel_mean(storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
+    let dev = &storage.device;
+    let (n, c, hw) = dims(layout)?;
+    let chunks = sum_chunks(n, c);
+    let func = dev.get_or_load_custom_func(&format!("channel_sum_partials_{}", suffix(storage)?), MODULE, advbn_kernels::ADVBN)?;
+    let partial = alloc_like::<f32>(dev, c * chunks)?;
+    let (n_i, c_i, hw_i, chunks_i) = (n as i32, c as i32, hw as i32, chunks as i32);
+    with_view!(storage, layout, "advbn input", |x| {
+        let mut b = func.builder();
+        b.arg(&x);
+        b.arg(&partial);
+        b.arg(&n_i);
+        b.arg(&c_i);
+        b.arg(&hw_i);
+        b.arg(&chunks_i);
+        let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: argument list matches the kernel signature.
+        unsafe { b.launch(cfg) }.w()?;
+    });
+    let mean = reduce(dev, &partial, c, chunks, 1.0 / (n * hw) as f32)?;
+    Ok((CudaStorage { slice: CudaStorageSlice::F32(mean), device: dev.clone() }, Shape::from(c)))
+}
+
+pub fn advbn_apply(xs: &CudaStorage, xl: &Layout, ps: &CudaStorage, pl: &Layout, relu: bool) -> Result<(CudaStorage, Shape)> {
+    let dev = &xs.device;
+    let (n, c, hw) = dims(xl)?;
+    let params = f32_slice(ps, pl, "advbn params")?;
+    let func = dev.get_or_load_custom_func(&format!("advbn_apply_{}", suffix(xs)?), MODULE, advbn_kernels::ADVBN)?;
+    let (c_i, hw_i, relu_i) = (c as i32, hw as i32, relu as i32);
+    let out = wrap_output(dev, xs, n * c * hw, |out| {
+        with_view!(xs, xl, "advbn input", |x| {
+            let mut b = func.builder();
+            b.arg(&x);
+            b.arg(&params);
+            push_out(&mut b, out)?;
+            b.arg(&c_i);
+            b.arg(&hw_i);
+            b.arg(&relu_i);
+            // SAFETY: argument list matches the kernel signature.
+            unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+        });
+        Ok(())
+    })?;
+    Ok((out, xl.shape().clone()))
+}
+
+pub fn advbn_grad_sums(
+    xs: &CudaStorage,
+    xl: &Layout,
+    gs: &CudaStorage,
+    gl: &Layout,
+    ps: &CudaStorage,
+    pl: &Layout,
+    relu: bool,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = &xs.device;
+    let (n, c, hw) = dims(xl)?;
+    let chunks = sum_chunks(n, c);
+    let params = f32_slice(ps, pl, "advbn params")?;
+    let func = dev.get_or_load_custom_func(&format!("advbn_backward_partials_{}", suffix(xs)?), MODULE, advbn_kernels::ADVBN)?;
+    let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
+    let (n_i, c_i, hw_i, chunks_i, relu_i) = (n as i32, c as i32, hw as i32, chunks as i32, relu as i32);
+    with_view!(xs, xl, "advbn input", |x| {
+        with_view!(gs, gl, "advbn grad", |g| {
+            let mut b = func.builder();
+            b.arg(&x);
+            b.arg(&g);
+            b.arg(&params);
+            b.arg(&partial);
+            b.arg(&n_i);
+            b.arg(&c_i);
+            b.arg(&hw_i);
+            b.arg(&chunks_i);
+            b.arg(&relu_i);
+            let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: argument list matches the kernel signature.
+            unsafe { b.launch(cfg) }.w()?;
+        })
+    });
+    let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;
+    Ok((CudaStorage { slice: CudaStorageSlice::F32(sums), device: dev.clone() }, Shape::from(2 * c)))
+}
+
+pub fn advbn_input_grad(
+    xs: &CudaStorage,
+    xl: &Layout,
+    gs: &CudaStorage,
+    gl: &Layout,
+    cs: &CudaStorage,
+    cl: &Layout,
+    relu: bool,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = &xs.device;
+    let (n, c, hw) = dims(xl)?;
+    let coeffs = f32_slice(cs, cl, "advbn coefficients")?;
+    let sums = coeffs.slice(3 * c..4 * c);
+    let params = coeffs.slice(0..3 * c);
+    let func = dev.get_or_load_custom_func(&format!("advbn_input_grad_{}", suffix(xs)?), MODULE, advbn_kernels::ADVBN)?;
+    let (c_i, hw_i, m_i, relu_i) = (c as i32, hw as i32, (n * hw) as i32, relu as i32);
+    let out = wrap_output(dev, xs, n * c * hw, |out| {
+        with_view!(xs, xl, "advbn input", |x| {
+            with_view!(gs, gl, "advbn grad", |g| {
+                let mut b = func.builder();
+                b.arg(&x);
+                b.arg(&g);
+                b.arg(&params);
+                b.arg(&sums);
+                push_out(&mut b, out)?;
+                b.arg(&c_i);
+                b.arg(&hw_i);
+                b.arg(&m_i);
+                b.arg(&relu_i);
+                // SAFETY: argument list matches the kernel signature.
+                unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+            })
+        });
+        Ok(())
+    })?;
+    Ok((out, xl.shape().clone()))
+}

@@ -1,0 +1,130 @@
+//! Launches of our CUDA kernels (advbn-kernels' PTX) on Candle's CUDA storage: shared helpers
+//! here, one submodule per op.
+
+
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
+use candle_core::{CudaDevice, CudaStorage, Layout, Result};
+use half::bf16;
+
+/// Pushes a contiguous view of a float32 or bf16 storage as a kernel argument.
+macro_rules! with_view {
+    ($storage:expr, $layout:expr, $what:expr, |$view:ident| $body:expr) => {
+        match &$storage.slice {
+            CudaStorageSlice::F32(s) => {
+                let $view = $crate::ops::cuda::contiguous(s, $layout, $what)?;
+                $body
+            }
+            CudaStorageSlice::BF16(s) => {
+                let $view = $crate::ops::cuda::contiguous(s, $layout, $what)?;
+                $body
+            }
+            _ => candle_core::bail!("{}: the fused AdvBN kernels support float32 and bfloat16", $what),
+        }
+    };
+}
+
+// Declared after the macro so the submodules see it.
+pub mod advbn;
+
+pub(crate) const THREADS: u32 = 256;
+
+pub(crate) fn contiguous<'a, T>(slice: &'a CudaSlice<T>, layout: &Layout, what: &str) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(slice.slice(start..end)),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
+pub(crate) fn f32_slice<'a>(storage: &'a CudaStorage, layout: &Layout, what: &str) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, f32>> {
+    match &storage.slice {
+        CudaStorageSlice::F32(s) => contiguous(s, layout, what),
+        _ => candle_core::bail!("{what} must be float32"),
+    }
+}
+
+/// Blocks per channel for the two-phase sums: enough blocks to fill the GPU, at most N.
+pub(crate) fn sum_chunks(n: usize, c: usize) -> usize {
+    n.clamp(1, 1024usize.div_ceil(c).max(1))
+}
+
+pub(crate) fn plane_grid(planes: usize, hw: usize) -> LaunchConfig {
+    let per_plane = (hw as u32).div_ceil(THREADS).clamp(1, 64);
+    LaunchConfig { grid_dim: (planes as u32, per_plane, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+pub(crate) fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
+    let (n, c, h, w) = layout.shape().dims4()?;
+    Ok((n, c, h * w))
+}
+
+/// Reduces [K*C, chunks] partials into a new [K*C] buffer scaled by `scale`.
+pub(crate) fn reduce(dev: &CudaDevice, partial: &CudaSlice<f32>, kc: usize, chunks: usize, scale: f32) -> Result<CudaSlice<f32>> {
+    let func = dev.get_or_load_custom_func("reduce_partials", advbn::MODULE, advbn_kernels::ADVBN)?;
+    let out = alloc_like::<f32>(dev, kc)?;
+    let mut b = func.builder();
+    let (kc_i, chunks_i) = (kc as i32, chunks as i32);
+    b.arg(partial);
+    b.arg(&out);
+    b.arg(&kc_i);
+    b.arg(&chunks_i);
+    b.arg(&scale);
+    let cfg = LaunchConfig { grid_dim: ((kc as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+    // SAFETY: argument list matches the kernel signature.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(out)
+}
+
+pub(crate) fn suffix(storage: &CudaStorage) -> Result<&'static str> {
+    match &storage.slice {
+        CudaStorageSlice::F32(_) => Ok("f32"),
+        CudaStorageSlice::BF16(_) => Ok("bf16"),
+        _ => candle_core::bail!("the fused AdvBN kernels support float32 and bfloat16 on CUDA"),
+    }
+}
+
+
+/// Set ADVBN_POISON_OUTPUTS=1 to fill every kernel output with 0xFF bytes (NaN) before the
+/// launch, so tests catch elements a kernel forgot to write.
+pub(crate) fn poison_outputs() -> bool {
+    static POISON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *POISON.get_or_init(|| std::env::var_os("ADVBN_POISON_OUTPUTS").is_some_and(|v| v != "0"))
+}
+
+pub(crate) fn alloc_like<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
+    // SAFETY: the caller's kernel writes every element (poisoning below checks it in tests).
+    let mut slice = unsafe { dev.alloc::<T>(len)? };
+    if poison_outputs() {
+        let stream = dev.cuda_stream();
+        let bytes = len * std::mem::size_of::<T>();
+        let (ptr, _sync) = slice.device_ptr_mut(&stream);
+        // SAFETY: ptr covers `bytes` bytes of the allocation just made on this stream.
+        unsafe { candle_core::cuda_backend::cudarc::driver::result::memset_d8_async(ptr, 0xFF, bytes, stream.cu_stream()) }.w()?;
+        drop(_sync);
+    }
+    Ok(slice)
+}
+
+pub(crate) fn wrap_output(dev: &CudaDevice, like: &CudaStorage, len: usize, launch: impl FnOnce(&CudaStorageSlice) -> Result<()>) -> Result<CudaStorage> {
+    let slice = match &like.slice {
+        CudaStorageSlice::F32(_) => CudaStorageSlice::F32(alloc_like::<f32>(dev, len)?),
+        CudaStorageSlice::BF16(_) => CudaStorageSlice::BF16(alloc_like::<bf16>(dev, len)?),
+        _ => candle_core::bail!("the fused AdvBN kernels support float32 and bfloat16 on CUDA"),
+    };
+    launch(&slice)?;
+    Ok(CudaStorage { slice, device: dev.clone() })
+}
+
+pub(crate) fn push_out<'a>(b: &mut candle_core::cuda_backend::cudarc::driver::LaunchArgs<'a>, out: &'a CudaStorageSlice) -> Result<()> {
+    match out {
+        CudaStorageSlice::F32(s) => {
+            b.arg(s);
+        }
+        CudaStorageSlice::BF16(s) => {
+            b.arg(s);
+        }
+        _ => candle_core::bail!("unsupported output dtype"),
+    }
+    Ok(())
+}
+
