@@ -3,13 +3,13 @@
 //! AdvBN-perturbed features of a few inputs at increasing attack strength.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Conv2d, Module};
 
 use crate::attack::{attack, AttackConfig};
 use crate::data::Image;
 use crate::error::{check_option, Error, Result};
 use crate::models::ResNet;
-use crate::nn::layers::conv2d;
+use crate::nn::layers::{conv2d, Conv2d};
+use crate::nn::ForwardMode;
 use crate::params::ParamStore;
 use crate::train::{Optimizer, OptimizerConfig};
 
@@ -43,7 +43,7 @@ impl Decoder {
                 let (_, _, hh, ww) = x.dims4()?;
                 x = x.upsample_nearest2d(2 * hh, 2 * ww)?;
             }
-            x = conv.forward(&x)?;
+            x = conv.forward(&x, ForwardMode::TRAIN_CLEAN)?;
             x = if i == last { candle_nn::ops::sigmoid(&x)? } else { x.relu()? };
         }
         Ok(x)

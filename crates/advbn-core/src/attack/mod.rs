@@ -52,7 +52,7 @@ pub fn attack(model: &ResNet, features: &Tensor, labels: &Tensor, cut: usize, cf
     let ones = Tensor::ones((1, channels, 1, 1), features.dtype(), features.device())?;
     let alpha = Var::from_tensor(&ones)?;
     let beta = Var::from_tensor(&ones)?;
-    let mode = ForwardMode::new(BnMode::Eval, BnBranch::Adv);
+    let mode = ForwardMode::new(BnMode::Eval, BnBranch::Adv).with_frozen_weights();
     let (lo, hi) = (1.0 - cfg.epsilon, 1.0 + cfg.epsilon);
     let mut clean_loss = None;
     for _ in 0..cfg.steps {

@@ -1,9 +1,9 @@
 //! ResNet residual blocks with torchvision's layout and tensor names.
 
 use candle_core::Tensor;
-use candle_nn::{Conv2d, Module, VarBuilder};
+use candle_nn::VarBuilder;
 
-use crate::nn::layers::conv2d;
+use crate::nn::layers::{conv2d, Conv2d};
 use crate::nn::{batch_norm, DualBatchNorm, ForwardMode};
 use crate::params::ParamStore;
 
@@ -26,7 +26,7 @@ impl Downsample {
     }
 
     fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x)?, mode)
+        self.bn.forward(&self.conv.forward(x, mode)?, mode, false)
     }
 }
 
@@ -108,13 +108,13 @@ impl Block {
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let (residual, downsample) = match self {
             Block::Basic(b) => {
-                let y = b.bn1.forward(&b.conv1.forward(x)?, mode)?.relu()?;
-                (b.bn2.forward(&b.conv2.forward(&y)?, mode)?, &b.downsample)
+                let y = b.bn1.forward(&b.conv1.forward(x, mode)?, mode, true)?;
+                (b.bn2.forward(&b.conv2.forward(&y, mode)?, mode, false)?, &b.downsample)
             }
             Block::Bottleneck(b) => {
-                let y = b.bn1.forward(&b.conv1.forward(x)?, mode)?.relu()?;
-                let y = b.bn2.forward(&b.conv2.forward(&y)?, mode)?.relu()?;
-                (b.bn3.forward(&b.conv3.forward(&y)?, mode)?, &b.downsample)
+                let y = b.bn1.forward(&b.conv1.forward(x, mode)?, mode, true)?;
+                let y = b.bn2.forward(&b.conv2.forward(&y, mode)?, mode, true)?;
+                (b.bn3.forward(&b.conv3.forward(&y, mode)?, mode, false)?, &b.downsample)
             }
         };
         let identity = match downsample {

@@ -4,7 +4,8 @@
 use candle_core::{Tensor, Var};
 use candle_nn::VarBuilder;
 
-use super::mode::BnMode;
+use super::mode::{BnMode, ForwardMode};
+use crate::ops::batch_norm::{batch_norm_fused, batch_stats, BnOptions};
 use crate::params::ParamStore;
 
 pub const BN_EPS: f64 = 1e-5;
@@ -57,36 +58,29 @@ impl BatchNorm {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, mode: BnMode) -> candle_core::Result<Tensor> {
-        let shape = (1, self.channels, 1, 1);
-        let (mean, var) = match mode {
+    /// BN (+ ReLU when `relu`) with the fused op; training mode also updates the running statistics.
+    /// `mode.bn` picks the statistics; `mode.frozen_weights` holds gamma and beta constant.
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode, relu: bool) -> candle_core::Result<Tensor> {
+        let (mean, var, train) = match mode.bn {
             BnMode::Train => {
-                let mean = x.mean_keepdim((0, 2, 3))?;
-                let centered = x.broadcast_sub(&mean)?;
-                let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
+                let (mean, var) = batch_stats(x)?;
                 self.update_running_stats(x, &mean, &var)?;
-                let inv_std = (var + BN_EPS)?.sqrt()?.recip()?;
-                let scale = inv_std.broadcast_mul(&self.weight.reshape(shape)?)?;
-                return centered.broadcast_mul(&scale)?.broadcast_add(&self.bias.reshape(shape)?);
+                (mean, var, true)
             }
-            BnMode::Eval => (self.running_mean.as_tensor().detach(), self.running_var.as_tensor().detach()),
+            BnMode::Eval => (self.running_mean.as_tensor().clone(), self.running_var.as_tensor().clone(), false),
         };
-        // Eval folds the statistics into one scale and shift: two passes over x instead of four.
-        let scale = (var + BN_EPS)?.sqrt()?.recip()?.mul(&self.weight)?;
-        let shift = self.bias.sub(&mean.mul(&scale)?)?;
-        x.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)
+        batch_norm_fused(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, BnOptions { eps: BN_EPS, relu, train })
     }
 
     fn update_running_stats(&self, x: &Tensor, mean: &Tensor, var: &Tensor) -> candle_core::Result<()> {
         let (n, _, h, w) = x.dims4()?;
         let count = (n * h * w) as f64;
         let unbiased = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
-        let mean = mean.detach().flatten_all()?;
-        let var = var.detach().flatten_all()?;
+        let dtype = self.running_mean.dtype();
         let rm = self.running_mean.as_tensor().affine(1.0 - BN_MOMENTUM, 0.0)?;
-        self.running_mean.set(&(rm + mean.affine(BN_MOMENTUM, 0.0)?)?)?;
+        self.running_mean.set(&(rm + mean.to_dtype(dtype)?.affine(BN_MOMENTUM, 0.0)?)?)?;
         let rv = self.running_var.as_tensor().affine(1.0 - BN_MOMENTUM, 0.0)?;
-        self.running_var.set(&(rv + var.affine(BN_MOMENTUM * unbiased, 0.0)?)?)?;
+        self.running_var.set(&(rv + var.to_dtype(dtype)?.affine(BN_MOMENTUM * unbiased, 0.0)?)?)?;
         Ok(())
     }
 }
@@ -109,7 +103,7 @@ mod tests {
         // Channel 0 holds 1..=8, channel 1 holds 2 * (1..=8) (N = 2, H = 2, W = 2).
         let v: Vec<f64> = (0..16).map(|i| { let (n, c, p) = (i / 8, (i / 4) % 2, i % 4); ((n * 4 + p + 1) * (c + 1)) as f64 }).collect();
         let x = Tensor::from_vec(v, (2, 2, 2, 2), &Device::Cpu).unwrap();
-        let y = bn.forward(&x, BnMode::Train).unwrap();
+        let y = bn.forward(&x, ForwardMode::TRAIN_CLEAN, false).unwrap();
         let mean = y.mean_keepdim((0, 2, 3)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         let var = y.sqr().unwrap().mean_keepdim((0, 2, 3)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
         assert!(mean.iter().all(|m| m.abs() < 1e-12));
@@ -121,7 +115,7 @@ mod tests {
         assert!((rv[0] - 1.5).abs() < 1e-12 && (rv[1] - (0.9 + 0.1 * 24.0)).abs() < 1e-12, "{rv:?}");
         // Eval mode uses the running statistics and writes nothing.
         let before = bn.running_mean.as_tensor().to_vec1::<f64>().unwrap();
-        bn.forward(&x, BnMode::Eval).unwrap();
+        bn.forward(&x, ForwardMode::EVAL_CLEAN, false).unwrap();
         assert_eq!(before, bn.running_mean.as_tensor().to_vec1::<f64>().unwrap());
     }
 }

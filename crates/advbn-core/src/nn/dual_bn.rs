@@ -35,13 +35,14 @@ impl DualBatchNorm {
         Ok(())
     }
 
-    pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+    /// BN of the branch `mode` selects, followed by a ReLU in the same pass when `relu`.
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode, relu: bool) -> candle_core::Result<Tensor> {
         // BNs without an adversarial copy (the frozen encoder's) serve both branches:
         // the encoder is shared by clean and perturbed inputs.
         let bn = match (mode.branch, &self.adv) {
             (BnBranch::Adv, Some(adv)) => adv,
             _ => &self.clean,
         };
-        bn.forward(x, mode.bn)
+        bn.forward(x, mode, relu)
     }
 }

@@ -2,7 +2,27 @@
 //! (kaiming-normal fan-out for convs, PyTorch's default uniform for the classifier).
 
 use candle_core::Tensor;
-use candle_nn::{Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+use candle_nn::{Init, Linear, VarBuilder};
+
+use super::mode::ForwardMode;
+use crate::ops::conv::{conv2d as conv2d_op, ConvParams};
+
+/// A bias-free 2-d convolution (dilation 1, groups 1), weight `[out, in, k, k]`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    weight: Tensor,
+    params: ConvParams,
+}
+
+impl Conv2d {
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        conv2d_op(x, &mode.weight(&self.weight), self.params)
+    }
+}
 
 /// A bias-free conv named `<prefix>.weight`.
 pub fn conv2d(
@@ -16,8 +36,7 @@ pub fn conv2d(
     let fan_out = (out_channels * kernel * kernel) as f64;
     let init = Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() };
     let weight = vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
-    let cfg = Conv2dConfig { padding, stride, dilation: 1, groups: 1, cudnn_fwd_algo: None };
-    Ok(Conv2d::new(weight, None, cfg))
+    Ok(Conv2d { weight, params: ConvParams { stride, padding } })
 }
 
 /// The classifier `fc.{weight,bias}`.

@@ -38,13 +38,30 @@ impl BnBranch {
 pub struct ForwardMode {
     pub bn: BnMode,
     pub branch: BnBranch,
+    /// The layers' weights are constants for this pass: no weight gradient is computed (AdvBN's
+    /// attack only needs gradients w.r.t. the perturbation; PyTorch's autograd.grad skips them).
+    pub frozen_weights: bool,
 }
 
 impl ForwardMode {
-    pub const EVAL_CLEAN: ForwardMode = ForwardMode { bn: BnMode::Eval, branch: BnBranch::Clean };
-    pub const TRAIN_CLEAN: ForwardMode = ForwardMode { bn: BnMode::Train, branch: BnBranch::Clean };
+    pub const EVAL_CLEAN: ForwardMode = ForwardMode { bn: BnMode::Eval, branch: BnBranch::Clean, frozen_weights: false };
+    pub const TRAIN_CLEAN: ForwardMode = ForwardMode { bn: BnMode::Train, branch: BnBranch::Clean, frozen_weights: false };
 
     pub fn new(bn: BnMode, branch: BnBranch) -> Self {
-        Self { bn, branch }
+        Self { bn, branch, frozen_weights: false }
+    }
+
+    /// The same mode with the weights held constant (see `frozen_weights`).
+    pub fn with_frozen_weights(self) -> Self {
+        Self { frozen_weights: true, ..self }
+    }
+
+    /// `w` as this pass uses it: detached when the weights are frozen.
+    pub fn weight(&self, w: &candle_core::Tensor) -> candle_core::Tensor {
+        if self.frozen_weights {
+            w.detach()
+        } else {
+            w.clone()
+        }
     }
 }

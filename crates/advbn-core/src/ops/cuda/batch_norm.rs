@@ -1,0 +1,159 @@
+//! Launches of the fused BatchNorm kernels (cuda/batch_norm.cu).
+
+use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
+use candle_core::{CudaStorage, Layout, Result, Shape};
+
+use super::{alloc_like, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output, THREADS};
+use crate::ops::batch_norm::BnOptions;
+
+const MODULE: &str = "batch_norm";
+
+/// Loads kernel `$name` for the dtype of `$storage` (Candle does not export its function type).
+macro_rules! func {
+    ($storage:expr, $name:literal) => {
+        $storage.device.get_or_load_custom_func(&format!(concat!($name, "_{}"), suffix($storage)?), MODULE, advbn_kernels::BATCH_NORM)?
+    };
+}
+
+fn f32_storage(storage: &CudaStorage, slice: candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>) -> CudaStorage {
+    CudaStorage { slice: CudaStorageSlice::F32(slice), device: storage.device.clone() }
+}
+
+/// [mean (C), biased var (C)], float32.
+pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
+    let dev = &xs.device;
+    let (n, c, hw) = dims(xl)?;
+    let chunks = sum_chunks(n, c);
+    let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
+    let stats = alloc_like::<f32>(dev, 2 * c)?;
+    let (n_i, c_i, hw_i, chunks_i, m_i) = (n as i32, c as i32, hw as i32, chunks as i32, (n * hw) as i32);
+    let (partials_fn, finalize_fn) = (func!(xs, "bn_stats_partials"), func!(xs, "bn_stats_finalize"));
+    with_view!(xs, xl, "batch norm input", |x| {
+        let mut b = partials_fn.builder();
+        b.arg(&x);
+        b.arg(&partial);
+        b.arg(&n_i);
+        b.arg(&c_i);
+        b.arg(&hw_i);
+        b.arg(&chunks_i);
+        let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: argument list matches the kernel signature.
+        unsafe { b.launch(cfg) }.w()?;
+        let mut b = finalize_fn.builder();
+        b.arg(&x);
+        b.arg(&partial);
+        b.arg(&stats);
+        b.arg(&c_i);
+        b.arg(&hw_i);
+        b.arg(&chunks_i);
+        b.arg(&m_i);
+        let cfg = LaunchConfig { grid_dim: ((c as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: argument list matches the kernel signature.
+        unsafe { b.launch(cfg) }.w()?;
+    });
+    Ok((f32_storage(xs, stats), Shape::from(2 * c)))
+}
+
+pub fn apply(xs: &CudaStorage, xl: &Layout, cs: &CudaStorage, cl: &Layout, options: BnOptions) -> Result<(CudaStorage, Shape)> {
+    let (n, c, hw) = dims(xl)?;
+    let coeffs = f32_slice(cs, cl, "batch norm coefficients")?;
+    let f = func!(xs, "bn_apply");
+    let (c_i, hw_i, eps, relu) = (c as i32, hw as i32, options.eps as f32, options.relu as i32);
+    let out = wrap_output(&xs.device, xs, n * c * hw, |out| {
+        with_view!(xs, xl, "batch norm input", |x| {
+            let mut b = f.builder();
+            b.arg(&x);
+            b.arg(&coeffs);
+            push_out(&mut b, out)?;
+            b.arg(&c_i);
+            b.arg(&hw_i);
+            b.arg(&eps);
+            b.arg(&relu);
+            // SAFETY: argument list matches the kernel signature.
+            unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+        });
+        Ok(())
+    })?;
+    Ok((out, xl.shape().clone()))
+}
+
+/// [sum g' (C), sum g' * xhat (C)], float32.
+pub fn grad_sums(
+    xs: &CudaStorage,
+    xl: &Layout,
+    gs: &CudaStorage,
+    gl: &Layout,
+    cs: &CudaStorage,
+    cl: &Layout,
+    options: BnOptions,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = &xs.device;
+    let (n, c, hw) = dims(xl)?;
+    let chunks = sum_chunks(n, c);
+    let coeffs = f32_slice(cs, cl, "batch norm coefficients")?;
+    let f = func!(xs, "bn_backward_partials");
+    let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
+    let (n_i, c_i, hw_i, chunks_i) = (n as i32, c as i32, hw as i32, chunks as i32);
+    let (eps, relu) = (options.eps as f32, options.relu as i32);
+    with_view!(xs, xl, "batch norm input", |x| {
+        with_view!(gs, gl, "batch norm gradient", |g| {
+            let mut b = f.builder();
+            b.arg(&x);
+            b.arg(&g);
+            b.arg(&coeffs);
+            b.arg(&partial);
+            b.arg(&n_i);
+            b.arg(&c_i);
+            b.arg(&hw_i);
+            b.arg(&chunks_i);
+            b.arg(&eps);
+            b.arg(&relu);
+            let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: argument list matches the kernel signature.
+            unsafe { b.launch(cfg) }.w()?;
+        })
+    });
+    let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;
+    Ok((f32_storage(xs, sums), Shape::from(2 * c)))
+}
+
+/// The input gradient; `packed` = coeffs (4C) ++ sums (2C).
+pub fn input_grad(
+    xs: &CudaStorage,
+    xl: &Layout,
+    gs: &CudaStorage,
+    gl: &Layout,
+    ps: &CudaStorage,
+    pl: &Layout,
+    options: BnOptions,
+) -> Result<(CudaStorage, Shape)> {
+    let (n, c, hw) = dims(xl)?;
+    let packed = f32_slice(ps, pl, "batch norm coefficients")?;
+    let (coeffs, sums) = (packed.slice(0..4 * c), packed.slice(4 * c..6 * c));
+    let f = func!(xs, "bn_input_grad");
+    let (c_i, hw_i, m_i) = (c as i32, hw as i32, (n * hw) as i32);
+    let (eps, relu, train) = (options.eps as f32, options.relu as i32, options.train as i32);
+    let out = wrap_output(&xs.device, xs, n * c * hw, |out| {
+        with_view!(xs, xl, "batch norm input", |x| {
+            with_view!(gs, gl, "batch norm gradient", |g| {
+                let mut b = f.builder();
+                b.arg(&x);
+                b.arg(&g);
+                b.arg(&coeffs);
+                b.arg(&sums);
+                push_out(&mut b, out)?;
+                b.arg(&c_i);
+                b.arg(&hw_i);
+                b.arg(&m_i);
+                b.arg(&eps);
+                b.arg(&relu);
+                b.arg(&train);
+                // SAFETY: argument list matches the kernel signature.
+                unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+            })
+        });
+        Ok(())
+    })?;
+    Ok((out, xl.shape().clone()))
+}
