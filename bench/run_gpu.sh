@@ -22,9 +22,16 @@ for d in ["f32", "bf16"]:
     fused = ours[f"advbn_layer_{d}_fused_ms"]
     print(f"AdvBN layer {d}: fused {fused:.3f} ms = {ours[f'advbn_layer_{d}_fused_gb_per_s'] / ours['copy_gb_per_s']:.0%} of copy bandwidth;"
           f" torch eager {ref[f'advbn_layer_{d}_torch_eager_ms']:.3f} ms -> {ref[f'advbn_layer_{d}_torch_eager_ms'] / fused:.2f}x")
+    bn = ours[f"bn_layer_{d}_fused_ms"]
+    print(f"BN+ReLU layer {d}: fused {bn:.3f} ms = {ours[f'bn_layer_{d}_fused_gb_per_s'] / ours['copy_gb_per_s']:.0%} of copy bandwidth;"
+          f" composite {ours[f'bn_layer_{d}_composite_ms']:.3f} ms; torch {ref[f'bn_layer_{d}_torch_ms']:.3f} ms -> {ref[f'bn_layer_{d}_torch_ms'] / bn:.2f}x")
+for p in ["fp32", "tf32", "bf16"]:
+    c, t = ours[f"conv3x3_{p}_ms"], ref[f"conv3x3_{p}_torch_ms"]
+    print(f"conv3x3 fwd+bwd {p}: ours {c:.3f} ms ({ours[f'conv3x3_{p}_tflops']:.1f} TFLOP/s) vs torch {t:.3f} ms -> {t / c:.2f}x")
 for m in ["advbn", "erm"]:
-    mine = ours[f"resnet50_{m}_images_per_s"]
     for p in ["fp32", "tf32", "bf16"]:
-        theirs = ref[f"resnet50_{m}_{p}_images_per_s"]
-        print(f"ResNet-50 {m} step: ours fp32 {mine:.1f} img/s vs torch {p} {theirs:.1f} img/s -> {mine / theirs:.2f}x")
+        mine, theirs = ours[f"resnet50_{m}_{p}_images_per_s"], ref[f"resnet50_{m}_{p}_images_per_s"]
+        print(f"ResNet-50 {m} step {p}: ours {mine:.1f} img/s vs torch {theirs:.1f} img/s -> {mine / theirs:.2f}x;"
+              f" peak memory ours {ours[f'resnet50_{m}_{p}_peak_gib']:.2f} GiB vs torch {ref[f'resnet50_{m}_{p}_peak_gib']:.2f} GiB allocated"
+              f" ({ref[f'resnet50_{m}_{p}_reserved_gib']:.2f} reserved)")
 PY

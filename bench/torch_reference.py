@@ -130,6 +130,27 @@ def main():
             (advbn(x, alpha.to(dtype), beta.to(dtype)) * g).sum().backward()
 
         out[f"advbn_layer_{name}_torch_eager_ms"] = median_ms(layer)
+        xr = x.clone().requires_grad_(True)
+        weight = torch.ones(256, device=dev, requires_grad=True)
+        bias = torch.zeros(256, device=dev, requires_grad=True)
+
+        def bn_layer():
+            y = F.relu(F.batch_norm(xr, None, None, weight.to(dtype), bias.to(dtype), training=True))
+            (y * g).sum().backward()
+
+        out[f"bn_layer_{name}_torch_ms"] = median_ms(bn_layer)
+    for precision in ["fp32", "tf32", "bf16"]:
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        x = torch.rand(64, 128, 28, 28, device=dev, dtype=dtype, requires_grad=True)
+        w = (torch.rand(128, 128, 3, 3, device=dev, dtype=dtype) * 0.2 - 0.1).requires_grad_(True)
+
+        def conv():
+            F.conv2d(x, w, padding=1).sum().backward()
+
+        ms = median_ms(conv)
+        out[f"conv3x3_{precision}_torch_ms"] = ms
+        out[f"conv3x3_{precision}_torch_tflops"] = 3 * 2 * 64 * 128 * 28 * 28 * 128 * 9 / (ms * 1e-3) / 1e12
     for method in ["advbn", "erm"]:
         for precision in ["fp32", "tf32", "bf16"]:
             torch.cuda.empty_cache()
@@ -137,6 +158,7 @@ def main():
             ms = median_ms(step_fn(method, precision), warm=2, reps=5)
             out[f"resnet50_{method}_{precision}_images_per_s"] = 64 / (ms * 1e-3)
             out[f"resnet50_{method}_{precision}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            out[f"resnet50_{method}_{precision}_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
             print(f"{method} {precision}: {64 / (ms * 1e-3):.1f} img/s", file=sys.stderr)
     print(json.dumps(out))
 

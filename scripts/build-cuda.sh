@@ -15,12 +15,12 @@ cp "$CARGO_TARGET_DIR/release/libadvbn_node.so" native/advbn.linux-x64-gnu.cuda.
 echo "built native/advbn.linux-x64-gnu.cuda.node (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
 if [ "${1:-}" = "--device-bundle" ]; then
   mkdir -p .device
-  cargo test --release -j"$jobs" -p advbn-core --features cuda --test gpu_kernels --no-run --message-format=json \
+  cargo test --release -j"$jobs" -p advbn-core --features cudnn --test gpu_kernels --no-run --message-format=json \
     | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.split("\n")){try{const m=JSON.parse(l);if(m.executable&&m.target.name==="gpu_kernels")console.log(m.executable)}catch{}}})' \
     > .device/gpu_kernels.path
   xz -T2 -9 -c "$(cat .device/gpu_kernels.path)" > .device/gpu_kernels.xz
   xz -T2 -9 -c native/advbn.linux-x64-gnu.cuda.node > .device/advbn.cuda.node.xz
-  cargo build --release -j"$jobs" -p advbn-core --features cuda --example bench_gpu
+  cargo build --release -j"$jobs" -p advbn-core --features cudnn --example bench_gpu
   xz -T2 -9 -c "$CARGO_TARGET_DIR/release/examples/bench_gpu" > .device/bench_gpu.xz
   [ -f .device/node.xz ] || xz -T2 -9 -c "$(command -v node)" > .device/node.xz
   npm run build >/dev/null

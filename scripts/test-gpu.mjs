@@ -24,7 +24,7 @@ function kernelTests() {
   const bundled = join(root, '.device', 'gpu_kernels');
   const [cmd, args] = existsSync(bundled)
     ? [bundled, ['--nocapture']]
-    : ['cargo', ['test', '--release', '-p', 'advbn-core', '--features', 'cuda', '--test', 'gpu_kernels', '--', '--nocapture']];
+    : ['cargo', ['test', '--release', '-p', 'advbn-core', '--features', 'cudnn', '--test', 'gpu_kernels', '--', '--nocapture']];
   console.log(`kernel tests: ${cmd} ${args.join(' ')}`);
   const run = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ADVBN_POISON_OUTPUTS: '1' } });
   if (run.status !== 0) failures += 1;

@@ -1,7 +1,9 @@
 //! GPU benchmark of our side (run by bench/run_gpu.sh next to bench/torch_reference.py):
 //! device-to-device copy bandwidth (the ceiling), the AdvBN layer forward+backward on
-//! [64, 256, 56, 56] (composite reference vs fused kernels, fp32 and bf16), and one ResNet-50
-//! AdvBN step (K = 6) and one ERM step at 224 px, batch 64. Prints one JSON object.
+//! [64, 256, 56, 56] (composite reference vs fused kernels, fp32 and bf16), the BatchNorm(+ReLU)
+//! layer likewise, one cuDNN 3x3 conv forward+backward, and one ResNet-50 AdvBN step (K = 6) and
+//! one ERM step at 224 px, batch 64, in fp32, TF32 and bf16 with peak pool memory. Prints one
+//! JSON object.
 //! Build here with `--features cuda` (scripts/build-cuda.sh --device-bundle); needs a GPU.
 
 #[cfg(not(feature = "cuda"))]
@@ -12,7 +14,10 @@ fn main() {
 
 #[cfg(feature = "cuda")]
 fn main() -> advbn_core::Result<()> {
+    use advbn_core::device::memory_pool;
     use advbn_core::models::{Arch, ModelConfig, ResNet};
+    use advbn_core::ops::batch_norm::{batch_norm_fused, batch_stats, BnOptions};
+    use advbn_core::ops::conv::{conv2d, set_tf32, ConvParams};
     use advbn_core::nn::advbn::{advbn, advbn_reference};
     use advbn_core::train::{Method, TrainConfig, Trainer};
     use candle_core::{DType, Device, Tensor, Var};
@@ -67,19 +72,75 @@ fn main() -> advbn_core::Result<()> {
         }
     }
 
-    // One ResNet-50 step, 224 px, batch 64: AdvBN (K = 6) and plain ERM, fp32.
-    let images = Tensor::rand(0f32, 1f32, (64, 3, 224, 224), &device)?;
-    let labels = Tensor::from_vec((0..64u32).map(|i| i % 1000).collect::<Vec<_>>(), 64, &device)?;
-    for method in [Method::AdvBn, Method::Erm] {
-        let mut model = ResNet::new(ModelConfig::new(Arch::ResNet50, 1000), &device)?;
-        let mut trainer = Trainer::new(&mut model, TrainConfig::reference(method.clone(), 1))?;
-        let ms = time(2, 5, &mut || {
-            trainer.step(&model, &images, &labels, 0, 0)?;
+    // BatchNorm (+ ReLU) training forward + backward on the same tensor: fused vs composite.
+    for (dtype, name) in [(DType::F32, "f32"), (DType::BF16, "bf16")] {
+        let x = Tensor::rand(0f32, 2f32, (64, 256, 56, 56), &device)?.to_dtype(dtype)?;
+        let g = Tensor::rand(-1f32, 1f32, (64, 256, 56, 56), &device)?.to_dtype(dtype)?;
+        let gamma = Var::from_tensor(&Tensor::ones(256, DType::F32, &device)?)?;
+        let beta = Var::from_tensor(&Tensor::zeros(256, DType::F32, &device)?)?;
+        let xv = Var::from_tensor(&x)?;
+        let fused = time(3, 20, &mut || {
+            let (mean, var) = batch_stats(xv.as_tensor())?;
+            let opts = BnOptions { eps: 1e-5, relu: true, train: true };
+            let y = batch_norm_fused(xv.as_tensor(), gamma.as_tensor(), beta.as_tensor(), &mean, &var, opts)?;
+            (y * &g)?.sum_all()?.backward()?;
             Ok(())
         })?;
-        out.num(&format!("resnet50_{}_step_ms", method.name()), ms);
-        out.num(&format!("resnet50_{}_images_per_s", method.name()), 64.0 / (ms * 1e-3));
+        let composite = time(3, 20, &mut || {
+            let x = xv.as_tensor();
+            let mean = x.mean_keepdim((0, 2, 3))?;
+            let centered = x.broadcast_sub(&mean)?;
+            let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
+            let scale = (var + 1e-5)?.sqrt()?.recip()?.broadcast_mul(&gamma.as_tensor().to_dtype(dtype)?.reshape((1, 256, 1, 1))?)?;
+            let y = centered.broadcast_mul(&scale)?.broadcast_add(&beta.as_tensor().to_dtype(dtype)?.reshape((1, 256, 1, 1))?)?.relu()?;
+            (y * &g)?.sum_all()?.backward()?;
+            Ok(())
+        })?;
+        // Least traffic of the fused version: stats (x) + apply (x, y) + sums (x, g) + dx (x, g, dx).
+        let bytes = 8.0 * x.elem_count() as f64 * dtype.size_in_bytes() as f64;
+        out.num(&format!("bn_layer_{name}_fused_ms"), fused);
+        out.num(&format!("bn_layer_{name}_fused_gb_per_s"), bytes / (fused * 1e-3) / 1e9);
+        out.num(&format!("bn_layer_{name}_composite_ms"), composite);
     }
+
+    // One 3x3 conv of ResNet-50's layer2 ([64, 128, 28, 28]): forward + both backward passes.
+    for (precision, dtype) in [("fp32", DType::F32), ("tf32", DType::F32), ("bf16", DType::BF16)] {
+        set_tf32(precision == "tf32");
+        let x = Var::from_tensor(&Tensor::rand(-1f32, 1f32, (64, 128, 28, 28), &device)?.to_dtype(dtype)?)?;
+        let w = Var::from_tensor(&Tensor::rand(-0.1f32, 0.1f32, (128, 128, 3, 3), &device)?.to_dtype(dtype)?)?;
+        let ms = time(3, 20, &mut || {
+            conv2d(x.as_tensor(), w.as_tensor(), ConvParams { stride: 1, padding: 1 })?.sum_all()?.backward()?;
+            Ok(())
+        })?;
+        let flops = 3.0 * 2.0 * 64.0 * 128.0 * 28.0 * 28.0 * 128.0 * 9.0;
+        out.num(&format!("conv3x3_{precision}_ms"), ms);
+        out.num(&format!("conv3x3_{precision}_tflops"), flops / (ms * 1e-3) / 1e12);
+    }
+    set_tf32(false);
+
+    // One ResNet-50 step, 224 px, batch 64: AdvBN (K = 6) and plain ERM, in strict fp32, TF32
+    // (convolutions and matmuls) and bf16 (weights and activations in bf16: no fp32 master
+    // copy, unlike PyTorch's autocast).
+    let labels = Tensor::from_vec((0..64u32).map(|i| i % 1000).collect::<Vec<_>>(), 64, &device)?;
+    for (precision, dtype) in [("fp32", DType::F32), ("tf32", DType::F32), ("bf16", DType::BF16)] {
+        set_tf32(precision == "tf32");
+        let images = Tensor::rand(0f32, 1f32, (64, 3, 224, 224), &device)?.to_dtype(dtype)?;
+        for method in [Method::AdvBn, Method::Erm] {
+            let mut model = ResNet::new(ModelConfig { dtype, ..ModelConfig::new(Arch::ResNet50, 1000) }, &device)?;
+            let mut trainer = Trainer::new(&mut model, TrainConfig::reference(method.clone(), 1))?;
+            sync(&device)?;
+            memory_pool::reset_peak(0)?;
+            let ms = time(2, 5, &mut || {
+                trainer.step(&model, &images, &labels, 0, 0)?;
+                Ok(())
+            })?;
+            let tag = format!("resnet50_{}_{precision}", method.name());
+            out.num(&format!("{tag}_step_ms"), ms);
+            out.num(&format!("{tag}_images_per_s"), 64.0 / (ms * 1e-3));
+            out.num(&format!("{tag}_peak_gib"), memory_pool::peak_bytes(0)? as f64 / (1u64 << 30) as f64);
+        }
+    }
+    set_tf32(false);
     println!("{}", out.render());
     Ok(())
 }

@@ -56,8 +56,67 @@ fn open_cuda_device(ordinal: usize) -> Result<Device> {
         )));
     }
     // An explicit stream (not the legacy default one): all work is issued from one thread.
-    Device::new_cuda_with_stream(ordinal)
-        .map_err(|e| Error::Device(format!("CUDA device {ordinal} is not usable: {e}")))
+    let device = Device::new_cuda_with_stream(ordinal)
+        .map_err(|e| Error::Device(format!("CUDA device {ordinal} is not usable: {e}")))?;
+    #[cfg(feature = "cuda")]
+    memory_pool::keep_freed_memory(ordinal)?;
+    Ok(device)
+}
+
+/// The device's stream-ordered memory pool, which every Candle allocation comes from.
+#[cfg(feature = "cuda")]
+pub mod memory_pool {
+    use super::{Error, Result};
+    use candle_core::cuda_backend::cudarc::driver::sys;
+
+    fn check(what: &str, r: sys::CUresult) -> Result<()> {
+        if r == sys::CUresult::CUDA_SUCCESS {
+            Ok(())
+        } else {
+            Err(Error::Device(format!("{what} failed: {r:?}")))
+        }
+    }
+
+    fn pool(ordinal: usize) -> Result<sys::CUmemoryPool> {
+        let mut device: sys::CUdevice = 0;
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        // SAFETY: out-pointers to locals; the driver is initialised by the device just opened.
+        unsafe {
+            check("cuDeviceGet", sys::cuDeviceGet(&mut device, ordinal as i32))?;
+            check("cuDeviceGetDefaultMemPool", sys::cuDeviceGetDefaultMemPool(&mut pool, device))?;
+        }
+        Ok(pool)
+    }
+
+    fn set(ordinal: usize, attr: sys::CUmemPool_attribute, mut value: u64) -> Result<()> {
+        // SAFETY: both attributes take a cuuint64_t.
+        unsafe { check("cuMemPoolSetAttribute", sys::cuMemPoolSetAttribute(pool(ordinal)?, attr, &mut value as *mut u64 as *mut _)) }
+    }
+
+    /// By default the pool returns freed memory to the driver at every synchronisation, so the
+    /// next step's allocations are real allocations again: keep it (a caching allocator, as
+    /// PyTorch's).
+    pub fn keep_freed_memory(ordinal: usize) -> Result<()> {
+        set(ordinal, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, u64::MAX)
+    }
+
+    /// Highest number of bytes allocated from the pool since the last reset (PyTorch's
+    /// `max_memory_allocated`).
+    pub fn peak_bytes(ordinal: usize) -> Result<u64> {
+        let mut value = 0u64;
+        // SAFETY: USED_MEM_HIGH is a cuuint64_t.
+        unsafe {
+            check(
+                "cuMemPoolGetAttribute",
+                sys::cuMemPoolGetAttribute(pool(ordinal)?, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, &mut value as *mut u64 as *mut _),
+            )?;
+        }
+        Ok(value)
+    }
+
+    pub fn reset_peak(ordinal: usize) -> Result<()> {
+        set(ordinal, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, 0)
+    }
 }
 
 /// Canonical name of a device ("cpu", "cuda:0").
