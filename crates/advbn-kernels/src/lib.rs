@@ -5,5 +5,8 @@
 /// AdvBN: per-channel sums, the perturbation, and its backward.
 pub const ADVBN: &str = include_str!(concat!(env!("OUT_DIR"), "/advbn.ptx"));
 
+/// Fused optimiser updates (SGD momentum / Nesterov, AdamW), in place.
+pub const OPTIM: &str = include_str!(concat!(env!("OUT_DIR"), "/optim.ptx"));
+
 /// ptxas's resource report (registers, spills) for every kernel, for bench/NOTES.md.
 pub const PTXAS_REPORT: &str = include_str!(concat!(env!("OUT_DIR"), "/ptxas-report.txt"));

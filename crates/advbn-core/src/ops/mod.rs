@@ -2,6 +2,7 @@
 //! reference the GPU is tested against) and, with the `cuda` feature, our CUDA kernels.
 
 pub mod advbn;
+pub mod optim;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod storage;

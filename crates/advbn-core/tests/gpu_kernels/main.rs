@@ -8,6 +8,7 @@ mod common;
 
 // One module per kernel family; shared helpers below.
 mod advbn;
+mod optim;
 
 use candle_core::{DType, Device, Tensor};
 

@@ -26,6 +26,7 @@ macro_rules! with_view {
 
 // Declared after the macro so the submodules see it.
 pub mod advbn;
+pub mod optim;
 
 pub(crate) const THREADS: u32 = 256;
 
