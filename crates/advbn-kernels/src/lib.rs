@@ -5,6 +5,9 @@
 /// AdvBN: per-channel sums, the perturbation, and its backward.
 pub const ADVBN: &str = include_str!(concat!(env!("OUT_DIR"), "/advbn.ptx"));
 
+/// BatchNorm2d (+ ReLU) fused: statistics, normalisation, and its backward.
+pub const BATCH_NORM: &str = include_str!(concat!(env!("OUT_DIR"), "/batch_norm.ptx"));
+
 /// Fused optimiser updates (SGD momentum / Nesterov, AdamW), in place.
 pub const OPTIM: &str = include_str!(concat!(env!("OUT_DIR"), "/optim.ptx"));
 

@@ -3,6 +3,8 @@
 
 pub mod advbn;
 pub mod optim;
+pub mod batch_norm;
+pub mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod storage;

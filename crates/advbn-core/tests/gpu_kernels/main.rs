@@ -9,6 +9,8 @@ mod common;
 // One module per kernel family; shared helpers below.
 mod advbn;
 mod optim;
+mod batch_norm;
+mod conv;
 
 use candle_core::{DType, Device, Tensor};
 
