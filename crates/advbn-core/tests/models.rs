@@ -92,7 +92,7 @@ fn stem_max_pool_matches_reference_and_has_a_gradient() {
     for size in [7usize, 8] {
         let v: Vec<f32> = (0..2 * size * size).map(|_| rng.gen_range(0.0..1.0)).collect();
         let x = candle_core::Var::from_vec(v.clone(), (1, 2, size, size), &Device::Cpu).unwrap();
-        let out = advbn_core::models::resnet::max_pool_3x3_s2(x.as_tensor()).unwrap();
+        let out = advbn_core::models::resnet::max_pool2d(x.as_tensor(), 3, 2, 1).unwrap();
         let o = (size - 1) / 2 + 1;
         assert_eq!(out.dims(), &[1, 2, o, o]);
         let got = common::values(&out);

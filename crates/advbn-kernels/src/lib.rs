@@ -5,6 +5,9 @@
 /// AdvBN: per-channel sums, the perturbation, and its backward.
 pub const ADVBN: &str = include_str!(concat!(env!("OUT_DIR"), "/advbn.ptx"));
 
+/// Max-pooling forward and its deterministic (gather) backward.
+pub const MAX_POOL: &str = include_str!(concat!(env!("OUT_DIR"), "/max_pool.ptx"));
+
 /// BatchNorm2d (+ ReLU) fused: statistics, normalisation, and its backward.
 pub const BATCH_NORM: &str = include_str!(concat!(env!("OUT_DIR"), "/batch_norm.ptx"));
 

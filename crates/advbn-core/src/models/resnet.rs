@@ -13,6 +13,10 @@ use crate::nn::layers::{conv2d, global_avg_pool, linear};
 use crate::nn::{DualBatchNorm, ForwardMode, ADV_BN_PREFIX};
 use crate::params::{is_buffer, ParamStore};
 
+/// Max-pooling with a backward for any kernel/stride/padding (PyTorch semantics); the stem
+/// uses 3x3, stride 2, padding 1 like torchvision.
+pub use crate::ops::max_pool::max_pool2d;
+
 pub struct ResNet {
     config: ModelConfig,
     layout: StageLayout,
@@ -109,7 +113,7 @@ impl ResNet {
     fn forward_stem(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let x = self.stem_bn.forward(&self.stem_conv.forward(x)?, mode)?.relu()?;
         if self.layout.imagenet_stem {
-            max_pool_3x3_s2(&x)
+            max_pool2d(&x, 3, 2, 1)
         } else {
             Ok(x)
         }
@@ -182,31 +186,4 @@ impl ResNet {
             .and_then(|n| n.parse::<usize>().ok())
             .is_some_and(|stage| stage > cut)
     }
-}
-
-/// torchvision's stem max-pool (3x3, stride 2, padding 1), built from ops that all have a
-/// backward in Candle (its max_pool2d has none when kernel != stride). The input follows a
-/// ReLU, so zero padding is equivalent to -inf padding.
-pub fn max_pool_3x3_s2(x: &Tensor) -> candle_core::Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let (out_h, out_w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
-    // Pad so the padded size is 2*out+2 in each dim: rows/cols -1 .. 2*out.
-    let x = x.pad_with_zeros(2, 1, 2 * out_h + 1 - h)?.pad_with_zeros(3, 1, 2 * out_w + 1 - w)?;
-    let mut out: Option<Tensor> = None;
-    for dy in 0..3 {
-        for dx in 0..3 {
-            let window = strided_2(&x.narrow(2, dy, 2 * out_h)?.narrow(3, dx, 2 * out_w)?)?;
-            out = Some(match out {
-                None => window,
-                Some(acc) => acc.maximum(&window)?,
-            });
-        }
-    }
-    Ok(out.expect("nine windows"))
-}
-
-/// Keeps every other row and column: [N, C, 2H, 2W] -> [N, C, H, W].
-fn strided_2(x: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, c, h2, w2) = x.dims4()?;
-    x.reshape((n, c, h2 / 2, 2, w2 / 2, 2))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((n, c, h2 / 2, w2 / 2))
 }

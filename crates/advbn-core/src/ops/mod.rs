@@ -3,6 +3,7 @@
 
 pub mod advbn;
 pub mod optim;
+pub mod max_pool;
 pub mod batch_norm;
 pub mod conv;
 #[cfg(feature = "cuda")]

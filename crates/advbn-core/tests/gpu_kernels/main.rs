@@ -11,6 +11,7 @@ mod advbn;
 mod optim;
 mod batch_norm;
 mod conv;
+mod max_pool;
 
 use candle_core::{DType, Device, Tensor};
 

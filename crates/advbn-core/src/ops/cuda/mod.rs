@@ -27,6 +27,7 @@ macro_rules! with_view {
 // Declared after the macro so the submodules see it.
 pub mod advbn;
 pub mod optim;
+pub mod max_pool;
 pub mod batch_norm;
 #[cfg(feature = "cudnn")]
 pub mod conv;
