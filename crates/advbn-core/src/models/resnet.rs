@@ -4,12 +4,12 @@
 use std::ops::Range;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{Conv2d, Linear, Module};
+use candle_nn::{Linear, Module};
 
 use super::blocks::{dual_bn, BasicBlock, Block, Bottleneck};
 use super::config::{ModelConfig, StageLayout};
 use crate::error::{Error, Result};
-use crate::nn::layers::{conv2d, global_avg_pool, linear};
+use crate::nn::layers::{conv2d, global_avg_pool, linear, Conv2d};
 use crate::nn::{DualBatchNorm, ForwardMode, ADV_BN_PREFIX};
 use crate::params::{is_buffer, ParamStore};
 
@@ -111,7 +111,7 @@ impl ResNet {
     }
 
     fn forward_stem(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let x = self.stem_bn.forward(&self.stem_conv.forward(x)?, mode)?.relu()?;
+        let x = self.stem_bn.forward(&self.stem_conv.forward(x, mode)?, mode, true)?;
         if self.layout.imagenet_stem {
             max_pool2d(&x, 3, 2, 1)
         } else {
