@@ -127,7 +127,7 @@ fn main() -> advbn_core::Result<()> {
         let images = Tensor::rand(0f32, 1f32, (64, 3, 224, 224), &device)?.to_dtype(dtype)?;
         for method in [Method::AdvBn, Method::Erm] {
             let mut model = ResNet::new(ModelConfig { dtype, ..ModelConfig::new(Arch::ResNet50, 1000) }, &device)?;
-            let mut trainer = Trainer::new(&mut model, TrainConfig::reference(method.clone(), 1))?;
+            let mut trainer = Trainer::new(&mut model, TrainConfig::reference(method, 1))?;
             sync(&device)?;
             memory_pool::reset_peak(0)?;
             let ms = time(2, 5, &mut || {

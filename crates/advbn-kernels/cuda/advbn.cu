@@ -1,27 +1,11 @@
 // AdvBN on x [N, C, HW] (contiguous): y = beta[c] * (x - mu[c]) + alpha[c] * mu[c], optional
 // ReLU. params = [alpha (C), beta (C), mu (C)] in float32 whatever the dtype of x.
 //
-// Passes over the data: forward = channel sums (read x) + apply (read x, write y); backward =
+// Passes over the data: forward = channel means (BatchNorm's statistics kernel, read x) + apply (read x, write y); backward =
 // sums of g' and g'x (read x, g) + input gradient (read x, g, write dx) only when x needs it.
 // Partial sums go to [C, chunks] then a second launch reduces them in a fixed order, so results
 // are deterministic (no float atomics).
 #include "common.cuh"
-
-// grid (chunks, C); block reduces planes n in [chunk*per, ...) of channel c.
-template <typename T>
-__device__ void channel_sum_partials(const T* x, float* partial, int N, int C, int HW, int chunks) {
-  __shared__ float scratch[32];
-  const int c = blockIdx.y, chunk = blockIdx.x;
-  const int per = (N + chunks - 1) / chunks;
-  const int n0 = chunk * per, n1 = min(N, n0 + per);
-  float acc = 0.f;
-  for (int n = n0; n < n1; ++n) {
-    const T* plane = x + ((size_t)n * C + c) * HW;
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) acc += to_float(plane[p]);
-  }
-  acc = block_sum(acc, scratch);
-  if (threadIdx.x == 0) partial[(size_t)c * chunks + chunk] = acc;
-}
 
 // out[k * C + c] = scale * sum_j partial[(k * C + c) * chunks + j] for k in 0..K; one thread per (k, c).
 extern "C" __global__ void reduce_partials(const float* partial, float* out, int KC, int chunks, float scale) {
@@ -32,74 +16,52 @@ extern "C" __global__ void reduce_partials(const float* partial, float* out, int
   out[i] = acc * scale;
 }
 
-// grid (N * C, HW chunks): one (n, c) plane per blockIdx.x (grid.y is limited to 65535), so
-// no per-element index division.
+// y over every plane; grid (N * C, HW chunks).
 template <typename T>
 __device__ void apply(const T* x, const float* params, T* y, int C, int HW, int relu) {
-  const int plane = blockIdx.x, c = plane % C;
-  const float alpha = params[c], beta = params[C + c], mu = params[2 * C + c];
-  const float shift = (alpha - beta) * mu;  // y = beta * x + (alpha - beta) * mu
-  const T* xp = x + (size_t)plane * HW;
-  T* yp = y + (size_t)plane * HW;
-  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < HW; p += gridDim.y * blockDim.x) {
-    float v = fmaf(beta, to_float(xp[p]), shift);
+  const int c = blockIdx.x % C;
+  const float beta = params[C + c];
+  const float shift = (params[c] - beta) * params[2 * C + c];  // y = beta * x + (alpha - beta) * mu
+  for_each_in_plane(HW, [&](size_t i) {
+    float v = fmaf(beta, to_float(x[i]), shift);
     if (relu) v = fmaxf(v, 0.f);
-    yp[p] = from_float<T>(v);
-  }
+    y[i] = from_float<T>(v);
+  });
 }
 
-// Partial sums of g' and g' * x per channel: partial[(0 * C + c) * chunks + chunk] and
-// partial[(1 * C + c) * chunks + chunk]; g' = g where the pre-activation is > 0 (PyTorch's
-// ReLU gradient), or g without the clamp.
+// Partial sums of g' and g' * x per channel (grid (chunks, C)); g' = g where the pre-activation
+// is > 0 (PyTorch's ReLU gradient), or g without the clamp.
 template <typename T>
 __device__ void backward_partials(const T* x, const T* g, const float* params, float* partial, int N, int C, int HW,
                                   int chunks, int relu) {
-  __shared__ float scratch[32];
-  const int c = blockIdx.y, chunk = blockIdx.x;
-  const float alpha = params[c], beta = params[C + c], mu = params[2 * C + c];
-  const float shift = (alpha - beta) * mu;
-  const int per = (N + chunks - 1) / chunks;
-  const int n0 = chunk * per, n1 = min(N, n0 + per);
-  float sg = 0.f, sgx = 0.f;
-  for (int n = n0; n < n1; ++n) {
-    const size_t base = ((size_t)n * C + c) * HW;
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-      const float xv = to_float(x[base + p]);
-      float gv = to_float(g[base + p]);
-      if (relu && !(fmaf(beta, xv, shift) > 0.f)) gv = 0.f;
-      sg += gv;
-      sgx = fmaf(gv, xv, sgx);
-    }
-  }
-  sg = block_sum(sg, scratch);
-  sgx = block_sum(sgx, scratch);
-  if (threadIdx.x == 0) {
-    partial[(size_t)c * chunks + chunk] = sg;
-    partial[((size_t)C + c) * chunks + chunk] = sgx;
-  }
+  const int c = blockIdx.y;
+  const float beta = params[C + c];
+  const float shift = (params[c] - beta) * params[2 * C + c];
+  channel_pair_partials(partial, N, C, HW, chunks, [&](size_t i, float& sg, float& sgx) {
+    const float xv = to_float(x[i]);
+    float gv = to_float(g[i]);
+    if (relu && !(fmaf(beta, xv, shift) > 0.f)) gv = 0.f;
+    sg += gv;
+    sgx = fmaf(gv, xv, sgx);
+  });
 }
 
-// dx = beta * g' + (alpha - beta) * S1 / M, with sums = [S1 (C), ...].
+// dx = beta * g' + (alpha - beta) * S1 / M, with sums = [S1 (C), ...]; grid (N * C, HW chunks).
 template <typename T>
 __device__ void input_grad(const T* x, const T* g, const float* params, const float* sums, T* dx, int C, int HW, int M,
                            int relu) {
-  const int plane = blockIdx.x, c = plane % C;
-  const float alpha = params[c], beta = params[C + c], mu = params[2 * C + c];
-  const float shift = (alpha - beta) * mu;
+  const int c = blockIdx.x % C;
+  const float alpha = params[c], beta = params[C + c];
+  const float shift = (alpha - beta) * params[2 * C + c];
   const float common = (alpha - beta) * sums[c] / (float)M;
-  const size_t base = (size_t)plane * HW;
-  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < HW; p += gridDim.y * blockDim.x) {
-    float gv = to_float(g[base + p]);
-    if (relu && !(fmaf(beta, to_float(x[base + p]), shift) > 0.f)) gv = 0.f;
-    dx[base + p] = from_float<T>(fmaf(beta, gv, common));
-  }
+  for_each_in_plane(HW, [&](size_t i) {
+    float gv = to_float(g[i]);
+    if (relu && !(fmaf(beta, to_float(x[i]), shift) > 0.f)) gv = 0.f;
+    dx[i] = from_float<T>(fmaf(beta, gv, common));
+  });
 }
 
 #define ADVBN_KERNELS(T, SUFFIX)                                                                            \
-  extern "C" __global__ void channel_sum_partials_##SUFFIX(const T* x, float* partial, int N, int C, int HW,  \
-                                                           int chunks) {                                     \
-    channel_sum_partials<T>(x, partial, N, C, HW, chunks);                                                   \
-  }                                                                                                          \
   extern "C" __global__ void advbn_apply_##SUFFIX(const T* x, const float* params, T* y, int C, int HW,       \
                                                   int relu) {                                                \
     apply<T>(x, params, y, C, HW, relu);                                                                     \

@@ -23,31 +23,16 @@ __device__ __forceinline__ Coeffs load_coeffs(const float* coeffs, int C, int c,
   return k;
 }
 
-// Partial sums of (x - s) and (x - s)^2 per channel, s = x[0, c, 0] (a sample of the channel, so
-// E[(x-s)^2] - E[x-s]^2 does not cancel catastrophically when |mean| >> std).
-// grid (chunks, C); partial[(0 * C + c) * chunks + chunk], partial[(1 * C + c) * chunks + chunk].
+// Partial sums of (x - s) and (x - s)^2 per channel (grid (chunks, C)), s = x[0, c, 0] (a sample
+// of the channel, so E[(x-s)^2] - E[x-s]^2 does not cancel catastrophically when |mean| >> std).
 template <typename T>
 __device__ void stats_partials(const T* x, float* partial, int N, int C, int HW, int chunks) {
-  __shared__ float scratch[32];
-  const int c = blockIdx.y, chunk = blockIdx.x;
-  const int per = (N + chunks - 1) / chunks;
-  const int n0 = chunk * per, n1 = min(N, n0 + per);
-  const float s = to_float(x[(size_t)c * HW]);
-  float s1 = 0.f, s2 = 0.f;
-  for (int n = n0; n < n1; ++n) {
-    const T* plane = x + ((size_t)n * C + c) * HW;
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-      const float d = to_float(plane[p]) - s;
-      s1 += d;
-      s2 = fmaf(d, d, s2);
-    }
-  }
-  s1 = block_sum(s1, scratch);
-  s2 = block_sum(s2, scratch);
-  if (threadIdx.x == 0) {
-    partial[(size_t)c * chunks + chunk] = s1;
-    partial[((size_t)C + c) * chunks + chunk] = s2;
-  }
+  const float s = to_float(x[(size_t)blockIdx.y * HW]);
+  channel_pair_partials(partial, N, C, HW, chunks, [&](size_t i, float& s1, float& s2) {
+    const float d = to_float(x[i]) - s;
+    s1 += d;
+    s2 = fmaf(d, d, s2);
+  });
 }
 
 // stats = [mean (C), biased var (C)] from the partials; one thread per channel, fixed order.
@@ -65,66 +50,48 @@ __device__ void stats_finalize(const T* x, const float* partial, float* stats, i
   stats[C + c] = fmaxf(s2 / (float)M - m1 * m1, 0.f);
 }
 
-// grid (N * C, HW chunks): one (n, c) plane per blockIdx.x.
+// y over every plane; grid (N * C, HW chunks).
 template <typename T>
 __device__ void apply(const T* x, const float* coeffs, T* y, int C, int HW, float eps, int relu) {
-  const int plane = blockIdx.x;
-  const Coeffs k = load_coeffs(coeffs, C, plane % C, eps);
-  const T* xp = x + (size_t)plane * HW;
-  T* yp = y + (size_t)plane * HW;
-  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < HW; p += gridDim.y * blockDim.x) {
-    float v = fmaf(to_float(xp[p]), k.scale, k.shift);
+  const Coeffs k = load_coeffs(coeffs, C, blockIdx.x % C, eps);
+  for_each_in_plane(HW, [&](size_t i) {
+    float v = fmaf(to_float(x[i]), k.scale, k.shift);
     if (relu) v = fmaxf(v, 0.f);
-    yp[p] = from_float<T>(v);
-  }
+    y[i] = from_float<T>(v);
+  });
 }
 
-// Partial sums of g' and g' * xhat per channel (g' = g masked by the ReLU as PyTorch's ReLU
-// gradient: zero where the pre-activation is <= 0).
+// Partial sums of g' and g' * xhat per channel (grid (chunks, C)); g' = g masked by the ReLU as
+// PyTorch's ReLU gradient: zero where the pre-activation is <= 0.
 template <typename T>
 __device__ void backward_partials(const T* x, const T* g, const float* coeffs, float* partial, int N, int C, int HW,
                                   int chunks, float eps, int relu) {
-  __shared__ float scratch[32];
-  const int c = blockIdx.y, chunk = blockIdx.x;
-  const Coeffs k = load_coeffs(coeffs, C, c, eps);
-  const int per = (N + chunks - 1) / chunks;
-  const int n0 = chunk * per, n1 = min(N, n0 + per);
-  float sg = 0.f, sgx = 0.f;
-  for (int n = n0; n < n1; ++n) {
-    const size_t base = ((size_t)n * C + c) * HW;
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-      const float xv = to_float(x[base + p]);
-      float gv = to_float(g[base + p]);
-      if (relu && !(fmaf(xv, k.scale, k.shift) > 0.f)) gv = 0.f;
-      sg += gv;
-      sgx = fmaf(gv, (xv - k.mean) * k.inv_std, sgx);
-    }
-  }
-  sg = block_sum(sg, scratch);
-  sgx = block_sum(sgx, scratch);
-  if (threadIdx.x == 0) {
-    partial[(size_t)c * chunks + chunk] = sg;
-    partial[((size_t)C + c) * chunks + chunk] = sgx;
-  }
+  const Coeffs k = load_coeffs(coeffs, C, blockIdx.y, eps);
+  channel_pair_partials(partial, N, C, HW, chunks, [&](size_t i, float& sg, float& sgx) {
+    const float xv = to_float(x[i]);
+    float gv = to_float(g[i]);
+    if (relu && !(fmaf(xv, k.scale, k.shift) > 0.f)) gv = 0.f;
+    sg += gv;
+    sgx = fmaf(gv, (xv - k.mean) * k.inv_std, sgx);
+  });
 }
 
 // Training: dx = scale * (g' - sum(g')/M - xhat * sum(g' xhat)/M); eval: dx = scale * g'.
-// sums = [sum g' (C), sum g' xhat (C)], unused in eval.
+// sums = [sum g' (C), sum g' xhat (C)], unused in eval; grid (N * C, HW chunks).
 template <typename T>
 __device__ void input_grad(const T* x, const T* g, const float* coeffs, const float* sums, T* dx, int C, int HW, int M,
                            float eps, int relu, int train) {
-  const int plane = blockIdx.x, c = plane % C;
+  const int c = blockIdx.x % C;
   const Coeffs k = load_coeffs(coeffs, C, c, eps);
   const float mean_g = train ? sums[c] / (float)M : 0.f;
   const float mean_gx = train ? sums[C + c] / (float)M : 0.f;
-  const size_t base = (size_t)plane * HW;
-  for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < HW; p += gridDim.y * blockDim.x) {
-    const float xv = to_float(x[base + p]);
-    float gv = to_float(g[base + p]);
+  for_each_in_plane(HW, [&](size_t i) {
+    const float xv = to_float(x[i]);
+    float gv = to_float(g[i]);
     if (relu && !(fmaf(xv, k.scale, k.shift) > 0.f)) gv = 0.f;
     const float xhat = (xv - k.mean) * k.inv_std;
-    dx[base + p] = from_float<T>(k.scale * (gv - mean_g - xhat * mean_gx));
-  }
+    dx[i] = from_float<T>(k.scale * (gv - mean_g - xhat * mean_gx));
+  });
 }
 
 #define BN_KERNELS(T, SUFFIX)                                                                                  \

@@ -1,16 +1,14 @@
-//! The AdvBN op fused: channel means (one pass), the perturbation (one pass), and a backward
-//! that needs two more passes, plus a third only when the input itself needs a gradient
+//! The AdvBN op fused: channel means (one pass, BatchNorm's statistics op), the perturbation (one
+//! pass), and a backward that needs two more passes, plus a third only when the input itself needs a gradient
 //! (never during the attack: the encoder's features are detached).
 //!
 //! `params` packs [alpha (C), beta (C), mu (C)] so one op carries everything its backward needs.
 //! They are float32 for every input dtype except float64 (kept exact for gradient checks).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::storage::{from_f64, nchw, to_f64};
-
-/// Per-channel mean over (N, H, W) as a float32 [C] vector; no gradient (callers detach it).
-pub struct ChannelMean;
+use super::batch_norm::batch_stats;
+use super::storage::{from_f64, nchw, stats_dtype, stats_storage, to_f64};
 
 /// y = beta * (x - mu) + alpha * mu, then max(y, 0) if `relu`.
 pub struct AdvBnApply {
@@ -27,22 +25,6 @@ struct AdvBnInputGrad {
     relu: bool,
 }
 
-/// Statistics dtype for inputs stored like `like`: f64 for f64, else f32.
-pub fn stats_dtype(x: DType) -> DType {
-    if x == DType::F64 {
-        DType::F64
-    } else {
-        DType::F32
-    }
-}
-
-fn stats_storage(values: Vec<f64>, like: &CpuStorage) -> CpuStorage {
-    match like {
-        CpuStorage::F64(_) => CpuStorage::F64(values),
-        _ => CpuStorage::F32(values.into_iter().map(|v| v as f32).collect()),
-    }
-}
-
 fn param_values(storage: &CpuStorage, layout: &Layout) -> Result<Vec<f64>> {
     to_f64(storage, layout, "advbn params")
 }
@@ -51,28 +33,6 @@ fn param_values(storage: &CpuStorage, layout: &Layout) -> Result<Vec<f64>> {
 #[inline]
 fn pre(x: f64, alpha: f64, beta: f64, mu: f64) -> f64 {
     beta * x + (alpha - beta) * mu
-}
-
-impl CustomOp1 for ChannelMean {
-    fn name(&self) -> &'static str {
-        "advbn-channel-mean"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, hw) = nchw(layout)?;
-        let x = to_f64(storage, layout, "advbn input")?;
-        let mut sums = vec![0f64; c];
-        for (plane, chunk) in x.chunks(hw).enumerate() {
-            sums[plane % c] += chunk.iter().sum::<f64>();
-        }
-        let m = (n * hw) as f64;
-        Ok((stats_storage(sums.iter().map(|s| s / m).collect(), storage), Shape::from(c)))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, storage: &candle_core::CudaStorage, layout: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn::channel_mean(storage, layout)
-    }
 }
 
 impl CustomOp2 for AdvBnApply {
@@ -218,8 +178,9 @@ impl CustomOp3 for AdvBnInputGrad {
 pub fn advbn_fused(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu: bool) -> Result<Tensor> {
     let x = x.contiguous()?;
     let c = x.dim(1)?;
-    let mu = x.apply_op1_no_bwd(&ChannelMean)?;
+    // The channel means come from BatchNorm's statistics pass (its variance is a by-product).
+    let (mu, _) = batch_stats(&x)?;
     let dtype = stats_dtype(x.dtype());
-    let params = Tensor::cat(&[alpha.reshape(c)?.to_dtype(dtype)?, beta.reshape(c)?.to_dtype(dtype)?, mu.detach()], 0)?;
+    let params = Tensor::cat(&[alpha.reshape(c)?.to_dtype(dtype)?, beta.reshape(c)?.to_dtype(dtype)?, mu], 0)?;
     x.apply_op2(&params, AdvBnApply { relu })
 }

@@ -10,8 +10,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 
-use super::advbn::stats_dtype;
-use super::storage::{nchw, to_f64};
+use super::storage::{nchw, stats_dtype, stats_storage, to_f64};
 
 /// Per-channel [mean (C), biased variance (C)] over (N, H, W); no gradient.
 pub(crate) struct BnStats;
@@ -54,13 +53,6 @@ fn channels(coeffs: &[f64], c: usize, eps: f64) -> Vec<Channel> {
             Channel { scale, shift: beta - mean * scale, mean, inv_std }
         })
         .collect()
-}
-
-fn stats_storage(values: Vec<f64>, like: &CpuStorage) -> CpuStorage {
-    match like {
-        CpuStorage::F64(_) => CpuStorage::F64(values),
-        _ => CpuStorage::F32(values.into_iter().map(|v| v as f32).collect()),
-    }
 }
 
 /// The gradient reaching the pre-activation: zero where the ReLU clamped (PyTorch's convention).

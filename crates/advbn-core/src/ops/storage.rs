@@ -1,7 +1,7 @@
 //! Reading and writing CPU storage generically over the float dtypes the ops support.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, Layout, Result, WithDType};
+use candle_core::{CpuStorage, DType, Layout, Result, WithDType};
 
 /// A contiguous view of `storage` as f64 values (ops accumulate in f64 on the CPU).
 pub fn to_f64(storage: &CpuStorage, layout: &Layout, what: &str) -> Result<Vec<f64>> {
@@ -32,6 +32,24 @@ pub fn from_f64(values: Vec<f64>, like: &CpuStorage) -> Result<CpuStorage> {
         CpuStorage::F16(_) => CpuStorage::F16(conv(values)),
         other => candle_core::bail!("unsupported dtype {:?}", other.dtype()),
     })
+}
+
+/// Dtype of per-channel statistics and sums for inputs of dtype `x`: f64 for f64 (exact gradient
+/// checks), else f32.
+pub fn stats_dtype(x: DType) -> DType {
+    if x == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// CPU storage of `stats_dtype` for inputs stored like `like`.
+pub fn stats_storage(values: Vec<f64>, like: &CpuStorage) -> CpuStorage {
+    match like {
+        CpuStorage::F64(_) => CpuStorage::F64(values),
+        _ => CpuStorage::F32(values.into_iter().map(|v| v as f32).collect()),
+    }
 }
 
 /// (N, C, HW) of a 4-d layout.

@@ -1,35 +1,12 @@
 //! Launches of the AdvBN kernels (cuda/advbn.cu).
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output, THREADS};
+use super::{alloc_like, channel_grid, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output};
 
 pub(crate) const MODULE: &str = "advbn";
-
-pub fn channel_mean(storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
-    let dev = &storage.device;
-    let (n, c, hw) = dims(layout)?;
-    let chunks = sum_chunks(n, c);
-    let func = dev.get_or_load_custom_func(&format!("channel_sum_partials_{}", suffix(storage)?), MODULE, advbn_kernels::ADVBN)?;
-    let partial = alloc_like::<f32>(dev, c * chunks)?;
-    let (n_i, c_i, hw_i, chunks_i) = (n as i32, c as i32, hw as i32, chunks as i32);
-    with_view!(storage, layout, "advbn input", |x| {
-        let mut b = func.builder();
-        b.arg(&x);
-        b.arg(&partial);
-        b.arg(&n_i);
-        b.arg(&c_i);
-        b.arg(&hw_i);
-        b.arg(&chunks_i);
-        let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-        // SAFETY: argument list matches the kernel signature.
-        unsafe { b.launch(cfg) }.w()?;
-    });
-    let mean = reduce(dev, &partial, c, chunks, 1.0 / (n * hw) as f32)?;
-    Ok((CudaStorage { slice: CudaStorageSlice::F32(mean), device: dev.clone() }, Shape::from(c)))
-}
 
 pub fn advbn_apply(xs: &CudaStorage, xl: &Layout, ps: &CudaStorage, pl: &Layout, relu: bool) -> Result<(CudaStorage, Shape)> {
     let dev = &xs.device;
@@ -82,9 +59,8 @@ pub fn advbn_grad_sums(
             b.arg(&hw_i);
             b.arg(&chunks_i);
             b.arg(&relu_i);
-            let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
             // SAFETY: argument list matches the kernel signature.
-            unsafe { b.launch(cfg) }.w()?;
+            unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
         })
     });
     let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;

@@ -4,7 +4,7 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output, THREADS};
+use super::{alloc_like, channel_grid, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output, THREADS};
 use crate::ops::batch_norm::BnOptions;
 
 const MODULE: &str = "batch_norm";
@@ -37,9 +37,8 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         b.arg(&c_i);
         b.arg(&hw_i);
         b.arg(&chunks_i);
-        let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: argument list matches the kernel signature.
-        unsafe { b.launch(cfg) }.w()?;
+        unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
         let mut b = finalize_fn.builder();
         b.arg(&x);
         b.arg(&partial);
@@ -109,9 +108,8 @@ pub fn grad_sums(
             b.arg(&chunks_i);
             b.arg(&eps);
             b.arg(&relu);
-            let cfg = LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
             // SAFETY: argument list matches the kernel signature.
-            unsafe { b.launch(cfg) }.w()?;
+            unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
         })
     });
     let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;

@@ -87,18 +87,18 @@ impl Problem {
 
 /// Runs `f` with the descriptors for `problem` in dtype T and the cached algorithm chooser.
 macro_rules! with_descriptors {
-    ($T:ty, $dev:expr, $problem:expr, $pass:expr, |$cudnn:ident, $conv:ident, $x:ident, $w:ident, $y:ident, $key:ident| $body:expr) => {{
-        let $cudnn = handle($dev)?;
+    ($T:ty, $dev:expr, $problem:expr, $pass:expr, |$conv:ident, $x:ident, $w:ident, $y:ident, $key:ident| $body:expr) => {{
+        let cudnn = handle($dev)?;
         let p = $problem;
         let pad = p.params.padding as i32;
         let stride = p.params.stride as i32;
-        let mut $conv = wrap($cudnn.create_conv2d::<f32>([pad, pad], [stride, stride], [1, 1], sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION))?;
+        let mut $conv = wrap(cudnn.create_conv2d::<f32>([pad, pad], [stride, stride], [1, 1], sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION))?;
         let math = math_type::<$T>();
         wrap($conv.set_math_type(math))?;
         let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
-        let $x = wrap($cudnn.create_4d_tensor::<$T>(nchw, p.x))?;
-        let $w = wrap($cudnn.create_4d_filter::<$T>(nchw, p.w))?;
-        let $y = wrap($cudnn.create_4d_tensor::<$T>(nchw, p.y()?))?;
+        let $x = wrap(cudnn.create_4d_tensor::<$T>(nchw, p.x))?;
+        let $w = wrap(cudnn.create_4d_filter::<$T>(nchw, p.w))?;
+        let $y = wrap(cudnn.create_4d_tensor::<$T>(nchw, p.y()?))?;
         let $key = AlgoKey { device: $dev.id(), pass: $pass, dtype: <$T as CudnnDataType>::DATA_TYPE, x: p.x, w: p.w, params: p.params, math };
         $body
     }};
@@ -129,13 +129,12 @@ fn workspace(dev: &CudaDevice, bytes: usize) -> Result<Option<CudaSlice<u8>>> {
 fn forward_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, x: &CudaView<T>, w: &CudaView<T>, problem: &Problem) -> Result<CudaSlice<T>> {
     let y_len: usize = problem.y()?.iter().map(|&d| d as usize).product();
     let mut out = alloc_like::<T>(dev, y_len)?;
-    with_descriptors!(T, dev, problem, Pass::Forward, |cudnn, conv, xd, wd, yd, key| {
+    with_descriptors!(T, dev, problem, Pass::Forward, |conv, xd, wd, yd, key| {
         let op = ConvForward { conv: &conv, x: &xd, w: &wd, y: &yd };
         let Algo::Forward(algo) = cached_algo(key, || Ok(Algo::Forward(wrap(op.pick_algorithm())?)))? else { unreachable!("keyed by pass") };
         let mut ws = workspace(dev, wrap(op.get_workspace_size(algo))?)?;
         // SAFETY: buffers match the descriptors (contiguous NCHW of these shapes, dtype T).
         wrap(unsafe { op.launch(algo, ws.as_mut(), (T::from_f64(1.0), T::from_f64(0.0)), x, w, &mut out) })?;
-        let _ = cudnn;
     });
     Ok(out)
 }
@@ -143,13 +142,12 @@ fn forward_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, x:
 fn backward_data_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, g: &CudaView<T>, w: &CudaView<T>, problem: &Problem) -> Result<CudaSlice<T>> {
     let x_len: usize = problem.x.iter().map(|&d| d as usize).product();
     let mut dx = alloc_like::<T>(dev, x_len)?;
-    with_descriptors!(T, dev, problem, Pass::BackwardData, |cudnn, conv, xd, wd, yd, key| {
+    with_descriptors!(T, dev, problem, Pass::BackwardData, |conv, xd, wd, yd, key| {
         let op = ConvBackwardData { conv: &conv, dx: &xd, w: &wd, dy: &yd };
         let Algo::BackwardData(algo) = cached_algo(key, || Ok(Algo::BackwardData(wrap(op.pick_algorithm())?)))? else { unreachable!("keyed by pass") };
         let mut ws = workspace(dev, wrap(op.get_workspace_size(algo))?)?;
         // SAFETY: buffers match the descriptors; beta = 0 overwrites every element of dx.
         wrap(unsafe { op.launch(algo, ws.as_mut(), (T::from_f64(1.0), T::from_f64(0.0)), &mut dx, w, g) })?;
-        let _ = cudnn;
     });
     Ok(dx)
 }
@@ -157,13 +155,12 @@ fn backward_data_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevi
 fn backward_filter_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, x: &CudaView<T>, g: &CudaView<T>, problem: &Problem) -> Result<CudaSlice<T>> {
     let w_len: usize = problem.w.iter().map(|&d| d as usize).product();
     let mut dw = alloc_like::<T>(dev, w_len)?;
-    with_descriptors!(T, dev, problem, Pass::BackwardFilter, |cudnn, conv, xd, wd, yd, key| {
+    with_descriptors!(T, dev, problem, Pass::BackwardFilter, |conv, xd, wd, yd, key| {
         let op = ConvBackwardFilter { conv: &conv, x: &xd, dw: &wd, dy: &yd };
         let Algo::BackwardFilter(algo) = cached_algo(key, || Ok(Algo::BackwardFilter(wrap(op.pick_algorithm())?)))? else { unreachable!("keyed by pass") };
         let mut ws = workspace(dev, wrap(op.get_workspace_size(algo))?)?;
         // SAFETY: buffers match the descriptors; beta = 0 overwrites every element of dw.
         wrap(unsafe { op.launch(algo, ws.as_mut(), (T::from_f64(1.0), T::from_f64(0.0)), x, &mut dw, g) })?;
-        let _ = cudnn;
     });
     Ok(dw)
 }

@@ -53,6 +53,11 @@ pub(crate) fn sum_chunks(n: usize, c: usize) -> usize {
     n.clamp(1, 1024usize.div_ceil(c).max(1))
 }
 
+/// Grid for the two-phase per-channel sums: (chunks, C) blocks of THREADS.
+pub(crate) fn channel_grid(chunks: usize, c: usize) -> LaunchConfig {
+    LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
 pub(crate) fn plane_grid(planes: usize, hw: usize) -> LaunchConfig {
     let per_plane = (hw as u32).div_ceil(THREADS).clamp(1, 64);
     LaunchConfig { grid_dim: (planes as u32, per_plane, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
