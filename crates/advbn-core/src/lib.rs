@@ -15,6 +15,7 @@ pub mod nn;
 pub mod ops;
 pub mod params;
 pub mod selfcheck;
+pub mod threads;
 pub mod train;
 pub mod visualize;
 

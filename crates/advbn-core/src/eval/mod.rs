@@ -31,7 +31,9 @@ impl EvalStats {
 pub fn predict(model: &ResNet, images: &Tensor, branch: BnBranch) -> Result<Tensor> {
     model.check_input(images)?;
     check_branch(model, branch)?;
-    Ok(model.forward(images, ForwardMode::new(BnMode::Eval, branch))?.detach().to_dtype(DType::F32)?)
+    // Weights are constants here: no autograd graph is recorded.
+    let mode = ForwardMode::new(BnMode::Eval, branch).with_frozen_weights();
+    crate::threads::run_on(model.device(), || Ok(model.forward(images, mode)?.detach().to_dtype(DType::F32)?))
 }
 
 pub fn evaluate_batch(model: &ResNet, images: &Tensor, labels: &Tensor, branch: BnBranch) -> Result<EvalStats> {

@@ -1,18 +1,20 @@
 //! conv2d (groups 1, square stride/padding, dilation 1) as a custom op whose backward computes
 //! only the gradients someone needs: AdvBN's attack backpropagates to alpha and beta through a
 //! tail whose weights are detached, and Candle's own conv backward always computes the weight
-//! gradient too (a third of the attack's backward FLOPs). With the `cudnn` feature, forward,
-//! backward-data and backward-filter on CUDA are cuDNN calls (Candle's conv backward on CUDA is
-//! a naive conv_transpose kernel).
+//! gradient too (a third of the attack's backward FLOPs).
 //!
-//! On the CPU (and on CUDA without cuDNN) the forward is Candle's conv2d, computed before the op
-//! and handed to it; the backward uses Candle's conv ops.
+//! On the CPU, float32 and float64 run our im2col + matrix-product kernels (`ops::cpu::conv`) for
+//! all three passes (Candle's conv backward there is a naive conv_transpose2d). With the `cudnn`
+//! feature, the three passes on CUDA are cuDNN calls. Other cases (half types on the CPU, CUDA
+//! without cuDNN) use Candle's conv ops: the forward is computed before the op and handed to it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor};
+
+use super::cpu::{self, conv::Geometry};
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,10 +56,47 @@ struct Conv2dOp {
     precomputed: Mutex<Option<Tensor>>,
 }
 
+impl Conv2dOp {
+    fn has_precomputed(&self) -> Result<bool> {
+        Ok(self.precomputed.lock().map_err(|_| candle_core::Error::Msg("conv2d: poisoned lock".into()))?.is_some())
+    }
+}
+
 fn take_precomputed(op: &Conv2dOp) -> Result<Tensor> {
     op.precomputed.lock().map_err(|_| candle_core::Error::Msg("conv2d: poisoned lock".into()))?.take().ok_or_else(|| {
         candle_core::Error::Msg("conv2d: internal error, the forward result was not computed for this device".into())
     })
+}
+
+/// Whether our CPU kernels run this tensor's convolutions.
+fn uses_cpu_kernels(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Whether this build runs `x`'s convolutions through our cuDNN calls.
+fn uses_cudnn(x: &Tensor) -> bool {
+    cfg!(feature = "cudnn") && x.device().is_cuda()
+}
+
+/// Runs `$body` with `$a`, `$b` bound to the contiguous f32 or f64 slices of two CPU storages.
+macro_rules! cpu_slices {
+    ($what:expr, $as:expr, $al:expr, $bs:expr, $bl:expr, |$a:ident, $b:ident| $body:expr) => {{
+        let ((a0, a1), (b0, b1)) = match ($al.contiguous_offsets(), $bl.contiguous_offsets()) {
+            (Some(a), Some(b)) => (a, b),
+            _ => candle_core::bail!("{}: inputs must be contiguous", $what),
+        };
+        match ($as, $bs) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                let ($a, $b) = (&a[a0..a1], &b[b0..b1]);
+                CpuStorage::F32($body)
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                let ($a, $b) = (&a[a0..a1], &b[b0..b1]);
+                CpuStorage::F64($body)
+            }
+            (a, b) => candle_core::bail!("{}: CPU kernels take float32 or float64 inputs of one dtype, got {:?} and {:?}", $what, a.dtype(), b.dtype()),
+        }
+    }};
 }
 
 impl CustomOp2 for Conv2dOp {
@@ -65,7 +104,12 @@ impl CustomOp2 for Conv2dOp {
         "conv2d"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        if !self.has_precomputed()? {
+            let g = Geometry::new(xl.shape().dims4()?, wl.shape().dims4()?, self.params)?;
+            let y = cpu_slices!("conv2d", xs, xl, ws, wl, |x, w| cpu::conv::forward(x, w, &g)?);
+            return Ok((y, Shape::from((g.n, g.o, g.oh, g.ow))));
+        }
         let y = take_precomputed(self)?;
         let (storage, layout) = y.storage_and_layout();
         match &*storage {
@@ -106,15 +150,89 @@ impl CustomOp2 for Conv2dOp {
     }
 }
 
-/// Whether this build runs `x`'s convolutions through our cuDNN calls.
-fn uses_cudnn(x: &Tensor) -> bool {
-    cfg!(feature = "cudnn") && x.device().is_cuda()
+/// dL/dx [`input`] from (grad [N, O, OH, OW], w): our CPU kernels or cuDNN.
+struct BackwardData {
+    params: ConvParams,
+    input: Shape,
+}
+
+/// dL/dw [`weight`] from (x, grad [N, O, OH, OW]): our CPU kernels or cuDNN.
+struct BackwardFilter {
+    params: ConvParams,
+    weight: Shape,
+}
+
+impl CustomOp2 for BackwardData {
+    fn name(&self) -> &'static str {
+        "conv2d-backward-data"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(self.input.dims4()?, wl.shape().dims4()?, self.params)?;
+        if gl.shape().dims4()? != (g.n, g.o, g.oh, g.ow) {
+            candle_core::bail!("conv2d backward: gradient shape {:?} does not match the forward output", gl.shape());
+        }
+        let dx = cpu_slices!("conv2d backward-data", gs, gl, ws, wl, |dy, w| cpu::conv::backward_data(dy, w, &g)?);
+        Ok((dx, self.input.clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        #[cfg(feature = "cudnn")]
+        {
+            super::cuda::conv::backward_data(gs, gl, ws, wl, self.params, &self.input)
+        }
+        #[cfg(not(feature = "cudnn"))]
+        {
+            let _ = (gs, gl, ws, wl);
+            candle_core::bail!("conv2d-backward-data on CUDA needs the cudnn feature")
+        }
+    }
+}
+
+impl CustomOp2 for BackwardFilter {
+    fn name(&self) -> &'static str {
+        "conv2d-backward-filter"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(xl.shape().dims4()?, self.weight.dims4()?, self.params)?;
+        if gl.shape().dims4()? != (g.n, g.o, g.oh, g.ow) {
+            candle_core::bail!("conv2d backward: gradient shape {:?} does not match the forward output", gl.shape());
+        }
+        let dw = cpu_slices!("conv2d backward-filter", xs, xl, gs, gl, |x, dy| cpu::conv::backward_filter(x, dy, &g)?);
+        Ok((dw, self.weight.clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        #[cfg(feature = "cudnn")]
+        {
+            super::cuda::conv::backward_filter(xs, xl, gs, gl, self.params, &self.weight)
+        }
+        #[cfg(not(feature = "cudnn"))]
+        {
+            let _ = (xs, xl, gs, gl);
+            candle_core::bail!("conv2d-backward-filter on CUDA needs the cudnn feature")
+        }
+    }
 }
 
 fn input_grad(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Result<Tensor> {
-    #[cfg(feature = "cudnn")]
-    if uses_cudnn(x) {
-        return grad.apply_op2_no_bwd(&w.contiguous()?, &super::cuda::conv::BackwardData { params, input: x.shape().clone() });
+    if uses_cpu_kernels(x) || uses_cudnn(x) {
+        return grad.apply_op2_no_bwd(&w.contiguous()?, &BackwardData { params, input: x.shape().clone() });
     }
     // conv_transpose2d's output is (g - 1) * stride - 2 * padding + k + out_padding, with one
     // out_padding for both dims: take the larger and drop the extra row or column (it would be
@@ -133,9 +251,8 @@ fn input_grad(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Resu
 }
 
 fn weight_grad(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Result<Tensor> {
-    #[cfg(feature = "cudnn")]
-    if uses_cudnn(x) {
-        return x.contiguous()?.apply_op2_no_bwd(grad, &super::cuda::conv::BackwardFilter { params, weight: w.shape().clone() });
+    if uses_cpu_kernels(x) || uses_cudnn(x) {
+        return x.contiguous()?.apply_op2_no_bwd(grad, &BackwardFilter { params, weight: w.shape().clone() });
     }
     // dW[o, i] = sum_n x[n, i] (*) g[n, o] with the stride as dilation (as Candle's backprop).
     let (_, _, k_h, k_w) = w.dims4()?;
@@ -152,9 +269,15 @@ pub fn conv2d(x: &Tensor, w: &Tensor, params: ConvParams) -> Result<Tensor> {
     }
     params.out_size(h, kh)?;
     params.out_size(width, kw)?;
-    if !x.track_op() && !w.track_op() && !uses_cudnn(x) {
+    let own_forward = (uses_cpu_kernels(x) && x.dtype() == w.dtype()) || uses_cudnn(x);
+    if !x.track_op() && !w.track_op() && !own_forward {
         return x.conv2d(w, params.padding, params.stride, 1, 1);
     }
-    let precomputed = if uses_cudnn(x) { None } else { Some(x.detach().conv2d(&w.detach(), params.padding, params.stride, 1, 1)?) };
-    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2dOp { params, precomputed: Mutex::new(precomputed) })
+    let precomputed = if own_forward { None } else { Some(x.detach().conv2d(&w.detach(), params.padding, params.stride, 1, 1)?) };
+    let op = Conv2dOp { params, precomputed: Mutex::new(precomputed) };
+    if x.track_op() || w.track_op() {
+        x.contiguous()?.apply_op2(&w.contiguous()?, op)
+    } else {
+        x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &op)
+    }
 }

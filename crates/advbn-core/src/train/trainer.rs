@@ -171,8 +171,13 @@ impl Trainer {
         self.config.schedule.lr_at(self.config.lr, position, self.config.epochs)
     }
 
-    /// One step on a batch of images [N, C, H, W] and u32 labels [N].
+    /// One step on a batch of images [N, C, H, W] and u32 labels [N] (on the CPU compute pool
+    /// for CPU models).
     pub fn step(&mut self, model: &ResNet, images: &Tensor, labels: &Tensor, epoch: usize, step: usize) -> Result<StepLogs> {
+        crate::threads::run_on(model.device(), || self.step_here(model, images, labels, epoch, step))
+    }
+
+    fn step_here(&mut self, model: &ResNet, images: &Tensor, labels: &Tensor, epoch: usize, step: usize) -> Result<StepLogs> {
         model.check_input(images)?;
         let lr = self.lr_at(epoch, step);
         let cut = self.config.cut;

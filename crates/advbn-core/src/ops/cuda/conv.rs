@@ -11,7 +11,7 @@ use std::sync::Arc;
 use candle_core::cuda_backend::cudarc::cudnn::{self, sys, ConvBackwardData, ConvBackwardFilter, ConvForward, Cudnn, CudnnDataType};
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
 use candle_core::cuda_backend::{CudaStorageSlice, DeviceId};
-use candle_core::{CudaDevice, CudaStorage, CustomOp2, Layout, Result, Shape, WithDType};
+use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape, WithDType};
 use half::{bf16, f16};
 
 use super::{alloc_like, contiguous};
@@ -194,54 +194,24 @@ pub fn forward(xs: &CudaStorage, xl: &Layout, ws: &CudaStorage, wl: &Layout, par
     Ok((CudaStorage { slice, device: dev.clone() }, Shape::from(y.to_vec())))
 }
 
-/// dL/dx from (grad [N, O, OH, OW], w); `input` is x's shape.
-pub struct BackwardData {
-    pub params: ConvParams,
-    pub input: Shape,
+/// dL/dx [`input`] from (grad [N, O, OH, OW], w).
+pub fn backward_data(gs: &CudaStorage, gl: &Layout, ws: &CudaStorage, wl: &Layout, params: ConvParams, input: &Shape) -> Result<(CudaStorage, Shape)> {
+    let dev = &gs.device;
+    let problem = Problem { x: dims4(input)?, w: dims4(wl.shape())?, params };
+    if problem.y()? != dims4(gl.shape())? {
+        candle_core::bail!("conv2d backward: gradient shape {:?} does not match the forward output", gl.shape());
+    }
+    let slice = dispatch2!(gs, gl, ws, wl, |g, w| backward_data_typed(dev, &g, &w, &problem)?);
+    Ok((CudaStorage { slice, device: dev.clone() }, input.clone()))
 }
 
-/// dL/dw from (x, grad [N, O, OH, OW]); `weight` is w's shape.
-pub struct BackwardFilter {
-    pub params: ConvParams,
-    pub weight: Shape,
-}
-
-impl CustomOp2 for BackwardData {
-    fn name(&self) -> &'static str {
-        "conv2d-backward-data"
+/// dL/dw [`weight`] from (x, grad [N, O, OH, OW]).
+pub fn backward_filter(xs: &CudaStorage, xl: &Layout, gs: &CudaStorage, gl: &Layout, params: ConvParams, weight: &Shape) -> Result<(CudaStorage, Shape)> {
+    let dev = &xs.device;
+    let problem = Problem { x: dims4(xl.shape())?, w: dims4(weight)?, params };
+    if problem.y()? != dims4(gl.shape())? {
+        candle_core::bail!("conv2d backward: gradient shape {:?} does not match the forward output", gl.shape());
     }
-
-    fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &Layout, _: &candle_core::CpuStorage, _: &Layout) -> Result<(candle_core::CpuStorage, Shape)> {
-        candle_core::bail!("conv2d-backward-data is the cuDNN path; CPU tensors use Candle's conv_transpose2d")
-    }
-
-    fn cuda_fwd(&self, gs: &CudaStorage, gl: &Layout, ws: &CudaStorage, wl: &Layout) -> Result<(CudaStorage, Shape)> {
-        let dev = &gs.device;
-        let problem = Problem { x: dims4(&self.input)?, w: dims4(wl.shape())?, params: self.params };
-        if problem.y()? != dims4(gl.shape())? {
-            candle_core::bail!("conv2d backward: gradient shape {:?} does not match the forward output", gl.shape());
-        }
-        let slice = dispatch2!(gs, gl, ws, wl, |g, w| backward_data_typed(dev, &g, &w, &problem)?);
-        Ok((CudaStorage { slice, device: dev.clone() }, self.input.clone()))
-    }
-}
-
-impl CustomOp2 for BackwardFilter {
-    fn name(&self) -> &'static str {
-        "conv2d-backward-filter"
-    }
-
-    fn cpu_fwd(&self, _: &candle_core::CpuStorage, _: &Layout, _: &candle_core::CpuStorage, _: &Layout) -> Result<(candle_core::CpuStorage, Shape)> {
-        candle_core::bail!("conv2d-backward-filter is the cuDNN path; CPU tensors use Candle's conv2d")
-    }
-
-    fn cuda_fwd(&self, xs: &CudaStorage, xl: &Layout, gs: &CudaStorage, gl: &Layout) -> Result<(CudaStorage, Shape)> {
-        let dev = &xs.device;
-        let problem = Problem { x: dims4(xl.shape())?, w: dims4(&self.weight)?, params: self.params };
-        if problem.y()? != dims4(gl.shape())? {
-            candle_core::bail!("conv2d backward: gradient shape {:?} does not match the forward output", gl.shape());
-        }
-        let slice = dispatch2!(xs, xl, gs, gl, |x, g| backward_filter_typed(dev, &x, &g, &problem)?);
-        Ok((CudaStorage { slice, device: dev.clone() }, self.weight.clone()))
-    }
+    let slice = dispatch2!(xs, xl, gs, gl, |x, g| backward_filter_typed(dev, &x, &g, &problem)?);
+    Ok((CudaStorage { slice, device: dev.clone() }, weight.clone()))
 }

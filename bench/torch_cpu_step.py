@@ -1,0 +1,211 @@
+"""PyTorch side of the CPU step benchmark (bench/run_cpu.sh runs it next to our `cpu_step`).
+
+The same four workloads as crates/advbn-core/benches/cpu_step.rs, written from
+../shared/docs/advbn-method.md, in eager mode on the CPU:
+
+1. resnet18_train: torchvision ResNet-18 (10 classes), 96 px, batch 32, whole network in
+   training mode, cross-entropy, SGD lr 0.01 momentum 0.9 weight decay 1e-4.
+2. resnet18_eval: the same model in eval mode, forward only, under torch.no_grad().
+3. small_advbn: CIFAR ResNet-20 (depth 20, width 16: 3x3 stem, 3 stages of 3 basic blocks with
+   16/32/64 channels, 1x1-conv + BN downsample), 32 px, batch 128, cut after stage 1. The encoder
+   (stem + stage 1) runs in eval mode without gradients; every tail BN is a clean/adversarial
+   pair; K = 6 sign-gradient steps of 0.2 on alpha, beta (box [-0.1, 2.1]) with the tail in eval
+   mode on the adversarial BNs and torch.autograd.grad w.r.t. alpha and beta only; then
+   CE(tail_clean(h)) + CE(tail_adv(h_adv)) in training mode and one SGD step (lr 1e-3, momentum
+   0.9, weight decay 1e-4).
+4. small_erm: the same model and cut, CE(tail_clean(h)) and one SGD step.
+
+Inputs are uniform random images and random labels (never zeros). Threads: torch.set_num_threads
+from --threads. Each workload: warm-up steps, then the median of timed steps. Prints one JSON
+object: images/s per workload, plus the versions.
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+
+def median_s(fn, warm, reps, budget_s):
+    for _ in range(warm):
+        fn()
+    samples = []
+    started = time.perf_counter()
+    while len(samples) < reps and (len(samples) < 3 or time.perf_counter() - started < budget_s):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    samples.sort()
+    return samples[len(samples) // 2], len(samples)
+
+
+class DualBN(nn.Module):
+    """AdvProp-style auxiliary BN: a clean and an adversarial BN, both from the same weights."""
+
+    adv = False
+
+    def __init__(self, bn):
+        super().__init__()
+        self.clean = bn
+        self.advbn = nn.BatchNorm2d(bn.num_features)
+        self.advbn.load_state_dict(bn.state_dict())
+
+    def forward(self, x):
+        return self.advbn(x) if DualBN.adv else self.clean(x)
+
+
+def dualize(module):
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, DualBN(child))
+        else:
+            dualize(child)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_c, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or in_c != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_c, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+def small_resnet(depth=20, width=16, classes=10):
+    n = (depth - 2) // 6
+    stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+    stages, in_c = [], width
+    for i, planes in enumerate([width, 2 * width, 4 * width]):
+        blocks = []
+        for b in range(n):
+            blocks.append(BasicBlock(in_c, planes, 2 if (b == 0 and i > 0) else 1))
+            in_c = planes
+        stages.append(nn.Sequential(*blocks))
+    encoder = nn.Sequential(stem, stages[0])
+    tail = nn.Sequential(stages[1], stages[2], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_c, classes))
+    return encoder, tail
+
+
+def advbn(x, alpha, beta):
+    mu = x.mean(dim=(0, 2, 3), keepdim=True)
+    return torch.clamp(beta * (x - mu) + alpha * mu, min=0)
+
+
+def resnet18_train_step():
+    model = torchvision.models.resnet18(num_classes=10).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    x, y = torch.rand(32, 3, 96, 96), torch.randint(0, 10, (32,))
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step, 32
+
+
+def resnet18_eval_step():
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    x = torch.rand(32, 3, 96, 96)
+
+    def step():
+        with torch.no_grad():
+            model(x)
+
+    return step, 32
+
+
+def small_step(method):
+    encoder, tail = small_resnet()
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    if method == "advbn":
+        dualize(tail)
+    opt = torch.optim.SGD(tail.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    x, y = torch.rand(128, 3, 32, 32), torch.randint(0, 10, (128,))
+
+    def step():
+        with torch.no_grad():
+            h = encoder(x)
+        if method == "advbn":
+            alpha = torch.ones(1, h.shape[1], 1, 1, requires_grad=True)
+            beta = torch.ones(1, h.shape[1], 1, 1, requires_grad=True)
+            tail.eval()
+            DualBN.adv = True
+            for _ in range(6):
+                loss = F.cross_entropy(tail(advbn(h, alpha, beta)), y)
+                ga, gb = torch.autograd.grad(loss, [alpha, beta])
+                with torch.no_grad():
+                    alpha.add_(0.2 * ga.sign()).clamp_(-0.1, 2.1)
+                    beta.add_(0.2 * gb.sign()).clamp_(-0.1, 2.1)
+            h_adv = advbn(h, alpha, beta).detach()
+            tail.train()
+            DualBN.adv = False
+            loss = F.cross_entropy(tail(h), y)
+            DualBN.adv = True
+            loss = loss + F.cross_entropy(tail(h_adv), y)
+            DualBN.adv = False
+        else:
+            tail.train()
+            loss = F.cross_entropy(tail(h), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step, 128
+
+
+WORKLOADS = {
+    "resnet18_train": resnet18_train_step,
+    "resnet18_eval": resnet18_eval_step,
+    "small_advbn": lambda: small_step("advbn"),
+    "small_erm": lambda: small_step("erm"),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warm", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--budget", type=float, default=40.0, help="seconds of timed steps per workload (at least 3 steps)")
+    parser.add_argument("--only", default="", help="comma-separated workload names")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    out = {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    names = [n for n in args.only.split(",") if n] or list(WORKLOADS)
+    for name in names:
+        step, batch = WORKLOADS[name]()
+        seconds, reps = median_s(step, args.warm, args.reps, args.budget)
+        out[f"{name}_images_per_s"] = batch / seconds
+        out[f"{name}_step_ms"] = seconds * 1e3
+        out[f"{name}_reps"] = reps
+        print(f"torch {name}: {batch / seconds:.1f} img/s ({seconds * 1e3:.1f} ms/step, median of {reps})", file=sys.stderr)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

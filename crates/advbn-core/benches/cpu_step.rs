@@ -1,0 +1,165 @@
+//! Our side of the CPU step benchmark (bench/run_cpu.sh runs it next to bench/torch_cpu_step.py):
+//! the same four workloads, through the same entry points a user's `fineTune` / `evaluate` call
+//! reaches (`Trainer::step`, `eval::predict`).
+//!
+//! 1. resnet18_train: ResNet-18 (10 classes), 96 px, batch 32, whole network (cut 0, ERM), SGD
+//!    lr 0.01 momentum 0.9 weight decay 1e-4.
+//! 2. resnet18_eval: the same model, eval-mode forward (clean BNs).
+//! 3. small_advbn: small ResNet depth 20 width 16, 32 px, batch 128, cut 1, AdvBN step (K = 6,
+//!    step 0.2, eps 1.1), SGD lr 1e-3 momentum 0.9 weight decay 1e-4.
+//! 4. small_erm: the same model and cut, plain tail step (ERM).
+//!
+//! Uniform random images and random labels. Warm-up steps, then the median of timed steps.
+//! Prints one JSON object (images/s per workload); progress on stderr.
+//! `cargo bench -p advbn-core --bench cpu_step -- [--only a,b] [--warm N] [--reps N] [--budget S]`
+
+use std::time::Instant;
+
+use advbn_core::eval::predict;
+use advbn_core::models::{Arch, ModelConfig, ResNet};
+use advbn_core::nn::BnBranch;
+use advbn_core::train::{Method, OptimizerConfig, Schedule, TrainConfig, Trainer};
+use candle_core::{DType, Device, Tensor};
+
+struct Args {
+    only: Vec<String>,
+    warm: usize,
+    reps: usize,
+    budget_s: f64,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args { only: Vec::new(), warm: 2, reps: 9, budget_s: 40.0 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--only" => args.only = value().split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            "--warm" => args.warm = value().parse().expect("--warm N"),
+            "--reps" => args.reps = value().parse().expect("--reps N"),
+            "--budget" => args.budget_s = value().parse().expect("--budget SECONDS"),
+            "--bench" => {} // cargo bench passes it
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+/// Median seconds of `step` after `warm` untimed calls: at least 3 timed calls, at most `reps`,
+/// stopping once `budget_s` of timed calls have run.
+fn median_s(args: &Args, mut step: impl FnMut() -> advbn_core::Result<()>) -> advbn_core::Result<(f64, usize)> {
+    for _ in 0..args.warm {
+        step()?;
+    }
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while samples.len() < args.reps && (samples.len() < 3 || started.elapsed().as_secs_f64() < args.budget_s) {
+        let t = Instant::now();
+        step()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok((samples[samples.len() / 2], samples.len()))
+}
+
+fn batch(n: usize, size: usize, classes: u32, device: &Device) -> advbn_core::Result<(Tensor, Tensor)> {
+    let images = Tensor::rand(0f32, 1f32, (n, 3, size, size), device)?;
+    let labels: Vec<u32> = (0..n as u32).map(|i| (i * 7 + 3) % classes).collect();
+    Ok((images, Tensor::from_vec(labels, n, device)?))
+}
+
+fn sgd(lr: f64, method: Method, cut: usize) -> TrainConfig {
+    TrainConfig {
+        method,
+        cut,
+        lr,
+        optimizer: OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false },
+        schedule: Schedule::Constant,
+        epochs: 1,
+        steps_per_epoch: 1_000_000,
+        ..TrainConfig::reference(method, 1)
+    }
+}
+
+type Workload = Box<dyn FnMut() -> advbn_core::Result<()>>;
+
+fn workload(name: &str, device: &Device) -> advbn_core::Result<(Workload, usize)> {
+    let resnet18 = || ResNet::new(ModelConfig::new(Arch::ResNet18, 10), device);
+    let small = || ResNet::new(ModelConfig::new(Arch::SmallResNet { depth: 20, width: 16 }, 10), device);
+    Ok(match name {
+        "resnet18_train" => {
+            let mut model = resnet18()?;
+            let mut trainer = Trainer::new(&mut model, sgd(0.01, Method::Erm, 0))?;
+            let (x, y) = batch(32, 96, 10, device)?;
+            (Box::new(move || trainer.step(&model, &x, &y, 0, 0).map(|_| ())), 32)
+        }
+        "resnet18_eval" => {
+            let model = resnet18()?;
+            let (x, _) = batch(32, 96, 10, device)?;
+            (Box::new(move || predict(&model, &x, BnBranch::Clean).map(|_| ())), 32)
+        }
+        "small_advbn" | "small_erm" => {
+            let method = if name == "small_advbn" { Method::AdvBn } else { Method::Erm };
+            let mut model = small()?;
+            let mut trainer = Trainer::new(&mut model, sgd(1e-3, method, 1))?;
+            let (x, y) = batch(128, 32, 10, device)?;
+            (Box::new(move || trainer.step(&model, &x, &y, 0, 0).map(|_| ())), 128)
+        }
+        other => panic!("unknown workload {other}"),
+    })
+}
+
+/// The arithmetic ceiling: GFLOP/s of one f32 matrix product [m, k] x [k, n] through the `gemm`
+/// crate (the kernels our convolutions call) on all threads, median of 5 after a warm-up.
+fn gemm_gflops(m: usize, n: usize, k: usize) -> f64 {
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let mut c = vec![0f32; m * n];
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let mut run = || unsafe {
+        // SAFETY: row-major buffers of exactly m*k, k*n and m*n elements with matching strides.
+        gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, parallelism)
+    };
+    run();
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    2.0 * (m * n * k) as f64 / samples[2] / 1e9
+}
+
+fn main() -> advbn_core::Result<()> {
+    let args = parse_args();
+    let device = Device::Cpu;
+    let names: Vec<String> = if args.only.is_empty() {
+        ["resnet18_train", "resnet18_eval", "small_advbn", "small_erm"].map(String::from).to_vec()
+    } else {
+        args.only.clone()
+    };
+    let mut fields = vec![
+        format!("\"candle\": \"{}\"", advbn_core::CANDLE_VERSION),
+        format!("\"threads\": {}", candle_core::utils::get_num_threads()),
+        format!("\"dtype\": \"{:?}\"", DType::F32),
+    ];
+    for name in names.iter().filter(|n| n.starts_with("gemm")) {
+        let size: usize = name.strip_prefix("gemm").and_then(|s| s.parse().ok()).unwrap_or(2048);
+        let gflops = gemm_gflops(size, size, size);
+        eprintln!("advbn gemm {size}^3: {gflops:.1} GFLOP/s");
+        fields.push(format!("\"gemm{size}_gflops\": {gflops}"));
+    }
+    for name in names.iter().filter(|n| !n.starts_with("gemm")) {
+        let (mut step, batch) = workload(name, &device)?;
+        let (seconds, reps) = median_s(&args, &mut step)?;
+        eprintln!("advbn {name}: {:.1} img/s ({:.1} ms/step, median of {reps})", batch as f64 / seconds, seconds * 1e3);
+        fields.push(format!("\"{name}_images_per_s\": {}", batch as f64 / seconds));
+        fields.push(format!("\"{name}_step_ms\": {}", seconds * 1e3));
+        fields.push(format!("\"{name}_reps\": {reps}"));
+    }
+    println!("{{{}}}", fields.join(", "));
+    Ok(())
+}

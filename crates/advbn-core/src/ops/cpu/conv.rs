@@ -1,0 +1,350 @@
+//! conv2d on the CPU (NCHW, groups 1, dilation 1) as im2col / col2im around one matrix product
+//! per chunk of images: forward, backward-data and backward-filter.
+//!
+//! A chunk's columns are its images' output positions side by side ([C*KH*KW, images * OH*OW]),
+//! so the late stages' small feature maps still make wide products; the column buffer is bounded
+//! (`COL_BUDGET`). The memory passes (im2col, col2im, packing) run over rows or planes on rayon's
+//! threads, each element written by one task in a fixed order: results do not depend on the
+//! thread count.
+
+use rayon::prelude::*;
+
+use super::gemm::{matmul, Float, Mat, MatMut};
+use crate::ops::conv::ConvParams;
+use candle_core::Result;
+
+/// Most elements one chunk's column buffer may hold (8 M elements: 32 MB in f32).
+const COL_BUDGET: usize = 1 << 23;
+/// Fewest columns a chunk aims for, so that the product is wide enough to run near peak.
+const MIN_COLS: usize = 1024;
+
+/// The shapes of one convolution: x [n, c, h, w], w [o, c, kh, kw], y [n, o, oh, ow].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Geometry {
+    pub fn new(x: (usize, usize, usize, usize), weight: (usize, usize, usize, usize), params: ConvParams) -> Result<Self> {
+        let (n, c, h, w) = x;
+        let (o, wc, kh, kw) = weight;
+        if c != wc {
+            candle_core::bail!("conv2d: input has {c} channels, the kernel expects {wc}");
+        }
+        let (oh, ow) = (params.out_size(h, kh)?, params.out_size(w, kw)?);
+        Ok(Self { n, c, h, w, o, kh, kw, stride: params.stride, pad: params.padding, oh, ow })
+    }
+
+    fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Rows of the column matrix: one per (input channel, kernel row, kernel column).
+    fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// A 1x1, stride-1, unpadded conv reads its input as the column matrix itself.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.n * self.o * self.ohw()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.o * self.ckk()
+    }
+
+    /// Images per chunk: enough for `MIN_COLS` columns when the buffer allows, at least one, and
+    /// balanced so the last chunk is not a sliver.
+    fn images_per_chunk(&self) -> usize {
+        let ohw = self.ohw().max(1);
+        let by_budget = (COL_BUDGET / self.ckk().max(1) / ohw).max(1);
+        let wanted = MIN_COLS.div_ceil(ohw).min(by_budget).clamp(1, self.n.max(1));
+        let chunks = self.n.div_ceil(wanted).max(1);
+        self.n.div_ceil(chunks)
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let per = self.images_per_chunk();
+        (0..self.n).step_by(per).map(move |start| start..(start + per).min(self.n))
+    }
+
+    /// The output columns `ox` whose input column `ox * stride + j - pad` lies in [0, w).
+    fn valid_columns(&self, j: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.stride, self.pad);
+        let lo = if j >= p { 0 } else { (p - j).div_ceil(s) };
+        let hi = if self.w + p > j { ((self.w + p - j - 1) / s + 1).min(self.ow) } else { 0 };
+        lo.min(hi)..hi
+    }
+
+    /// The input row of output row `oy` for kernel row `i`, if it lies inside the image.
+    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.stride + i).checked_sub(self.pad).filter(|&iy| iy < self.h)
+    }
+}
+
+/// col[(c, i, j), (b, oy, ox)] = x[n0 + b, c, oy * s + i - p, ox * s + j - p] (0 outside).
+fn im2col<T: Float>(x: &[T], g: &Geometry, images: std::ops::Range<usize>, col: &mut [T]) {
+    let (ohw, cols, hw) = (g.ohw(), images.len() * g.ohw(), g.h * g.w);
+    col[..g.ckk() * cols].par_chunks_mut(cols).enumerate().for_each(|(row, out)| {
+        let (c, i, j) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
+        let valid = g.valid_columns(j);
+        for (b, n) in images.clone().enumerate() {
+            let plane = &x[(n * g.c + c) * hw..][..hw];
+            for oy in 0..g.oh {
+                let dst = &mut out[b * ohw + oy * g.ow..][..g.ow];
+                let Some(iy) = g.input_row(oy, i) else {
+                    dst.fill(T::ZERO);
+                    continue;
+                };
+                let src = &plane[iy * g.w..][..g.w];
+                dst[..valid.start].fill(T::ZERO);
+                dst[valid.end..].fill(T::ZERO);
+                let first = valid.start * g.stride + j - g.pad;
+                if g.stride == 1 {
+                    dst[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                } else {
+                    for (d, s) in dst[valid.clone()].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                        *d = *s;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// dx[n0 + b, c] = sum over (i, j) of the column rows (c, i, j) placed back where im2col took
+/// them from. One task per (image, channel) plane, terms added in a fixed order.
+fn col2im<T: Float>(dcol: &[T], g: &Geometry, images: std::ops::Range<usize>, dx: &mut [T]) {
+    let (ohw, cols, hw) = (g.ohw(), images.len() * g.ohw(), g.h * g.w);
+    let first_plane = images.start * g.c;
+    dx[first_plane * hw..images.end * g.c * hw].par_chunks_mut(hw).enumerate().for_each(|(q, plane)| {
+        let (b, c) = (q / g.c, q % g.c);
+        plane.fill(T::ZERO);
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &dcol[((c * g.kh + i) * g.kw + j) * cols + b * ohw..][..ohw];
+                let valid = g.valid_columns(j);
+                for oy in 0..g.oh {
+                    let Some(iy) = g.input_row(oy, i) else { continue };
+                    let src = &row[oy * g.ow..][..g.ow];
+                    let dst = &mut plane[iy * g.w..][..g.w];
+                    let first = valid.start * g.stride + j - g.pad;
+                    if g.stride == 1 {
+                        for (d, s) in dst[first..first + valid.len()].iter_mut().zip(&src[valid.clone()]) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst[first..].iter_mut().step_by(g.stride).zip(&src[valid.clone()]) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Copies `planes` [images, rows, ohw] (NCHW planes) into `packed` [rows, images * ohw].
+fn pack_planes<T: Float>(planes: &[T], rows: usize, ohw: usize, images: usize, packed: &mut [T]) {
+    packed[..rows * images * ohw].par_chunks_mut(images * ohw).enumerate().for_each(|(r, out)| {
+        for b in 0..images {
+            out[b * ohw..][..ohw].copy_from_slice(&planes[(b * rows + r) * ohw..][..ohw]);
+        }
+    });
+}
+
+/// The inverse of `pack_planes`: `packed` [rows, images * ohw] into NCHW planes.
+fn unpack_planes<T: Float>(packed: &[T], rows: usize, ohw: usize, images: usize, planes: &mut [T]) {
+    planes[..images * rows * ohw].par_chunks_mut(ohw).enumerate().for_each(|(q, out)| {
+        let (b, r) = (q / rows, q % rows);
+        out.copy_from_slice(&packed[r * images * ohw + b * ohw..][..ohw]);
+    });
+}
+
+fn check_len<T>(what: &str, data: &[T], len: usize) -> Result<()> {
+    if data.len() != len {
+        candle_core::bail!("conv2d: {what} has {} elements, the geometry needs {len}", data.len());
+    }
+    Ok(())
+}
+
+/// The column matrix of a chunk: the input planes themselves for a one-image pointwise conv,
+/// else im2col into `buffer`.
+fn columns<'a, T: Float>(x: &'a [T], g: &Geometry, images: std::ops::Range<usize>, buffer: &'a mut Vec<T>) -> Mat<'a, T> {
+    let cols = images.len() * g.ohw();
+    if g.is_pointwise() && images.len() == 1 {
+        return Mat::rows(&x[images.start * g.c * g.ohw()..][..g.c * g.ohw()], g.c, cols);
+    }
+    buffer.resize(g.ckk() * cols, T::ZERO);
+    im2col(x, g, images, buffer);
+    Mat::rows(&buffer[..g.ckk() * cols], g.ckk(), cols)
+}
+
+/// The output gradient of a chunk as [o, images * ohw]: its planes for one image, else packed.
+fn chunk_rows<'a, T: Float>(planes: &'a [T], g: &Geometry, images: std::ops::Range<usize>, buffer: &'a mut Vec<T>) -> Mat<'a, T> {
+    let (ohw, cols) = (g.ohw(), images.len() * g.ohw());
+    let chunk = &planes[images.start * g.o * ohw..][..images.len() * g.o * ohw];
+    if images.len() == 1 {
+        return Mat::rows(chunk, g.o, cols);
+    }
+    buffer.resize(g.o * cols, T::ZERO);
+    pack_planes(chunk, g.o, ohw, images.len(), buffer);
+    Mat::rows(&buffer[..g.o * cols], g.o, cols)
+}
+
+/// y = conv2d(x, w): x [n, c, h, w], w [o, c, kh, kw] (contiguous), y [n, o, oh, ow].
+pub fn forward<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
+    check_len("the input", x, g.input_len())?;
+    check_len("the weight", w, g.weight_len())?;
+    let mut y = vec![T::ZERO; g.output_len()];
+    let (mut col_buf, mut out_buf) = (Vec::new(), Vec::new());
+    let weight = Mat::rows(w, g.o, g.ckk());
+    for images in g.chunks() {
+        let cols = images.len() * g.ohw();
+        let col = columns(x, g, images.clone(), &mut col_buf);
+        let chunk = &mut y[images.start * g.o * g.ohw()..][..images.len() * g.o * g.ohw()];
+        if images.len() == 1 {
+            matmul(MatMut::rows(chunk, g.o, cols), weight, col, false)?;
+        } else {
+            out_buf.resize(g.o * cols, T::ZERO);
+            matmul(MatMut::rows(&mut out_buf, g.o, cols), weight, col, false)?;
+            unpack_planes(&out_buf, g.o, g.ohw(), images.len(), chunk);
+        }
+    }
+    Ok(y)
+}
+
+/// dL/dx from dL/dy [n, o, oh, ow] and w.
+pub fn backward_data<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
+    check_len("the output gradient", dy, g.output_len())?;
+    check_len("the weight", w, g.weight_len())?;
+    let mut dx = vec![T::ZERO; g.input_len()];
+    let (mut dy_buf, mut dcol_buf) = (Vec::new(), Vec::new());
+    let weight_t = Mat::rows(w, g.o, g.ckk()).t();
+    for images in g.chunks() {
+        let cols = images.len() * g.ohw();
+        let dy_rows = chunk_rows(dy, g, images.clone(), &mut dy_buf);
+        if g.is_pointwise() && images.len() == 1 {
+            let dst = &mut dx[images.start * g.c * g.ohw()..][..g.c * g.ohw()];
+            matmul(MatMut::rows(dst, g.c, cols), weight_t, dy_rows, false)?;
+            continue;
+        }
+        dcol_buf.resize(g.ckk() * cols, T::ZERO);
+        matmul(MatMut::rows(&mut dcol_buf, g.ckk(), cols), weight_t, dy_rows, false)?;
+        col2im(&dcol_buf, g, images, &mut dx);
+    }
+    Ok(dx)
+}
+
+/// dL/dw [o, c, kh, kw] from x and dL/dy: the chunks' products summed in chunk order.
+pub fn backward_filter<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
+    check_len("the input", x, g.input_len())?;
+    check_len("the output gradient", dy, g.output_len())?;
+    let mut dw = vec![T::ZERO; g.weight_len()];
+    let (mut col_buf, mut dy_buf) = (Vec::new(), Vec::new());
+    for (k, images) in g.chunks().enumerate() {
+        let dy_rows = chunk_rows(dy, g, images.clone(), &mut dy_buf);
+        let col = columns(x, g, images, &mut col_buf);
+        matmul(MatMut::rows(&mut dw, g.o, g.ckk()), dy_rows, col.t(), k > 0)?;
+    }
+    Ok(dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, summed in f64.
+    fn naive_forward(x: &[f64], w: &[f64], g: &Geometry) -> Vec<f64> {
+        let mut y = vec![0.0; g.output_len()];
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut acc = 0.0;
+                        for c in 0..g.c {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let (iy, ix) = ((oy * g.stride + i) as isize - g.pad as isize, (ox * g.stride + j) as isize - g.pad as isize);
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                        acc += x[((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize] * w[((o * g.c + c) * g.kh + i) * g.kw + j];
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * g.o + o) * g.oh + oy) * g.ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: f64) -> Vec<f64> {
+        (0..len).map(|i| ((i as f64 + seed) * 0.7548).sin()).collect()
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    /// Forward against the definition; both backwards by the adjoint identities
+    /// <conv(x, w), g> = <x, dL/dx> = <w, dL/dw>, which hold for the exact gradients only.
+    #[test]
+    fn forward_and_both_backwards_match_the_definition_on_every_geometry() {
+        for (x, o, k, stride, pad) in [
+            ((2, 3, 17, 15), 4, 7, 2, 3),
+            ((3, 4, 9, 9), 5, 3, 1, 1),
+            ((3, 4, 10, 10), 6, 3, 2, 1),
+            ((2, 6, 5, 7), 3, 1, 1, 0),
+            ((2, 6, 7, 7), 8, 1, 2, 0),
+            ((40, 2, 3, 3), 3, 3, 1, 1), // many images per chunk
+            ((1, 2, 4, 5), 2, 3, 3, 2),
+            ((230, 1, 3, 3), 2, 3, 1, 1), // several chunks of many images
+        ] {
+            let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride, padding: pad }).unwrap();
+            let (xv, wv, gv) = (values(g.input_len(), 1.0), values(g.weight_len(), 2.0), values(g.output_len(), 3.0));
+            let want = naive_forward(&xv, &wv, &g);
+            let y = forward(&xv, &wv, &g).unwrap();
+            assert!(y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-12), "{g:?}: forward");
+            let dx = backward_data(&gv, &wv, &g).unwrap();
+            let dw = backward_filter(&xv, &gv, &g).unwrap();
+            let reference = dot(&want, &gv);
+            // Perturb x and w along random directions: the change of <y, g> is <dx, dir>.
+            let (xdir, wdir) = (values(g.input_len(), 4.0), values(g.weight_len(), 5.0));
+            let moved_x: Vec<f64> = xv.iter().zip(&xdir).map(|(a, d)| a + d).collect();
+            let moved_w: Vec<f64> = wv.iter().zip(&wdir).map(|(a, d)| a + d).collect();
+            let by_x = dot(&naive_forward(&moved_x, &wv, &g), &gv) - reference;
+            let by_w = dot(&naive_forward(&xv, &moved_w, &g), &gv) - reference;
+            assert!((by_x - dot(&dx, &xdir)).abs() < 1e-9 * by_x.abs().max(1.0), "{g:?}: backward data");
+            assert!((by_w - dot(&dw, &wdir)).abs() < 1e-9 * by_w.abs().max(1.0), "{g:?}: backward filter");
+        }
+    }
+
+    #[test]
+    fn chunks_cover_every_image_once() {
+        for n in [1, 2, 7, 32, 129] {
+            let g = Geometry::new((n, 16, 8, 8), (16, 16, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+            let covered: Vec<usize> = g.chunks().flatten().collect();
+            assert_eq!(covered, (0..n).collect::<Vec<_>>());
+        }
+    }
+}
