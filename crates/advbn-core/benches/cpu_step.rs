@@ -133,6 +133,49 @@ fn gemm_gflops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * (m * n * k) as f64 / samples[2] / 1e9
 }
 
+/// Convolution layers of the workloads: (name, N, C, H = W, O, kernel, stride, padding).
+const CONV_LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize); 11] = [
+    ("r18_stem", 32, 3, 96, 64, 7, 2, 3),
+    ("r18_l1", 32, 64, 24, 64, 3, 1, 1),
+    ("r18_l2s2", 32, 64, 24, 128, 3, 2, 1),
+    ("r18_l2", 32, 128, 12, 128, 3, 1, 1),
+    ("r18_l3", 32, 256, 6, 256, 3, 1, 1),
+    ("r18_l4", 32, 512, 3, 512, 3, 1, 1),
+    ("r18_l4ds", 32, 256, 6, 512, 1, 2, 0),
+    ("s20_stem", 128, 3, 32, 16, 3, 1, 1),
+    ("s20_l1", 128, 16, 32, 16, 3, 1, 1),
+    ("s20_l2", 128, 32, 16, 32, 3, 1, 1),
+    ("s20_l3", 128, 64, 8, 64, 3, 1, 1),
+];
+
+/// Per layer: forward, backward-data and backward-filter times (ms) of our CPU conv kernels
+/// (what the conv op's forward and backward call), each pass alone.
+fn conv_layers(args: &Args, fields: &mut Vec<String>) -> advbn_core::Result<()> {
+    use advbn_core::ops::conv::ConvParams;
+    use advbn_core::ops::cpu::conv::{backward_data, backward_filter, forward, Geometry};
+    let values = |len: usize, seed: usize| -> Vec<f32> { (0..len).map(|i| (((i + seed) * 7919) % 1000) as f32 / 1000.0 - 0.5).collect() };
+    for (name, n, c, h, o, k, stride, padding) in CONV_LAYERS {
+        let g = Geometry::new((n, c, h, h), (o, c, k, k), ConvParams { stride, padding })?;
+        let (x, w, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+        let flops = 2.0 * (g.output_len() * c * k * k) as f64;
+        let time = |f: &mut (dyn FnMut() -> advbn_core::Result<()> + Send)| -> advbn_core::Result<f64> {
+            advbn_core::threads::run_on(&Device::Cpu, || median_s(args, f).map(|(s, _)| s * 1e3))
+        };
+        let fwd = time(&mut || forward(&x, &w, &g).map(|_| ()).map_err(Into::into))?;
+        let data = time(&mut || backward_data(&dy, &w, &g).map(|_| ()).map_err(Into::into))?;
+        let filter = time(&mut || backward_filter(&x, &dy, &g).map(|_| ()).map_err(Into::into))?;
+        let rate = |ms: f64| flops / ms / 1e6;
+        eprintln!(
+            "advbn conv {name}: fwd {fwd:.2} ms ({:.0} GFLOP/s), bwd-data {data:.2} ms ({:.0}), bwd-filter {filter:.2} ms ({:.0})",
+            rate(fwd),
+            rate(data),
+            rate(filter)
+        );
+        fields.push(format!("\"conv_{name}_ms\": [{fwd}, {data}, {filter}]"));
+    }
+    Ok(())
+}
+
 fn main() -> advbn_core::Result<()> {
     let args = parse_args();
     let device = Device::Cpu;
@@ -152,7 +195,10 @@ fn main() -> advbn_core::Result<()> {
         eprintln!("advbn gemm {size}^3: {gflops:.1} GFLOP/s");
         fields.push(format!("\"gemm{size}_gflops\": {gflops}"));
     }
-    for name in names.iter().filter(|n| !n.starts_with("gemm")) {
+    if names.iter().any(|n| n == "conv_layers") {
+        conv_layers(&args, &mut fields)?;
+    }
+    for name in names.iter().filter(|n| !n.starts_with("gemm") && *n != "conv_layers") {
         let (mut step, batch) = workload(name, &device)?;
         let (seconds, reps) = median_s(&args, &mut step)?;
         eprintln!("advbn {name}: {:.1} img/s ({:.1} ms/step, median of {reps})", batch as f64 / seconds, seconds * 1e3);

@@ -2,21 +2,30 @@
 //! per chunk of images: forward, backward-data and backward-filter.
 //!
 //! A chunk's columns are its images' output positions side by side ([C*KH*KW, images * OH*OW]),
-//! so the late stages' small feature maps still make wide products; the column buffer is bounded
-//! (`COL_BUDGET`). The memory passes (im2col, col2im, packing) run over rows or planes on rayon's
-//! threads, each element written by one task in a fixed order: results do not depend on the
-//! thread count.
+//! so the late stages' small feature maps still make wide products, and its column buffer stays
+//! bounded (`COL_BUDGET`). With enough chunks, each thread takes
+//! whole chunks (im2col, product and write-back on one core, no hand-over between threads);
+//! otherwise the chunks run in turn, each on all threads. Every output element is computed by
+//! one task in a fixed order, and the filter gradient sums a fixed number of partial sums in a
+//! fixed order: results do not depend on the thread count.
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::gemm::{matmul, Float, Mat, MatMut};
+use super::gemm::{matmul, Float, Mat, MatMut, Threads};
 use crate::ops::conv::ConvParams;
 use candle_core::Result;
 
-/// Most elements one chunk's column buffer may hold (8 M elements: 32 MB in f32).
-const COL_BUDGET: usize = 1 << 23;
-/// Fewest columns a chunk aims for, so that the product is wide enough to run near peak.
-const MIN_COLS: usize = 1024;
+/// Elements one chunk's column buffer aims to stay under (1 M: 4 MB in f32). Measured on the
+/// benchmark's layers (bench/NOTES.md): smaller budgets starve the late stages' products
+/// (K = 2304-4608) of columns, larger ones change nothing.
+const COL_BUDGET: usize = 1 << 20;
+/// Fewest columns a chunk aims for (measured likewise: 256-2048 are within noise).
+const MIN_COLS: usize = 256;
+/// Partial sums of the filter gradient (fixed, so the summation order never depends on the
+/// thread count).
+const FILTER_PARTS: usize = 4;
 
 /// The shapes of one convolution: x [n, c, h, w], w [o, c, kh, kw], y [n, o, oh, ow].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +80,8 @@ impl Geometry {
         self.o * self.ckk()
     }
 
-    /// Images per chunk: enough for `MIN_COLS` columns when the buffer allows, at least one, and
-    /// balanced so the last chunk is not a sliver.
+    /// Images per chunk: enough for `MIN_COLS` columns if the column budget allows, at least
+    /// one, and balanced so the last chunk is not a sliver.
     fn images_per_chunk(&self) -> usize {
         let ohw = self.ohw().max(1);
         let by_budget = (COL_BUDGET / self.ckk().max(1) / ohw).max(1);
@@ -81,9 +90,9 @@ impl Geometry {
         self.n.div_ceil(chunks)
     }
 
-    fn chunks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    fn chunks(&self) -> Vec<Range<usize>> {
         let per = self.images_per_chunk();
-        (0..self.n).step_by(per).map(move |start| start..(start + per).min(self.n))
+        (0..self.n).step_by(per).map(|start| start..(start + per).min(self.n)).collect()
     }
 
     /// The output columns `ox` whose input column `ox * stride + j - pad` lies in [0, w).
@@ -100,10 +109,19 @@ impl Geometry {
     }
 }
 
+/// Runs `f(index, row)` over the `len`-element rows of `data`, on rayon's threads if `parallel`.
+fn for_rows<T: Send>(data: &mut [T], len: usize, parallel: bool, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if parallel {
+        data.par_chunks_mut(len).enumerate().for_each(|(i, row)| f(i, row));
+    } else {
+        data.chunks_mut(len).enumerate().for_each(|(i, row)| f(i, row));
+    }
+}
+
 /// col[(c, i, j), (b, oy, ox)] = x[n0 + b, c, oy * s + i - p, ox * s + j - p] (0 outside).
-fn im2col<T: Float>(x: &[T], g: &Geometry, images: std::ops::Range<usize>, col: &mut [T]) {
+fn im2col<T: Float>(x: &[T], g: &Geometry, images: Range<usize>, col: &mut [T], parallel: bool) {
     let (ohw, cols, hw) = (g.ohw(), images.len() * g.ohw(), g.h * g.w);
-    col[..g.ckk() * cols].par_chunks_mut(cols).enumerate().for_each(|(row, out)| {
+    for_rows(&mut col[..g.ckk() * cols], cols, parallel, |row, out| {
         let (c, i, j) = (row / (g.kh * g.kw), (row / g.kw) % g.kh, row % g.kw);
         let valid = g.valid_columns(j);
         for (b, n) in images.clone().enumerate() {
@@ -130,12 +148,11 @@ fn im2col<T: Float>(x: &[T], g: &Geometry, images: std::ops::Range<usize>, col: 
     });
 }
 
-/// dx[n0 + b, c] = sum over (i, j) of the column rows (c, i, j) placed back where im2col took
-/// them from. One task per (image, channel) plane, terms added in a fixed order.
-fn col2im<T: Float>(dcol: &[T], g: &Geometry, images: std::ops::Range<usize>, dx: &mut [T]) {
+/// dx planes of `images` = the column rows (c, i, j) placed back where im2col took them from,
+/// summed over (i, j) in a fixed order. `dx` holds exactly those images' planes.
+fn col2im<T: Float>(dcol: &[T], g: &Geometry, images: Range<usize>, dx: &mut [T], parallel: bool) {
     let (ohw, cols, hw) = (g.ohw(), images.len() * g.ohw(), g.h * g.w);
-    let first_plane = images.start * g.c;
-    dx[first_plane * hw..images.end * g.c * hw].par_chunks_mut(hw).enumerate().for_each(|(q, plane)| {
+    for_rows(&mut dx[..images.len() * g.c * hw], hw, parallel, |q, plane| {
         let (b, c) = (q / g.c, q % g.c);
         plane.fill(T::ZERO);
         for i in 0..g.kh {
@@ -163,8 +180,8 @@ fn col2im<T: Float>(dcol: &[T], g: &Geometry, images: std::ops::Range<usize>, dx
 }
 
 /// Copies `planes` [images, rows, ohw] (NCHW planes) into `packed` [rows, images * ohw].
-fn pack_planes<T: Float>(planes: &[T], rows: usize, ohw: usize, images: usize, packed: &mut [T]) {
-    packed[..rows * images * ohw].par_chunks_mut(images * ohw).enumerate().for_each(|(r, out)| {
+fn pack_planes<T: Float>(planes: &[T], rows: usize, ohw: usize, images: usize, packed: &mut [T], parallel: bool) {
+    for_rows(&mut packed[..rows * images * ohw], images * ohw, parallel, |r, out| {
         for b in 0..images {
             out[b * ohw..][..ohw].copy_from_slice(&planes[(b * rows + r) * ohw..][..ohw]);
         }
@@ -172,8 +189,8 @@ fn pack_planes<T: Float>(planes: &[T], rows: usize, ohw: usize, images: usize, p
 }
 
 /// The inverse of `pack_planes`: `packed` [rows, images * ohw] into NCHW planes.
-fn unpack_planes<T: Float>(packed: &[T], rows: usize, ohw: usize, images: usize, planes: &mut [T]) {
-    planes[..images * rows * ohw].par_chunks_mut(ohw).enumerate().for_each(|(q, out)| {
+fn unpack_planes<T: Float>(packed: &[T], rows: usize, ohw: usize, images: usize, planes: &mut [T], parallel: bool) {
+    for_rows(&mut planes[..images * rows * ohw], ohw, parallel, |q, out| {
         let (b, r) = (q / rows, q % rows);
         out.copy_from_slice(&packed[r * images * ohw + b * ohw..][..ohw]);
     });
@@ -186,28 +203,70 @@ fn check_len<T>(what: &str, data: &[T], len: usize) -> Result<()> {
     Ok(())
 }
 
+/// Scratch buffers of one task.
+struct Scratch<T> {
+    a: Vec<T>,
+    b: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new() -> Self {
+        Self { a: Vec::new(), b: Vec::new() }
+    }
+}
+
+/// How one pass spreads its chunks: whole chunks per thread when there are enough of them to
+/// share out evenly, else one chunk at a time on all threads.
+fn split(chunks: usize) -> (bool, Threads) {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && chunks >= 2 * threads {
+        (true, Threads::One)
+    } else {
+        (false, Threads::All)
+    }
+}
+
 /// The column matrix of a chunk: the input planes themselves for a one-image pointwise conv,
 /// else im2col into `buffer`.
-fn columns<'a, T: Float>(x: &'a [T], g: &Geometry, images: std::ops::Range<usize>, buffer: &'a mut Vec<T>) -> Mat<'a, T> {
+fn columns<'a, T: Float>(x: &'a [T], g: &Geometry, images: Range<usize>, buffer: &'a mut Vec<T>, parallel: bool) -> Mat<'a, T> {
     let cols = images.len() * g.ohw();
     if g.is_pointwise() && images.len() == 1 {
         return Mat::rows(&x[images.start * g.c * g.ohw()..][..g.c * g.ohw()], g.c, cols);
     }
     buffer.resize(g.ckk() * cols, T::ZERO);
-    im2col(x, g, images, buffer);
+    im2col(x, g, images, buffer, parallel);
     Mat::rows(&buffer[..g.ckk() * cols], g.ckk(), cols)
 }
 
 /// The output gradient of a chunk as [o, images * ohw]: its planes for one image, else packed.
-fn chunk_rows<'a, T: Float>(planes: &'a [T], g: &Geometry, images: std::ops::Range<usize>, buffer: &'a mut Vec<T>) -> Mat<'a, T> {
+fn chunk_rows<'a, T: Float>(planes: &'a [T], g: &Geometry, images: Range<usize>, buffer: &'a mut Vec<T>, parallel: bool) -> Mat<'a, T> {
     let (ohw, cols) = (g.ohw(), images.len() * g.ohw());
     let chunk = &planes[images.start * g.o * ohw..][..images.len() * g.o * ohw];
     if images.len() == 1 {
         return Mat::rows(chunk, g.o, cols);
     }
     buffer.resize(g.o * cols, T::ZERO);
-    pack_planes(chunk, g.o, ohw, images.len(), buffer);
+    pack_planes(chunk, g.o, ohw, images.len(), buffer, parallel);
     Mat::rows(&buffer[..g.o * cols], g.o, cols)
+}
+
+/// Runs `pass(images, out_chunk, scratch, parallel, threads)` for every chunk, where `out_chunk`
+/// is the part of `out` (`per_image` elements per image) that the chunk's images own.
+fn over_chunks<T: Float>(
+    g: &Geometry,
+    out: &mut [T],
+    per_image: usize,
+    pass: impl Fn(Range<usize>, &mut [T], &mut Scratch<T>, bool, Threads) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    let chunks = g.chunks();
+    let per_chunk = chunks[0].len() * per_image;
+    let (across, threads) = split(chunks.len());
+    if across {
+        out.par_chunks_mut(per_chunk).zip(chunks).try_for_each_init(Scratch::new, |scratch, (out, images)| pass(images, out, scratch, false, threads))
+    } else {
+        let mut scratch = Scratch::new();
+        out.chunks_mut(per_chunk).zip(chunks).try_for_each(|(out, images)| pass(images, out, &mut scratch, true, threads))
+    }
 }
 
 /// y = conv2d(x, w): x [n, c, h, w], w [o, c, kh, kw] (contiguous), y [n, o, oh, ow].
@@ -215,20 +274,21 @@ pub fn forward<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the weight", w, g.weight_len())?;
     let mut y = vec![T::ZERO; g.output_len()];
-    let (mut col_buf, mut out_buf) = (Vec::new(), Vec::new());
-    let weight = Mat::rows(w, g.o, g.ckk());
-    for images in g.chunks() {
-        let cols = images.len() * g.ohw();
-        let col = columns(x, g, images.clone(), &mut col_buf);
-        let chunk = &mut y[images.start * g.o * g.ohw()..][..images.len() * g.o * g.ohw()];
-        if images.len() == 1 {
-            matmul(MatMut::rows(chunk, g.o, cols), weight, col, false)?;
-        } else {
-            out_buf.resize(g.o * cols, T::ZERO);
-            matmul(MatMut::rows(&mut out_buf, g.o, cols), weight, col, false)?;
-            unpack_planes(&out_buf, g.o, g.ohw(), images.len(), chunk);
-        }
+    if g.n == 0 {
+        return Ok(y);
     }
+    let weight = Mat::rows(w, g.o, g.ckk());
+    over_chunks(g, &mut y, g.o * g.ohw(), |images, out, scratch, parallel, threads| {
+        let (n, cols) = (images.len(), images.len() * g.ohw());
+        let col = columns(x, g, images, &mut scratch.a, parallel);
+        if n == 1 {
+            return matmul(MatMut::rows(out, g.o, cols), weight, col, false, threads);
+        }
+        scratch.b.resize(g.o * cols, T::ZERO);
+        matmul(MatMut::rows(&mut scratch.b, g.o, cols), weight, col, false, threads)?;
+        unpack_planes(&scratch.b, g.o, g.ohw(), n, out, parallel);
+        Ok(())
+    })?;
     Ok(y)
 }
 
@@ -237,35 +297,55 @@ pub fn backward_data<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>
     check_len("the output gradient", dy, g.output_len())?;
     check_len("the weight", w, g.weight_len())?;
     let mut dx = vec![T::ZERO; g.input_len()];
-    let (mut dy_buf, mut dcol_buf) = (Vec::new(), Vec::new());
-    let weight_t = Mat::rows(w, g.o, g.ckk()).t();
-    for images in g.chunks() {
-        let cols = images.len() * g.ohw();
-        let dy_rows = chunk_rows(dy, g, images.clone(), &mut dy_buf);
-        if g.is_pointwise() && images.len() == 1 {
-            let dst = &mut dx[images.start * g.c * g.ohw()..][..g.c * g.ohw()];
-            matmul(MatMut::rows(dst, g.c, cols), weight_t, dy_rows, false)?;
-            continue;
-        }
-        dcol_buf.resize(g.ckk() * cols, T::ZERO);
-        matmul(MatMut::rows(&mut dcol_buf, g.ckk(), cols), weight_t, dy_rows, false)?;
-        col2im(&dcol_buf, g, images, &mut dx);
+    if g.n == 0 {
+        return Ok(dx);
     }
+    let weight_t = Mat::rows(w, g.o, g.ckk()).t();
+    over_chunks(g, &mut dx, g.c * g.h * g.w, |images, out, scratch, parallel, threads| {
+        let cols = images.len() * g.ohw();
+        let pointwise_image = g.is_pointwise() && images.len() == 1;
+        let dy_rows = chunk_rows(dy, g, images.clone(), &mut scratch.a, parallel);
+        if pointwise_image {
+            return matmul(MatMut::rows(out, g.c, cols), weight_t, dy_rows, false, threads);
+        }
+        scratch.b.resize(g.ckk() * cols, T::ZERO);
+        matmul(MatMut::rows(&mut scratch.b, g.ckk(), cols), weight_t, dy_rows, false, threads)?;
+        col2im(&scratch.b, g, images, out, parallel);
+        Ok(())
+    })?;
     Ok(dx)
 }
 
-/// dL/dw [o, c, kh, kw] from x and dL/dy: the chunks' products summed in chunk order.
+/// dL/dw [o, c, kh, kw] from x and dL/dy: `FILTER_PARTS` partial sums over consecutive chunks,
+/// then their sum in order.
 pub fn backward_filter<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the output gradient", dy, g.output_len())?;
-    let mut dw = vec![T::ZERO; g.weight_len()];
-    let (mut col_buf, mut dy_buf) = (Vec::new(), Vec::new());
-    for (k, images) in g.chunks().enumerate() {
-        let dy_rows = chunk_rows(dy, g, images.clone(), &mut dy_buf);
-        let col = columns(x, g, images, &mut col_buf);
-        matmul(MatMut::rows(&mut dw, g.o, g.ckk()), dy_rows, col.t(), k > 0)?;
+    let chunks = g.chunks();
+    let per_part = chunks.len().div_ceil(FILTER_PARTS).max(1);
+    let parts = chunks.len().div_ceil(per_part).max(1);
+    let (across, threads) = split(chunks.len());
+    let mut partials = vec![T::ZERO; parts * g.weight_len()];
+    let part = |k: usize, dw: &mut [T], scratch: &mut Scratch<T>, parallel: bool| -> Result<()> {
+        for (i, images) in chunks.iter().skip(k * per_part).take(per_part).enumerate() {
+            let dy_rows = chunk_rows(dy, g, images.clone(), &mut scratch.a, parallel);
+            let col = columns(x, g, images.clone(), &mut scratch.b, parallel);
+            matmul(MatMut::rows(dw, g.o, g.ckk()), dy_rows, col.t(), i > 0, threads)?;
+        }
+        Ok(())
+    };
+    if across {
+        partials.par_chunks_mut(g.weight_len()).enumerate().try_for_each_init(Scratch::new, |scratch, (k, dw)| part(k, dw, scratch, false))?;
+    } else {
+        let mut scratch = Scratch::new();
+        partials.chunks_mut(g.weight_len()).enumerate().try_for_each(|(k, dw)| part(k, dw, &mut scratch, true))?;
     }
-    Ok(dw)
+    let (first, rest) = partials.split_at_mut(g.weight_len());
+    for other in rest.chunks(g.weight_len()) {
+        first.par_iter_mut().zip(other).for_each(|(a, b)| *a += *b);
+    }
+    partials.truncate(g.weight_len());
+    Ok(partials)
 }
 
 #[cfg(test)]
@@ -343,7 +423,7 @@ mod tests {
     fn chunks_cover_every_image_once() {
         for n in [1, 2, 7, 32, 129] {
             let g = Geometry::new((n, 16, 8, 8), (16, 16, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
-            let covered: Vec<usize> = g.chunks().flatten().collect();
+            let covered: Vec<usize> = g.chunks().into_iter().flatten().collect();
             assert_eq!(covered, (0..n).collect::<Vec<_>>());
         }
     }

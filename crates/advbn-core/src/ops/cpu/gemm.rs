@@ -70,8 +70,17 @@ fn fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usi
     matches!(last, Some(last) if last < len) && isize::try_from(row_stride.max(col_stride)).is_ok()
 }
 
-/// `dst = lhs x rhs`, or `dst += lhs x rhs` when `accumulate`, on all of rayon's threads.
-pub fn matmul<T: Float>(dst: MatMut<'_, T>, lhs: Mat<'_, T>, rhs: Mat<'_, T>, accumulate: bool) -> Result<()> {
+/// Who computes one product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// The calling thread alone (the caller runs several products side by side).
+    One,
+    /// All of rayon's current pool.
+    All,
+}
+
+/// `dst = lhs x rhs`, or `dst += lhs x rhs` when `accumulate`.
+pub fn matmul<T: Float>(dst: MatMut<'_, T>, lhs: Mat<'_, T>, rhs: Mat<'_, T>, accumulate: bool, threads: Threads) -> Result<()> {
     if lhs.rows != dst.rows || rhs.cols != dst.cols || lhs.cols != rhs.rows {
         candle_core::bail!("matmul: [{}, {}] x [{}, {}] into [{}, {}]", lhs.rows, lhs.cols, rhs.rows, rhs.cols, dst.rows, dst.cols);
     }
@@ -97,8 +106,10 @@ pub fn matmul<T: Float>(dst: MatMut<'_, T>, lhs: Mat<'_, T>, rhs: Mat<'_, T>, ac
         }
         return Ok(());
     }
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let parallelism = match (threads, rayon::current_num_threads()) {
+        (Threads::All, n) if n > 1 => gemm::Parallelism::Rayon(n),
+        _ => gemm::Parallelism::None,
+    };
     // SAFETY: `fits` checked that every element each view addresses lies inside its slice, and
     // that the strides fit an isize; `dst` is borrowed mutably, so it aliases neither operand.
     unsafe {
@@ -148,13 +159,13 @@ mod tests {
         let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
         let want = naive(&a, &b, m, k, n);
         let mut c = vec![f64::NAN; m * n];
-        matmul(MatMut::rows(&mut c, m, n), Mat::rows(&a, m, k), Mat::rows(&b, k, n), false).unwrap();
+        matmul(MatMut::rows(&mut c, m, n), Mat::rows(&a, m, k), Mat::rows(&b, k, n), false, Threads::All).unwrap();
         assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
         // Accumulating adds the product again; transposed views give the transposed product.
-        matmul(MatMut::rows(&mut c, m, n), Mat::rows(&a, m, k), Mat::rows(&b, k, n), true).unwrap();
+        matmul(MatMut::rows(&mut c, m, n), Mat::rows(&a, m, k), Mat::rows(&b, k, n), true, Threads::One).unwrap();
         assert!(c.iter().zip(&want).all(|(x, y)| (x - 2.0 * y).abs() < 1e-12));
         let mut ct = vec![f64::NAN; n * m];
-        matmul(MatMut::rows(&mut ct, n, m), Mat::rows(&b, k, n).t(), Mat::rows(&a, m, k).t(), false).unwrap();
+        matmul(MatMut::rows(&mut ct, n, m), Mat::rows(&b, k, n).t(), Mat::rows(&a, m, k).t(), false, Threads::All).unwrap();
         assert!((0..m).all(|i| (0..n).all(|j| (ct[j * m + i] - want[i * n + j]).abs() < 1e-12)));
     }
 
@@ -162,7 +173,7 @@ mod tests {
     fn views_outside_their_slices_are_refused() {
         let a = vec![0f32; 6];
         let mut c = vec![0f32; 4];
-        let err = matmul(MatMut::rows(&mut c, 2, 2), Mat::rows(&a, 2, 4), Mat::rows(&a, 4, 2), false).unwrap_err();
+        let err = matmul(MatMut::rows(&mut c, 2, 2), Mat::rows(&a, 2, 4), Mat::rows(&a, 4, 2), false, Threads::One).unwrap_err();
         assert!(err.to_string().contains("does not fit"), "{err}");
     }
 }
