@@ -269,8 +269,27 @@ fn over_chunks<T: Float>(
     }
 }
 
+/// The direct kernels' result for f32 inputs of a geometry they suit.
+fn direct<T: Float>(g: &Geometry, a: &[T], b: &[T], pass: fn(&[f32], &[f32], &Geometry) -> Result<Vec<f32>>) -> Option<Result<Vec<T>>> {
+    if !super::direct::suits(g) {
+        return None;
+    }
+    let (a, b) = (T::as_f32(a)?, T::as_f32(b)?);
+    Some(pass(a, b, g).map(|v| T::from_f32(v).expect("T is f32")))
+}
+
 /// y = conv2d(x, w): x [n, c, h, w], w [o, c, kh, kw] (contiguous), y [n, o, oh, ow].
 pub fn forward<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
+    check_len("the input", x, g.input_len())?;
+    check_len("the weight", w, g.weight_len())?;
+    if let Some(y) = direct(g, x, w, super::direct::forward) {
+        return y;
+    }
+    forward_im2col(x, w, g)
+}
+
+/// `forward` through im2col and a matrix product (every geometry and float type).
+pub fn forward_im2col<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the weight", w, g.weight_len())?;
     let mut y = vec![T::ZERO; g.output_len()];
@@ -294,6 +313,16 @@ pub fn forward<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
 
 /// dL/dx from dL/dy [n, o, oh, ow] and w.
 pub fn backward_data<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
+    check_len("the output gradient", dy, g.output_len())?;
+    check_len("the weight", w, g.weight_len())?;
+    if let Some(dx) = direct(g, dy, w, super::direct::backward_data) {
+        return dx;
+    }
+    backward_data_im2col(dy, w, g)
+}
+
+/// `backward_data` through a matrix product and col2im (every geometry and float type).
+pub fn backward_data_im2col<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the output gradient", dy, g.output_len())?;
     check_len("the weight", w, g.weight_len())?;
     let mut dx = vec![T::ZERO; g.input_len()];

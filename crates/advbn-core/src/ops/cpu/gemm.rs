@@ -12,11 +12,29 @@ pub trait Float:
 {
     const ZERO: Self;
     const ONE: Self;
+
+    /// The slice as f32, when Self is f32 (kernels that exist for f32 only).
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+
+    /// The vector as Self, when Self is f32.
+    fn from_f32(_: Vec<f32>) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 impl Float for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+
+    fn from_f32(v: Vec<f32>) -> Option<Vec<Self>> {
+        Some(v)
+    }
 }
 
 impl Float for f64 {

@@ -1,5 +1,8 @@
-//! CPU kernels that Candle's CPU backend lacks or runs slowly: convolution as im2col + a
-//! multithreaded matrix product.
+//! CPU kernels that Candle's CPU backend lacks or runs slowly: convolution, directly with SIMD
+//! kernels (stride 1, float32) or as im2col + a matrix product.
 
 pub mod conv;
+pub mod direct;
 pub mod gemm;
+pub mod scratch;
+pub mod simd;

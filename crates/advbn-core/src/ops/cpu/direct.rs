@@ -1,0 +1,302 @@
+//! Stride-1 convolution computed directly, without an im2col matrix (float32, AVX-512 or AVX2).
+//!
+//! The input is copied once into zero-padded planes of width `wp = w + 2p`. Output positions are
+//! then numbered in that padded width too (`p' = oy * wp + ox`, the last `wp - ow` of each row are
+//! computed and dropped), which makes the input of every kernel tap (i, j) for a run of
+//! consecutive positions one contiguous run starting at `p' + i * wp + j`: the kernel loads input
+//! vectors straight from the planes and broadcasts packed weights, `R` output channels by `V`
+//! vectors of positions per register tile.
+//!
+//! The input gradient of a stride-1 conv is itself such a convolution (of the output gradient,
+//! padded by `k - 1 - p`, with the kernel flipped and its channel axes swapped), so both use the
+//! same kernel. Every output element is accumulated by one tile in a fixed order: results do not
+//! depend on the thread count.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::conv::Geometry;
+use super::scratch::{filled, Scratch};
+use super::simd::{detect, Isa, Lanes};
+use candle_core::Result;
+
+/// Output channels per register tile (broadcast side) and position vectors per tile, per ISA.
+const AVX512_TILE: (usize, usize) = (8, 2);
+const AVX2_TILE: (usize, usize) = (4, 2);
+
+/// Whether `direct` should run this geometry: stride 1, a padding the flipped kernel can undo,
+/// a CPU with the kernels' instruction set, and a map wide enough that the dropped columns and
+/// the last tile's rounding waste under a third of the work.
+pub fn suits(g: &Geometry) -> bool {
+    let Some(isa) = detect() else { return false };
+    if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh {
+        return false;
+    }
+    let tile = match isa {
+        Isa::Avx512 => AVX512_TILE.1 * 16,
+        Isa::Avx2 => AVX2_TILE.1 * 8,
+    };
+    let wp = g.w + 2 * g.pad;
+    let computed = (g.oh * wp).div_ceil(tile) * tile;
+    3 * g.oh * g.ow >= 2 * computed
+}
+
+/// One register tile: out[r][v * L::N + lane] = sum over channels c and taps t of
+/// w[(c * taps + t) * o_pad + r] * x[c * plane + offsets[t] + v * L::N + lane].
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; `x` is readable at every index the sum names, `w` at
+/// `(c * taps + t) * o_pad + r` for r < R, and `out` writable at `r * out_stride + [0, V * L::N)`.
+#[inline(always)]
+unsafe fn tile<L: Lanes, const R: usize, const V: usize>(
+    x: *const f32,
+    plane: usize,
+    channels: usize,
+    offsets: &[usize],
+    w: *const f32,
+    o_pad: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let mut acc = [[L::zero(); V]; R];
+    for c in 0..channels {
+        let xc = x.add(c * plane);
+        let wc = w.add(c * offsets.len() * o_pad);
+        for (t, &off) in offsets.iter().enumerate() {
+            let src = xc.add(off);
+            let mut b = [L::zero(); V];
+            for (v, bv) in b.iter_mut().enumerate() {
+                *bv = L::load(src.add(v * L::N));
+            }
+            let wt = wc.add(t * o_pad);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = L::splat(*wt.add(r));
+                for (accv, bv) in row.iter_mut().zip(&b) {
+                    *accv = accv.fma(a, *bv);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, accv) in row.iter().enumerate() {
+            accv.store(out.add(r * out_stride + v * L::N));
+        }
+    }
+}
+
+type TileFn = unsafe fn(*const f32, usize, usize, &[usize], *const f32, usize, *mut f32, usize);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512(x: *const f32, plane: usize, c: usize, offsets: &[usize], w: *const f32, o_pad: usize, out: *mut f32, stride: usize) {
+    tile::<super::simd::Avx512, { AVX512_TILE.0 }, { AVX512_TILE.1 }>(x, plane, c, offsets, w, o_pad, out, stride)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(x: *const f32, plane: usize, c: usize, offsets: &[usize], w: *const f32, o_pad: usize, out: *mut f32, stride: usize) {
+    tile::<super::simd::Avx2, { AVX2_TILE.0 }, { AVX2_TILE.1 }>(x, plane, c, offsets, w, o_pad, out, stride)
+}
+
+/// The kernel of an instruction set and its tile shape (output channels, positions).
+fn kernel(isa: Isa) -> (TileFn, usize, usize) {
+    match isa {
+        Isa::Avx512 => (tile_avx512 as TileFn, AVX512_TILE.0, AVX512_TILE.1 * 16),
+        Isa::Avx2 => (tile_avx2 as TileFn, AVX2_TILE.0, AVX2_TILE.1 * 8),
+    }
+}
+
+/// A stride-1 correlation: `input` [n, c, h, w] padded by `pad`, `weights` packed as
+/// [c][kh * kw taps][o_pad], output [n, o, h + 2 pad - k + 1, ...].
+struct Correlation {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    pad: usize,
+}
+
+impl Correlation {
+    fn out_h(&self) -> usize {
+        self.h + 2 * self.pad + 1 - self.k
+    }
+
+    fn out_w(&self) -> usize {
+        self.w + 2 * self.pad + 1 - self.k
+    }
+
+    /// Runs the correlation; `pack(c, tap, o)` gives the weight of input channel c, tap
+    /// (i * k + j) and output channel o.
+    fn run(&self, isa: Isa, input: &[f32], pack: impl Fn(usize, usize, usize) -> f32 + Sync) -> Result<Vec<f32>> {
+        let (kernel, r, tile) = kernel(isa);
+        let (hp, wp) = (self.h + 2 * self.pad, self.w + 2 * self.pad);
+        let (oh, ow, taps) = (self.out_h(), self.out_w(), self.k * self.k);
+        let tiles = (oh * wp).div_ceil(tile);
+        // The last tile reads up to (tiles * tile - 1) + (k - 1) * wp + (k - 1).
+        let plane = (tiles * tile + (self.k - 1) * (wp + 1)).max(hp * wp);
+        let o_pad = self.o.div_ceil(r) * r;
+        let offsets: Vec<usize> = (0..taps).map(|t| (t / self.k) * wp + t % self.k).collect();
+        if input.len() != self.n * self.c * self.h * self.w {
+            candle_core::bail!("direct conv: input has {} elements, expected {}", input.len(), self.n * self.c * self.h * self.w);
+        }
+
+        let mut padded = Scratch::<f32>::take(self.n * self.c * plane);
+        padded.as_mut_slice(self.n * self.c * plane).par_chunks_mut(plane).zip(input.par_chunks(self.h * self.w)).for_each(|(dst, src)| {
+            let (top, rest) = dst.split_at_mut(self.pad * wp);
+            top.fill(0.0);
+            for (y, row) in src.chunks(self.w).enumerate() {
+                let line = &mut rest[y * wp..][..wp];
+                line[..self.pad].fill(0.0);
+                line[self.pad..self.pad + self.w].copy_from_slice(row);
+                line[self.pad + self.w..].fill(0.0);
+            }
+            rest[self.h * wp..].fill(0.0);
+        });
+        let mut packed = vec![0f32; self.c * taps * o_pad];
+        packed.par_chunks_mut(taps * o_pad).enumerate().for_each(|(c, rows)| {
+            for t in 0..taps {
+                for o in 0..self.o {
+                    rows[t * o_pad + o] = pack(c, t, o);
+                }
+            }
+        });
+
+        // A task is one image's output channels, or a share of them when there are too few
+        // images to keep every thread busy. Tiles run in order, each through all of the task's
+        // channel blocks while its input strip is in L1.
+        let blocks = o_pad / r;
+        let threads = rayon::current_num_threads();
+        let groups = if self.n >= 2 * threads { 1 } else { (2 * threads).div_ceil(self.n.max(1)).min(blocks) };
+        let blocks_per_group = blocks.div_ceil(groups);
+        let (padded, packed, offsets) = (padded.as_slice(self.n * self.c * plane), &packed[..], &offsets[..]);
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut(self.o * oh * ow).enumerate().for_each(|(img, out_img)| {
+                out_img.par_chunks_mut(blocks_per_group * r * oh * ow).enumerate().for_each(|(group, out_group)| {
+                    let first_block = group * blocks_per_group;
+                    let group_blocks = blocks_per_group.min(blocks - first_block);
+                    let stride = tiles * tile;
+                    let mut buf = Scratch::<f32>::take(group_blocks * r * stride);
+                    let buf = buf.as_mut_slice(group_blocks * r * stride);
+                    let x = padded[img * self.c * plane..][..self.c * plane].as_ptr();
+                    for t in 0..tiles {
+                        for b in 0..group_blocks {
+                            let w = packed[(first_block + b) * r..].as_ptr();
+                            // SAFETY: reads stay inside this image's planes (`plane` covers the
+                            // last tile's furthest tap) and the packed weights (o_pad columns,
+                            // block * r + r <= o_pad); the tile writes r rows of `tile` values
+                            // inside `buf`.
+                            unsafe { kernel(x.add(t * tile), plane, self.c, offsets, w, o_pad, buf.as_mut_ptr().add(b * r * stride + t * tile), stride) };
+                        }
+                    }
+                    for (row, dst) in out_group.chunks_mut(oh * ow).enumerate() {
+                        let src = &buf[row * stride..];
+                        for (y, line) in dst.chunks_mut(ow).enumerate() {
+                            line.write_copy_of_slice(&src[y * wp..][..ow]);
+                        }
+                    }
+                });
+            });
+        };
+        // SAFETY: the images' channel groups tile the output, and every row of every channel is
+        // copied from the tile buffer.
+        let out = unsafe { filled(self.n * self.o * oh * ow, fill) };
+        Ok(out)
+    }
+}
+
+fn isa() -> Result<Isa> {
+    detect().ok_or_else(|| candle_core::Error::Msg("direct conv: this CPU has neither AVX-512 nor AVX2 + FMA".into()))
+}
+
+fn check(g: &Geometry) -> Result<()> {
+    if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh {
+        candle_core::bail!("direct conv: needs stride 1, a square kernel and padding below its size, got {g:?}");
+    }
+    Ok(())
+}
+
+/// y = conv2d(x, w) for a stride-1 geometry (see `suits` for when it pays).
+pub fn forward(x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    forward_with(isa()?, x, w, g)
+}
+
+/// dL/dx of a stride-1 conv: the output gradient correlated with the flipped kernel, channel
+/// axes swapped, padded by k - 1 - p.
+pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    backward_data_with(isa()?, dy, w, g)
+}
+
+fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    check(g)?;
+    let taps = g.kh * g.kw;
+    let corr = Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh, pad: g.pad };
+    corr.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t])
+}
+
+fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    check(g)?;
+    let taps = g.kh * g.kw;
+    let corr = Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh, pad: g.kh - 1 - g.pad };
+    corr.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::ConvParams;
+    use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i + seed) * 7919) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    fn isas() -> Vec<Isa> {
+        match detect() {
+            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => vec![],
+        }
+    }
+
+    /// Both passes against the im2col path in f64, on every instruction set this CPU has.
+    #[test]
+    fn forward_and_input_gradient_match_the_im2col_path_in_f64() {
+        for (x, o, k, pad) in [
+            ((2, 3, 9, 9), 5, 3, 1),
+            ((3, 4, 7, 11), 9, 3, 1),
+            ((1, 2, 6, 5), 3, 3, 0),
+            ((2, 5, 8, 8), 17, 1, 0),
+            ((2, 3, 12, 10), 4, 5, 2),
+            ((1, 3, 17, 19), 8, 7, 3),
+            ((5, 16, 4, 4), 16, 3, 1),
+            ((1, 1, 40, 3), 1, 3, 1),
+        ] {
+            let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
+            let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+            let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
+            let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
+            for isa in isas() {
+                let y = forward_with(isa, &xv, &wv, &g).unwrap();
+                let dx = backward_data_with(isa, &gv, &wv, &g).unwrap();
+                for (name, got, want) in [("forward", &y, &y_ref), ("input gradient", &dx, &dx_ref)] {
+                    assert_eq!(got.len(), want.len());
+                    let worst = got.iter().zip(want.iter()).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                    assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_or_overpadded_geometries_are_refused() {
+        let g = Geometry::new((1, 2, 8, 8), (2, 2, 3, 3), ConvParams { stride: 2, padding: 1 }).unwrap();
+        assert!(!suits(&g));
+        assert!(forward(&values(g.input_len(), 0), &values(g.weight_len(), 0), &g).unwrap_err().to_string().contains("stride 1"));
+        let g = Geometry::new((1, 2, 8, 8), (2, 2, 3, 3), ConvParams { stride: 1, padding: 3 }).unwrap();
+        assert!(!suits(&g));
+    }
+}

@@ -1,0 +1,118 @@
+//! The few vector operations the direct convolution kernels use, for AVX-512 (16 f32 lanes) and
+//! AVX2 + FMA (8 lanes), picked at run time. Kernels are generic over `Lanes` and instantiated
+//! inside a `#[target_feature]` function per instruction set, so the generic code (all
+//! `#[inline(always)]`) is compiled with that instruction set.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// A vector of f32 lanes.
+pub trait Lanes: Copy {
+    const N: usize;
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn zero() -> Self;
+    /// # Safety
+    /// `p` is valid for reading `N` f32s (no alignment needed).
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn splat(v: f32) -> Self;
+    /// `self + a * b`, fused.
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn fma(self, a: Self, b: Self) -> Self;
+    /// # Safety
+    /// `p` is valid for writing `N` f32s.
+    unsafe fn store(self, p: *mut f32);
+}
+
+/// The instruction sets the direct kernels have versions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+}
+
+/// The best instruction set this CPU offers, or None (the kernels then are not used).
+/// `ADVBN_CPU_ISA=avx2` caps it at AVX2 (to measure or test the AVX2 kernels on an AVX-512 CPU).
+pub fn detect() -> Option<Isa> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static ISA: OnceLock<Option<Isa>> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            let cap = std::env::var("ADVBN_CPU_ISA").ok();
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            if cap.as_deref() != Some("avx2") && avx2 && is_x86_feature_detected!("avx512f") {
+                Some(Isa::Avx512)
+            } else if avx2 {
+                Some(Isa::Avx2)
+            } else {
+                None
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct Avx512(__m512);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx512 {
+    const N: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Self(_mm512_setzero_ps())
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Self(_mm512_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Self(_mm512_set1_ps(v))
+    }
+    #[inline(always)]
+    unsafe fn fma(self, a: Self, b: Self) -> Self {
+        Self(_mm512_fmadd_ps(a.0, b.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm512_storeu_ps(p, self.0)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct Avx2(__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    const N: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Self(_mm256_setzero_ps())
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Self(_mm256_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Self(_mm256_set1_ps(v))
+    }
+    #[inline(always)]
+    unsafe fn fma(self, a: Self, b: Self) -> Self {
+        Self(_mm256_fmadd_ps(a.0, b.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm256_storeu_ps(p, self.0)
+    }
+}
