@@ -3,7 +3,7 @@
 
 mod common;
 
-use advbn_core::ops::batch_norm::{batch_norm_fused, batch_stats, BnOptions};
+use advbn_core::ops::batch_norm::{batch_norm_add_relu, batch_norm_fused, batch_stats, BnOptions};
 use candle_core::{DType, Device, Tensor, Var};
 use common::values;
 use rand::{Rng, SeedableRng};
@@ -130,6 +130,56 @@ fn float32_tracks_float64() {
         let den: f64 = r.iter().map(|b| b * b).sum();
         let rel = (num / den).sqrt();
         assert!(rel < 1e-5, "{name}: float32 relative error {rel:e}");
+    }
+}
+
+/// y = ReLU(BN(x) + r) and the gradients of sum(y * w) w.r.t. x, gamma, beta and r, fused or
+/// as the BN op, an add and Candle's ReLU (whose gradient at exactly 0 is PyTorch's, 0).
+fn add_relu_outputs(fuse: bool, x: &Tensor, gamma: &Tensor, beta: &Tensor, r: &Tensor, w: &Tensor, stats: Option<(&Tensor, &Tensor)>) -> Vec<Vec<f64>> {
+    let vars = [x, gamma, beta, r].map(|t| Var::from_tensor(t).unwrap());
+    let [x, gamma, beta, r] = vars.each_ref().map(|v| v.as_tensor());
+    let (mean, var, train) = match stats {
+        Some((m, v)) => (m.clone(), v.clone(), false),
+        None => {
+            let (m, v) = batch_stats(x).unwrap();
+            (m, v, true)
+        }
+    };
+    let options = BnOptions { eps: EPS, relu: true, train };
+    let y = if fuse {
+        batch_norm_add_relu(x, gamma, beta, &mean, &var, r, options).unwrap()
+    } else {
+        (batch_norm_fused(x, gamma, beta, &mean, &var, BnOptions { relu: false, ..options }).unwrap() + r).unwrap().relu().unwrap()
+    };
+    let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![values(&y)];
+    out.extend(vars.iter().map(|v| values(grads.get(v.as_tensor()).unwrap())));
+    out
+}
+
+#[test]
+fn fused_residual_add_relu_matches_the_unfused_ops_and_float32_tracks_float64() {
+    for (seed, shape) in [(6u64, [3usize, 4, 5, 6]), (7, [2, 3, 9, 1])] {
+        let (x, gamma, beta, w, rm, rv) = inputs(seed, &shape);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
+        // About half the outputs clamp: the mask matters.
+        let r = random(&shape, &mut rng, -1.5, 1.0);
+        for stats in [None, Some((&rm, &rv))] {
+            let expected = add_relu_outputs(false, &x, &gamma, &beta, &r, &w, stats);
+            let got = add_relu_outputs(true, &x, &gamma, &beta, &r, &w, stats);
+            for (name, (g, e)) in ["y", "dx", "dgamma", "dbeta", "dr"].iter().zip(got.iter().zip(&expected)) {
+                let worst = g.iter().zip(e).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                assert!(worst < 1e-9, "{shape:?} train={} {name}: relative error {worst:e}", stats.is_none());
+            }
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let single = add_relu_outputs(true, &f32(&x), &f32(&gamma), &f32(&beta), &f32(&r), &f32(&w), stats.map(|(m, v)| (m, v)));
+            for (name, (g, e)) in ["y", "dx", "dgamma", "dbeta", "dr"].iter().zip(single.iter().zip(&expected)) {
+                let num: f64 = g.iter().zip(e).map(|(a, b)| (a - b).powi(2)).sum();
+                let den: f64 = e.iter().map(|b| b * b).sum::<f64>().max(1e-30);
+                // A few elements near the ReLU's kink may clamp differently in float32.
+                assert!((num / den).sqrt() < 1e-4, "{shape:?} {name}: float32 relative error {:e}", (num / den).sqrt());
+            }
+        }
     }
 }
 

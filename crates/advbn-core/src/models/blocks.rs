@@ -105,23 +105,23 @@ pub enum Block {
 }
 
 impl Block {
+    /// ReLU(residual branch + identity), the last BN, the add and the ReLU as one op.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let (residual, downsample) = match self {
+        let identity = |downsample: &Option<Downsample>| match downsample {
+            Some(d) => d.forward(x, mode),
+            None => Ok(x.clone()),
+        };
+        match self {
             Block::Basic(b) => {
                 let y = b.bn1.forward(&b.conv1.forward(x, mode)?, mode, true)?;
-                (b.bn2.forward(&b.conv2.forward(&y, mode)?, mode, false)?, &b.downsample)
+                b.bn2.forward_add_relu(&b.conv2.forward(&y, mode)?, &identity(&b.downsample)?, mode)
             }
             Block::Bottleneck(b) => {
                 let y = b.bn1.forward(&b.conv1.forward(x, mode)?, mode, true)?;
                 let y = b.bn2.forward(&b.conv2.forward(&y, mode)?, mode, true)?;
-                (b.bn3.forward(&b.conv3.forward(&y, mode)?, mode, false)?, &b.downsample)
+                b.bn3.forward_add_relu(&b.conv3.forward(&y, mode)?, &identity(&b.downsample)?, mode)
             }
-        };
-        let identity = match downsample {
-            Some(d) => d.forward(x, mode)?,
-            None => x.clone(),
-        };
-        (residual + identity)?.relu()
+        }
     }
 
     /// Every BN of the block, for branch management.

@@ -5,7 +5,7 @@ use candle_core::{Tensor, Var};
 use candle_nn::VarBuilder;
 
 use super::mode::{BnMode, ForwardMode};
-use crate::ops::batch_norm::{batch_norm_fused, batch_stats, BnOptions};
+use crate::ops::batch_norm::{batch_norm_add_relu, batch_norm_fused, batch_stats, BnOptions};
 use crate::params::ParamStore;
 
 pub const BN_EPS: f64 = 1e-5;
@@ -61,15 +61,28 @@ impl BatchNorm {
     /// BN (+ ReLU when `relu`) with the fused op; training mode also updates the running statistics.
     /// `mode.bn` picks the statistics; `mode.frozen_weights` holds gamma and beta constant.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode, relu: bool) -> candle_core::Result<Tensor> {
-        let (mean, var, train) = match mode.bn {
+        let (mean, var, train) = self.statistics(x, mode)?;
+        batch_norm_fused(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, BnOptions { eps: BN_EPS, relu, train })
+    }
+
+    /// ReLU(BN(x) + residual): a residual block's ending, fused where the device allows.
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let (mean, var, train) = self.statistics(x, mode)?;
+        let options = BnOptions { eps: BN_EPS, relu: true, train };
+        batch_norm_add_relu(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, residual, options)
+    }
+
+    /// The statistics `mode` asks for (updating the running ones in training), and whether they
+    /// are the batch's.
+    fn statistics(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<(Tensor, Tensor, bool)> {
+        Ok(match mode.bn {
             BnMode::Train => {
                 let (mean, var) = batch_stats(x)?;
                 self.update_running_stats(x, &mean, &var)?;
                 (mean, var, true)
             }
             BnMode::Eval => (self.running_mean.as_tensor().clone(), self.running_var.as_tensor().clone(), false),
-        };
-        batch_norm_fused(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, BnOptions { eps: BN_EPS, relu, train })
+        })
     }
 
     fn update_running_stats(&self, x: &Tensor, mean: &Tensor, var: &Tensor) -> candle_core::Result<()> {

@@ -37,12 +37,20 @@ impl DualBatchNorm {
 
     /// BN of the branch `mode` selects, followed by a ReLU in the same pass when `relu`.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode, relu: bool) -> candle_core::Result<Tensor> {
+        self.branch(mode).forward(x, mode, relu)
+    }
+
+    /// ReLU(BN(x) + residual) with the branch `mode` selects.
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        self.branch(mode).forward_add_relu(x, residual, mode)
+    }
+
+    fn branch(&self, mode: ForwardMode) -> &BatchNorm {
         // BNs without an adversarial copy (the frozen encoder's) serve both branches:
         // the encoder is shared by clean and perturbed inputs.
-        let bn = match (mode.branch, &self.adv) {
+        match (mode.branch, &self.adv) {
             (BnBranch::Adv, Some(adv)) => adv,
             _ => &self.clean,
-        };
-        bn.forward(x, mode, relu)
+        }
     }
 }

@@ -8,7 +8,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::batch_norm::batch_stats;
-use super::storage::{from_f64, nchw, stats_dtype, stats_storage, to_f64};
+use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
+use super::storage::{nchw, stats_dtype, stats_storage};
 
 /// y = beta * (x - mu) + alpha * mu, then max(y, 0) if `relu`.
 pub struct AdvBnApply {
@@ -25,14 +26,64 @@ struct AdvBnInputGrad {
     relu: bool,
 }
 
-fn param_values(storage: &CpuStorage, layout: &Layout) -> Result<Vec<f64>> {
-    to_f64(storage, layout, "advbn params")
+/// Per channel, the perturbation as y = beta * x + offset (offset = (alpha - beta) * mu), in the
+/// element's precision.
+fn affine<R: Real>(p: &[f64], c: usize, ch: usize) -> (R, R) {
+    let (alpha, beta, mu) = (p[ch], p[c + ch], p[2 * c + ch]);
+    (R::of(beta), R::of((alpha - beta) * mu))
 }
 
-/// Pre-activation exactly as the kernels compute it: beta * x + (alpha - beta) * mu.
-#[inline]
-fn pre(x: f64, alpha: f64, beta: f64, mu: f64) -> f64 {
-    beta * x + (alpha - beta) * mu
+/// The gradient reaching the pre-activation: zero where the clamp at 0 applied.
+#[inline(always)]
+fn masked<R: Real>(g: R, pre: R, relu: bool) -> R {
+    if relu && pre <= R::ZERO {
+        R::ZERO
+    } else {
+        g
+    }
+}
+
+fn apply_cpu<T: Elem>(x: &[T], p: &[f64], c: usize, hw: usize, relu: bool) -> CpuStorage {
+    // SAFETY: every element of each plane is written.
+    let y = unsafe {
+        map_planes(x.len(), c, hw, |q, ch, out| {
+            let (beta, offset) = affine::<T::R>(p, c, ch);
+            for (o, v) in out.iter_mut().zip(&x[q * hw..][..hw]) {
+                let pre = beta * v.get() + offset;
+                o.write(T::put(if relu && !(pre > T::R::ZERO) { T::R::ZERO } else { pre }));
+            }
+        })
+    };
+    T::to_cpu_storage_owned(y)
+}
+
+fn grad_sums_cpu<T: Elem>(x: &[T], g: &[T], p: &[f64], c: usize, hw: usize, relu: bool) -> Vec<f64> {
+    channel_totals(x.len() / hw.max(1), c, hw, |q, ch| {
+        let (beta, offset) = affine::<T::R>(p, c, ch);
+        let (xp, gp) = (&x[q * hw..][..hw], &g[q * hw..][..hw]);
+        sum(hw, |i| {
+            let xv = xp[i].get();
+            let gv = masked(gp[i].get(), beta * xv + offset, relu);
+            (gv, gv * xv)
+        })
+    })
+}
+
+fn input_grad_cpu<T: Elem>(x: &[T], g: &[T], k: &[f64], c: usize, hw: usize, relu: bool) -> CpuStorage {
+    let m = (x.len() / c.max(1)) as f64;
+    // SAFETY: every element of each plane is written.
+    let dx = unsafe {
+        map_planes(x.len(), c, hw, |q, ch, out| {
+            let (beta, offset) = affine::<T::R>(k, c, ch);
+            let (alpha_, beta_, sum_g) = (k[ch], k[c + ch], k[3 * c + ch]);
+            let common = T::R::of((alpha_ - beta_) * sum_g / m);
+            for ((o, xv), gv) in out.iter_mut().zip(&x[q * hw..][..hw]).zip(&g[q * hw..][..hw]) {
+                let gv = masked(gv.get(), beta * xv.get() + offset, relu);
+                o.write(T::put(beta * gv + common));
+            }
+        })
+    };
+    T::to_cpu_storage_owned(dx)
 }
 
 impl CustomOp2 for AdvBnApply {
@@ -42,18 +93,9 @@ impl CustomOp2 for AdvBnApply {
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ps: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
-        let x = to_f64(xs, xl, "advbn input")?;
-        let p = param_values(ps, pl)?;
-        let mut y = x;
-        for (plane, chunk) in y.chunks_mut(hw).enumerate() {
-            let ch = plane % c;
-            let (alpha, beta, mu) = (p[ch], p[c + ch], p[2 * c + ch]);
-            for v in chunk {
-                let out = pre(*v, alpha, beta, mu);
-                *v = if self.relu { out.max(0.0) } else { out };
-            }
-        }
-        Ok((from_f64(y, xs)?, xl.shape().clone()))
+        let p = coefficients("advbn-apply", ps, pl)?;
+        let y = float_slices!("advbn-apply", xs, xl, |x| apply_cpu(x, &p, c, hw, self.relu));
+        Ok((y, xl.shape().clone()))
     }
 
     #[cfg(feature = "cuda")]
@@ -102,17 +144,8 @@ impl CustomOp3 for AdvBnGradSums {
         pl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
-        let (x, g, p) = (to_f64(xs, xl, "advbn input")?, to_f64(gs, gl, "advbn grad")?, param_values(ps, pl)?);
-        let mut sums = vec![0f64; 2 * c];
-        for (plane, (xc, gc)) in x.chunks(hw).zip(g.chunks(hw)).enumerate() {
-            let ch = plane % c;
-            let (alpha, beta, mu) = (p[ch], p[c + ch], p[2 * c + ch]);
-            for (&xv, &gv) in xc.iter().zip(gc) {
-                let gv = if self.relu && pre(xv, alpha, beta, mu) <= 0.0 { 0.0 } else { gv };
-                sums[ch] += gv;
-                sums[c + ch] += gv * xv;
-            }
-        }
+        let p = coefficients("advbn-grad-sums", ps, pl)?;
+        let sums = float_slices!("advbn-grad-sums", xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &p, c, hw, self.relu));
         Ok((stats_storage(sums, xs), Shape::from(2 * c)))
     }
 
@@ -144,20 +177,10 @@ impl CustomOp3 for AdvBnInputGrad {
         cs: &CpuStorage,
         cl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, hw) = nchw(xl)?;
-        let (x, g, k) = (to_f64(xs, xl, "advbn input")?, to_f64(gs, gl, "advbn grad")?, param_values(cs, cl)?);
-        let m = (n * hw) as f64;
-        let mut dx = vec![0f64; x.len()];
-        for (plane, ((xc, gc), dc)) in x.chunks(hw).zip(g.chunks(hw)).zip(dx.chunks_mut(hw)).enumerate() {
-            let ch = plane % c;
-            let (alpha, beta, mu, sum_g) = (k[ch], k[c + ch], k[2 * c + ch], k[3 * c + ch]);
-            let common = (alpha - beta) * sum_g / m;
-            for ((&xv, &gv), d) in xc.iter().zip(gc).zip(dc) {
-                let gv = if self.relu && pre(xv, alpha, beta, mu) <= 0.0 { 0.0 } else { gv };
-                *d = beta * gv + common;
-            }
-        }
-        Ok((from_f64(dx, xs)?, xl.shape().clone()))
+        let (_, c, hw) = nchw(xl)?;
+        let k = coefficients("advbn-input-grad", cs, cl)?;
+        let dx = float_slices!("advbn-input-grad", xs, xl, gs, gl, |x, g| input_grad_cpu(x, g, &k, c, hw, self.relu));
+        Ok((dx, xl.shape().clone()))
     }
 
     #[cfg(feature = "cuda")]

@@ -6,11 +6,15 @@
 //! `coeffs` packs [gamma (C), beta (C), mean (C), var (C)] so one op carries everything its
 //! backward needs. The statistics are detached inputs: the input gradient accounts for them
 //! itself in training mode. float32 for every input dtype except float64.
+//!
+//! On the CPU the passes run on the shared per-channel helpers (`ops::cpu::channels`): in the
+//! element's precision, multithreaded. There, the residual block's ending, ReLU(BN(x) + r), is one
+//! op as well (`batch_norm_add_relu`); on CUDA it is the BN op, an add and a ReLU.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::storage::{nchw, stats_dtype, stats_storage, to_f64};
+use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
+use super::storage::{nchw, stats_dtype, stats_storage};
 
 /// Per-channel [mean (C), biased variance (C)] over (N, H, W); no gradient.
 pub(crate) struct BnStats;
@@ -56,106 +60,104 @@ fn channels(coeffs: &[f64], c: usize, eps: f64) -> Vec<Channel> {
 }
 
 /// The gradient reaching the pre-activation: zero where the ReLU clamped (PyTorch's convention).
-#[inline]
-fn masked(g: f64, x: f64, k: &Channel, relu: bool) -> f64 {
-    if relu && x * k.scale + k.shift <= 0.0 {
-        0.0
+#[inline(always)]
+fn masked<R: Real>(g: R, pre: R, relu: bool) -> R {
+    if relu && pre <= R::ZERO {
+        R::ZERO
     } else {
         g
     }
 }
 
-/// Runs `$body` with `$x` (and `$g`) bound to the contiguous slices of float CPU storages of one dtype.
-macro_rules! float_slices {
-    ($xs:expr, $xl:expr, |$x:ident| $body:expr) => {{
-        let (start, end) = $xl.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("batch norm input must be contiguous".into()))?;
-        match $xs {
-            CpuStorage::F32(v) => { let $x = &v[start..end]; $body }
-            CpuStorage::F64(v) => { let $x = &v[start..end]; $body }
-            CpuStorage::BF16(v) => { let $x = &v[start..end]; $body }
-            CpuStorage::F16(v) => { let $x = &v[start..end]; $body }
-            other => candle_core::bail!("batch norm: unsupported dtype {:?}", other.dtype()),
-        }
-    }};
-    ($xs:expr, $xl:expr, $gs:expr, $gl:expr, |$x:ident, $g:ident| $body:expr) => {{
-        let (xa, xb) = $xl.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("batch norm input must be contiguous".into()))?;
-        let (ga, gb) = $gl.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("batch norm gradient must be contiguous".into()))?;
-        match ($xs, $gs) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (CpuStorage::BF16(x), CpuStorage::BF16(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (CpuStorage::F16(x), CpuStorage::F16(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (x, g) => candle_core::bail!("batch norm: input {:?} and gradient {:?} must share a float dtype", x.dtype(), g.dtype()),
-        }
-    }};
+/// max(v, 0) when `relu` (NaN gives 0, as f64::max did).
+#[inline(always)]
+fn relu_of<R: Real>(v: R, relu: bool) -> R {
+    if relu && !(v > R::ZERO) {
+        R::ZERO
+    } else {
+        v
+    }
 }
 
-fn stats_cpu<T: WithDType>(x: &[T], c: usize, hw: usize) -> Vec<f64> {
-    let mut sums = vec![0f64; 2 * c];
-    for (plane, values) in x.chunks(hw).enumerate() {
-        let ch = plane % c;
-        for v in values {
-            sums[ch] += v.to_f64();
-        }
+/// [mean (C), biased variance (C)] in one pass: sums of (x - s) and (x - s)^2 with s the
+/// channel's first value, so the variance does not cancel away.
+fn stats_cpu<T: Elem>(x: &[T], c: usize, hw: usize) -> Vec<f64> {
+    let planes = x.len() / hw.max(1);
+    let m = (planes / c.max(1) * hw) as f64;
+    let shift: Vec<T::R> = (0..c).map(|ch| x[ch * hw].get()).collect();
+    let sums = channel_totals(planes, c, hw, |q, ch| {
+        let (p, s) = (&x[q * hw..][..hw], shift[ch]);
+        sum(hw, |i| {
+            let d = p[i].get() - s;
+            (d, d * d)
+        })
+    });
+    let mut stats = vec![0f64; 2 * c];
+    for ch in 0..c {
+        let (mean_d, mean_d2) = (sums[ch] / m, sums[c + ch] / m);
+        stats[ch] = shift[ch].wide() + mean_d;
+        stats[c + ch] = (mean_d2 - mean_d * mean_d).max(0.0);
     }
-    let m = (x.len() / c) as f64;
-    sums[..c].iter_mut().for_each(|s| *s /= m);
-    // Second pass around the mean: exact enough for gradient checks in f64.
-    for (plane, values) in x.chunks(hw).enumerate() {
-        let ch = plane % c;
-        let mean = sums[ch];
-        for v in values {
-            let d = v.to_f64() - mean;
-            sums[c + ch] += d * d;
-        }
-    }
-    sums[c..].iter_mut().for_each(|s| *s /= m);
-    sums
+    stats
 }
 
-fn apply_cpu<T: WithDType>(x: &[T], k: &[Channel], hw: usize, relu: bool) -> CpuStorage {
-    let c = k.len();
-    let mut y = Vec::with_capacity(x.len());
-    for (plane, values) in x.chunks(hw).enumerate() {
-        let k = &k[plane % c];
-        y.extend(values.iter().map(|v| {
-            let out = v.to_f64() * k.scale + k.shift;
-            T::from_f64(if relu { out.max(0.0) } else { out })
-        }));
-    }
+fn apply_cpu<T: Elem>(x: &[T], k: &[Channel], hw: usize, relu: bool) -> CpuStorage {
+    // SAFETY: every element of each plane is written.
+    let y = unsafe {
+        map_planes(x.len(), k.len(), hw, |q, ch, out| {
+            let (scale, shift) = (T::R::of(k[ch].scale), T::R::of(k[ch].shift));
+            for (o, v) in out.iter_mut().zip(&x[q * hw..][..hw]) {
+                o.write(T::put(relu_of(v.get() * scale + shift, relu)));
+            }
+        })
+    };
     T::to_cpu_storage_owned(y)
 }
 
-fn grad_sums_cpu<T: WithDType>(x: &[T], g: &[T], k: &[Channel], hw: usize, relu: bool) -> Vec<f64> {
-    let c = k.len();
-    let mut sums = vec![0f64; 2 * c];
-    for (plane, (xc, gc)) in x.chunks(hw).zip(g.chunks(hw)).enumerate() {
-        let ch = plane % c;
-        let k = &k[ch];
-        for (xv, gv) in xc.iter().zip(gc) {
-            let xv = xv.to_f64();
-            let gv = masked(gv.to_f64(), xv, k, relu);
-            sums[ch] += gv;
-            sums[c + ch] += gv * (xv - k.mean) * k.inv_std;
-        }
-    }
-    sums
+/// ReLU(BN(x) + r).
+fn apply_add_relu_cpu<T: Elem>(x: &[T], r: &[T], k: &[Channel], hw: usize) -> CpuStorage {
+    // SAFETY: every element of each plane is written.
+    let y = unsafe {
+        map_planes(x.len(), k.len(), hw, |q, ch, out| {
+            let (scale, shift) = (T::R::of(k[ch].scale), T::R::of(k[ch].shift));
+            for ((o, v), res) in out.iter_mut().zip(&x[q * hw..][..hw]).zip(&r[q * hw..][..hw]) {
+                o.write(T::put(relu_of(v.get() * scale + shift + res.get(), true)));
+            }
+        })
+    };
+    T::to_cpu_storage_owned(y)
 }
 
-fn input_grad_cpu<T: WithDType>(x: &[T], g: &[T], k: &[Channel], sums: &[f64], hw: usize, relu: bool, train: bool) -> CpuStorage {
+fn grad_sums_cpu<T: Elem>(x: &[T], g: &[T], k: &[Channel], hw: usize, relu: bool) -> Vec<f64> {
+    channel_totals(x.len() / hw.max(1), k.len(), hw, |q, ch| {
+        let (xp, gp) = (&x[q * hw..][..hw], &g[q * hw..][..hw]);
+        let kc = &k[ch];
+        let (scale, shift, mean, inv_std) = (T::R::of(kc.scale), T::R::of(kc.shift), T::R::of(kc.mean), T::R::of(kc.inv_std));
+        sum(hw, |i| {
+            let xv = xp[i].get();
+            let gv = masked(gp[i].get(), xv * scale + shift, relu);
+            (gv, gv * ((xv - mean) * inv_std))
+        })
+    })
+}
+
+fn input_grad_cpu<T: Elem>(x: &[T], g: &[T], k: &[Channel], sums: &[f64], hw: usize, relu: bool, train: bool) -> CpuStorage {
     let c = k.len();
-    let m = (x.len() / c) as f64;
-    let mut dx = Vec::with_capacity(x.len());
-    for (plane, (xc, gc)) in x.chunks(hw).zip(g.chunks(hw)).enumerate() {
-        let ch = plane % c;
-        let k = &k[ch];
-        let (mean_g, mean_gx) = if train { (sums[ch] / m, sums[c + ch] / m) } else { (0.0, 0.0) };
-        dx.extend(xc.iter().zip(gc).map(|(xv, gv)| {
-            let xv = xv.to_f64();
-            let gv = masked(gv.to_f64(), xv, k, relu);
-            T::from_f64(k.scale * (gv - mean_g - (xv - k.mean) * k.inv_std * mean_gx))
-        }));
-    }
+    let m = (x.len() / c.max(1)) as f64;
+    // SAFETY: every element of each plane is written.
+    let dx = unsafe {
+        map_planes(x.len(), c, hw, |q, ch, out| {
+            let kc = &k[ch];
+            let (mean_g, mean_gx) = if train { (sums[ch] / m, sums[c + ch] / m) } else { (0.0, 0.0) };
+            let (scale, shift, mean) = (T::R::of(kc.scale), T::R::of(kc.shift), T::R::of(kc.mean));
+            let (mean_g, xhat_coeff) = (T::R::of(mean_g), T::R::of(kc.inv_std * mean_gx));
+            for ((o, xv), gv) in out.iter_mut().zip(&x[q * hw..][..hw]).zip(&g[q * hw..][..hw]) {
+                let xv = xv.get();
+                let gv = masked(gv.get(), xv * scale + shift, relu);
+                o.write(T::put(scale * (gv - mean_g - (xv - mean) * xhat_coeff)));
+            }
+        })
+    };
     T::to_cpu_storage_owned(dx)
 }
 
@@ -166,7 +168,7 @@ impl CustomOp1 for BnStats {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(layout)?;
-        let stats = float_slices!(storage, layout, |x| stats_cpu(x, c, hw));
+        let stats = float_slices!("batch-norm-stats", storage, layout, |x| stats_cpu(x, c, hw));
         Ok((stats_storage(stats, storage), Shape::from(2 * c)))
     }
 
@@ -183,8 +185,8 @@ impl CustomOp2 for BnApply {
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, cs: &CpuStorage, cl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
-        let k = channels(&to_f64(cs, cl, "batch norm coefficients")?, c, self.0.eps);
-        let y = float_slices!(xs, xl, |x| apply_cpu(x, &k, hw, self.0.relu));
+        let k = channels(&coefficients("batch-norm-apply", cs, cl)?, c, self.0.eps);
+        let y = float_slices!("batch-norm-apply", xs, xl, |x| apply_cpu(x, &k, hw, self.0.relu));
         Ok((y, xl.shape().clone()))
     }
 
@@ -200,32 +202,96 @@ impl CustomOp2 for BnApply {
     }
 
     fn bwd(&self, x: &Tensor, coeffs: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let c = x.dim(1)?;
-        let grad = grad.contiguous()?;
-        // The sums feed gamma/beta's gradients and, in training, the input's.
-        let sums = if coeffs.track_op() || (self.0.train && x.track_op()) {
-            Some(x.apply_op3_no_bwd(&grad, coeffs, &BnGradSums(self.0))?)
-        } else {
-            None
+        backward(self.0, x, coeffs, &grad.contiguous()?)
+    }
+}
+
+/// Gradients of the BN (+ ReLU) `options` describes w.r.t. x and the packed coefficients, from
+/// the gradient of its output.
+fn backward(options: BnOptions, x: &Tensor, coeffs: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let c = x.dim(1)?;
+    // The sums feed gamma/beta's gradients and, in training, the input's.
+    let sums = if coeffs.track_op() || (options.train && x.track_op()) {
+        Some(x.apply_op3_no_bwd(grad, coeffs, &BnGradSums(options))?)
+    } else {
+        None
+    };
+    let d_coeffs = match (&sums, coeffs.track_op()) {
+        (Some(sums), true) => {
+            let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
+            Some(Tensor::cat(&[sum_gx, sum_g, Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?], 0)?)
+        }
+        _ => None,
+    };
+    let d_x = if x.track_op() {
+        let sums = match sums {
+            Some(sums) => sums,
+            None => Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?,
         };
-        let d_coeffs = match (&sums, coeffs.track_op()) {
-            (Some(sums), true) => {
-                let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
-                Some(Tensor::cat(&[sum_gx, sum_g, Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?], 0)?)
+        let packed = Tensor::cat(&[&coeffs.detach(), &sums], 0)?;
+        Some(x.apply_op3_no_bwd(grad, &packed, &BnInputGrad(options))?)
+    } else {
+        None
+    };
+    Ok((d_x, d_coeffs))
+}
+
+/// ReLU(BN(x) + r) (CPU): x, coeffs, r.
+struct BnAddRelu(BnOptions);
+
+impl CustomOp3 for BnAddRelu {
+    fn name(&self) -> &'static str {
+        "batch-norm-add-relu"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, cs: &CpuStorage, cl: &Layout, rs: &CpuStorage, rl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, c, hw) = nchw(xl)?;
+        if rl.shape() != xl.shape() {
+            candle_core::bail!("batch-norm-add-relu: residual {:?} and input {:?} differ in shape", rl.shape(), xl.shape());
+        }
+        let k = channels(&coefficients("batch-norm-add-relu", cs, cl)?, c, self.0.eps);
+        let y = float_slices!("batch-norm-add-relu", xs, xl, rs, rl, |x, r| apply_add_relu_cpu(x, r, &k, hw));
+        Ok((y, xl.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, coeffs: &Tensor, r: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // The ReLU's gradient is the residual's, and what the BN (without ReLU) backpropagates.
+        let masked = grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?;
+        let (d_x, d_coeffs) = backward(BnOptions { relu: false, ..self.0 }, x, coeffs, &masked)?;
+        Ok((d_x, d_coeffs, r.track_op().then_some(masked)))
+    }
+}
+
+/// g where the ReLU's output y is positive, else 0: (g, y) (CPU).
+struct ReluGrad;
+
+/// Elements per task of an elementwise pass.
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+fn relu_grad_cpu<T: Elem>(g: &[T], y: &[T]) -> CpuStorage {
+    // SAFETY: every element of each chunk is written.
+    let out = unsafe {
+        map_planes(g.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
+            let (gc, yc) = (&g[q * ELEMENTWISE_CHUNK..], &y[q * ELEMENTWISE_CHUNK..]);
+            for ((o, gv), yv) in out.iter_mut().zip(gc).zip(yc) {
+                o.write(if yv.get() > T::R::ZERO { *gv } else { T::put(T::R::ZERO) });
             }
-            _ => None,
-        };
-        let d_x = if x.track_op() {
-            let sums = match sums {
-                Some(sums) => sums,
-                None => Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?,
-            };
-            let packed = Tensor::cat(&[&coeffs.detach(), &sums], 0)?;
-            Some(x.apply_op3_no_bwd(&grad, &packed, &BnInputGrad(self.0))?)
-        } else {
-            None
-        };
-        Ok((d_x, d_coeffs))
+        })
+    };
+    T::to_cpu_storage_owned(out)
+}
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "relu-grad"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+        if gl.shape() != yl.shape() {
+            candle_core::bail!("relu-grad: gradient {:?} and output {:?} differ in shape", gl.shape(), yl.shape());
+        }
+        let out = float_slices!("relu-grad", gs, gl, ys, yl, |g, y| relu_grad_cpu(g, y));
+        Ok((out, gl.shape().clone()))
     }
 }
 
@@ -244,8 +310,8 @@ impl CustomOp3 for BnGradSums {
         cl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
-        let k = channels(&to_f64(cs, cl, "batch norm coefficients")?, c, self.0.eps);
-        let sums = float_slices!(xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &k, hw, self.0.relu));
+        let k = channels(&coefficients("batch-norm-grad-sums", cs, cl)?, c, self.0.eps);
+        let sums = float_slices!("batch-norm-grad-sums", xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &k, hw, self.0.relu));
         Ok((stats_storage(sums, xs), Shape::from(2 * c)))
     }
 
@@ -278,10 +344,10 @@ impl CustomOp3 for BnInputGrad {
         pl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
-        let packed = to_f64(ps, pl, "batch norm coefficients")?;
+        let packed = coefficients("batch-norm-input-grad", ps, pl)?;
         let k = channels(&packed, c, self.0.eps);
         let sums = &packed[4 * c..6 * c];
-        let dx = float_slices!(xs, xl, gs, gl, |x, g| input_grad_cpu(x, g, &k, sums, hw, self.0.relu, self.0.train));
+        let dx = float_slices!("batch-norm-input-grad", xs, xl, gs, gl, |x, g| input_grad_cpu(x, g, &k, sums, hw, self.0.relu, self.0.train));
         Ok((dx, xl.shape().clone()))
     }
 
@@ -314,4 +380,17 @@ pub fn batch_norm_fused(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor
     let dtype = stats_dtype(x.dtype());
     let coeffs = Tensor::cat(&[gamma.to_dtype(dtype)?, beta.to_dtype(dtype)?, mean.detach().to_dtype(dtype)?, var.detach().to_dtype(dtype)?], 0)?;
     x.apply_op2(&coeffs, BnApply(options))
+}
+
+/// ReLU(BN(x) + residual), the end of a residual block; train/eval and eps from `options`
+/// (`options.relu` is ignored: the ReLU is always applied). One fused op on the CPU; on CUDA the
+/// BN op followed by an add and a ReLU.
+pub fn batch_norm_add_relu(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: &Tensor, residual: &Tensor, options: BnOptions) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return (batch_norm_fused(x, gamma, beta, mean, var, BnOptions { relu: false, ..options })? + residual)?.relu();
+    }
+    let x = x.contiguous()?;
+    let dtype = stats_dtype(x.dtype());
+    let coeffs = Tensor::cat(&[gamma.to_dtype(dtype)?, beta.to_dtype(dtype)?, mean.detach().to_dtype(dtype)?, var.detach().to_dtype(dtype)?], 0)?;
+    x.apply_op3(&coeffs, &residual.contiguous()?, BnAddRelu(options))
 }

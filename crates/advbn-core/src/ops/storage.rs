@@ -1,38 +1,6 @@
-//! Reading and writing CPU storage generically over the float dtypes the ops support.
+//! Dtype and storage of the ops' per-channel statistics, and NCHW dimensions.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, DType, Layout, Result, WithDType};
-
-/// A contiguous view of `storage` as f64 values (ops accumulate in f64 on the CPU).
-pub fn to_f64(storage: &CpuStorage, layout: &Layout, what: &str) -> Result<Vec<f64>> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{what} must be contiguous");
-    };
-    fn conv<T: WithDType>(v: &[T]) -> Vec<f64> {
-        v.iter().map(|x| x.to_f64()).collect()
-    }
-    Ok(match storage {
-        CpuStorage::F32(v) => conv(&v[start..end]),
-        CpuStorage::F64(v) => conv(&v[start..end]),
-        CpuStorage::BF16(v) => conv(&v[start..end]),
-        CpuStorage::F16(v) => conv(&v[start..end]),
-        other => candle_core::bail!("{what}: unsupported dtype {:?}", other.dtype()),
-    })
-}
-
-/// Storage of the same float dtype as `like`, holding `values`.
-pub fn from_f64(values: Vec<f64>, like: &CpuStorage) -> Result<CpuStorage> {
-    fn conv<T: WithDType>(v: Vec<f64>) -> Vec<T> {
-        v.into_iter().map(T::from_f64).collect()
-    }
-    Ok(match like {
-        CpuStorage::F32(_) => CpuStorage::F32(conv(values)),
-        CpuStorage::F64(_) => CpuStorage::F64(conv(values)),
-        CpuStorage::BF16(_) => CpuStorage::BF16(conv(values)),
-        CpuStorage::F16(_) => CpuStorage::F16(conv(values)),
-        other => candle_core::bail!("unsupported dtype {:?}", other.dtype()),
-    })
-}
+use candle_core::{CpuStorage, DType, Layout, Result};
 
 /// Dtype of per-channel statistics and sums for inputs of dtype `x`: f64 for f64 (exact gradient
 /// checks), else f32.
