@@ -345,9 +345,19 @@ pub fn backward_data_im2col<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result
     Ok(dx)
 }
 
-/// dL/dw [o, c, kh, kw] from x and dL/dy: `FILTER_PARTS` partial sums over consecutive chunks,
-/// then their sum in order.
+/// dL/dw [o, c, kh, kw] from x and dL/dy.
 pub fn backward_filter<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
+    check_len("the input", x, g.input_len())?;
+    check_len("the output gradient", dy, g.output_len())?;
+    if let Some(dw) = direct(g, x, dy, super::filter::backward_filter) {
+        return dw;
+    }
+    backward_filter_im2col(x, dy, g)
+}
+
+/// `backward_filter` through im2col and matrix products (every geometry and float type):
+/// `FILTER_PARTS` partial sums over consecutive chunks, then their sum in order.
+pub fn backward_filter_im2col<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the output gradient", dy, g.output_len())?;
     let chunks = g.chunks();

@@ -144,17 +144,11 @@ impl Correlation {
         }
 
         let mut padded = Scratch::<f32>::take(self.n * self.c * plane);
-        padded.as_mut_slice(self.n * self.c * plane).par_chunks_mut(plane).zip(input.par_chunks(self.h * self.w)).for_each(|(dst, src)| {
-            let (top, rest) = dst.split_at_mut(self.pad * wp);
-            top.fill(0.0);
-            for (y, row) in src.chunks(self.w).enumerate() {
-                let line = &mut rest[y * wp..][..wp];
-                line[..self.pad].fill(0.0);
-                line[self.pad..self.pad + self.w].copy_from_slice(row);
-                line[self.pad + self.w..].fill(0.0);
-            }
-            rest[self.h * wp..].fill(0.0);
-        });
+        padded
+            .as_mut_slice(self.n * self.c * plane)
+            .par_chunks_mut(plane)
+            .zip(input.par_chunks(self.h * self.w))
+            .for_each(|(dst, src)| pad_plane(src, self.w, self.pad, dst));
         let mut packed = vec![0f32; self.c * taps * o_pad];
         packed.par_chunks_mut(taps * o_pad).enumerate().for_each(|(c, rows)| {
             for t in 0..taps {
@@ -207,11 +201,27 @@ impl Correlation {
     }
 }
 
-fn isa() -> Result<Isa> {
+/// Writes the plane `src` (rows of `w`) into `dst` with `pad` zeros on every side, rows of
+/// `w + 2 pad`, and zeros in the rest of `dst`.
+pub(super) fn pad_plane(src: &[f32], w: usize, pad: usize, dst: &mut [f32]) {
+    let wp = w + 2 * pad;
+    let (top, rest) = dst.split_at_mut(pad * wp);
+    top.fill(0.0);
+    let h = src.len() / w.max(1);
+    for (y, row) in src.chunks(w).enumerate() {
+        let line = &mut rest[y * wp..][..wp];
+        line[..pad].fill(0.0);
+        line[pad..pad + w].copy_from_slice(row);
+        line[pad + w..].fill(0.0);
+    }
+    rest[h * wp..].fill(0.0);
+}
+
+pub(super) fn isa() -> Result<Isa> {
     detect().ok_or_else(|| candle_core::Error::Msg("direct conv: this CPU has neither AVX-512 nor AVX2 + FMA".into()))
 }
 
-fn check(g: &Geometry) -> Result<()> {
+pub(super) fn check(g: &Geometry) -> Result<()> {
     if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh {
         candle_core::bail!("direct conv: needs stride 1, a square kernel and padding below its size, got {g:?}");
     }

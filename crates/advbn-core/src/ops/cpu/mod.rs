@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod conv;
 pub mod direct;
+pub mod filter;
 pub mod gemm;
 pub mod scratch;
 pub mod simd;
