@@ -170,6 +170,48 @@ def small_step(method):
     return step, 128
 
 
+def conv_flops(module, x_shape):
+    """FLOPs (2 per multiply-add) of each conv / linear layer of `module` on input x_shape, in
+    call order, with whether it is the first layer to see the input (no input gradient needed
+    when the input is not differentiated)."""
+    layers = []
+
+    def hook(m, inputs, output):
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+            layers.append(2 * output.numel() * k)
+        elif isinstance(m, nn.Linear):
+            layers.append(2 * output.numel() * m.in_features)
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        module.eval()(torch.zeros(x_shape))
+    for h in handles:
+        h.remove()
+    return layers
+
+
+def step_flops():
+    """Matrix-product FLOPs each workload's step must do (BN, ReLU, pooling and the optimiser
+    are memory-bound and left out): forward = F; an input gradient and a weight gradient cost
+    what the forward costs, layer by layer."""
+    r18 = conv_flops(torchvision.models.resnet18(num_classes=10), (32, 3, 96, 96))
+    encoder, tail = small_resnet()
+    enc = conv_flops(encoder, (128, 3, 32, 32))
+    tl = conv_flops(tail, (128, 16, 32, 32))
+    fwd_r18, fwd_tail = sum(r18), sum(tl)
+    return {
+        # forward, weight gradients everywhere, input gradients everywhere but the first conv
+        "resnet18_train": fwd_r18 + fwd_r18 + (fwd_r18 - r18[0]),
+        "resnet18_eval": fwd_r18,
+        # encoder forward; 6 attack steps (tail forward + input gradients, no weight gradients);
+        # the clean and the adversarial update (forward + weight gradients + input gradients but
+        # the tail's first layer, whose input is the detached features)
+        "small_advbn": sum(enc) + 6 * 2 * fwd_tail + 2 * (3 * fwd_tail - tl[0]),
+        "small_erm": sum(enc) + 3 * fwd_tail - tl[0],
+    }
+
+
 WORKLOADS = {
     "resnet18_train": resnet18_train_step,
     "resnet18_eval": resnet18_eval_step,
@@ -185,6 +227,7 @@ def main():
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--budget", type=float, default=40.0, help="seconds of timed steps per workload (at least 3 steps)")
     parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument("--gemm", type=int, default=2048, help="size of the square f32 matrix product timed as the ceiling (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -196,6 +239,13 @@ def main():
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+    out["step_gflop"] = {name: flops / 1e9 for name, flops in step_flops().items()}
+    if args.gemm:
+        n = args.gemm
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        seconds, _ = median_s(lambda: a @ b, 2, 7, 10.0)
+        out[f"gemm{n}_gflops"] = 2 * n**3 / seconds / 1e9
+        print(f"torch gemm {n}^3: {out[f'gemm{n}_gflops']:.1f} GFLOP/s", file=sys.stderr)
     names = [n for n in args.only.split(",") if n] or list(WORKLOADS)
     for name in names:
         step, batch = WORKLOADS[name]()

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The CPU step benchmark, ours and PyTorch eager side by side in one run (issue #10):
+#   bash bench/run_cpu.sh            # all four workloads, 2 threads
+#   THREADS=1 ROUNDS=3 bash bench/run_cpu.sh
+# Needs PyTorch in a venv outside the repo (TORCH_PY, default ~/torch-venv/bin/python):
+#   python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision
+# Each round runs ours, then PyTorch, on every workload; the table reports each side's best
+# round median (the machine's quietest moment for both). Logs and JSON go to $OUT (default
+# /tmp/advbn-cpu-bench). Run it on a quiet machine: nothing else building.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-/tmp/advbn-cpu-bench}"
+threads="${THREADS:-2}"
+rounds="${ROUNDS:-2}"
+torch_py="${TORCH_PY:-$HOME/torch-venv/bin/python}"
+mkdir -p "$out"
+if [ ! -x "$torch_py" ]; then
+  echo "PyTorch not found at $torch_py: python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision" >&2
+  exit 2
+fi
+
+bench=$(cargo bench -j2 -p advbn-core --bench cpu_step --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cpu_step" and m.get("executable"):
+        print(m["executable"])')
+{ lscpu | sed -n 's/^Model name: *//p' | head -1 | tr -d '\n'; printf ' (%s)' "$(grep -o -w 'avx512f\|avx2\|fma' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')"; } > "$out/cpu.txt"
+rustc --version > "$out/rustc.txt"
+
+for round in $(seq 1 "$rounds"); do
+  RAYON_NUM_THREADS="$threads" "$bench" --warm 2 --reps 9 --budget 40 > "$out/ours.$round.json" 2> "$out/ours.$round.log"
+  "$torch_py" bench/torch_cpu_step.py --threads "$threads" --warm 2 --reps 9 --budget 40 > "$out/torch.$round.json" 2> "$out/torch.$round.log"
+done
+RAYON_NUM_THREADS="$threads" "$bench" --only gemm2048 > "$out/ours.gemm.json" 2> "$out/ours.gemm.log"
+
+python3 - "$out" "$rounds" "$threads" <<'PY'
+import json, sys
+out, rounds, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ours = [json.load(open(f"{out}/ours.{r}.json")) for r in range(1, rounds + 1)]
+ref = [json.load(open(f"{out}/torch.{r}.json")) for r in range(1, rounds + 1)]
+gemm = json.load(open(f"{out}/ours.gemm.json"))["gemm2048_gflops"]
+cpu = open(f"{out}/cpu.txt").read().strip()
+print(f"CPU: {cpu}; threads {threads}; {open(f'{out}/rustc.txt').read().strip()}, candle {ours[0]['candle']}; torch {ref[0]['torch']} ({ref[0]['cpu_capability']})")
+print(f"f32 GEMM 2048^3 ceiling: gemm crate {gemm:.0f} GFLOP/s, torch {ref[0]['gemm2048_gflops']:.0f} GFLOP/s")
+names = {
+    "resnet18_train": ("ResNet-18, 96 px, batch 32, whole-network training step (SGD momentum)", 32),
+    "resnet18_eval": ("ResNet-18, 96 px, batch 32, eval forward", 32),
+    "small_advbn": ("small ResNet depth 20 width 16, 32 px, batch 128, cut 1, AdvBN step K=6", 128),
+    "small_erm": ("same model, plain tail step (ERM, cut 1)", 128),
+}
+print()
+print("| workload | GFLOP/step | floor img/s | PyTorch img/s | advbn img/s | ratio | advbn % of floor |")
+print("|---|---|---|---|---|---|---|")
+for key, (label, batch) in names.items():
+    mine = max(o[f"{key}_images_per_s"] for o in ours)
+    theirs = max(t[f"{key}_images_per_s"] for t in ref)
+    flop = ref[0]["step_gflop"][key]
+    floor = batch / (flop / gemm)
+    print(f"| {label} | {flop:.1f} | {floor:.0f} | {theirs:.1f} | {mine:.1f} | {mine / theirs:.2f}x | {mine / floor:.0%} |")
+PY
