@@ -44,7 +44,11 @@ pub fn detect() -> Option<Isa> {
         *ISA.get_or_init(|| {
             let cap = std::env::var("ADVBN_CPU_ISA").ok();
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            if cap.as_deref() != Some("avx2") && avx2 && is_x86_feature_detected!("avx512f") {
+            let avx512 = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl");
+            if cap.as_deref() != Some("avx2") && avx2 && avx512 {
                 Some(Isa::Avx512)
             } else if avx2 {
                 Some(Isa::Avx2)
@@ -56,6 +60,35 @@ pub fn detect() -> Option<Isa> {
     #[cfg(not(target_arch = "x86_64"))]
     {
         None
+    }
+}
+
+/// Runs `work` compiled for the best instruction set this CPU has: `work` (a closure called once)
+/// is inlined into a function with that set enabled, so its loops vectorise to AVX-512 or AVX2
+/// instead of the SSE2 baseline the crate is built for.
+#[inline(always)]
+pub fn vectorized<R>(work: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn avx512<R>(work: impl FnOnce() -> R) -> R {
+            work()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(work: impl FnOnce() -> R) -> R {
+            work()
+        }
+        match detect() {
+            // SAFETY: `detect` found the instruction set on this CPU.
+            Some(Isa::Avx512) => unsafe { avx512(work) },
+            // SAFETY: as above.
+            Some(Isa::Avx2) => unsafe { avx2(work) },
+            None => work(),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        work()
     }
 }
 
