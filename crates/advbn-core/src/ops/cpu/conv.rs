@@ -270,8 +270,8 @@ fn over_chunks<T: Float>(
 }
 
 /// The direct kernels' result for f32 inputs of a geometry they suit.
-fn direct<T: Float>(g: &Geometry, a: &[T], b: &[T], pass: fn(&[f32], &[f32], &Geometry) -> Result<Vec<f32>>) -> Option<Result<Vec<T>>> {
-    if !super::direct::suits(g) {
+fn direct<T: Float>(suits: bool, g: &Geometry, a: &[T], b: &[T], pass: fn(&[f32], &[f32], &Geometry) -> Result<Vec<f32>>) -> Option<Result<Vec<T>>> {
+    if !suits {
         return None;
     }
     let (a, b) = (T::as_f32(a)?, T::as_f32(b)?);
@@ -282,7 +282,7 @@ fn direct<T: Float>(g: &Geometry, a: &[T], b: &[T], pass: fn(&[f32], &[f32], &Ge
 pub fn forward<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the weight", w, g.weight_len())?;
-    if let Some(y) = direct(g, x, w, super::direct::forward) {
+    if let Some(y) = direct(super::direct::suits(g), g, x, w, super::direct::forward) {
         return y;
     }
     forward_im2col(x, w, g)
@@ -315,7 +315,7 @@ pub fn forward_im2col<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>
 pub fn backward_data<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the output gradient", dy, g.output_len())?;
     check_len("the weight", w, g.weight_len())?;
-    if let Some(dx) = direct(g, dy, w, super::direct::backward_data) {
+    if let Some(dx) = direct(super::direct::suits_input_gradient(g), g, dy, w, super::direct::backward_data) {
         return dx;
     }
     backward_data_im2col(dy, w, g)
@@ -349,7 +349,7 @@ pub fn backward_data_im2col<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result
 pub fn backward_filter<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the output gradient", dy, g.output_len())?;
-    if let Some(dw) = direct(g, x, dy, super::filter::backward_filter) {
+    if let Some(dw) = direct(super::direct::suits(g), g, x, dy, super::filter::backward_filter) {
         return dw;
     }
     backward_filter_im2col(x, dy, g)

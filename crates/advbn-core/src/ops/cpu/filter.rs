@@ -1,9 +1,9 @@
-//! The weight gradient of a stride-1 convolution computed directly (float32, AVX-512 or AVX2):
-//! dW[o, c, i, j] = sum over images and output positions of dy[o, p] * x[c, p + (i, j)].
+//! The weight gradient of a stride-1 or stride-2 convolution computed directly (float32, AVX-512
+//! or AVX2): dW[o, c, i, j] = sum over images and output positions of dy[o, p] * x[c, s p + (i, j)].
 //!
-//! Positions are numbered in the padded width as in `direct` (the output gradient is zero in the
-//! dropped columns), so the input of kernel tap (c, i, j) along consecutive positions is one
-//! contiguous run of the padded plane. The output channels run along the vector lanes: the
+//! The input is staged as for `direct` (`staging`; the output gradient is zero in the dropped
+//! columns), so the input of kernel tap (c, i, j) along consecutive positions is one contiguous
+//! run. The output channels run along the vector lanes: the
 //! output gradient is transposed per image to [position][channel], and a register tile holds
 //! `V` vectors of channels for `S` taps, broadcasting one input value per tap and position.
 //!
@@ -13,9 +13,10 @@
 use rayon::prelude::*;
 
 use super::conv::Geometry;
-use super::direct::{check, isa, pad_plane};
+use super::direct::{check, isa};
 use super::scratch::Scratch;
 use super::simd::{Isa, Lanes};
+use super::staging::Staging;
 use candle_core::Result;
 
 /// Fixed partial sums over images.
@@ -91,7 +92,7 @@ fn kernel(isa: Isa, o: usize) -> (TileFn, usize, usize) {
     }
 }
 
-/// dL/dw [o, c, kh, kw] of a stride-1 conv from x and dL/dy.
+/// dL/dw [o, c, kh, kw] of a stride-1 or stride-2 conv from x and dL/dy.
 pub fn backward_filter(x: &[f32], dy: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     backward_filter_with(isa()?, x, dy, g)
 }
@@ -103,10 +104,9 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
     }
     let (kernel, s, lanes) = kernel(isa, g.o);
     let (k, hw, ohw) = (g.kh, g.h * g.w, g.oh * g.ow);
-    let wp = g.w + 2 * g.pad;
-    let positions = g.oh * wp;
-    // The furthest read: position (positions - 1) at tap (k - 1, k - 1).
-    let plane = (positions + (k - 1) * (wp + 1)).max((g.h + 2 * g.pad) * wp);
+    let st = Staging::new(g.h, g.w, k, g.stride, g.pad, 0);
+    let st = Staging::new(g.h, g.w, k, g.stride, g.pad, st.positions());
+    let (positions, wp, plane) = (st.positions(), st.row(), st.channel_len());
     let o_pad = g.o.div_ceil(lanes) * lanes;
     let taps = g.c * k * k;
     let tap_rows = taps.div_ceil(s) * s;
@@ -120,7 +120,7 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
         let (padded, dyt) = (padded.as_mut_slice(g.c * plane), dyt.as_mut_slice(positions * o_pad));
         for n in (part * per_part)..((part + 1) * per_part).min(g.n) {
             for (c, dst) in padded.chunks_mut(plane).enumerate() {
-                pad_plane(&x[(n * g.c + c) * hw..][..hw], g.w, g.pad, dst);
+                st.stage(&x[(n * g.c + c) * hw..][..hw], dst);
             }
             // [position][channel], zero in the dropped columns and the padded channels.
             dyt.fill(0.0);
@@ -139,13 +139,13 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
                     .map(|t| {
                         let t = t.min(taps - 1);
                         let (c, i, j) = (t / (k * k), (t / k) % k, t % k);
-                        // SAFETY: inside the padded image (c < channels, offset < plane).
-                        unsafe { base.add(c * plane + i * wp + j) }
+                        // SAFETY: inside the staged image (c < channels, offset < plane).
+                        unsafe { base.add(c * plane + st.offset(i, j)) }
                     })
                     .collect();
                 for o0 in (0..o_pad).step_by(lanes) {
-                    // SAFETY: each tap run starts at most (k - 1) * (wp + 1) into its plane and
-                    // `plane` leaves `positions` values after that; `dyt` holds `positions` rows
+                    // SAFETY: the staging leaves `positions` values after every tap's start;
+                    // `dyt` holds `positions` rows
                     // of `o_pad`; the tile's rows `first..first + s` lie in `tap_rows`.
                     unsafe { kernel(dyt.as_ptr().add(o0), o_pad, &tap_ptrs, positions, acc.as_mut_ptr().add(first * o_pad + o0)) };
                 }
@@ -184,16 +184,19 @@ mod tests {
             Some(Isa::Avx2) => vec![Isa::Avx2],
             None => vec![],
         };
-        for (x, o, k, pad) in [
-            ((2, 3, 9, 9), 5, 3, 1),
-            ((3, 4, 7, 11), 33, 3, 1),
-            ((1, 2, 6, 5), 3, 3, 0),
-            ((6, 5, 8, 8), 17, 1, 0),
-            ((2, 3, 12, 10), 4, 5, 2),
-            ((9, 16, 4, 4), 16, 3, 1),
-            ((5, 7, 6, 6), 8, 3, 1),
+        for (x, o, k, stride, pad) in [
+            ((2, 3, 9, 9), 5, 3, 1, 1),
+            ((3, 4, 7, 11), 33, 3, 1, 1),
+            ((1, 2, 6, 5), 3, 3, 1, 0),
+            ((6, 5, 8, 8), 17, 1, 1, 0),
+            ((2, 3, 12, 10), 4, 5, 1, 2),
+            ((9, 16, 4, 4), 16, 3, 1, 1),
+            ((5, 7, 6, 6), 8, 3, 1, 1),
+            ((3, 4, 9, 10), 6, 3, 2, 1),
+            ((2, 5, 8, 7), 20, 1, 2, 0),
+            ((2, 3, 17, 15), 4, 7, 2, 3),
         ] {
-            let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
+            let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride, padding: pad }).unwrap();
             let (xv, gv) = (values(g.input_len(), 1), values(g.output_len(), 3));
             let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
             let want = backward_filter_im2col(&wide(&xv), &wide(&gv), &g).unwrap();

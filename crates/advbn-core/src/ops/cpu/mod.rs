@@ -8,3 +8,4 @@ pub mod filter;
 pub mod gemm;
 pub mod scratch;
 pub mod simd;
+pub mod staging;
