@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
 use super::staging::Staging;
-use super::simd::{detect, Isa, Lanes};
+use super::simd::{detect, vectorized, Isa, Lanes};
 use candle_core::Result;
 
 /// Output channels per register tile (broadcast side) and position vectors per tile, per ISA:
@@ -197,9 +197,8 @@ impl Correlation {
                     // cache when the tiles read them.
                     let mut padded = Scratch::<f32>::take(self.c * plane);
                     let padded = padded.as_mut_slice(self.c * plane);
-                    for (src, dst) in input[img * self.c * self.h * self.w..][..self.c * self.h * self.w].chunks(self.h * self.w).zip(padded.chunks_mut(plane)) {
-                        st.stage(src, dst);
-                    }
+                    let image = &input[img * self.c * self.h * self.w..][..self.c * self.h * self.w];
+                    vectorized(|| image.chunks(self.h * self.w).zip(padded.chunks_mut(plane)).for_each(|(src, dst)| st.stage(src, dst)));
                     for c0 in (0..self.c).step_by(channel_block) {
                         let channels = channel_block.min(self.c - c0);
                         let x = padded[c0 * plane..].as_ptr();

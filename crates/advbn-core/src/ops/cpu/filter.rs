@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::conv::Geometry;
 use super::direct::{check, isa};
 use super::scratch::Scratch;
-use super::simd::{Isa, Lanes};
+use super::simd::{vectorized, Isa, Lanes};
 use super::staging::Staging;
 use candle_core::Result;
 
@@ -119,9 +119,8 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
         let mut dyt = Scratch::<f32>::take(positions * o_pad);
         let (padded, dyt) = (padded.as_mut_slice(g.c * plane), dyt.as_mut_slice(positions * o_pad));
         for n in (part * per_part)..((part + 1) * per_part).min(g.n) {
-            for (c, dst) in padded.chunks_mut(plane).enumerate() {
-                st.stage(&x[(n * g.c + c) * hw..][..hw], dst);
-            }
+            let image = &x[n * g.c * hw..][..g.c * hw];
+            vectorized(|| image.chunks(hw).zip(padded.chunks_mut(plane)).for_each(|(src, dst)| st.stage(src, dst)));
             // [position][channel], zero in the dropped columns and the padded channels.
             dyt.fill(0.0);
             let image = &dy[n * g.o * ohw..][..g.o * ohw];
