@@ -2,6 +2,7 @@
 # The CPU step benchmark, ours and PyTorch eager side by side in one run (issue #10):
 #   bash bench/run_cpu.sh            # all four workloads, 2 threads
 #   THREADS=1 ROUNDS=3 bash bench/run_cpu.sh
+#   CONV_LAYERS=1 bash bench/run_cpu.sh     # also every conv layer's three passes, both sides
 # Needs PyTorch in a venv outside the repo (TORCH_PY, default ~/torch-venv/bin/python):
 #   python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision
 # Each round runs ours, then PyTorch, on every workload; the table reports each side's best
@@ -33,6 +34,10 @@ for round in $(seq 1 "$rounds"); do
   "$torch_py" bench/torch_cpu_step.py --threads "$threads" --warm 2 --reps 9 --budget 40 > "$out/torch.$round.json" 2> "$out/torch.$round.log"
 done
 RAYON_NUM_THREADS="$threads" "$bench" --only gemm2048 > "$out/ours.gemm.json" 2> "$out/ours.gemm.log"
+if [ -n "${CONV_LAYERS:-}" ]; then
+  RAYON_NUM_THREADS="$threads" "$bench" --only conv_layers --warm 3 --reps 15 > "$out/ours.conv.json" 2> "$out/ours.conv.log"
+  "$torch_py" bench/torch_cpu_step.py --threads "$threads" --only conv_layers --gemm 0 > "$out/torch.conv.json" 2> "$out/torch.conv.log"
+fi
 
 python3 - "$out" "$rounds" "$threads" <<'PY'
 import json, sys
@@ -58,4 +63,13 @@ for key, (label, batch) in names.items():
     flop = ref[0]["step_gflop"][key]
     floor = batch / (flop / gemm)
     print(f"| {label} | {flop:.1f} | {floor:.0f} | {theirs:.1f} | {mine:.1f} | {mine / theirs:.2f}x | {mine / floor:.0%} |")
+import os
+if os.path.exists(f"{out}/ours.conv.json"):
+    oc, tc = json.load(open(f"{out}/ours.conv.json")), json.load(open(f"{out}/torch.conv.json"))
+    print()
+    print("| conv layer | forward ms (torch / ours) | input gradient ms | weight gradient ms |")
+    print("|---|---|---|---|")
+    for key in [k for k in tc if k.startswith("conv_")]:
+        t, o = tc[key], oc[key]
+        print(f"| {key[5:-3]} | " + " | ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(t, o)) + " |")
 PY

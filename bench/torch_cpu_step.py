@@ -212,6 +212,47 @@ def step_flops():
     }
 
 
+# The conv layers of the workloads (same list as cpu_step.rs): (name, N, C, H = W, O, k, stride, pad).
+CONV_LAYERS = [
+    ("r18_stem", 32, 3, 96, 64, 7, 2, 3),
+    ("r18_l1", 32, 64, 24, 64, 3, 1, 1),
+    ("r18_l2s2", 32, 64, 24, 128, 3, 2, 1),
+    ("r18_l2", 32, 128, 12, 128, 3, 1, 1),
+    ("r18_l3", 32, 256, 6, 256, 3, 1, 1),
+    ("r18_l4", 32, 512, 3, 512, 3, 1, 1),
+    ("r18_l4ds", 32, 256, 6, 512, 1, 2, 0),
+    ("s20_stem", 128, 3, 32, 16, 3, 1, 1),
+    ("s20_l1", 128, 16, 32, 16, 3, 1, 1),
+    ("s20_l2", 128, 32, 16, 32, 3, 1, 1),
+    ("s20_l3", 128, 64, 8, 64, 3, 1, 1),
+]
+
+
+def conv_layers(args, out):
+    """Per layer: forward, and the input / weight gradient passes (each timed with its forward,
+    the forward's median subtracted), in ms."""
+    for name, n, c, h, o, k, stride, pad in CONV_LAYERS:
+        x = torch.rand(n, c, h, h, requires_grad=True)
+        w = (torch.rand(o, c, k, k) - 0.5).requires_grad_(True)
+        g = torch.rand_like(F.conv2d(x, w, stride=stride, padding=pad))
+
+        def fwd():
+            with torch.no_grad():
+                F.conv2d(x, w, stride=stride, padding=pad)
+
+        def data():
+            torch.autograd.grad(F.conv2d(x, w, stride=stride, padding=pad), [x], g)
+
+        def filt():
+            torch.autograd.grad(F.conv2d(x, w, stride=stride, padding=pad), [w], g)
+
+        f = median_s(fwd, 5, 15, 10.0)[0] * 1e3
+        d = median_s(data, 5, 15, 10.0)[0] * 1e3 - f
+        wt = median_s(filt, 5, 15, 10.0)[0] * 1e3 - f
+        out[f"conv_{name}_ms"] = [f, d, wt]
+        print(f"torch conv {name}: fwd {f:.2f} ms, bwd-data {d:.2f} ms, bwd-filter {wt:.2f} ms", file=sys.stderr)
+
+
 WORKLOADS = {
     "resnet18_train": resnet18_train_step,
     "resnet18_eval": resnet18_eval_step,
@@ -247,6 +288,9 @@ def main():
         out[f"gemm{n}_gflops"] = 2 * n**3 / seconds / 1e9
         print(f"torch gemm {n}^3: {out[f'gemm{n}_gflops']:.1f} GFLOP/s", file=sys.stderr)
     names = [n for n in args.only.split(",") if n] or list(WORKLOADS)
+    if "conv_layers" in names:
+        conv_layers(args, out)
+        names.remove("conv_layers")
     for name in names:
         step, batch = WORKLOADS[name]()
         seconds, reps = median_s(step, args.warm, args.reps, args.budget)
