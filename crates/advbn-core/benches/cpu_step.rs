@@ -133,8 +133,10 @@ fn gemm_gflops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * (m * n * k) as f64 / samples[2] / 1e9
 }
 
-/// Convolution layers of the workloads: (name, N, C, H = W, O, kernel, stride, padding).
-const CONV_LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize); 11] = [
+/// A convolution layer of the workloads: (name, N, C, H = W, O, kernel, stride, padding).
+type ConvLayer = (&'static str, usize, usize, usize, usize, usize, usize, usize);
+
+const CONV_LAYERS: [ConvLayer; 11] = [
     ("r18_stem", 32, 3, 96, 64, 7, 2, 3),
     ("r18_l1", 32, 64, 24, 64, 3, 1, 1),
     ("r18_l2s2", 32, 64, 24, 128, 3, 2, 1),

@@ -50,7 +50,7 @@ fn apply_cpu<T: Elem>(x: &[T], p: &[f64], c: usize, hw: usize, relu: bool) -> Cp
             let (beta, offset) = affine::<T::R>(p, c, ch);
             for (o, v) in out.iter_mut().zip(&x[q * hw..][..hw]) {
                 let pre = beta * v.get() + offset;
-                o.write(T::put(if relu && !(pre > T::R::ZERO) { T::R::ZERO } else { pre }));
+                o.write(T::put(if relu { pre.relu() } else { pre }));
             }
         })
     };

@@ -72,8 +72,8 @@ fn masked<R: Real>(g: R, pre: R, relu: bool) -> R {
 /// max(v, 0) when `relu` (NaN gives 0, as f64::max did).
 #[inline(always)]
 fn relu_of<R: Real>(v: R, relu: bool) -> R {
-    if relu && !(v > R::ZERO) {
-        R::ZERO
+    if relu {
+        v.relu()
     } else {
         v
     }

@@ -33,6 +33,16 @@ pub trait Real:
     const ZERO: Self;
     fn of(v: f64) -> Self;
     fn wide(self) -> f64;
+
+    /// max(self, 0), with NaN giving 0 (as f64::max does).
+    #[inline(always)]
+    fn relu(self) -> Self {
+        if self > Self::ZERO {
+            self
+        } else {
+            Self::ZERO
+        }
+    }
 }
 
 impl Real for f32 {

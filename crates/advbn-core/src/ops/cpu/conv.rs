@@ -269,8 +269,11 @@ fn over_chunks<T: Float>(
     }
 }
 
+/// A pass of the f32-only kernels: (input or gradient, weight or gradient, geometry) -> result.
+type F32Pass = fn(&[f32], &[f32], &Geometry) -> Result<Vec<f32>>;
+
 /// The direct kernels' result for f32 inputs of a geometry they suit.
-fn direct<T: Float>(suits: bool, g: &Geometry, a: &[T], b: &[T], pass: fn(&[f32], &[f32], &Geometry) -> Result<Vec<f32>>) -> Option<Result<Vec<T>>> {
+fn direct<T: Float>(suits: bool, g: &Geometry, a: &[T], b: &[T], pass: F32Pass) -> Option<Result<Vec<T>>> {
     if !suits {
         return None;
     }

@@ -51,37 +51,45 @@ pub fn suits_input_gradient(g: &Geometry) -> bool {
     g.stride == 1 && suits(g)
 }
 
+/// What one register tile reads and writes.
+struct TileArgs<'a> {
+    /// The first position's input in channel 0 of the staged image.
+    x: *const f32,
+    /// Values per staged channel.
+    plane: usize,
+    channels: usize,
+    /// Where each tap's run starts inside a staged channel.
+    offsets: &'a [usize],
+    /// The output block's weights, [channel][tap][R].
+    w: *const f32,
+    /// Add the tile's old values (channel blocks after the first).
+    accumulate: bool,
+    /// The tile's first output; rows `out_stride` apart.
+    out: *mut f32,
+    out_stride: usize,
+}
+
 /// One register tile: out[r][v * L::N + lane] (+)= sum over channels c and taps t of
-/// w[(c * taps + t) * R + r] * x[c * plane + offsets[t] + v * L::N + lane]; the tile's old
-/// values are added when `accumulate` (channel blocks after the first).
+/// w[(c * taps + t) * R + r] * x[c * plane + offsets[t] + v * L::N + lane].
 ///
 /// # Safety
 /// The CPU supports `L`'s instruction set; `x` is readable at every index the sum names, `w` at
 /// `(c * taps + t) * R + r` for r < R, and `out` readable and writable at
 /// `r * out_stride + [0, V * L::N)`.
 #[inline(always)]
-unsafe fn tile<L: Lanes, const R: usize, const V: usize>(
-    x: *const f32,
-    plane: usize,
-    channels: usize,
-    offsets: &[usize],
-    w: *const f32,
-    accumulate: bool,
-    out: *mut f32,
-    out_stride: usize,
-) {
+unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
     let mut acc = [[L::zero(); V]; R];
-    if accumulate {
+    if a.accumulate {
         for (r, row) in acc.iter_mut().enumerate() {
             for (v, accv) in row.iter_mut().enumerate() {
-                *accv = L::load(out.add(r * out_stride + v * L::N));
+                *accv = L::load(a.out.add(r * a.out_stride + v * L::N));
             }
         }
     }
-    for c in 0..channels {
-        let xc = x.add(c * plane);
-        let wc = w.add(c * offsets.len() * R);
-        for (t, &off) in offsets.iter().enumerate() {
+    for c in 0..a.channels {
+        let xc = a.x.add(c * a.plane);
+        let wc = a.w.add(c * a.offsets.len() * R);
+        for (t, &off) in a.offsets.iter().enumerate() {
             let src = xc.add(off);
             let mut b = [L::zero(); V];
             for (v, bv) in b.iter_mut().enumerate() {
@@ -89,29 +97,29 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(
             }
             let wt = wc.add(t * R);
             for (r, row) in acc.iter_mut().enumerate() {
-                let a = L::splat(*wt.add(r));
+                let w = L::splat(*wt.add(r));
                 for (accv, bv) in row.iter_mut().zip(&b) {
-                    *accv = accv.fma(a, *bv);
+                    *accv = accv.fma(w, *bv);
                 }
             }
         }
     }
     for (r, row) in acc.iter().enumerate() {
         for (v, accv) in row.iter().enumerate() {
-            accv.store(out.add(r * out_stride + v * L::N));
+            accv.store(a.out.add(r * a.out_stride + v * L::N));
         }
     }
 }
 
-type TileFn = unsafe fn(*const f32, usize, usize, &[usize], *const f32, bool, *mut f32, usize);
+type TileFn = unsafe fn(&TileArgs);
 
 /// A tile shape compiled for one instruction set.
 macro_rules! tile_fn {
     ($name:ident, $features:literal, $lanes:ty, $shape:expr) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe fn $name(x: *const f32, plane: usize, c: usize, offsets: &[usize], w: *const f32, accumulate: bool, out: *mut f32, stride: usize) {
-            tile::<$lanes, { $shape.0 }, { $shape.1 }>(x, plane, c, offsets, w, accumulate, out, stride)
+        unsafe fn $name(args: &TileArgs) {
+            tile::<$lanes, { $shape.0 }, { $shape.1 }>(args)
         }
     };
 }
@@ -205,11 +213,21 @@ impl Correlation {
                         for b in 0..group_blocks {
                             let w = packed[((first_block + b) * self.c + c0) * taps * r..].as_ptr();
                             for t in 0..tiles {
+                                let args = TileArgs {
+                                    x: x.wrapping_add(t * tile),
+                                    plane,
+                                    channels,
+                                    offsets,
+                                    w,
+                                    accumulate: c0 > 0,
+                                    out: buf.as_mut_ptr().wrapping_add(b * r * stride + t * tile),
+                                    out_stride: stride,
+                                };
                                 // SAFETY: reads stay inside this image's planes (`plane` covers the
                                 // last tile's furthest tap) and the block's panel (channels c0..
                                 // c0 + channels); the tile reads and writes r rows of `tile`
                                 // values inside `buf` (written by the first channel block).
-                                unsafe { kernel(x.add(t * tile), plane, channels, offsets, w, c0 > 0, buf.as_mut_ptr().add(b * r * stride + t * tile), stride) };
+                                unsafe { kernel(&args) };
                             }
                         }
                     }
