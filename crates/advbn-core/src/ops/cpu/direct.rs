@@ -231,12 +231,17 @@ impl Correlation {
                             }
                         }
                     }
-                    for (row, dst) in out_group.chunks_mut(oh * ow).enumerate() {
-                        let src = &buf[row * stride..];
-                        for (y, line) in dst.chunks_mut(ow).enumerate() {
-                            line.write_copy_of_slice(&src[y * wp..][..ow]);
+                    // Element loops for the short rows (see `Staging::stage`).
+                    vectorized(|| {
+                        for (row, dst) in out_group.chunks_mut(oh * ow).enumerate() {
+                            let src = &buf[row * stride..];
+                            for (y, line) in dst.chunks_mut(ow).enumerate() {
+                                for (d, v) in line.iter_mut().zip(&src[y * wp..][..ow]) {
+                                    d.write(*v);
+                                }
+                            }
                         }
-                    }
+                    });
                 });
             });
         };

@@ -94,7 +94,11 @@ impl Staging {
                 let start = s * first + b - self.pad;
                 let n = last - first;
                 if s == 1 {
-                    line[first..last].copy_from_slice(&src_row[start..start + n]);
+                    // An element loop, not copy_from_slice: rows are short (8-50 values), and a
+                    // memcpy call per row cost more than the copy.
+                    for (d, v) in line[first..last].iter_mut().zip(&src_row[start..start + n]) {
+                        *d = *v;
+                    }
                 } else if n > 0 {
                     let (dst, from) = (&mut line[first..last], &src_row[start..=start + s * (n - 1)]);
                     if s == 2 {
