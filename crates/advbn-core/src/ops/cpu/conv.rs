@@ -285,6 +285,9 @@ fn direct<T: Float>(suits: bool, g: &Geometry, a: &[T], b: &[T], pass: F32Pass) 
 pub fn forward<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the weight", w, g.weight_len())?;
+    if let Some(y) = direct(super::same::suits(g), g, x, w, super::same::forward) {
+        return y;
+    }
     if let Some(y) = direct(super::direct::suits(g), g, x, w, super::direct::forward) {
         return y;
     }
@@ -318,6 +321,9 @@ pub fn forward_im2col<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>
 pub fn backward_data<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the output gradient", dy, g.output_len())?;
     check_len("the weight", w, g.weight_len())?;
+    if let Some(dx) = direct(super::same::suits(g), g, dy, w, super::same::backward_data) {
+        return dx;
+    }
     if let Some(dx) = direct(super::direct::suits_input_gradient(g), g, dy, w, super::direct::backward_data) {
         return dx;
     }

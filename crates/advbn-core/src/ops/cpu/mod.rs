@@ -6,6 +6,7 @@ pub mod conv;
 pub mod direct;
 pub mod filter;
 pub mod gemm;
+pub mod same;
 pub mod scratch;
 pub mod simd;
 pub mod staging;

@@ -25,6 +25,22 @@ pub trait Lanes: Copy {
     /// # Safety
     /// `p` is valid for writing `N` f32s.
     unsafe fn store(self, p: *mut f32);
+
+    /// Which lanes a masked load or store touches.
+    type Mask: Copy;
+    /// The mask of the lanes whose bit is set in `bits` (lane 0 = bit 0).
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn mask(bits: u32) -> Self::Mask;
+    /// The lanes of `mask` from `p + lane`, zero in the others. Lanes outside the mask are not
+    /// read (the instructions suppress their faults), so `p` may point before or past the data.
+    /// # Safety
+    /// `p + lane` is valid for reading for every lane in `mask`.
+    unsafe fn load_masked(p: *const f32, mask: Self::Mask) -> Self;
+    /// Writes the lanes of `mask` to `p + lane`, nothing else.
+    /// # Safety
+    /// `p + lane` is valid for writing for every lane in `mask`.
+    unsafe fn store_masked(self, p: *mut f32, mask: Self::Mask);
 }
 
 /// The instruction sets the direct kernels have versions for.
@@ -119,6 +135,19 @@ impl Lanes for Avx512 {
     unsafe fn store(self, p: *mut f32) {
         _mm512_storeu_ps(p, self.0)
     }
+    type Mask = __mmask16;
+    #[inline(always)]
+    unsafe fn mask(bits: u32) -> __mmask16 {
+        bits as __mmask16
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, mask: __mmask16) -> Self {
+        Self(_mm512_maskz_loadu_ps(mask, p))
+    }
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f32, mask: __mmask16) {
+        _mm512_mask_storeu_ps(p, mask, self.0)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -147,5 +176,20 @@ impl Lanes for Avx2 {
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
         _mm256_storeu_ps(p, self.0)
+    }
+    type Mask = __m256i;
+    #[inline(always)]
+    unsafe fn mask(bits: u32) -> __m256i {
+        let lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let set = _mm256_and_si256(_mm256_set1_epi32(bits as i32), lane_bits);
+        _mm256_cmpeq_epi32(set, lane_bits)
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, mask: __m256i) -> Self {
+        Self(_mm256_maskload_ps(p, mask))
+    }
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f32, mask: __m256i) {
+        _mm256_maskstore_ps(p, mask, self.0)
     }
 }

@@ -1,0 +1,358 @@
+//! Stride-1 "same" convolutions (k = 2 pad + 1: the ResNets' 3x3 and 1x1 layers) read straight
+//! from the NCHW planes (float32, AVX-512 or AVX2).
+//!
+//! With the output as large as the input, output position q = oy * w + ox of a plane reads tap
+//! (i, j) at input position q + (i - pad) * w + (j - pad): consecutive outputs read consecutive
+//! inputs, so a register tile of `V` vectors of positions loads them directly, masking off the
+//! lanes whose tap falls in the padding (outside the row or the plane). No padded copy, no
+//! dropped columns, and the tile stores straight into the output. Each tile is `R` output
+//! channels (broadcast weights) by `V` vectors of positions; the channel sum runs in blocks so a
+//! block's weights stay in L1 while the tiles sweep the plane.
+//!
+//! The input gradient of such a conv is one too (the flipped kernel, channel axes swapped).
+//! Every output is summed by one tile in a fixed order: results do not depend on the thread count.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::conv::Geometry;
+use super::scratch::filled;
+use super::simd::{detect, Isa, Lanes};
+use candle_core::Result;
+
+/// Output channels per tile and position vectors per tile: wide, and narrow for small planes.
+const AVX512_TILE: (usize, usize) = (8, 2);
+const AVX512_NARROW: (usize, usize) = (16, 1);
+const AVX2_TILE: (usize, usize) = (4, 2);
+const AVX2_NARROW: (usize, usize) = (8, 1);
+/// Largest kernel side (the masks of a tile live in a fixed array).
+const MAX_K: usize = 3;
+const MAX_TAPS: usize = MAX_K * MAX_K;
+/// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles sweep).
+const PANEL_BYTES: usize = 24 << 10;
+
+/// What one register tile reads and writes.
+struct TileArgs<'a> {
+    /// The tile's first position in channel 0 of the image.
+    x: *const f32,
+    /// Values per channel plane (h * w).
+    plane: usize,
+    channels: usize,
+    /// Where each tap reads, relative to the output position.
+    offsets: &'a [isize],
+    /// Lanes each tap may read, per position vector: [tap][V] bit masks.
+    masks: &'a [u32],
+    /// The output block's weights, [channel][tap][R].
+    w: *const f32,
+    accumulate: bool,
+    /// The tile's first output; rows `out_stride` apart.
+    out: *mut f32,
+    out_stride: usize,
+    /// Lanes inside the plane, per position vector (all but the last tile's are full).
+    out_masks: &'a [u32],
+}
+
+/// out[r][v * L::N + lane] (+)= sum over channels c and taps t of
+/// w[(c * taps + t) * R + r] * x[c * plane + offsets[t] + v * L::N + lane] (0 where masked).
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; every unmasked lane names a readable input, `w` is
+/// readable for the channels' taps, `out` readable (when accumulating) and writable in the
+/// lanes of `out_masks` of R rows.
+#[inline(always)]
+unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
+    let taps = a.offsets.len();
+    let mut masks = [[L::mask(0); V]; MAX_TAPS];
+    for (t, row) in masks.iter_mut().enumerate().take(taps) {
+        for (v, m) in row.iter_mut().enumerate() {
+            *m = L::mask(a.masks[t * V + v]);
+        }
+    }
+    let mut out_masks = [L::mask(0); V];
+    for (v, m) in out_masks.iter_mut().enumerate() {
+        *m = L::mask(a.out_masks[v]);
+    }
+    let mut acc = [[L::zero(); V]; R];
+    if a.accumulate {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, accv) in row.iter_mut().enumerate() {
+                *accv = L::load_masked(a.out.add(r * a.out_stride + v * L::N), out_masks[v]);
+            }
+        }
+    }
+    for c in 0..a.channels {
+        let xc = a.x.wrapping_add(c * a.plane);
+        let wc = a.w.add(c * taps * R);
+        for (t, &off) in a.offsets.iter().enumerate() {
+            let src = xc.wrapping_offset(off);
+            let mut b = [L::zero(); V];
+            for (v, bv) in b.iter_mut().enumerate() {
+                *bv = L::load_masked(src.wrapping_add(v * L::N), masks[t][v]);
+            }
+            let wt = wc.add(t * R);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let w = L::splat(*wt.add(r));
+                for (accv, bv) in row.iter_mut().zip(&b) {
+                    *accv = accv.fma(w, *bv);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, accv) in row.iter().enumerate() {
+            accv.store_masked(a.out.add(r * a.out_stride + v * L::N), out_masks[v]);
+        }
+    }
+}
+
+type TileFn = unsafe fn(&TileArgs);
+
+macro_rules! tile_fn {
+    ($name:ident, $features:literal, $lanes:ty, $shape:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(args: &TileArgs) {
+            tile::<$lanes, { $shape.0 }, { $shape.1 }>(args)
+        }
+    };
+}
+
+tile_fn!(tile_avx512, "avx512f", super::simd::Avx512, AVX512_TILE);
+tile_fn!(narrow_avx512, "avx512f", super::simd::Avx512, AVX512_NARROW);
+tile_fn!(tile_avx2, "avx2,fma", super::simd::Avx2, AVX2_TILE);
+tile_fn!(narrow_avx2, "avx2,fma", super::simd::Avx2, AVX2_NARROW);
+
+/// The kernel for `positions` outputs per plane: (kernel, channels per tile, vectors per tile,
+/// lanes). The narrow tile when the wide one would compute over 15% more positions.
+fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize, usize) {
+    let (wide, narrow, lanes) = match isa {
+        Isa::Avx512 => ((tile_avx512 as TileFn, AVX512_TILE), (narrow_avx512 as TileFn, AVX512_NARROW), 16),
+        Isa::Avx2 => ((tile_avx2 as TileFn, AVX2_TILE), (narrow_avx2 as TileFn, AVX2_NARROW), 8),
+    };
+    let computed = |v: usize| positions.div_ceil(v * lanes) * v * lanes;
+    let (f, (r, v)) = if 100 * computed(wide.1 .1) > 115 * computed(narrow.1 .1) { narrow } else { wide };
+    (f, r, v, lanes)
+}
+
+/// Whether a geometry goes here: stride 1, a square kernel of side <= 3 with "same" padding,
+/// and a plane whose last tile wastes at most a fifth of the work.
+pub fn suits(g: &Geometry) -> bool {
+    let Some(isa) = detect() else { return false };
+    if check(g).is_err() {
+        return false;
+    }
+    let hw = g.h * g.w;
+    let (_, _, v, lanes) = kernel(isa, hw);
+    5 * hw >= 4 * hw.div_ceil(v * lanes) * v * lanes
+}
+
+fn check(g: &Geometry) -> Result<()> {
+    if g.stride != 1 || g.kh != g.kw || g.kh > MAX_K || g.kh != 2 * g.pad + 1 {
+        candle_core::bail!("same conv: needs stride 1 and a k x k kernel (k <= {MAX_K}) with padding (k - 1) / 2, got {g:?}");
+    }
+    Ok(())
+}
+
+fn isa() -> Result<Isa> {
+    detect().ok_or_else(|| candle_core::Error::Msg("same conv: this CPU has neither AVX-512 nor AVX2 + FMA".into()))
+}
+
+/// A "same" correlation of `input` [n, c, h, w] into o channels; `pack(c, tap, o)` is the weight
+/// of input channel c, tap i * k + j, output channel o.
+struct Correlation {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+}
+
+impl Correlation {
+    fn run(&self, isa: Isa, input: &[f32], pack: impl Fn(usize, usize, usize) -> f32 + Sync) -> Result<Vec<f32>> {
+        let (n, c, h, w, k) = (self.n, self.c, self.h, self.w, self.k);
+        if input.len() != n * c * h * w {
+            candle_core::bail!("same conv: input has {} elements, expected {}", input.len(), n * c * h * w);
+        }
+        let (hw, taps, pad) = (h * w, k * k, (k - 1) / 2);
+        let (kernel, r, v, lanes) = kernel(isa, hw);
+        let tile = v * lanes;
+        let tiles = hw.div_ceil(tile);
+        let offsets: Vec<isize> = (0..taps).map(|t| (t / k) as isize * w as isize + (t % k) as isize - (pad * (w + 1)) as isize).collect();
+        // Per tile: which lanes each tap may read ([tile][tap][V]), and which are in the plane.
+        let mut masks = vec![0u32; tiles * taps * v];
+        let mut out_masks = vec![0u32; tiles * v];
+        for t in 0..tiles {
+            for vi in 0..v {
+                for lane in 0..lanes {
+                    let q = t * tile + vi * lanes + lane;
+                    if q >= hw {
+                        continue;
+                    }
+                    out_masks[t * v + vi] |= 1 << lane;
+                    let (oy, ox) = ((q / w) as isize, (q % w) as isize);
+                    for tap in 0..taps {
+                        let (iy, ix) = (oy + (tap / k) as isize - pad as isize, ox + (tap % k) as isize - pad as isize);
+                        if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                            masks[(t * taps + tap) * v + vi] |= 1 << lane;
+                        }
+                    }
+                }
+            }
+        }
+        // Weights as one contiguous panel per block of r output channels, [block][c][tap][r].
+        let blocks = self.o.div_ceil(r);
+        let mut packed = vec![0f32; blocks * c * taps * r];
+        packed.par_chunks_mut(c * taps * r).enumerate().for_each(|(block, panel)| {
+            for ci in 0..c {
+                for t in 0..taps {
+                    for i in 0..r.min(self.o - block * r) {
+                        panel[(ci * taps + t) * r + i] = pack(ci, t, block * r + i);
+                    }
+                }
+            }
+        });
+        let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, c);
+        // A task is one image's output channels, or a share of them when there are too few
+        // images to keep every thread busy.
+        let threads = rayon::current_num_threads();
+        let groups = if n >= 2 * threads { 1 } else { (2 * threads).div_ceil(n.max(1)).min(blocks) };
+        let blocks_per_group = blocks.div_ceil(groups);
+        let (packed, offsets, masks, out_masks) = (&packed[..], &offsets[..], &masks[..], &out_masks[..]);
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut(self.o * hw).enumerate().for_each(|(img, out_img)| {
+                out_img.par_chunks_mut(blocks_per_group * r * hw).enumerate().for_each(|(group, out_group)| {
+                    let first_block = group * blocks_per_group;
+                    let rows = out_group.len() / hw;
+                    let group_blocks = rows.div_ceil(r);
+                    // The last block of the last group may hold fewer than r channels: its tiles
+                    // write r rows into `partial`, whose real rows are copied out at the end.
+                    let partial_rows = rows % r;
+                    let mut partial = vec![0f32; if partial_rows > 0 { r * hw } else { 0 }];
+                    let x = input[img * c * hw..][..c * hw].as_ptr();
+                    for c0 in (0..c).step_by(channel_block) {
+                        let channels = channel_block.min(c - c0);
+                        for b in 0..group_blocks {
+                            let w = packed[((first_block + b) * c + c0) * taps * r..].as_ptr();
+                            let rows_out = if b == group_blocks - 1 && partial_rows > 0 {
+                                partial.as_mut_ptr()
+                            } else {
+                                out_group.as_mut_ptr().wrapping_add(b * r * hw) as *mut f32
+                            };
+                            for t in 0..tiles {
+                                let args = TileArgs {
+                                    x: x.wrapping_add(c0 * hw + t * tile),
+                                    plane: hw,
+                                    channels,
+                                    offsets,
+                                    masks: &masks[t * taps * v..][..taps * v],
+                                    w,
+                                    accumulate: c0 > 0,
+                                    out: rows_out.wrapping_add(t * tile),
+                                    out_stride: hw,
+                                    out_masks: &out_masks[t * v..][..v],
+                                };
+                                // SAFETY: unmasked input lanes lie inside this image's channels
+                                // c0..c0 + channels (the masks keep every tap inside its plane);
+                                // the panel holds those channels; the tile writes (and, after
+                                // the first channel block, reads back) r rows of its in-plane
+                                // positions, inside this group's rows or `partial`.
+                                unsafe { kernel(&args) };
+                            }
+                        }
+                    }
+                    if partial_rows > 0 {
+                        let first = (group_blocks - 1) * r * hw;
+                        for (d, s) in out_group[first..].iter_mut().zip(&partial) {
+                            d.write(*s);
+                        }
+                    }
+                });
+            });
+        };
+        // SAFETY: every tile stores all its in-plane positions of its r rows; the tiles cover
+        // each plane, the blocks every channel of the group (a partial block's real rows are
+        // copied from `partial`).
+        Ok(unsafe { filled(n * self.o * hw, fill) })
+    }
+}
+
+/// y = conv2d(x, w) for a geometry that `suits`.
+pub fn forward(x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    forward_with(isa()?, x, w, g)
+}
+
+/// dL/dx of a geometry that `suits`: the output gradient correlated with the flipped kernel.
+pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    backward_data_with(isa()?, dy, w, g)
+}
+
+fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    check(g)?;
+    let taps = g.kh * g.kw;
+    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::ConvParams;
+    use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i + seed) * 7919) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// Both passes against the im2col path in f64, on every instruction set this CPU has, with
+    /// channel counts that do and do not fill the tiles.
+    #[test]
+    fn forward_and_input_gradient_match_the_im2col_path_in_f64() {
+        let isas = match detect() {
+            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => vec![],
+        };
+        for (x, o, k, pad) in [
+            ((2, 3, 9, 9), 5, 3, 1),
+            ((3, 4, 7, 11), 9, 3, 1),
+            ((2, 5, 8, 8), 17, 1, 0),
+            ((5, 16, 4, 4), 16, 3, 1),
+            ((1, 1, 40, 3), 1, 3, 1),
+            ((2, 70, 6, 6), 20, 3, 1),
+            ((3, 16, 8, 8), 32, 3, 1),
+            ((1, 8, 16, 16), 24, 3, 1),
+        ] {
+            let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
+            let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+            let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
+            let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
+            for &isa in &isas {
+                for (name, got, want) in [
+                    ("forward", forward_with(isa, &xv, &wv, &g).unwrap(), &y_ref),
+                    ("input gradient", backward_data_with(isa, &gv, &wv, &g).unwrap(), &dx_ref),
+                ] {
+                    assert_eq!(got.len(), want.len());
+                    let worst = got.iter().zip(want.iter()).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                    assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_geometries_are_refused() {
+        for (k, stride, pad) in [(3, 2, 1), (3, 1, 0), (5, 1, 2)] {
+            let g = Geometry::new((1, 2, 8, 8), (2, 2, k, k), ConvParams { stride, padding: pad }).unwrap();
+            assert!(!suits(&g));
+            assert!(forward(&values(g.input_len(), 0), &values(g.weight_len(), 0), &g).is_err());
+        }
+    }
+}
+
+fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    check(g)?;
+    let taps = g.kh * g.kw;
+    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)])
+}
