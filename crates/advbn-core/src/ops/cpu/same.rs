@@ -294,6 +294,12 @@ fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>
     Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t])
 }
 
+fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+    check(g)?;
+    let taps = g.kh * g.kw;
+    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,8 +357,3 @@ mod tests {
     }
 }
 
-fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
-    check(g)?;
-    let taps = g.kh * g.kw;
-    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)])
-}
