@@ -83,3 +83,45 @@ fn bad_geometry_is_a_clear_error() {
     let err = conv2d(&x, &w, ConvParams { stride: 1, padding: 0 }).unwrap_err().to_string();
     assert!(err.contains("3 channels") && err.contains("expects 2"), "{err}");
 }
+
+/// The eval-mode BN folded into its conv (values and the gradients of x and the residual)
+/// against the conv op, the BN op, the add and Candle's ReLU, in f64; every kernel geometry.
+#[test]
+fn folded_conv_and_eval_batch_norm_match_the_separate_ops() {
+    use advbn_core::ops::batch_norm::{batch_norm_fused, BnOptions};
+    use advbn_core::ops::conv_affine::conv_affine;
+    let cases = [([2, 3, 17, 15], 4, 7, 2, 3), ([3, 4, 9, 9], 5, 3, 1, 1), ([3, 4, 10, 10], 6, 3, 2, 1), ([2, 6, 5, 7], 3, 1, 1, 0), ([2, 6, 7, 7], 8, 1, 2, 0)];
+    for (seed, (shape, out, k, stride, padding)) in cases.into_iter().enumerate() {
+        let seed = seed as u64 + 40;
+        let params = ConvParams { stride, padding };
+        let x = Var::from_tensor(&random(&shape, seed)).unwrap();
+        let w = random(&[out, shape[1], k, k], seed + 1);
+        let (gamma, beta) = ((random(&[out], seed + 2) + 1.5).unwrap(), random(&[out], seed + 3));
+        let (mean, var) = (random(&[out], seed + 4), (random(&[out], seed + 5) + 1.5).unwrap());
+        let y_shape = conv2d(x.as_tensor(), &w, params).unwrap().dims().to_vec();
+        let r = Var::from_tensor(&random(&y_shape, seed + 6)).unwrap();
+        let read_out = random(&y_shape, seed + 7);
+        let scale = (&gamma * (&var + 1e-5).unwrap().sqrt().unwrap().recip().unwrap()).unwrap();
+        let shift = (&beta - (&mean * &scale).unwrap()).unwrap();
+        for (residual, relu) in [(false, false), (false, true), (true, true)] {
+            let r_in = residual.then(|| r.as_tensor());
+            let folded = conv_affine(x.as_tensor(), &w, &scale, &shift, r_in, relu, params).unwrap();
+            let options = BnOptions { eps: 1e-5, relu: relu && !residual, train: false };
+            let mut separate = batch_norm_fused(&conv2d(x.as_tensor(), &w, params).unwrap(), &gamma, &beta, &mean, &var, options).unwrap();
+            if residual {
+                separate = (separate + r.as_tensor()).unwrap().relu().unwrap();
+            }
+            assert!(worst_relative(&values(&folded), &values(&separate)) < 1e-12, "{shape:?} k{k} s{stride}: forward");
+            let g_folded = (&folded * &read_out).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_separate = (&separate * &read_out).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut vars = vec![("dx", &x)];
+            if residual {
+                vars.push(("dr", &r));
+            }
+            for (name, v) in vars {
+                let (a, b) = (values(g_folded.get(v.as_tensor()).unwrap()), values(g_separate.get(v.as_tensor()).unwrap()));
+                assert!(worst_relative(&a, &b) < 1e-12, "{shape:?} k{k} s{stride} residual={residual} relu={relu}: {name}");
+            }
+        }
+    }
+}

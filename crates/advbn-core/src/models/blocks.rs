@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use crate::nn::layers::{conv2d, Conv2d};
-use crate::nn::{batch_norm, DualBatchNorm, ForwardMode};
+use crate::nn::{batch_norm, conv_bn, DualBatchNorm, ForwardMode};
 use crate::params::ParamStore;
 
 /// Builds `<prefix>` as a dual BN (only the clean branch exists at first).
@@ -26,7 +26,7 @@ impl Downsample {
     }
 
     fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x, mode)?, mode, false)
+        conv_bn(&self.conv, &self.bn, x, mode, None, false)
     }
 }
 
@@ -105,7 +105,7 @@ pub enum Block {
 }
 
 impl Block {
-    /// ReLU(residual branch + identity), the last BN, the add and the ReLU as one op.
+    /// ReLU(residual branch + identity); the last conv, its BN, the add and the ReLU as one unit.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let identity = |downsample: &Option<Downsample>| match downsample {
             Some(d) => d.forward(x, mode),
@@ -113,13 +113,13 @@ impl Block {
         };
         match self {
             Block::Basic(b) => {
-                let y = b.bn1.forward(&b.conv1.forward(x, mode)?, mode, true)?;
-                b.bn2.forward_add_relu(&b.conv2.forward(&y, mode)?, &identity(&b.downsample)?, mode)
+                let y = conv_bn(&b.conv1, &b.bn1, x, mode, None, true)?;
+                conv_bn(&b.conv2, &b.bn2, &y, mode, Some(&identity(&b.downsample)?), true)
             }
             Block::Bottleneck(b) => {
-                let y = b.bn1.forward(&b.conv1.forward(x, mode)?, mode, true)?;
-                let y = b.bn2.forward(&b.conv2.forward(&y, mode)?, mode, true)?;
-                b.bn3.forward_add_relu(&b.conv3.forward(&y, mode)?, &identity(&b.downsample)?, mode)
+                let y = conv_bn(&b.conv1, &b.bn1, x, mode, None, true)?;
+                let y = conv_bn(&b.conv2, &b.bn2, &y, mode, None, true)?;
+                conv_bn(&b.conv3, &b.bn3, &y, mode, Some(&identity(&b.downsample)?), true)
             }
         }
     }

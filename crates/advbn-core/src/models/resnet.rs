@@ -10,7 +10,7 @@ use super::blocks::{dual_bn, BasicBlock, Block, Bottleneck};
 use super::config::{ModelConfig, StageLayout};
 use crate::error::{Error, Result};
 use crate::nn::layers::{conv2d, global_avg_pool, linear, Conv2d};
-use crate::nn::{DualBatchNorm, ForwardMode, ADV_BN_PREFIX};
+use crate::nn::{conv_bn, DualBatchNorm, ForwardMode, ADV_BN_PREFIX};
 use crate::params::{is_buffer, ParamStore};
 
 /// Max-pooling with a backward for any kernel/stride/padding (PyTorch semantics); the stem
@@ -111,7 +111,7 @@ impl ResNet {
     }
 
     fn forward_stem(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let x = self.stem_bn.forward(&self.stem_conv.forward(x, mode)?, mode, true)?;
+        let x = conv_bn(&self.stem_conv, &self.stem_bn, x, mode, None, true)?;
         if self.layout.imagenet_stem {
             max_pool2d(&x, 3, 2, 1)
         } else {
@@ -135,7 +135,8 @@ impl ResNet {
         if cut == 0 {
             return Ok(x.detach());
         }
-        let mode = ForwardMode::EVAL_CLEAN;
+        // Frozen: no gradient ever flows here, so no weight is tracked.
+        let mode = ForwardMode::EVAL_CLEAN.with_frozen_weights();
         let h = self.forward_stem(&x.detach(), mode)?;
         Ok(self.forward_stages(h, 0..cut, mode)?.detach())
     }

@@ -72,6 +72,15 @@ impl BatchNorm {
         batch_norm_add_relu(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, residual, options)
     }
 
+    /// Eval mode as a per-channel affine map: (gamma / sqrt(running_var + eps),
+    /// beta - running_mean * scale), detached.
+    pub fn eval_affine(&self) -> candle_core::Result<(Tensor, Tensor)> {
+        let dtype = self.running_var.dtype();
+        let scale = (self.weight.detach().to_dtype(dtype)? * (self.running_var.as_tensor() + BN_EPS)?.sqrt()?.recip()?)?;
+        let shift = (self.bias.detach().to_dtype(dtype)? - (self.running_mean.as_tensor() * &scale)?)?;
+        Ok((scale, shift))
+    }
+
     /// The statistics `mode` asks for (updating the running ones in training), and whether they
     /// are the batch's.
     fn statistics(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<(Tensor, Tensor, bool)> {

@@ -45,6 +45,11 @@ impl DualBatchNorm {
         self.branch(mode).forward_add_relu(x, residual, mode)
     }
 
+    /// The eval-mode affine map of the branch `mode` selects (see `BatchNorm::eval_affine`).
+    pub fn eval_affine(&self, mode: ForwardMode) -> candle_core::Result<(Tensor, Tensor)> {
+        self.branch(mode).eval_affine()
+    }
+
     fn branch(&self, mode: ForwardMode) -> &BatchNorm {
         // BNs without an adversarial copy (the frozen encoder's) serve both branches:
         // the encoder is shared by clean and perturbed inputs.

@@ -19,6 +19,10 @@ impl Conv2d {
         &self.weight
     }
 
+    pub fn params(&self) -> ConvParams {
+        self.params
+    }
+
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         conv2d_op(x, &mode.weight(&self.weight), self.params)
     }

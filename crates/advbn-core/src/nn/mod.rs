@@ -3,6 +3,7 @@
 
 pub mod advbn;
 pub mod batch_norm;
+pub mod conv_bn;
 pub mod dsu;
 pub mod dual_bn;
 pub mod layers;
@@ -11,6 +12,7 @@ pub mod mode;
 
 pub use advbn::advbn;
 pub use batch_norm::{batch_norm, BatchNorm};
+pub use conv_bn::conv_bn;
 pub use dsu::{dsu, DsuConfig};
 pub use dual_bn::{DualBatchNorm, ADV_BN_PREFIX};
 pub use mixstyle::{mixstyle, MixPartner, MixStyleConfig};

@@ -256,7 +256,7 @@ impl CustomOp3 for BnAddRelu {
 
     fn bwd(&self, x: &Tensor, coeffs: &Tensor, r: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         // The ReLU's gradient is the residual's, and what the BN (without ReLU) backpropagates.
-        let masked = grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?;
+        let masked = relu_grad(grad, res)?;
         let (d_x, d_coeffs) = backward(BnOptions { relu: false, ..self.0 }, x, coeffs, &masked)?;
         Ok((d_x, d_coeffs, r.track_op().then_some(masked)))
     }
@@ -264,6 +264,11 @@ impl CustomOp3 for BnAddRelu {
 
 /// g where the ReLU's output y is positive, else 0: (g, y) (CPU).
 struct ReluGrad;
+
+/// The gradient through a ReLU from its output `y`: `grad` where y > 0, else 0 (CPU).
+pub(crate) fn relu_grad(grad: &Tensor, y: &Tensor) -> Result<Tensor> {
+    grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)
+}
 
 /// Elements per task of an elementwise pass.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;

@@ -144,7 +144,7 @@ impl CustomOp2 for Conv2dOp {
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let d_x = if x.track_op() { Some(input_grad(x, w, &grad, self.params)?) } else { None };
+        let d_x = if x.track_op() { Some(input_gradient(x, w, &grad, self.params)?) } else { None };
         let d_w = if w.track_op() { Some(weight_grad(x, w, &grad, self.params)?) } else { None };
         Ok((d_x, d_w))
     }
@@ -230,7 +230,8 @@ impl CustomOp2 for BackwardFilter {
     }
 }
 
-fn input_grad(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Result<Tensor> {
+/// dL/dx of conv2d(x, w) from the output gradient (x only gives the shape and device).
+pub(crate) fn input_gradient(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Result<Tensor> {
     if uses_cpu_kernels(x) || uses_cudnn(x) {
         return grad.apply_op2_no_bwd(&w.contiguous()?, &BackwardData { params, input: x.shape().clone() });
     }

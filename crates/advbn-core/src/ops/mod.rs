@@ -6,6 +6,7 @@ pub mod optim;
 pub mod max_pool;
 pub mod batch_norm;
 pub mod conv;
+pub mod conv_affine;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;

@@ -51,6 +51,29 @@ struct TileArgs<'a> {
     out_stride: usize,
     /// Lanes inside the plane, per position vector (all but the last tile's are full).
     out_masks: &'a [u32],
+    /// Applied at the final store (the last channel block): see `Epilogue`.
+    epilogue: Option<TileEpilogue>,
+}
+
+/// out = ReLU?(sum * scale[row] + shift[row] + residual?), per output channel row.
+#[derive(Clone, Copy)]
+struct TileEpilogue {
+    /// R values: the block's rows.
+    scale: *const f32,
+    shift: *const f32,
+    /// The residual at the tile's first output (rows `out_stride` apart), or null.
+    residual: *const f32,
+    relu: bool,
+}
+
+/// A per-output-channel affine map, an optional residual and an optional ReLU applied to a
+/// correlation's result as it is stored (a folded eval-mode BatchNorm).
+pub struct Epilogue<'a> {
+    pub scale: &'a [f32],
+    pub shift: &'a [f32],
+    /// Shaped like the output.
+    pub residual: Option<&'a [f32]>,
+    pub relu: bool,
 }
 
 /// out[r][v * L::N + lane] (+)= sum over channels c and taps t of
@@ -96,6 +119,19 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
                 for (accv, bv) in row.iter_mut().zip(&b) {
                     *accv = accv.fma(w, *bv);
                 }
+            }
+        }
+    }
+    if let Some(e) = a.epilogue {
+        let zero = L::zero();
+        for (r, row) in acc.iter_mut().enumerate() {
+            let (scale, shift) = (L::splat(*e.scale.add(r)), L::splat(*e.shift.add(r)));
+            for (v, accv) in row.iter_mut().enumerate() {
+                let mut y = shift.fma(*accv, scale);
+                if !e.residual.is_null() {
+                    y = y.add(L::load_masked(e.residual.add(r * a.out_stride + v * L::N), out_masks[v]));
+                }
+                *accv = if e.relu { y.max(zero) } else { y };
             }
         }
     }
@@ -170,10 +206,15 @@ struct Correlation {
 }
 
 impl Correlation {
-    fn run(&self, isa: Isa, input: &[f32], pack: impl Fn(usize, usize, usize) -> f32 + Sync) -> Result<Vec<f32>> {
+    fn run(&self, isa: Isa, input: &[f32], pack: impl Fn(usize, usize, usize) -> f32 + Sync, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
         let (n, c, h, w, k) = (self.n, self.c, self.h, self.w, self.k);
         if input.len() != n * c * h * w {
             candle_core::bail!("same conv: input has {} elements, expected {}", input.len(), n * c * h * w);
+        }
+        if let Some(e) = epilogue {
+            if e.scale.len() != self.o || e.shift.len() != self.o || e.residual.is_some_and(|r| r.len() != n * self.o * h * w) {
+                candle_core::bail!("same conv: the epilogue's scale, shift or residual does not match the output");
+            }
         }
         let (hw, taps, pad) = (h * w, k * k, (k - 1) / 2);
         let (kernel, r, v, lanes) = kernel(isa, hw);
@@ -214,6 +255,16 @@ impl Correlation {
             }
         });
         let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, c);
+        // The epilogue's per-channel values, padded to whole blocks.
+        let padded_channels = |v: &[f32]| {
+            let mut p = v.to_vec();
+            p.resize(blocks * r, 0.0);
+            p
+        };
+        let (scale, shift) = match epilogue {
+            Some(e) => (padded_channels(e.scale), padded_channels(e.shift)),
+            None => (Vec::new(), Vec::new()),
+        };
         // A task is one image's output channels, or a share of them when there are too few
         // images to keep every thread busy.
         let threads = rayon::current_num_threads();
@@ -240,7 +291,19 @@ impl Correlation {
                             } else {
                                 out_group.as_mut_ptr().wrapping_add(b * r * hw) as *mut f32
                             };
+                            let last = c0 + channels == c;
+                            let partial_block = b == group_blocks - 1 && partial_rows > 0;
+                            // The epilogue of a full block runs as its tiles store; a partial
+                            // block's runs when its real rows are copied out below.
+                            let o0 = (first_block + b) * r;
+                            let residual_rows = epilogue.and_then(|e| e.residual).map(|res| res[(img * self.o + o0) * hw..].as_ptr());
                             for t in 0..tiles {
+                                let tile_epilogue = epilogue.filter(|_| last && !partial_block).map(|e| TileEpilogue {
+                                    scale: scale[o0..].as_ptr(),
+                                    shift: shift[o0..].as_ptr(),
+                                    residual: residual_rows.map_or(std::ptr::null(), |rows| rows.wrapping_add(t * tile)),
+                                    relu: e.relu,
+                                });
                                 let args = TileArgs {
                                     x: x.wrapping_add(c0 * hw + t * tile),
                                     plane: hw,
@@ -252,6 +315,7 @@ impl Correlation {
                                     out: rows_out.wrapping_add(t * tile),
                                     out_stride: hw,
                                     out_masks: &out_masks[t * v..][..v],
+                                    epilogue: tile_epilogue,
                                 };
                                 // SAFETY: unmasked input lanes lie inside this image's channels
                                 // c0..c0 + channels (the masks keep every tap inside its plane);
@@ -264,8 +328,18 @@ impl Correlation {
                     }
                     if partial_rows > 0 {
                         let first = (group_blocks - 1) * r * hw;
-                        for (d, s) in out_group[first..].iter_mut().zip(&partial) {
-                            d.write(*s);
+                        let o0 = (first_block + group_blocks - 1) * r;
+                        for (i, (d, s)) in out_group[first..].iter_mut().zip(&partial).enumerate() {
+                            let value = match epilogue {
+                                Some(e) => {
+                                    let o = o0 + i / hw;
+                                    let residual = e.residual.map_or(0.0, |res| res[(img * self.o + o) * hw + i % hw]);
+                                    let y = s * e.scale[o] + e.shift[o] + residual;
+                                    if e.relu { y.max(0.0) } else { y }
+                                }
+                                None => *s,
+                            };
+                            d.write(value);
                         }
                     }
                 });
@@ -280,7 +354,12 @@ impl Correlation {
 
 /// y = conv2d(x, w) for a geometry that `suits`.
 pub fn forward(x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
-    forward_with(isa()?, x, w, g)
+    forward_with(isa()?, x, w, g, None)
+}
+
+/// `epilogue`(conv2d(x, w)) for a geometry that `suits`, the map applied as the tiles store.
+pub fn forward_affine(x: &[f32], w: &[f32], g: &Geometry, epilogue: &Epilogue) -> Result<Vec<f32>> {
+    forward_with(isa()?, x, w, g, Some(epilogue))
 }
 
 /// dL/dx of a geometry that `suits`: the output gradient correlated with the flipped kernel.
@@ -288,16 +367,16 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     backward_data_with(isa()?, dy, w, g)
 }
 
-fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
     check(g)?;
     let taps = g.kh * g.kw;
-    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t])
+    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t], epilogue)
 }
 
 fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     check(g)?;
     let taps = g.kh * g.kw;
-    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)])
+    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)], None)
 }
 
 #[cfg(test)]
@@ -336,12 +415,49 @@ mod tests {
             let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
             for &isa in &isas {
                 for (name, got, want) in [
-                    ("forward", forward_with(isa, &xv, &wv, &g).unwrap(), &y_ref),
+                    ("forward", forward_with(isa, &xv, &wv, &g, None).unwrap(), &y_ref),
                     ("input gradient", backward_data_with(isa, &gv, &wv, &g).unwrap(), &dx_ref),
                 ] {
                     assert_eq!(got.len(), want.len());
                     let worst = got.iter().zip(want.iter()).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
                     assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
+                }
+            }
+        }
+    }
+
+    /// The epilogue (scale, shift, residual, ReLU) applied as tiles store, against the plain
+    /// forward followed by the same map in f64; output channel counts with partial blocks.
+    #[test]
+    fn fused_epilogue_matches_the_map_applied_afterwards() {
+        let isas = match detect() {
+            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => vec![],
+        };
+        for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0)] {
+            let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
+            let (xv, wv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+            let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
+            let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.03 - 0.2).collect();
+            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+            let plain = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
+            let ohw = g.oh * g.ow;
+            for (residual, relu) in [(false, false), (false, true), (true, true)] {
+                let want: Vec<f64> = plain
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &y)| {
+                        let ch = (i / ohw) % o;
+                        let v = y * scale[ch] as f64 + shift[ch] as f64 + if residual { rv[i] as f64 } else { 0.0 };
+                        if relu { v.max(0.0) } else { v }
+                    })
+                    .collect();
+                let epilogue = Epilogue { scale: &scale, shift: &shift, residual: residual.then_some(&rv[..]), relu };
+                for &isa in &isas {
+                    let got = forward_with(isa, &xv, &wv, &g, Some(&epilogue)).unwrap();
+                    let worst = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                    assert!(worst < 1e-4, "{isa:?} {g:?} residual={residual} relu={relu}: off by {worst}");
                 }
             }
         }

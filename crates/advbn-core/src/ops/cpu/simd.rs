@@ -23,6 +23,13 @@ pub trait Lanes: Copy {
     /// The CPU supports the instruction set.
     unsafe fn fma(self, a: Self, b: Self) -> Self;
     /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn add(self, b: Self) -> Self;
+    /// Lane-wise max (the second operand when either is NaN, as maxps does).
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn max(self, b: Self) -> Self;
+    /// # Safety
     /// `p` is valid for writing `N` f32s.
     unsafe fn store(self, p: *mut f32);
 
@@ -132,6 +139,14 @@ impl Lanes for Avx512 {
         Self(_mm512_fmadd_ps(a.0, b.0, self.0))
     }
     #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Self(_mm512_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        Self(_mm512_max_ps(self.0, b.0))
+    }
+    #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
         _mm512_storeu_ps(p, self.0)
     }
@@ -172,6 +187,14 @@ impl Lanes for Avx2 {
     #[inline(always)]
     unsafe fn fma(self, a: Self, b: Self) -> Self {
         Self(_mm256_fmadd_ps(a.0, b.0, self.0))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Self(_mm256_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn max(self, b: Self) -> Self {
+        Self(_mm256_max_ps(self.0, b.0))
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
