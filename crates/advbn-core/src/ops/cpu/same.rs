@@ -12,13 +12,14 @@
 //! The input gradient of such a conv is one too (the flipped kernel, channel axes swapped).
 //! Every output is summed by one tile in a fixed order: results do not depend on the thread count.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
 use super::conv::Geometry;
-use super::scratch::filled;
-use super::simd::{detect, Isa, Lanes};
+use super::scratch::{filled, Scratch};
+use super::simd::{detect, vectorized, Isa, Lanes};
 use candle_core::Result;
 
 /// Output channels per tile and position vectors per tile: wide, and narrow for small planes.
@@ -171,16 +172,10 @@ fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize, usize) {
     (f, r, v, lanes)
 }
 
-/// Whether a geometry goes here: stride 1, a square kernel of side <= 3 with "same" padding,
-/// and a plane whose last tile wastes at most a fifth of the work.
+/// Whether a geometry goes here: stride 1 and a square kernel of side <= 3 with "same" padding
+/// (any map size: small maps run batch-wide, see `Correlation::run`).
 pub fn suits(g: &Geometry) -> bool {
-    let Some(isa) = detect() else { return false };
-    if check(g).is_err() {
-        return false;
-    }
-    let hw = g.h * g.w;
-    let (_, _, v, lanes) = kernel(isa, hw);
-    5 * hw >= 4 * hw.div_ceil(v * lanes) * v * lanes
+    detect().is_some() && check(g).is_ok()
 }
 
 fn check(g: &Geometry) -> Result<()> {
@@ -194,8 +189,49 @@ fn isa() -> Result<Isa> {
     detect().ok_or_else(|| candle_core::Error::Msg("same conv: this CPU has neither AVX-512 nor AVX2 + FMA".into()))
 }
 
-/// A "same" correlation of `input` [n, c, h, w] into o channels; `pack(c, tap, o)` is the weight
-/// of input channel c, tap i * k + j, output channel o.
+/// The conv weights [O][C][k * k] as a correlation reads them.
+#[derive(Clone, Copy)]
+enum Weights<'a> {
+    /// The forward: correlation channel c -> o is the conv's c -> o.
+    Forward(&'a [f32]),
+    /// The input gradient: correlation channel c -> o is the conv's o -> c, the kernel flipped.
+    Flipped(&'a [f32]),
+}
+
+impl Weights<'_> {
+    /// Block `block`'s panel [c][tap][r] of a correlation with `c` inputs and `o` outputs, zero
+    /// past the last output channel; every element of `panel` is written.
+    fn pack(&self, block: usize, r: usize, c: usize, o: usize, taps: usize, panel: &mut [f32]) {
+        let real = r.min(o - block * r);
+        match *self {
+            Weights::Forward(w) => {
+                // w[o][c][t]: output channel o's weights are contiguous.
+                for ci in 0..c {
+                    for t in 0..taps {
+                        let dst = &mut panel[(ci * taps + t) * r..][..r];
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = if i < real { w[((block * r + i) * c + ci) * taps + t] } else { 0.0 };
+                        }
+                    }
+                }
+            }
+            Weights::Flipped(w) => {
+                // Correlation input ci is the conv's output ci, output i its input: w[ci][i][t].
+                for ci in 0..c {
+                    let row = &w[ci * o * taps..][..o * taps];
+                    for t in 0..taps {
+                        let dst = &mut panel[(ci * taps + t) * r..][..r];
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = if i < real { row[(block * r + i) * taps + (taps - 1 - t)] } else { 0.0 };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A "same" correlation of `input` [n, c, h, w] into o channels with `weights`.
 struct Correlation {
     n: usize,
     c: usize,
@@ -206,7 +242,7 @@ struct Correlation {
 }
 
 impl Correlation {
-    fn run(&self, isa: Isa, input: &[f32], pack: impl Fn(usize, usize, usize) -> f32 + Sync, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
+    fn run(&self, isa: Isa, input: &[f32], weights: Weights, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
         let (n, c, h, w, k) = (self.n, self.c, self.h, self.w, self.k);
         if input.len() != n * c * h * w {
             candle_core::bail!("same conv: input has {} elements, expected {}", input.len(), n * c * h * w);
@@ -216,7 +252,28 @@ impl Correlation {
                 candle_core::bail!("same conv: the epilogue's scale, shift or residual does not match the output");
             }
         }
-        let (hw, taps, pad) = (h * w, k * k, (k - 1) / 2);
+        let (image_len, taps, pad) = (h * w, k * k, (k - 1) / 2);
+        // Small maps (the late stages' 6x6 and 3x3) run as one plane of the whole batch: the
+        // input rearranged channel-major ([c][n][h * w]), so tiles run across images (the masks
+        // keep every tap inside its own image) and no lane is wasted on rounding.
+        let batched = {
+            let (_, _, v, lanes) = kernel(isa, image_len);
+            5 * image_len < 4 * image_len.div_ceil(v * lanes) * v * lanes
+        };
+        let (images, hw) = if batched { (1, n * image_len) } else { (n, image_len) };
+        let channel_major = |data: &[f32], channels: usize| -> Vec<f32> {
+            let mut out = vec![0f32; data.len()];
+            out.par_chunks_mut(n * image_len).enumerate().for_each(|(ch, dst)| {
+                for (b, d) in dst.chunks_mut(image_len).enumerate() {
+                    d.copy_from_slice(&data[(b * channels + ch) * image_len..][..image_len]);
+                }
+            });
+            out
+        };
+        let rearranged = batched.then(|| channel_major(input, c));
+        let input = rearranged.as_deref().unwrap_or(input);
+        let residual: Option<Cow<[f32]>> =
+            epilogue.and_then(|e| e.residual).map(|res| if batched { Cow::Owned(channel_major(res, self.o)) } else { Cow::Borrowed(res) });
         let (kernel, r, v, lanes) = kernel(isa, hw);
         let tile = v * lanes;
         let tiles = hw.div_ceil(tile);
@@ -232,7 +289,8 @@ impl Correlation {
                         continue;
                     }
                     out_masks[t * v + vi] |= 1 << lane;
-                    let (oy, ox) = ((q / w) as isize, (q % w) as isize);
+                    let local = q % image_len;
+                    let (oy, ox) = ((local / w) as isize, (local % w) as isize);
                     for tap in 0..taps {
                         let (iy, ix) = (oy + (tap / k) as isize - pad as isize, ox + (tap % k) as isize - pad as isize);
                         if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
@@ -244,16 +302,9 @@ impl Correlation {
         }
         // Weights as one contiguous panel per block of r output channels, [block][c][tap][r].
         let blocks = self.o.div_ceil(r);
-        let mut packed = vec![0f32; blocks * c * taps * r];
-        packed.par_chunks_mut(c * taps * r).enumerate().for_each(|(block, panel)| {
-            for ci in 0..c {
-                for t in 0..taps {
-                    for i in 0..r.min(self.o - block * r) {
-                        panel[(ci * taps + t) * r + i] = pack(ci, t, block * r + i);
-                    }
-                }
-            }
-        });
+        let mut packed = Scratch::<f32>::take(blocks * c * taps * r);
+        let packed = packed.as_mut_slice(blocks * c * taps * r);
+        packed.par_chunks_mut(c * taps * r).enumerate().for_each(|(block, panel)| vectorized(|| weights.pack(block, r, c, self.o, taps, panel)));
         let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, c);
         // The epilogue's per-channel values, padded to whole blocks.
         let padded_channels = |v: &[f32]| {
@@ -268,9 +319,9 @@ impl Correlation {
         // A task is one image's output channels, or a share of them when there are too few
         // images to keep every thread busy.
         let threads = rayon::current_num_threads();
-        let groups = if n >= 2 * threads { 1 } else { (2 * threads).div_ceil(n.max(1)).min(blocks) };
+        let groups = if images >= 2 * threads { 1 } else { (2 * threads).div_ceil(images.max(1)).min(blocks) };
         let blocks_per_group = blocks.div_ceil(groups);
-        let (packed, offsets, masks, out_masks) = (&packed[..], &offsets[..], &masks[..], &out_masks[..]);
+        let (packed, offsets, masks, out_masks) = (&*packed, &offsets[..], &masks[..], &out_masks[..]);
         let fill = |out: &mut [MaybeUninit<f32>]| {
             out.par_chunks_mut(self.o * hw).enumerate().for_each(|(img, out_img)| {
                 out_img.par_chunks_mut(blocks_per_group * r * hw).enumerate().for_each(|(group, out_group)| {
@@ -296,7 +347,7 @@ impl Correlation {
                             // The epilogue of a full block runs as its tiles store; a partial
                             // block's runs when its real rows are copied out below.
                             let o0 = (first_block + b) * r;
-                            let residual_rows = epilogue.and_then(|e| e.residual).map(|res| res[(img * self.o + o0) * hw..].as_ptr());
+                            let residual_rows = residual.as_deref().map(|res| res[(img * self.o + o0) * hw..].as_ptr());
                             for t in 0..tiles {
                                 let tile_epilogue = epilogue.filter(|_| last && !partial_block).map(|e| TileEpilogue {
                                     scale: scale[o0..].as_ptr(),
@@ -333,7 +384,7 @@ impl Correlation {
                             let value = match epilogue {
                                 Some(e) => {
                                     let o = o0 + i / hw;
-                                    let residual = e.residual.map_or(0.0, |res| res[(img * self.o + o) * hw + i % hw]);
+                                    let residual = residual.as_deref().map_or(0.0, |res| res[(img * self.o + o) * hw + i % hw]);
                                     let y = s * e.scale[o] + e.shift[o] + residual;
                                     if e.relu { y.max(0.0) } else { y }
                                 }
@@ -348,7 +399,17 @@ impl Correlation {
         // SAFETY: every tile stores all its in-plane positions of its r rows; the tiles cover
         // each plane, the blocks every channel of the group (a partial block's real rows are
         // copied from `partial`).
-        Ok(unsafe { filled(n * self.o * hw, fill) })
+        let out = unsafe { filled(images * self.o * hw, fill) };
+        if !batched {
+            return Ok(out);
+        }
+        // [o][n][h * w] back to [n][o][h * w].
+        let mut y = vec![0f32; out.len()];
+        y.par_chunks_mut(image_len).enumerate().for_each(|(q, dst)| {
+            let (b, o) = (q / self.o, q % self.o);
+            dst.copy_from_slice(&out[(o * n + b) * image_len..][..image_len]);
+        });
+        Ok(y)
     }
 }
 
@@ -369,14 +430,12 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
 
 fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
     check(g)?;
-    let taps = g.kh * g.kw;
-    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t], epilogue)
+    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, Weights::Forward(w), epilogue)
 }
 
 fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     check(g)?;
-    let taps = g.kh * g.kw;
-    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)], None)
+    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, Weights::Flipped(w), None)
 }
 
 #[cfg(test)]
@@ -407,6 +466,8 @@ mod tests {
             ((2, 70, 6, 6), 20, 3, 1),
             ((3, 16, 8, 8), 32, 3, 1),
             ((1, 8, 16, 16), 24, 3, 1),
+            ((7, 20, 3, 3), 24, 3, 1), // batch-wide plane
+            ((3, 9, 5, 5), 12, 1, 0),
         ] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
             let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
@@ -435,7 +496,7 @@ mod tests {
             Some(Isa::Avx2) => vec![Isa::Avx2],
             None => vec![],
         };
-        for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0)] {
+        for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0), ((5, 8, 3, 3), 20, 3, 1)] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
             let (xv, wv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
             let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
