@@ -14,6 +14,9 @@
 
 use std::ops::{Add, Div, Mul, Sub};
 
+use rayon::prelude::*;
+
+use super::cpu::simd::vectorized;
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, WithDType};
 use half::{bf16, f16};
 
@@ -69,7 +72,7 @@ impl AdamWParam {
 }
 
 /// The arithmetic the CPU computes in (f64 for f64 tensors, f32 for the others).
-trait Num: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+trait Num: Copy + Send + Sync + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
     fn of(v: f64) -> Self;
     fn sqrt(self) -> Self;
 }
@@ -175,6 +178,15 @@ fn run<U: CpuUpdate>(op: &U, name: &str, x: &mut CpuStorage, xl: &Layout, a: (&C
     }
 }
 
+/// Elements per task of an update (each element is updated on its own: no order to keep).
+const CHUNK: usize = 1 << 15;
+
+/// Runs `f` over matching chunks of `x`, `a` and `b` on rayon's threads, compiled for the CPU's
+/// vector instruction set.
+fn chunked3<T: Send + Sync>(x: &mut [T], a: &[T], b: &[T], f: impl Fn(&mut [T], &[T], &[T]) + Sync) {
+    x.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK)).zip(b.par_chunks(CHUNK)).for_each(|((x, a), b)| vectorized(|| f(x, a, b)));
+}
+
 fn check_len(name: &str, x: usize, inputs: &[usize]) -> Result<()> {
     if inputs.iter().any(|&n| n != x) {
         candle_core::bail!("{name}: element counts differ ({x} vs {inputs:?})");
@@ -187,10 +199,12 @@ impl CpuUpdate for SgdMomentum {
         check_len("sgd-momentum", buf.len(), &[g.len(), p.len()])?;
         let (momentum, wd) = (T::C::of(self.momentum), T::C::of(self.weight_decay));
         let decay = self.weight_decay > 0.0;
-        for ((b, &g), &p) in buf.iter_mut().zip(g).zip(p) {
-            let g = if decay { g.load() + p.load() * wd } else { g.load() };
-            *b = T::store(if self.first { g } else { b.load() * momentum + g });
-        }
+        chunked3(buf, g, p, |buf, g, p| {
+            for ((b, &g), &p) in buf.iter_mut().zip(g).zip(p) {
+                let g = if decay { g.load() + p.load() * wd } else { g.load() };
+                *b = T::store(if self.first { g } else { b.load() * momentum + g });
+            }
+        });
         Ok(())
     }
 }
@@ -200,16 +214,18 @@ impl CpuUpdate for SgdParam {
         check_len("sgd-param", p.len(), &[g.len(), buf.len()])?;
         let (lr, wd, momentum) = (T::C::of(self.lr), T::C::of(self.weight_decay), T::C::of(self.momentum));
         let (decay, with_buf) = (self.weight_decay > 0.0, self.momentum > 0.0);
-        for ((p, &g), &buf) in p.iter_mut().zip(g).zip(buf) {
-            let pv = p.load();
-            let g = if decay { g.load() + pv * wd } else { g.load() };
-            let d = match (with_buf, self.nesterov) {
-                (false, _) => g,
-                (true, false) => buf.load(),
-                (true, true) => g + buf.load() * momentum,
-            };
-            *p = T::store(pv - d * lr);
-        }
+        chunked3(p, g, buf, |p, g, buf| {
+            for ((p, &g), &buf) in p.iter_mut().zip(g).zip(buf) {
+                let pv = p.load();
+                let g = if decay { g.load() + pv * wd } else { g.load() };
+                let d = match (with_buf, self.nesterov) {
+                    (false, _) => g,
+                    (true, false) => buf.load(),
+                    (true, true) => g + buf.load() * momentum,
+                };
+                *p = T::store(pv - d * lr);
+            }
+        });
         Ok(())
     }
 }
@@ -220,17 +236,21 @@ impl CpuUpdate for AdamWMoments {
         let (b1, b2) = (T::C::of(self.beta1), T::C::of(self.beta2));
         let (c1, c2) = (T::C::of(1.0 - self.beta1), T::C::of(1.0 - self.beta2));
         let (m, v) = mv.split_at_mut(g.len());
-        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-            let g = g.load();
-            let (dm, dv) = (g * c1, (g * g) * c2);
-            if self.first {
-                *m = T::store(dm);
-                *v = T::store(dv);
-            } else {
-                *m = T::store(m.load() * b1 + dm);
-                *v = T::store(v.load() * b2 + dv);
-            }
-        }
+        m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)).zip(g.par_chunks(CHUNK)).for_each(|((m, v), g)| {
+            vectorized(|| {
+                for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                    let g = g.load();
+                    let (dm, dv) = (g * c1, (g * g) * c2);
+                    if self.first {
+                        *m = T::store(dm);
+                        *v = T::store(dv);
+                    } else {
+                        *m = T::store(m.load() * b1 + dm);
+                        *v = T::store(v.load() * b2 + dv);
+                    }
+                }
+            })
+        });
         Ok(())
     }
 }
@@ -243,10 +263,12 @@ impl CpuUpdate for AdamWParam {
         let (inv1, inv2) = (T::C::of(1.0 / self.bias_correction1), T::C::of(1.0 / self.bias_correction2));
         let eps = T::C::of(self.eps);
         let (m, v) = mv.split_at(p.len());
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            let update = (m.load() * inv1) / ((v.load() * inv2).sqrt() + eps);
-            *p = T::store(p.load() * decay - update * lr);
-        }
+        chunked3(p, m, v, |p, m, v| {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                let update = (m.load() * inv1) / ((v.load() * inv2).sqrt() + eps);
+                *p = T::store(p.load() * decay - update * lr);
+            }
+        });
         Ok(())
     }
 }
