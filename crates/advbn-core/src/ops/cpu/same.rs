@@ -205,24 +205,23 @@ impl Weights<'_> {
         let real = r.min(o - block * r);
         match *self {
             Weights::Forward(w) => {
-                // w[o][c][t]: output channel o's weights are contiguous.
-                for ci in 0..c {
-                    for t in 0..taps {
-                        let dst = &mut panel[(ci * taps + t) * r..][..r];
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            *d = if i < real { w[((block * r + i) * c + ci) * taps + t] } else { 0.0 };
-                        }
+                // w[o][c][t]: each of the block's output channels is one contiguous row.
+                let rows: Vec<&[f32]> = (0..real).map(|i| &w[(block * r + i) * c * taps..][..c * taps]).collect();
+                for (k, dst) in panel.chunks_exact_mut(r).enumerate() {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = rows.get(i).map_or(0.0, |row| row[k]);
                     }
                 }
             }
             Weights::Flipped(w) => {
-                // Correlation input ci is the conv's output ci, output i its input: w[ci][i][t].
+                // Correlation input ci is the conv's output ci, output i its input: w[ci][i][t],
+                // the taps reversed.
                 for ci in 0..c {
                     let row = &w[ci * o * taps..][..o * taps];
-                    for t in 0..taps {
-                        let dst = &mut panel[(ci * taps + t) * r..][..r];
+                    let cols: Vec<&[f32]> = (0..real).map(|i| &row[(block * r + i) * taps..][..taps]).collect();
+                    for (t, dst) in panel[ci * taps * r..][..taps * r].chunks_exact_mut(r).enumerate() {
                         for (i, d) in dst.iter_mut().enumerate() {
-                            *d = if i < real { row[(block * r + i) * taps + (taps - 1 - t)] } else { 0.0 };
+                            *d = cols.get(i).map_or(0.0, |col| col[taps - 1 - t]);
                         }
                     }
                 }
