@@ -3,6 +3,8 @@
 #   bash bench/run_cpu.sh            # all four workloads, 2 threads
 #   THREADS=1 ROUNDS=3 bash bench/run_cpu.sh
 #   CONV_LAYERS=1 bash bench/run_cpu.sh     # also every conv layer's three passes, both sides
+#   ISA=avx2 bash bench/run_cpu.sh          # both sides capped at AVX2 (an AVX2-only CPU's kernels:
+#                                           # ADVBN_CPU_ISA, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA)
 # Needs PyTorch in a venv outside the repo (TORCH_PY, default ~/torch-venv/bin/python):
 #   python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision
 # Each round runs ours, then PyTorch, on every workload; the table reports each side's best
@@ -15,6 +17,9 @@ threads="${THREADS:-2}"
 rounds="${ROUNDS:-2}"
 torch_py="${TORCH_PY:-$HOME/torch-venv/bin/python}"
 mkdir -p "$out"
+if [ "${ISA:-}" = avx2 ]; then
+  export ADVBN_CPU_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+fi
 if [ ! -x "$torch_py" ]; then
   echo "PyTorch not found at $torch_py: python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision" >&2
   exit 2
@@ -34,6 +39,7 @@ for round in $(seq 1 "$rounds"); do
   "$torch_py" bench/torch_cpu_step.py --threads "$threads" --warm 2 --reps 9 --budget 40 > "$out/torch.$round.json" 2> "$out/torch.$round.log"
 done
 RAYON_NUM_THREADS="$threads" "$bench" --only gemm2048 > "$out/ours.gemm.json" 2> "$out/ours.gemm.log"
+rm -f "$out/ours.conv.json" "$out/torch.conv.json"
 if [ -n "${CONV_LAYERS:-}" ]; then
   RAYON_NUM_THREADS="$threads" "$bench" --only conv_layers --warm 3 --reps 15 > "$out/ours.conv.json" 2> "$out/ours.conv.log"
   "$torch_py" bench/torch_cpu_step.py --threads "$threads" --only conv_layers --gemm 0 > "$out/torch.conv.json" 2> "$out/torch.conv.log"
@@ -46,7 +52,9 @@ ours = [json.load(open(f"{out}/ours.{r}.json")) for r in range(1, rounds + 1)]
 ref = [json.load(open(f"{out}/torch.{r}.json")) for r in range(1, rounds + 1)]
 gemm = json.load(open(f"{out}/ours.gemm.json"))["gemm2048_gflops"]
 cpu = open(f"{out}/cpu.txt").read().strip()
-print(f"CPU: {cpu}; threads {threads}; {open(f'{out}/rustc.txt').read().strip()}, candle {ours[0]['candle']}; torch {ref[0]['torch']} ({ref[0]['cpu_capability']})")
+import os
+isa = os.environ.get("ADVBN_CPU_ISA", "best available")
+print(f"CPU: {cpu}; threads {threads}; kernels capped at: {isa}; {open(f'{out}/rustc.txt').read().strip()}, candle {ours[0]['candle']}; torch {ref[0]['torch']} ({ref[0]['cpu_capability']})")
 print(f"f32 GEMM 2048^3 ceiling: gemm crate {gemm:.0f} GFLOP/s, torch {ref[0]['gemm2048_gflops']:.0f} GFLOP/s")
 names = {
     "resnet18_train": ("ResNet-18, 96 px, batch 32, whole-network training step (SGD momentum)", 32),
