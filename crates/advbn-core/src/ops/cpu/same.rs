@@ -207,25 +207,41 @@ impl Weights<'_> {
             Weights::Forward(w) => {
                 // w[o][c][t]: each of the block's output channels is one contiguous row.
                 let rows: Vec<&[f32]> = (0..real).map(|i| &w[(block * r + i) * c * taps..][..c * taps]).collect();
-                for (k, dst) in panel.chunks_exact_mut(r).enumerate() {
-                    for (i, d) in dst.iter_mut().enumerate() {
-                        *d = rows.get(i).map_or(0.0, |row| row[k]);
-                    }
-                }
+                interleave(&rows, r, panel);
             }
             Weights::Flipped(w) => {
                 // Correlation input ci is the conv's output ci, output i its input: w[ci][i][t],
                 // the taps reversed.
+                let mut reversed = vec![0f32; real * taps];
                 for ci in 0..c {
                     let row = &w[ci * o * taps..][..o * taps];
-                    let cols: Vec<&[f32]> = (0..real).map(|i| &row[(block * r + i) * taps..][..taps]).collect();
-                    for (t, dst) in panel[ci * taps * r..][..taps * r].chunks_exact_mut(r).enumerate() {
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            *d = cols.get(i).map_or(0.0, |col| col[taps - 1 - t]);
+                    for (i, dst) in reversed.chunks_exact_mut(taps).enumerate() {
+                        for (d, s) in dst.iter_mut().zip(row[(block * r + i) * taps..][..taps].iter().rev()) {
+                            *d = *s;
                         }
                     }
+                    let rows: Vec<&[f32]> = reversed.chunks_exact(taps).collect();
+                    interleave(&rows, r, &mut panel[ci * taps * r..][..taps * r]);
                 }
             }
+        }
+    }
+}
+
+/// panel[k * r + i] = rows[i][k] (0 for i past the rows): up to r equally long rows interleaved.
+fn interleave(rows: &[&[f32]], r: usize, panel: &mut [f32]) {
+    if rows.len() == 8 && r == 8 {
+        let rows: [&[f32]; 8] = std::array::from_fn(|i| rows[i]);
+        for (k, dst) in panel.chunks_exact_mut(8).enumerate() {
+            for (d, row) in dst.iter_mut().zip(&rows) {
+                *d = row[k];
+            }
+        }
+        return;
+    }
+    for (k, dst) in panel.chunks_exact_mut(r).enumerate() {
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = rows.get(i).map_or(0.0, |row| row[k]);
         }
     }
 }
