@@ -282,37 +282,24 @@ impl<K: ScanKey> Scanner<K> {
     }
 }
 
-/// Calls `work(first_plane, out)` on disjoint runs of planes, on up to Candle's CPU thread
-/// count (RAYON_NUM_THREADS or the number of cores) for large inputs. Planes are independent,
-/// so the result does not depend on the split.
+/// Calls `work(first_plane, out)` on disjoint runs of planes, on the compute pool's threads
+/// for large inputs, each run compiled for the CPU's vector instruction set. Planes are
+/// independent, so the result does not depend on the split.
 fn for_planes<T: WithDType>(
     g: &PoolGeometry,
     out_per_plane: usize,
     work_per_plane: usize,
     work: impl Fn(usize, &mut [T]) + Sync,
 ) -> Result<Vec<T>> {
+    use rayon::prelude::*;
     if u32::try_from(g.h * g.w).is_err() {
         candle_core::bail!("max_pool2d: {}x{} planes are too large for the CPU path", g.h, g.w);
     }
     let planes = g.planes();
     let mut out = vec![T::from_f64(0.0); planes * out_per_plane];
-    // Below ~1M element visits a thread costs more than it saves.
-    let threads = if planes * work_per_plane < 1 << 20 { 1 } else { candle_core::utils::get_num_threads().clamp(1, planes) };
-    if threads == 1 {
-        work(0, &mut out);
-        return Ok(out);
-    }
-    let per = planes.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let work = &work;
-        let workers: Vec<_> =
-            out.chunks_mut(per * out_per_plane).enumerate().map(|(t, chunk)| scope.spawn(move || work(t * per, chunk))).collect();
-        for w in workers {
-            if let Err(panic) = w.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
+    // Runs of about 256 K element visits: below that a task costs more than it saves.
+    let per = ((1usize << 18) / work_per_plane.max(1)).clamp(1, planes.max(1));
+    out.par_chunks_mut(per * out_per_plane.max(1)).enumerate().for_each(|(t, chunk)| crate::ops::cpu::simd::vectorized(|| work(t * per, chunk)));
     Ok(out)
 }
 
