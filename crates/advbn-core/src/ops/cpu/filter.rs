@@ -21,6 +21,8 @@ use candle_core::Result;
 
 /// Fixed partial sums over images.
 const PARTS: usize = 4;
+/// The most taps a tile has (the tall tiles').
+const MAX_TILE_TAPS: usize = 18;
 /// Taps per register tile and channel vectors per tile, per ISA: a wide tile, and a tall one
 /// for layers with at most one vector of output channels.
 const AVX512_TILE: (usize, usize) = (9, 2);
@@ -137,6 +139,15 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
     let o_pad = g.o.div_ceil(lanes) * lanes;
     let taps = g.c * k * k;
     let tap_rows = taps.div_ceil(s) * s;
+    // Where each tap's run starts in the staged image; a tile past the last tap repeats it (its
+    // rows are dropped below).
+    let tap_offsets: Vec<usize> = (0..tap_rows)
+        .map(|t| {
+            let t = t.min(taps - 1);
+            let (c, i, j) = (t / (k * k), (t / k) % k, t % k);
+            c * plane + st.offset(i, j)
+        })
+        .collect();
     let parts = PARTS.min(g.n).max(1);
     let per_part = g.n.div_ceil(parts);
 
@@ -153,21 +164,16 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
             let image = &dy[n * g.o * ohw..][..g.o * ohw];
             vectorized(|| transpose_rows(image, g.o, g.oh, g.ow, wp, o_pad, dyt));
             let base = padded.as_ptr();
+            let mut tap_ptrs = [std::ptr::null::<f32>(); MAX_TILE_TAPS];
             for first in (0..taps).step_by(s) {
-                // A tile past the last tap repeats it (its rows are dropped below).
-                let tap_ptrs: Vec<*const f32> = (first..first + s)
-                    .map(|t| {
-                        let t = t.min(taps - 1);
-                        let (c, i, j) = (t / (k * k), (t / k) % k, t % k);
-                        // SAFETY: inside the staged image (c < channels, offset < plane).
-                        unsafe { base.add(c * plane + st.offset(i, j)) }
-                    })
-                    .collect();
+                for (slot, &off) in tap_ptrs.iter_mut().zip(&tap_offsets[first..first + s]) {
+                    *slot = base.wrapping_add(off);
+                }
                 for o0 in (0..o_pad).step_by(lanes) {
-                    // SAFETY: the staging leaves `positions` values after every tap's start;
-                    // `dyt` holds `positions` rows
-                    // of `o_pad`; the tile's rows `first..first + s` lie in `tap_rows`.
-                    unsafe { kernel(dyt.as_ptr().add(o0), o_pad, &tap_ptrs, positions, acc.as_mut_ptr().add(first * o_pad + o0)) };
+                    // SAFETY: every tap pointer is inside the staged image and the staging
+                    // leaves `positions` values after it; `dyt` holds `positions` rows of
+                    // `o_pad`; the tile's rows `first..first + s` lie in `tap_rows`.
+                    unsafe { kernel(dyt.as_ptr().add(o0), o_pad, &tap_ptrs[..s], positions, acc.as_mut_ptr().add(first * o_pad + o0)) };
                 }
             }
         }
