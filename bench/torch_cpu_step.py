@@ -30,6 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+# The AdvBN layer and the clean/adversarial BN pair are the GPU reference's (same folder).
+from torch_reference import DualBN, advbn, dualize
+
 
 def median_s(fn, warm, reps, budget_s):
     for _ in range(warm):
@@ -42,29 +45,6 @@ def median_s(fn, warm, reps, budget_s):
         samples.append(time.perf_counter() - t)
     samples.sort()
     return samples[len(samples) // 2], len(samples)
-
-
-class DualBN(nn.Module):
-    """AdvProp-style auxiliary BN: a clean and an adversarial BN, both from the same weights."""
-
-    adv = False
-
-    def __init__(self, bn):
-        super().__init__()
-        self.clean = bn
-        self.advbn = nn.BatchNorm2d(bn.num_features)
-        self.advbn.load_state_dict(bn.state_dict())
-
-    def forward(self, x):
-        return self.advbn(x) if DualBN.adv else self.clean(x)
-
-
-def dualize(module):
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            setattr(module, name, DualBN(child))
-        else:
-            dualize(child)
 
 
 class BasicBlock(nn.Module):
@@ -97,11 +77,6 @@ def small_resnet(depth=20, width=16, classes=10):
     encoder = nn.Sequential(stem, stages[0])
     tail = nn.Sequential(stages[1], stages[2], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_c, classes))
     return encoder, tail
-
-
-def advbn(x, alpha, beta):
-    mu = x.mean(dim=(0, 2, 3), keepdim=True)
-    return torch.clamp(beta * (x - mu) + alpha * mu, min=0)
 
 
 def resnet18_train_step():

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
 use super::staging::Staging;
-use super::simd::{detect, vectorized, Isa, Lanes};
+use super::simd::{detect, narrow_pays, tile_fns, vectorized, Isa, Lanes};
 use candle_core::Result;
 
 /// Output channels per register tile (broadcast side) and position vectors per tile, per ISA:
@@ -113,21 +113,16 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
 
 type TileFn = unsafe fn(&TileArgs);
 
-/// A tile shape compiled for one instruction set.
-macro_rules! tile_fn {
-    ($name:ident, $features:literal, $lanes:ty, $shape:expr) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name(args: &TileArgs) {
-            tile::<$lanes, { $shape.0 }, { $shape.1 }>(args)
-        }
-    };
-}
-
-tile_fn!(tile_avx512, "avx512f", super::simd::Avx512, AVX512_TILE);
-tile_fn!(narrow_avx512, "avx512f", super::simd::Avx512, AVX512_NARROW);
-tile_fn!(tile_avx2, "avx2,fma", super::simd::Avx2, AVX2_TILE);
-tile_fn!(narrow_avx2, "avx2,fma", super::simd::Avx2, AVX2_NARROW);
+tile_fns!(
+    tile,
+    TileArgs,
+    [
+        (tile_avx512, "avx512f", super::simd::Avx512, AVX512_TILE),
+        (narrow_avx512, "avx512f", super::simd::Avx512, AVX512_NARROW),
+        (tile_avx2, "avx2,fma", super::simd::Avx2, AVX2_TILE),
+        (narrow_avx2, "avx2,fma", super::simd::Avx2, AVX2_NARROW),
+    ]
+);
 
 /// The kernel for an instruction set and `positions` outputs per plane: (kernel, output channels
 /// per tile, positions per tile). The narrow tile when the wide one would compute over 15% more
@@ -137,8 +132,7 @@ fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize) {
         Isa::Avx512 => ((tile_avx512 as TileFn, AVX512_TILE), (narrow_avx512 as TileFn, AVX512_NARROW), 16),
         Isa::Avx2 => ((tile_avx2 as TileFn, AVX2_TILE), (narrow_avx2 as TileFn, AVX2_NARROW), 8),
     };
-    let computed = |v: usize| positions.div_ceil(v * lanes) * v * lanes;
-    let (f, (r, v)) = if 100 * computed(wide.1 .1) > 115 * computed(narrow.1 .1) { narrow } else { wide };
+    let (f, (r, v)) = if narrow_pays(positions, wide.1 .1 * lanes, narrow.1 .1 * lanes) { narrow } else { wide };
     (f, r, v * lanes)
 }
 
@@ -294,20 +288,9 @@ fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| (((i + seed) * 7919) % 2001) as f32 / 1000.0 - 1.0).collect()
-    }
-
-    fn isas() -> Vec<Isa> {
-        match detect() {
-            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
-            Some(Isa::Avx2) => vec![Isa::Avx2],
-            None => vec![],
-        }
-    }
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has (the
     /// input gradient for stride 1 only).
@@ -329,7 +312,6 @@ mod tests {
         ] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride, padding: pad }).unwrap();
             let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
-            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
             let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
             let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
             for isa in isas() {
@@ -338,8 +320,7 @@ mod tests {
                     checks.push(("input gradient", backward_data_with(isa, &gv, &wv, &g).unwrap(), &dx_ref));
                 }
                 for (name, got, want) in checks {
-                    assert_eq!(got.len(), want.len());
-                    let worst = got.iter().zip(want.iter()).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                    let worst = worst_relative(&got, want);
                     assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
                 }
             }

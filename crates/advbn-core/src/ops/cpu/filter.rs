@@ -195,21 +195,13 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::backward_filter_im2col;
-    use crate::ops::cpu::simd::detect;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| (((i + seed) * 7919) % 2001) as f32 / 1000.0 - 1.0).collect()
-    }
 
     #[test]
     fn filter_gradient_matches_the_im2col_path_in_f64() {
-        let isas = match detect() {
-            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
-            Some(Isa::Avx2) => vec![Isa::Avx2],
-            None => vec![],
-        };
+        let isas = isas();
         for (x, o, k, stride, pad) in [
             ((2, 3, 9, 9), 5, 3, 1, 1),
             ((3, 4, 7, 11), 33, 3, 1, 1),
@@ -224,12 +216,10 @@ mod tests {
         ] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride, padding: pad }).unwrap();
             let (xv, gv) = (values(g.input_len(), 1), values(g.output_len(), 3));
-            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
             let want = backward_filter_im2col(&wide(&xv), &wide(&gv), &g).unwrap();
             for &isa in &isas {
                 let got = backward_filter_with(isa, &xv, &gv, &g).unwrap();
-                assert_eq!(got.len(), want.len());
-                let worst = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                let worst = worst_relative(&got, &want);
                 assert!(worst < 1e-4, "{isa:?} {g:?}: off by {worst}");
             }
         }

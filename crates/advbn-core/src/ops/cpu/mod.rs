@@ -10,3 +10,5 @@ pub mod same;
 pub mod scratch;
 pub mod simd;
 pub mod staging;
+#[cfg(test)]
+mod testing;

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
-use super::simd::{detect, vectorized, Isa, Lanes};
+use super::simd::{detect, narrow_pays, tile_fns, vectorized, Isa, Lanes};
 use candle_core::Result;
 
 /// Output channels per tile and position vectors per tile: wide, and narrow for small planes.
@@ -145,20 +145,16 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
 
 type TileFn = unsafe fn(&TileArgs);
 
-macro_rules! tile_fn {
-    ($name:ident, $features:literal, $lanes:ty, $shape:expr) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name(args: &TileArgs) {
-            tile::<$lanes, { $shape.0 }, { $shape.1 }>(args)
-        }
-    };
-}
-
-tile_fn!(tile_avx512, "avx512f", super::simd::Avx512, AVX512_TILE);
-tile_fn!(narrow_avx512, "avx512f", super::simd::Avx512, AVX512_NARROW);
-tile_fn!(tile_avx2, "avx2,fma", super::simd::Avx2, AVX2_TILE);
-tile_fn!(narrow_avx2, "avx2,fma", super::simd::Avx2, AVX2_NARROW);
+tile_fns!(
+    tile,
+    TileArgs,
+    [
+        (tile_avx512, "avx512f", super::simd::Avx512, AVX512_TILE),
+        (narrow_avx512, "avx512f", super::simd::Avx512, AVX512_NARROW),
+        (tile_avx2, "avx2,fma", super::simd::Avx2, AVX2_TILE),
+        (narrow_avx2, "avx2,fma", super::simd::Avx2, AVX2_NARROW),
+    ]
+);
 
 /// The kernel for `positions` outputs per plane: (kernel, channels per tile, vectors per tile,
 /// lanes). The narrow tile when the wide one would compute over 15% more positions.
@@ -167,8 +163,7 @@ fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize, usize) {
         Isa::Avx512 => ((tile_avx512 as TileFn, AVX512_TILE), (narrow_avx512 as TileFn, AVX512_NARROW), 16),
         Isa::Avx2 => ((tile_avx2 as TileFn, AVX2_TILE), (narrow_avx2 as TileFn, AVX2_NARROW), 8),
     };
-    let computed = |v: usize| positions.div_ceil(v * lanes) * v * lanes;
-    let (f, (r, v)) = if 100 * computed(wide.1 .1) > 115 * computed(narrow.1 .1) { narrow } else { wide };
+    let (f, (r, v)) = if narrow_pays(positions, wide.1 .1 * lanes, narrow.1 .1 * lanes) { narrow } else { wide };
     (f, r, v, lanes)
 }
 
@@ -456,22 +451,15 @@ fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| (((i + seed) * 7919) % 2001) as f32 / 1000.0 - 1.0).collect()
-    }
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has, with
     /// channel counts that do and do not fill the tiles.
     #[test]
     fn forward_and_input_gradient_match_the_im2col_path_in_f64() {
-        let isas = match detect() {
-            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
-            Some(Isa::Avx2) => vec![Isa::Avx2],
-            None => vec![],
-        };
+        let isas = isas();
         for (x, o, k, pad) in [
             ((2, 3, 9, 9), 5, 3, 1),
             ((3, 4, 7, 11), 9, 3, 1),
@@ -486,7 +474,6 @@ mod tests {
         ] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
             let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
-            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
             let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
             let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
             for &isa in &isas {
@@ -494,8 +481,7 @@ mod tests {
                     ("forward", forward_with(isa, &xv, &wv, &g, None).unwrap(), &y_ref),
                     ("input gradient", backward_data_with(isa, &gv, &wv, &g).unwrap(), &dx_ref),
                 ] {
-                    assert_eq!(got.len(), want.len());
-                    let worst = got.iter().zip(want.iter()).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                    let worst = worst_relative(&got, want);
                     assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
                 }
             }
@@ -506,17 +492,12 @@ mod tests {
     /// forward followed by the same map in f64; output channel counts with partial blocks.
     #[test]
     fn fused_epilogue_matches_the_map_applied_afterwards() {
-        let isas = match detect() {
-            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
-            Some(Isa::Avx2) => vec![Isa::Avx2],
-            None => vec![],
-        };
+        let isas = isas();
         for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0), ((5, 8, 3, 3), 20, 3, 1)] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
             let (xv, wv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
             let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
             let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.03 - 0.2).collect();
-            let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
             let plain = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
             let ohw = g.oh * g.ow;
             for (residual, relu) in [(false, false), (false, true), (true, true)] {
@@ -532,7 +513,7 @@ mod tests {
                 let epilogue = Epilogue { scale: &scale, shift: &shift, residual: residual.then_some(&rv[..]), relu };
                 for &isa in &isas {
                     let got = forward_with(isa, &xv, &wv, &g, Some(&epilogue)).unwrap();
-                    let worst = got.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+                    let worst = worst_relative(&got, &want);
                     assert!(worst < 1e-4, "{isa:?} {g:?} residual={residual} relu={relu}: off by {worst}");
                 }
             }

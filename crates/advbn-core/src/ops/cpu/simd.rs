@@ -86,6 +86,28 @@ pub fn detect() -> Option<Isa> {
     }
 }
 
+/// Defines one function per (name, target features, lanes type, (R, V) shape) that runs the
+/// generic register-tile kernel `$kernel::<lanes, R, V>(args)` compiled for those features.
+macro_rules! tile_fns {
+    ($kernel:ident, $args:ty, [$(($name:ident, $features:literal, $lanes:ty, $shape:expr)),* $(,)?]) => {
+        $(
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = $features)]
+            unsafe fn $name(args: &$args) {
+                $kernel::<$lanes, { $shape.0 }, { $shape.1 }>(args)
+            }
+        )*
+    };
+}
+pub(crate) use tile_fns;
+
+/// Whether a narrow tile (`narrow` positions) pays over a wide one (`wide` positions) for planes
+/// of `positions` outputs: when the wide one's rounding would compute over 15% more positions.
+pub fn narrow_pays(positions: usize, wide: usize, narrow: usize) -> bool {
+    let computed = |tile: usize| positions.div_ceil(tile) * tile;
+    100 * computed(wide) > 115 * computed(narrow)
+}
+
 /// Runs `work` compiled for the best instruction set this CPU has: `work` (a closure called once)
 /// is inlined into a function with that set enabled, so its loops vectorise to AVX-512 or AVX2
 /// instead of the SSE2 baseline the crate is built for.
