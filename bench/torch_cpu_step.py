@@ -30,8 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-# The AdvBN layer and the clean/adversarial BN pair are the GPU reference's (same folder).
-from torch_reference import DualBN, advbn, dualize
+# The method's loss (AdvBN layer, attack, clean/adversarial BN pairs) is the GPU reference's.
+from torch_reference import advbn_loss, dualize, erm_loss
 
 
 def median_s(fn, warm, reps, budget_s):
@@ -117,27 +117,7 @@ def small_step(method):
     def step():
         with torch.no_grad():
             h = encoder(x)
-        if method == "advbn":
-            alpha = torch.ones(1, h.shape[1], 1, 1, requires_grad=True)
-            beta = torch.ones(1, h.shape[1], 1, 1, requires_grad=True)
-            tail.eval()
-            DualBN.adv = True
-            for _ in range(6):
-                loss = F.cross_entropy(tail(advbn(h, alpha, beta)), y)
-                ga, gb = torch.autograd.grad(loss, [alpha, beta])
-                with torch.no_grad():
-                    alpha.add_(0.2 * ga.sign()).clamp_(-0.1, 2.1)
-                    beta.add_(0.2 * gb.sign()).clamp_(-0.1, 2.1)
-            h_adv = advbn(h, alpha, beta).detach()
-            tail.train()
-            DualBN.adv = False
-            loss = F.cross_entropy(tail(h), y)
-            DualBN.adv = True
-            loss = loss + F.cross_entropy(tail(h_adv), y)
-            DualBN.adv = False
-        else:
-            tail.train()
-            loss = F.cross_entropy(tail(h), y)
+        loss = advbn_loss(tail, h, y) if method == "advbn" else erm_loss(tail, h, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

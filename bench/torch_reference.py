@@ -63,6 +63,35 @@ def dualize(module):
             dualize(child)
 
 
+def advbn_loss(tail, h, y, steps=6, step_size=0.2, epsilon=1.1):
+    """The method's training loss on encoder features h: K sign-gradient steps on (alpha, beta)
+    from 1 with the tail in eval mode on its adversarial BNs (gradients w.r.t. alpha and beta
+    only), then CE(tail_clean(h)) + CE(tail_adv(h_adv)) in training mode."""
+    alpha = torch.ones(1, h.shape[1], 1, 1, device=h.device, requires_grad=True)
+    beta = torch.ones(1, h.shape[1], 1, 1, device=h.device, requires_grad=True)
+    tail.eval()
+    DualBN.adv = True
+    for _ in range(steps):
+        loss = F.cross_entropy(tail(advbn(h, alpha, beta)), y)
+        ga, gb = torch.autograd.grad(loss, [alpha, beta])
+        with torch.no_grad():
+            alpha.add_(step_size * ga.sign()).clamp_(1 - epsilon, 1 + epsilon)
+            beta.add_(step_size * gb.sign()).clamp_(1 - epsilon, 1 + epsilon)
+    h_adv = advbn(h, alpha, beta).detach()
+    tail.train()
+    DualBN.adv = False
+    loss = F.cross_entropy(tail(h), y)
+    DualBN.adv = True
+    loss = loss + F.cross_entropy(tail(h_adv), y)
+    DualBN.adv = False
+    return loss
+
+
+def erm_loss(tail, h, y):
+    tail.train()
+    return F.cross_entropy(tail(h), y)
+
+
 def resnet50_split():
     m = torchvision.models.resnet50(num_classes=1000).to(dev)
     encoder = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1).eval()
@@ -87,27 +116,7 @@ def step_fn(method, precision):
         with autocast:
             with torch.no_grad():
                 h = encoder(x)
-            if method == "advbn":
-                alpha = torch.ones(1, h.shape[1], 1, 1, device=dev, requires_grad=True)
-                beta = torch.ones(1, h.shape[1], 1, 1, device=dev, requires_grad=True)
-                tail.eval()
-                DualBN.adv = True
-                for _ in range(6):
-                    loss = F.cross_entropy(tail(advbn(h, alpha, beta)), y)
-                    ga, gb = torch.autograd.grad(loss, [alpha, beta])
-                    with torch.no_grad():
-                        alpha.add_(0.2 * ga.sign()).clamp_(-0.1, 2.1)
-                        beta.add_(0.2 * gb.sign()).clamp_(-0.1, 2.1)
-                h_adv = advbn(h, alpha, beta).detach()
-                tail.train()
-                DualBN.adv = False
-                loss = F.cross_entropy(tail(h), y)
-                DualBN.adv = True
-                loss = loss + F.cross_entropy(tail(h_adv), y)
-                DualBN.adv = False
-            else:
-                tail.train()
-                loss = F.cross_entropy(tail(h), y)
+            loss = advbn_loss(tail, h, y) if method == "advbn" else erm_loss(tail, h, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
