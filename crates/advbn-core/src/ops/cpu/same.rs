@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
-use super::simd::{detect, narrow_pays, tile_fns, vectorized, Isa, Lanes};
+use super::simd::{detect, tile_fns, vectorized, Isa, Lanes};
 use candle_core::Result;
 
 /// Output channels per tile and position vectors per tile: wide, and narrow for small planes.
@@ -153,18 +153,39 @@ tile_fns!(
         (narrow_avx512, "avx512f", super::simd::Avx512, AVX512_NARROW),
         (tile_avx2, "avx2,fma", super::simd::Avx2, AVX2_TILE),
         (narrow_avx2, "avx2,fma", super::simd::Avx2, AVX2_NARROW),
+        (half_avx512, "avx512f", super::simd::Avx512, (AVX512_TILE.0, 1)),
+        (half_avx2, "avx2,fma", super::simd::Avx2, (AVX2_TILE.0, 1)),
     ]
 );
 
-/// The kernel for `positions` outputs per plane: (kernel, channels per tile, vectors per tile,
-/// lanes). The narrow tile when the wide one would compute over 15% more positions.
-fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize, usize) {
-    let (wide, narrow, lanes) = match isa {
-        Isa::Avx512 => ((tile_avx512 as TileFn, AVX512_TILE), (narrow_avx512 as TileFn, AVX512_NARROW), 16),
-        Isa::Avx2 => ((tile_avx2 as TileFn, AVX2_TILE), (narrow_avx2 as TileFn, AVX2_NARROW), 8),
+/// The kernels for `positions` outputs per plane.
+struct Kernels {
+    /// For every tile of `vectors` vectors.
+    tile: TileFn,
+    /// For a plane's last tile when one vector holds what is left (the wide tile's rows with one
+    /// vector: no lane wasted on rounding).
+    last: Option<TileFn>,
+    /// Output channels per tile.
+    rows: usize,
+    vectors: usize,
+    lanes: usize,
+}
+
+/// The wide tile, with a one-vector tile for a plane's remainder; the narrow tile when the
+/// wide one would compute over 15% more positions even so (planes under two vectors).
+fn kernel(isa: Isa, positions: usize) -> Kernels {
+    let (wide, narrow, half, lanes) = match isa {
+        Isa::Avx512 => ((tile_avx512 as TileFn, AVX512_TILE), (narrow_avx512 as TileFn, AVX512_NARROW), half_avx512 as TileFn, 16),
+        Isa::Avx2 => ((tile_avx2 as TileFn, AVX2_TILE), (narrow_avx2 as TileFn, AVX2_NARROW), half_avx2 as TileFn, 8),
     };
-    let (f, (r, v)) = if narrow_pays(positions, wide.1 .1 * lanes, narrow.1 .1 * lanes) { narrow } else { wide };
-    (f, r, v, lanes)
+    let wide_tile = wide.1 .1 * lanes;
+    let remainder = positions % wide_tile;
+    let half_fits = remainder > 0 && remainder <= lanes;
+    let wide_computed = positions - remainder + if half_fits { lanes } else { remainder.next_multiple_of(wide_tile) };
+    if 100 * wide_computed > 115 * positions.div_ceil(narrow.1 .1 * lanes) * narrow.1 .1 * lanes {
+        return Kernels { tile: narrow.0, last: None, rows: narrow.1 .0, vectors: narrow.1 .1, lanes };
+    }
+    Kernels { tile: wide.0, last: half_fits.then_some(half), rows: wide.1 .0, vectors: wide.1 .1, lanes }
 }
 
 /// Whether a geometry goes here: stride 1 and a square kernel of side <= 3 with "same" padding
@@ -267,8 +288,10 @@ impl Correlation {
         // input rearranged channel-major ([c][n][h * w]), so tiles run across images (the masks
         // keep every tap inside its own image) and no lane is wasted on rounding.
         let batched = {
-            let (_, _, v, lanes) = kernel(isa, image_len);
-            5 * image_len < 4 * image_len.div_ceil(v * lanes) * v * lanes
+            let kernels = kernel(isa, image_len);
+            let tile = kernels.vectors * kernels.lanes;
+            let computed = if kernels.last.is_some() { image_len.next_multiple_of(kernels.lanes) } else { image_len.next_multiple_of(tile) };
+            5 * image_len < 4 * computed
         };
         let (images, hw) = if batched { (1, n * image_len) } else { (n, image_len) };
         let channel_major = |data: &[f32], channels: usize| -> Vec<f32> {
@@ -284,15 +307,24 @@ impl Correlation {
         let input = rearranged.as_deref().unwrap_or(input);
         let residual: Option<Cow<[f32]>> =
             epilogue.and_then(|e| e.residual).map(|res| if batched { Cow::Owned(channel_major(res, self.o)) } else { Cow::Borrowed(res) });
-        let (kernel, r, v, lanes) = kernel(isa, hw);
+        let kernels = kernel(isa, hw);
+        let (r, v, lanes) = (kernels.rows, kernels.vectors, kernels.lanes);
         let tile = v * lanes;
         let tiles = hw.div_ceil(tile);
+        // The last tile's kernel and its vector count.
+        let (last_kernel, last_vectors) = match kernels.last {
+            Some(f) => (f, 1),
+            None => (kernels.tile, v),
+        };
         let offsets: Vec<isize> = (0..taps).map(|t| (t / k) as isize * w as isize + (t % k) as isize - (pad * (w + 1)) as isize).collect();
-        // Per tile: which lanes each tap may read ([tile][tap][V]), and which are in the plane.
+        // Per tile: which lanes each tap may read ([tap][vectors]), and which are in the plane
+        // ([vectors]); tile t's entries start at t * taps * v and t * v (the last tile uses as
+        // many vectors as its kernel has).
         let mut masks = vec![0u32; tiles * taps * v];
         let mut out_masks = vec![0u32; tiles * v];
         for t in 0..tiles {
-            for vi in 0..v {
+            let vectors = if t + 1 == tiles { last_vectors } else { v };
+            for vi in 0..vectors {
                 for lane in 0..lanes {
                     let q = t * tile + vi * lanes + lane;
                     if q >= hw {
@@ -304,7 +336,7 @@ impl Correlation {
                     for tap in 0..taps {
                         let (iy, ix) = (oy + (tap / k) as isize - pad as isize, ox + (tap % k) as isize - pad as isize);
                         if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                            masks[(t * taps + tap) * v + vi] |= 1 << lane;
+                            masks[t * taps * v + tap * vectors + vi] |= 1 << lane;
                         }
                     }
                 }
@@ -359,6 +391,7 @@ impl Correlation {
                             let o0 = (first_block + b) * r;
                             let residual_rows = residual.as_deref().map(|res| res[(img * self.o + o0) * hw..].as_ptr());
                             for t in 0..tiles {
+                                let (tile_kernel, tile_vectors) = if t + 1 == tiles { (last_kernel, last_vectors) } else { (kernels.tile, v) };
                                 let tile_epilogue = epilogue.filter(|_| last && !partial_block).map(|e| TileEpilogue {
                                     scale: scale[o0..].as_ptr(),
                                     shift: shift[o0..].as_ptr(),
@@ -370,12 +403,12 @@ impl Correlation {
                                     plane: hw,
                                     channels,
                                     offsets,
-                                    masks: &masks[t * taps * v..][..taps * v],
+                                    masks: &masks[t * taps * v..][..taps * tile_vectors],
                                     w,
                                     accumulate: c0 > 0,
                                     out: rows_out.wrapping_add(t * tile),
                                     out_stride: hw,
-                                    out_masks: &out_masks[t * v..][..v],
+                                    out_masks: &out_masks[t * v..][..tile_vectors],
                                     epilogue: tile_epilogue,
                                 };
                                 // SAFETY: unmasked input lanes lie inside this image's channels
@@ -383,7 +416,7 @@ impl Correlation {
                                 // the panel holds those channels; the tile writes (and, after
                                 // the first channel block, reads back) r rows of its in-plane
                                 // positions, inside this group's rows or `partial`.
-                                unsafe { kernel(&args) };
+                                unsafe { tile_kernel(&args) };
                             }
                         }
                     }
@@ -470,6 +503,7 @@ mod tests {
             ((3, 16, 8, 8), 32, 3, 1),
             ((1, 8, 16, 16), 24, 3, 1),
             ((7, 20, 3, 3), 24, 3, 1), // batch-wide plane
+            ((2, 8, 12, 12), 16, 3, 1), // a one-vector last tile
             ((3, 9, 5, 5), 12, 1, 0),
         ] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
@@ -493,7 +527,7 @@ mod tests {
     #[test]
     fn fused_epilogue_matches_the_map_applied_afterwards() {
         let isas = isas();
-        for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0), ((5, 8, 3, 3), 20, 3, 1)] {
+        for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 8, 12, 12), 24, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0), ((5, 8, 3, 3), 20, 3, 1)] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
             let (xv, wv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
             let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
