@@ -8,7 +8,10 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::batch_norm::batch_stats;
+use std::mem::MaybeUninit;
+
 use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
+use super::cpu::simd::multiversion;
 use super::storage::{nchw, stats_dtype, stats_storage};
 
 /// y = beta * (x - mu) + alpha * mu, then max(y, 0) if `relu`.
@@ -43,15 +46,43 @@ fn masked<R: Real>(g: R, pre: R, relu: bool) -> R {
     }
 }
 
+multiversion! {
+    /// out = ReLU?(beta * x + offset) over one plane.
+    fn apply_plane<T: Elem>(x: &[T], out: &mut [MaybeUninit<T>], beta: T::R, offset: T::R, relu: bool) -> () {
+        for (o, v) in out.iter_mut().zip(x) {
+            let pre = beta * v.get() + offset;
+            o.write(T::put(if relu { pre.relu() } else { pre }));
+        }
+    }
+}
+
+multiversion! {
+    /// Sums of g' and g' * x over one plane (g' masked by the clamp).
+    fn grad_sums_plane<T: Elem>(x: &[T], g: &[T], beta: T::R, offset: T::R, relu: bool) -> (f64, f64) {
+        sum(x.len(), |i| {
+            let xv = x[i].get();
+            let gv = masked(g[i].get(), beta * xv + offset, relu);
+            (gv, gv * xv)
+        })
+    }
+}
+
+multiversion! {
+    /// dx = beta * g' + common over one plane.
+    fn input_grad_plane<T: Elem>(x: &[T], g: &[T], out: &mut [MaybeUninit<T>], beta: T::R, offset: T::R, common: T::R, relu: bool) -> () {
+        for ((o, xv), gv) in out.iter_mut().zip(x).zip(g) {
+            let gv = masked(gv.get(), beta * xv.get() + offset, relu);
+            o.write(T::put(beta * gv + common));
+        }
+    }
+}
+
 fn apply_cpu<T: Elem>(x: &[T], p: &[f64], c: usize, hw: usize, relu: bool) -> CpuStorage {
-    // SAFETY: every element of each plane is written.
+    // SAFETY: `apply_plane` writes every element of each plane.
     let y = unsafe {
         map_planes(x.len(), c, hw, |q, ch, out| {
             let (beta, offset) = affine::<T::R>(p, c, ch);
-            for (o, v) in out.iter_mut().zip(&x[q * hw..][..hw]) {
-                let pre = beta * v.get() + offset;
-                o.write(T::put(if relu { pre.relu() } else { pre }));
-            }
+            apply_plane(&x[q * hw..][..hw], out, beta, offset, relu)
         })
     };
     T::to_cpu_storage_owned(y)
@@ -60,27 +91,19 @@ fn apply_cpu<T: Elem>(x: &[T], p: &[f64], c: usize, hw: usize, relu: bool) -> Cp
 fn grad_sums_cpu<T: Elem>(x: &[T], g: &[T], p: &[f64], c: usize, hw: usize, relu: bool) -> Vec<f64> {
     channel_totals(x.len() / hw.max(1), c, hw, |q, ch| {
         let (beta, offset) = affine::<T::R>(p, c, ch);
-        let (xp, gp) = (&x[q * hw..][..hw], &g[q * hw..][..hw]);
-        sum(hw, |i| {
-            let xv = xp[i].get();
-            let gv = masked(gp[i].get(), beta * xv + offset, relu);
-            (gv, gv * xv)
-        })
+        grad_sums_plane(&x[q * hw..][..hw], &g[q * hw..][..hw], beta, offset, relu)
     })
 }
 
 fn input_grad_cpu<T: Elem>(x: &[T], g: &[T], k: &[f64], c: usize, hw: usize, relu: bool) -> CpuStorage {
     let m = (x.len() / c.max(1)) as f64;
-    // SAFETY: every element of each plane is written.
+    // SAFETY: `input_grad_plane` writes every element of each plane.
     let dx = unsafe {
         map_planes(x.len(), c, hw, |q, ch, out| {
             let (beta, offset) = affine::<T::R>(k, c, ch);
             let (alpha_, beta_, sum_g) = (k[ch], k[c + ch], k[3 * c + ch]);
             let common = T::R::of((alpha_ - beta_) * sum_g / m);
-            for ((o, xv), gv) in out.iter_mut().zip(&x[q * hw..][..hw]).zip(&g[q * hw..][..hw]) {
-                let gv = masked(gv.get(), beta * xv.get() + offset, relu);
-                o.write(T::put(beta * gv + common));
-            }
+            input_grad_plane(&x[q * hw..][..hw], &g[q * hw..][..hw], out, beta, offset, common, relu)
         })
     };
     T::to_cpu_storage_owned(dx)

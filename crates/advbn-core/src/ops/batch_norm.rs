@@ -13,7 +13,10 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use std::mem::MaybeUninit;
+
 use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
+use super::cpu::simd::multiversion;
 use super::storage::{nchw, stats_dtype, stats_storage};
 
 /// Per-channel [mean (C), biased variance (C)] over (N, H, W); no gradient.
@@ -79,19 +82,75 @@ fn relu_of<R: Real>(v: R, relu: bool) -> R {
     }
 }
 
+multiversion! {
+    /// Sums of (x - s) and (x - s)^2 over one plane.
+    fn stats_plane<T: Elem>(p: &[T], s: T::R) -> (f64, f64) {
+        sum(p.len(), |i| {
+            let d = p[i].get() - s;
+            (d, d * d)
+        })
+    }
+}
+
+multiversion! {
+    /// out = ReLU?(x * scale + shift (+ r)) over one plane.
+    fn apply_plane<T: Elem>(x: &[T], residual: Option<&[T]>, out: &mut [MaybeUninit<T>], scale: T::R, shift: T::R, relu: bool) -> () {
+        match residual {
+            Some(r) => {
+                for ((o, v), res) in out.iter_mut().zip(x).zip(r) {
+                    o.write(T::put(relu_of(v.get() * scale + shift + res.get(), relu)));
+                }
+            }
+            None => {
+                for (o, v) in out.iter_mut().zip(x) {
+                    o.write(T::put(relu_of(v.get() * scale + shift, relu)));
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Sums of g' and g' * xhat over one plane (g' masked by the ReLU).
+    fn grad_sums_plane<T: Elem>(x: &[T], g: &[T], k: Channel, relu: bool) -> (f64, f64) {
+        let (scale, shift, mean, inv_std) = (T::R::of(k.scale), T::R::of(k.shift), T::R::of(k.mean), T::R::of(k.inv_std));
+        sum(x.len(), |i| {
+            let xv = x[i].get();
+            let gv = masked(g[i].get(), xv * scale + shift, relu);
+            (gv, gv * ((xv - mean) * inv_std))
+        })
+    }
+}
+
+multiversion! {
+    /// dx = scale * (g' - mean_g - (x - mean) * xhat_coeff) over one plane.
+    fn input_grad_plane<T: Elem>(x: &[T], g: &[T], out: &mut [MaybeUninit<T>], k: Channel, mean_g: f64, xhat_coeff: f64, relu: bool) -> () {
+        let (scale, shift, mean) = (T::R::of(k.scale), T::R::of(k.shift), T::R::of(k.mean));
+        let (mean_g, xhat_coeff) = (T::R::of(mean_g), T::R::of(xhat_coeff));
+        for ((o, xv), gv) in out.iter_mut().zip(x).zip(g) {
+            let xv = xv.get();
+            let gv = masked(gv.get(), xv * scale + shift, relu);
+            o.write(T::put(scale * (gv - mean_g - (xv - mean) * xhat_coeff)));
+        }
+    }
+}
+
+multiversion! {
+    /// g where y > 0, else 0.
+    fn relu_grad_chunk<T: Elem>(g: &[T], y: &[T], out: &mut [MaybeUninit<T>]) -> () {
+        for ((o, gv), yv) in out.iter_mut().zip(g).zip(y) {
+            o.write(if yv.get() > T::R::ZERO { *gv } else { T::put(T::R::ZERO) });
+        }
+    }
+}
+
 /// [mean (C), biased variance (C)] in one pass: sums of (x - s) and (x - s)^2 with s the
 /// channel's first value, so the variance does not cancel away.
 fn stats_cpu<T: Elem>(x: &[T], c: usize, hw: usize) -> Vec<f64> {
     let planes = x.len() / hw.max(1);
     let m = (planes / c.max(1) * hw) as f64;
     let shift: Vec<T::R> = (0..c).map(|ch| x[ch * hw].get()).collect();
-    let sums = channel_totals(planes, c, hw, |q, ch| {
-        let (p, s) = (&x[q * hw..][..hw], shift[ch]);
-        sum(hw, |i| {
-            let d = p[i].get() - s;
-            (d, d * d)
-        })
-    });
+    let sums = channel_totals(planes, c, hw, |q, ch| stats_plane(&x[q * hw..][..hw], shift[ch]));
     let mut stats = vec![0f64; 2 * c];
     for ch in 0..c {
         let (mean_d, mean_d2) = (sums[ch] / m, sums[c + ch] / m);
@@ -101,61 +160,29 @@ fn stats_cpu<T: Elem>(x: &[T], c: usize, hw: usize) -> Vec<f64> {
     stats
 }
 
-fn apply_cpu<T: Elem>(x: &[T], k: &[Channel], hw: usize, relu: bool) -> CpuStorage {
-    // SAFETY: every element of each plane is written.
+fn apply_cpu<T: Elem>(x: &[T], residual: Option<&[T]>, k: &[Channel], hw: usize, relu: bool) -> CpuStorage {
+    // SAFETY: `apply_plane` writes every element of each plane.
     let y = unsafe {
         map_planes(x.len(), k.len(), hw, |q, ch, out| {
             let (scale, shift) = (T::R::of(k[ch].scale), T::R::of(k[ch].shift));
-            for (o, v) in out.iter_mut().zip(&x[q * hw..][..hw]) {
-                o.write(T::put(relu_of(v.get() * scale + shift, relu)));
-            }
-        })
-    };
-    T::to_cpu_storage_owned(y)
-}
-
-/// ReLU(BN(x) + r).
-fn apply_add_relu_cpu<T: Elem>(x: &[T], r: &[T], k: &[Channel], hw: usize) -> CpuStorage {
-    // SAFETY: every element of each plane is written.
-    let y = unsafe {
-        map_planes(x.len(), k.len(), hw, |q, ch, out| {
-            let (scale, shift) = (T::R::of(k[ch].scale), T::R::of(k[ch].shift));
-            for ((o, v), res) in out.iter_mut().zip(&x[q * hw..][..hw]).zip(&r[q * hw..][..hw]) {
-                o.write(T::put(relu_of(v.get() * scale + shift + res.get(), true)));
-            }
+            apply_plane(&x[q * hw..][..hw], residual.map(|r| &r[q * hw..][..hw]), out, scale, shift, relu)
         })
     };
     T::to_cpu_storage_owned(y)
 }
 
 fn grad_sums_cpu<T: Elem>(x: &[T], g: &[T], k: &[Channel], hw: usize, relu: bool) -> Vec<f64> {
-    channel_totals(x.len() / hw.max(1), k.len(), hw, |q, ch| {
-        let (xp, gp) = (&x[q * hw..][..hw], &g[q * hw..][..hw]);
-        let kc = &k[ch];
-        let (scale, shift, mean, inv_std) = (T::R::of(kc.scale), T::R::of(kc.shift), T::R::of(kc.mean), T::R::of(kc.inv_std));
-        sum(hw, |i| {
-            let xv = xp[i].get();
-            let gv = masked(gp[i].get(), xv * scale + shift, relu);
-            (gv, gv * ((xv - mean) * inv_std))
-        })
-    })
+    channel_totals(x.len() / hw.max(1), k.len(), hw, |q, ch| grad_sums_plane(&x[q * hw..][..hw], &g[q * hw..][..hw], k[ch], relu))
 }
 
 fn input_grad_cpu<T: Elem>(x: &[T], g: &[T], k: &[Channel], sums: &[f64], hw: usize, relu: bool, train: bool) -> CpuStorage {
     let c = k.len();
     let m = (x.len() / c.max(1)) as f64;
-    // SAFETY: every element of each plane is written.
+    // SAFETY: `input_grad_plane` writes every element of each plane.
     let dx = unsafe {
         map_planes(x.len(), c, hw, |q, ch, out| {
-            let kc = &k[ch];
             let (mean_g, mean_gx) = if train { (sums[ch] / m, sums[c + ch] / m) } else { (0.0, 0.0) };
-            let (scale, shift, mean) = (T::R::of(kc.scale), T::R::of(kc.shift), T::R::of(kc.mean));
-            let (mean_g, xhat_coeff) = (T::R::of(mean_g), T::R::of(kc.inv_std * mean_gx));
-            for ((o, xv), gv) in out.iter_mut().zip(&x[q * hw..][..hw]).zip(&g[q * hw..][..hw]) {
-                let xv = xv.get();
-                let gv = masked(gv.get(), xv * scale + shift, relu);
-                o.write(T::put(scale * (gv - mean_g - (xv - mean) * xhat_coeff)));
-            }
+            input_grad_plane(&x[q * hw..][..hw], &g[q * hw..][..hw], out, k[ch], mean_g, k[ch].inv_std * mean_gx, relu)
         })
     };
     T::to_cpu_storage_owned(dx)
@@ -186,7 +213,7 @@ impl CustomOp2 for BnApply {
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, cs: &CpuStorage, cl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
         let k = channels(&coefficients("batch-norm-apply", cs, cl)?, c, self.0.eps);
-        let y = float_slices!("batch-norm-apply", xs, xl, |x| apply_cpu(x, &k, hw, self.0.relu));
+        let y = float_slices!("batch-norm-apply", xs, xl, |x| apply_cpu(x, None, &k, hw, self.0.relu));
         Ok((y, xl.shape().clone()))
     }
 
@@ -250,7 +277,7 @@ impl CustomOp3 for BnAddRelu {
             candle_core::bail!("batch-norm-add-relu: residual {:?} and input {:?} differ in shape", rl.shape(), xl.shape());
         }
         let k = channels(&coefficients("batch-norm-add-relu", cs, cl)?, c, self.0.eps);
-        let y = float_slices!("batch-norm-add-relu", xs, xl, rs, rl, |x, r| apply_add_relu_cpu(x, r, &k, hw));
+        let y = float_slices!("batch-norm-add-relu", xs, xl, rs, rl, |x, r| apply_cpu(x, Some(r), &k, hw, true));
         Ok((y, xl.shape().clone()))
     }
 
@@ -274,13 +301,11 @@ pub(crate) fn relu_grad(grad: &Tensor, y: &Tensor) -> Result<Tensor> {
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
 fn relu_grad_cpu<T: Elem>(g: &[T], y: &[T]) -> CpuStorage {
-    // SAFETY: every element of each chunk is written.
+    // SAFETY: `relu_grad_chunk` writes every element of each chunk.
     let out = unsafe {
         map_planes(g.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
-            let (gc, yc) = (&g[q * ELEMENTWISE_CHUNK..], &y[q * ELEMENTWISE_CHUNK..]);
-            for ((o, gv), yv) in out.iter_mut().zip(gc).zip(yc) {
-                o.write(if yv.get() > T::R::ZERO { *gv } else { T::put(T::R::ZERO) });
-            }
+            let n = out.len();
+            relu_grad_chunk(&g[q * ELEMENTWISE_CHUNK..][..n], &y[q * ELEMENTWISE_CHUNK..][..n], out)
         })
     };
     T::to_cpu_storage_owned(out)

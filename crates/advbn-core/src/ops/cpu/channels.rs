@@ -1,8 +1,9 @@
 //! Per-channel passes over NCHW tensors on the CPU, shared by the BatchNorm and AdvBN ops:
 //! per-plane sums reduced to per-channel totals, and elementwise maps, on rayon's threads.
 //!
-//! Arithmetic runs in the element's own precision (f32 for f32, bf16 and f16; f64 for f64),
-//! compiled for the CPU's best vector instruction set (`simd::vectorized`). Sums accumulate in
+//! Arithmetic runs in the element's own precision (f32 for f32, bf16 and f16; f64 for f64);
+//! callers compile their per-plane loops for the CPU's vector instruction set
+//! (`simd::multiversion`). Sums accumulate in
 //! that precision in `LANES` lanes over blocks of `BLOCK` elements and in f64 across blocks and
 //! planes; planes are reduced in plane order, so results do not depend on the thread count.
 
@@ -11,8 +12,6 @@ use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, Layout, Result, WithDType};
 use half::{bf16, f16};
 use rayon::prelude::*;
-
-use super::simd::vectorized;
 
 /// Elements summed in the element's precision before the partial goes to f64.
 const BLOCK: usize = 256;
@@ -223,7 +222,7 @@ pub fn sum<R: Real>(len: usize, term: impl Fn(usize) -> (R, R)) -> (f64, f64) {
 /// of an [N, C, H, W] tensor with planes of `hw` elements.
 pub fn channel_totals(planes: usize, c: usize, hw: usize, plane_sums: impl Fn(usize, usize) -> (f64, f64) + Sync) -> Vec<f64> {
     let partial: Vec<(f64, f64)> =
-        (0..planes).into_par_iter().with_min_len(planes_per_task(hw)).map(|q| vectorized(|| plane_sums(q, q % c))).collect();
+        (0..planes).into_par_iter().with_min_len(planes_per_task(hw)).map(|q| plane_sums(q, q % c)).collect();
     let mut totals = vec![0f64; 2 * c];
     for (q, (a, b)) in partial.into_iter().enumerate() {
         totals[q % c] += a;
@@ -238,7 +237,7 @@ pub fn channel_totals(planes: usize, c: usize, hw: usize, plane_sums: impl Fn(us
 /// `write` must initialise every element of the plane it is handed.
 pub unsafe fn map_planes<T: Send>(len: usize, c: usize, hw: usize, write: impl Fn(usize, usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
     let fill = |out: &mut [MaybeUninit<T>]| {
-        out.par_chunks_mut(hw.max(1)).with_min_len(planes_per_task(hw)).enumerate().for_each(|(q, plane)| vectorized(|| write(q, q % c, plane)));
+        out.par_chunks_mut(hw.max(1)).with_min_len(planes_per_task(hw)).enumerate().for_each(|(q, plane)| write(q, q % c, plane));
     };
     // SAFETY: the planes tile the vector and the caller guarantees `write` fills each.
     unsafe { super::scratch::filled(len, fill) }

@@ -108,6 +108,41 @@ pub fn narrow_pays(positions: usize, wide: usize, narrow: usize) -> bool {
     100 * computed(wide) > 115 * computed(narrow)
 }
 
+/// Defines `fn $name<T: Bound>(args) -> Ret` whose body is compiled three times (AVX-512, AVX2 +
+/// FMA, the baseline) and picks one per call by `detect()`: the body is an `#[inline(always)]`
+/// function called from `#[target_feature]` wrappers, so its loops vectorise for each set
+/// (closures handed to `vectorized` are not always inlined, and then stay SSE2).
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<$T:ident: $bound:path>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$meta])*
+        $vis fn $name<$T: $bound>($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn body<$T: $bound>($($arg: $ty),*) -> $ret $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+            unsafe fn avx512<$T: $bound>($($arg: $ty),*) -> $ret {
+                body::<$T>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<$T: $bound>($($arg: $ty),*) -> $ret {
+                body::<$T>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            match $crate::ops::cpu::simd::detect() {
+                // SAFETY: `detect` found the instruction set on this CPU.
+                Some($crate::ops::cpu::simd::Isa::Avx512) => unsafe { avx512::<$T>($($arg),*) },
+                // SAFETY: as above.
+                Some($crate::ops::cpu::simd::Isa::Avx2) => unsafe { avx2::<$T>($($arg),*) },
+                None => body::<$T>($($arg),*),
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            body::<$T>($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Runs `work` compiled for the best instruction set this CPU has: `work` (a closure called once)
 /// is inlined into a function with that set enabled, so its loops vectorise to AVX-512 or AVX2
 /// instead of the SSE2 baseline the crate is built for.
