@@ -81,8 +81,13 @@ fn total_variation(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Trains the decoder on `images` ([N, C, H, W] in [0, 1]), then returns the picture (rows of
-/// input, reconstruction, decoded perturbed features per strength) and the training losses.
+/// input, reconstruction, decoded perturbed features per strength) and the training losses
+/// (on the CPU compute pool for CPU models).
 pub fn visualize(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &VisualizeConfig) -> Result<(Image, Vec<f64>)> {
+    crate::threads::run_on(model.device(), || visualize_here(model, images, labels, cfg))
+}
+
+fn visualize_here(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &VisualizeConfig) -> Result<(Image, Vec<f64>)> {
     model.check_cut(cfg.cut, 1)?;
     model.check_input(images)?;
     check_option("lr", cfg.lr, cfg.lr > 0.0, "must be > 0")?;
