@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use advbn_core::data::corruptions::Corruption;
-use advbn_core::data::digits::{corruption_seed, render, DigitDomain, DigitsBenchmark};
+use advbn_core::data::digits::{corruption_seed, render, DigitDomain, DigitPart, DigitsBenchmark};
 use advbn_core::data::Image;
 
 const COLS: usize = 8;
@@ -52,8 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bench = DigitsBenchmark::from_dir(&data)?;
     println!(
         "read {} train + {} test digits from {} in {:.2} s",
-        bench.len(true),
-        bench.len(false),
+        bench.len(DigitPart::Train),
+        bench.len(DigitPart::Test),
         data.display(),
         started.elapsed().as_secs_f64()
     );
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for domain in DigitDomain::ALL {
         let tiles = shown
             .iter()
-            .map(|&i| render(&bench.digit(false, i)?.0, domain, seed, i as u64))
+            .map(|&i| render(&bench.digit(DigitPart::Test, i)?.0, domain, seed, i as u64))
             .collect::<Result<Vec<_>, _>>()?;
         let path = out.join(format!("{}.png", domain.name()));
         sheet(&tiles, COLS, 4).save(&path)?;
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tiles = Vec::new();
     for corruption in Corruption::ALL {
         for &i in &shown[..COLS] {
-            let rgb = render(&bench.digit(false, i)?.0, DigitDomain::Mnist, seed, i as u64)?;
+            let rgb = render(&bench.digit(DigitPart::Test, i)?.0, DigitDomain::Mnist, seed, i as u64)?;
             tiles.push(advbn_core::data::corruptions::corrupt(&rgb, corruption, 3, corruption_seed(seed, i as u64))?);
         }
     }
@@ -80,10 +80,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sheet(&tiles, COLS, 3).save(&path)?;
     println!("wrote {} (rows: {})", path.display(), Corruption::ALL.map(|c| c.name()).join(", "));
 
-    let n = bench.len(false).min(10_000);
+    let n = bench.len(DigitPart::Test).min(10_000);
     for domain in DigitDomain::ALL {
         let started = Instant::now();
-        let split = bench.domain_split(domain, Some(n), seed)?;
+        let split = bench.domain_split(domain, DigitPart::Test, Some(n), seed)?;
         let secs = started.elapsed().as_secs_f64();
         println!("domain_split({domain}, {}): {:.3} s ({:.1} us/image)", split.len(), secs, secs * 1e6 / split.len() as f64);
     }

@@ -3,7 +3,9 @@
 //! images are drawn here, so no MNIST files are needed.
 
 use advbn_core::data::corruptions::{corrupt, Corruption};
-use advbn_core::data::digits::{render, texture, DigitDomain, DigitsBenchmark, TextureKind, MNIST_M_MIN_CONTRAST, SIDE};
+use advbn_core::data::digits::{
+    render, texture, DigitDomain, DigitPart, DigitsBenchmark, TextureKind, LOW_LIGHT_GAIN, MNIST_M_MIN_CONTRAST, SIDE,
+};
 use advbn_core::data::Image;
 use advbn_core::Error;
 
@@ -48,6 +50,23 @@ fn digits() -> Vec<(u8, Image)> {
 
 fn luma(image: &Image) -> Vec<f32> {
     image.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
+}
+
+/// max over channels of |mean(stroke) - mean(background)| / std(background), the stroke being
+/// the pixels where the digit is >= 0.9 and the background where it is <= 0.05.
+fn stroke_snr(image: &Image, digit: &Image) -> f32 {
+    (0..3)
+        .map(|c| {
+            let pick = |keep: &dyn Fn(f32) -> bool| -> Vec<f32> {
+                digit.data.iter().enumerate().filter(|(_, &d)| keep(d)).map(|(p, _)| image.data[p * 3 + c]).collect()
+            };
+            let (stroke, background) = (pick(&|d| d >= 0.9), pick(&|d| d <= 0.05));
+            let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+            let mb = mean(&background);
+            let std = (background.iter().map(|v| (v - mb).powi(2)).sum::<f32>() / background.len() as f32).sqrt();
+            (mean(&stroke) - mb).abs() / std.max(1e-6)
+        })
+        .fold(0f32, f32::max)
 }
 
 /// Pearson correlation.
@@ -154,7 +173,10 @@ fn fixed_domains_are_what_they_say() {
 /// - mnist_m: corr(edge map of the render, edge map of the digit) above 0.15 for every
 ///   image, above 0.4 for at least 90% of 64 indices and above 0.6 on average (the texture
 ///   adds edges of its own, and a stripe can run along a stroke);
-/// - sketch: the strokes are the digit's edges, so corr(1 - luma, edge map of the digit) > 0.8.
+/// - sketch: the strokes are the digit's edges, so corr(1 - luma, edge map of the digit) > 0.8;
+/// - low_light: dim, tinted and noisy, so measured as a signal-to-noise ratio: in the best
+///   colour channel (the amber cast can cancel the luma contrast of a colour pair), the
+///   stroke's mean differs from the background's by more than 2 background noise deviations.
 #[test]
 fn the_digit_stays_readable() {
     for (label, digit) in digits() {
@@ -168,15 +190,20 @@ fn the_digit_stays_readable() {
                     DigitDomain::Mnist | DigitDomain::Inverted | DigitDomain::Colorized => corr(&luma(&image), &digit.data).abs(),
                     DigitDomain::MnistM => corr(&edges(&image), &digit_edges),
                     DigitDomain::Sketch => corr(&luma(&image).iter().map(|l| 1.0 - l).collect::<Vec<_>>(), &digit_edges),
+                    DigitDomain::LowLight => stroke_snr(&image, &digit),
                 };
                 let floor = match domain {
                     DigitDomain::MnistM => 0.15,
                     DigitDomain::Sketch => 0.8,
+                    DigitDomain::LowLight => 2.0,
                     _ => 0.99,
                 };
                 assert!(score > floor, "{domain} digit {label} index {index}: readability {score:.3} <= {floor}");
                 total += score;
                 good += usize::from(score > 0.4);
+            }
+            if domain == DigitDomain::LowLight {
+                println!("low_light digit {label}: mean stroke SNR {:.1}", total / count as f32);
             }
             if domain == DigitDomain::MnistM {
                 let mean = total / count as f32;
@@ -186,6 +213,31 @@ fn the_digit_stays_readable() {
             }
         }
     }
+}
+
+#[test]
+fn low_light_is_dark_tinted_and_noisy() {
+    let (_, digit) = digits().remove(1);
+    let (mut mean, mut channel) = (0.0f64, [0.0f64; 3]);
+    let count = 200;
+    for index in 0..count {
+        let image = render(&digit, DigitDomain::LowLight, 4, index).unwrap();
+        let l = luma(&image);
+        mean += (l.iter().sum::<f32>() / l.len() as f32) as f64;
+        for (c, total) in channel.iter_mut().enumerate() {
+            *total += image.data.iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>();
+        }
+        // Noise: a flat patch of background varies from pixel to pixel.
+        let patch: Vec<f32> = (0..4).flat_map(|y| (0..4).map(move |x| y * SIDE + x)).map(|p| l[p]).collect();
+        let spread = patch.iter().fold(0f32, |m, &v| m.max(v)) - patch.iter().fold(1f32, |m, &v| m.min(v));
+        assert!(spread > 0.005, "index {index}: background without noise ({spread})");
+    }
+    mean /= count as f64;
+    // A random colour scene averages about 0.5 in luma; the exposure gain (at most
+    // LOW_LIGHT_GAIN.1) takes it far down, the gamma and the noise lift it a little.
+    assert!(mean < 0.25, "mean luma {mean:.3}: not dark");
+    assert!(channel[0] > 1.2 * channel[1] && channel[1] > 1.2 * channel[2], "not amber: channel sums {channel:?}");
+    assert!(LOW_LIGHT_GAIN.1 < 0.5);
 }
 
 #[test]
@@ -246,7 +298,7 @@ fn mnist_m_textures_vary_across_indices() {
 #[test]
 fn names_round_trip_and_unknown_names_list_the_choices() {
     let names: Vec<&str> = DigitDomain::ALL.iter().map(|d| d.name()).collect();
-    assert_eq!(names, ["mnist", "mnist_m", "inverted", "colorized", "sketch"]);
+    assert_eq!(names, ["mnist", "mnist_m", "inverted", "colorized", "sketch", "low_light"]);
     for domain in DigitDomain::ALL {
         assert_eq!(DigitDomain::parse(domain.name()).unwrap(), domain);
         assert_eq!(domain.to_string(), domain.name());
@@ -274,7 +326,7 @@ fn every_corruption_runs_on_rgb_digits() {
     }
 }
 
-/// A tiny benchmark from synthetic digits: 20 train and 30 test records.
+/// A tiny benchmark from synthetic digits: 60 train and 30 test records.
 fn bench() -> DigitsBenchmark {
     let drawn = digits();
     let set = |n: usize| {
@@ -287,20 +339,21 @@ fn bench() -> DigitsBenchmark {
         }
         (pixels, labels)
     };
-    let ((trp, trl), (tep, tel)) = (set(20), set(30));
+    let ((trp, trl), (tep, tel)) = (set(60), set(30));
     DigitsBenchmark::new(&trp, &trl, &tep, &tel).unwrap()
 }
 
 #[test]
 fn splits_are_nchw_seeded_stratified_and_render_by_record() {
     let bench = bench();
-    assert_eq!((bench.len(true), bench.len(false)), (20, 30));
+    assert_eq!((bench.len(DigitPart::Train), bench.len(DigitPart::Test)), (60, 30));
 
-    let source = bench.source_split(true, None, 0).unwrap();
-    assert_eq!(source.shape(), [20, 3, SIDE, SIDE]);
-    assert_eq!(source.images.len(), 20 * 3 * SIDE * SIDE);
-    assert_eq!(source.indices, (0..20).collect::<Vec<_>>());
-    let (digit0, label0) = bench.digit(true, 0).unwrap();
+    let source = bench.domain_split(DigitDomain::Mnist, DigitPart::Test, None, 0).unwrap();
+    assert_eq!(source.shape(), [30, 3, SIDE, SIDE]);
+    assert_eq!(source.images.len(), 30 * 3 * SIDE * SIDE);
+    assert_eq!(source.indices, (0..30).collect::<Vec<_>>());
+    assert!(source.domains.iter().all(|&d| d == DigitDomain::Mnist));
+    let (digit0, label0) = bench.digit(DigitPart::Test, 0).unwrap();
     assert_eq!(source.labels[0], label0);
     // NCHW: the three planes of image 0 are the gray digit.
     let plane = SIDE * SIDE;
@@ -309,9 +362,9 @@ fn splits_are_nchw_seeded_stratified_and_render_by_record() {
     }
 
     // A limit picks a seeded subset with every class represented in proportion.
-    let a = bench.domain_split(DigitDomain::MnistM, Some(12), 4).unwrap();
-    let b = bench.domain_split(DigitDomain::MnistM, Some(12), 4).unwrap();
-    let c = bench.domain_split(DigitDomain::MnistM, Some(12), 5).unwrap();
+    let a = bench.domain_split(DigitDomain::MnistM, DigitPart::Test, Some(12), 4).unwrap();
+    let b = bench.domain_split(DigitDomain::MnistM, DigitPart::Test, Some(12), 4).unwrap();
+    let c = bench.domain_split(DigitDomain::MnistM, DigitPart::Test, Some(12), 5).unwrap();
     assert_eq!(a.len(), 12);
     assert_eq!(a.indices, b.indices);
     assert_eq!(a.images, b.images);
@@ -321,22 +374,90 @@ fn splits_are_nchw_seeded_stratified_and_render_by_record() {
     }
 
     // A record is rendered the same whatever the subset: (seed, domain, record index).
-    let full = bench.domain_split(DigitDomain::MnistM, None, 4).unwrap();
+    let full = bench.domain_split(DigitDomain::MnistM, DigitPart::Test, None, 4).unwrap();
     let size = 3 * plane;
     for (k, &i) in a.indices.iter().enumerate() {
         assert_eq!(&a.images[k * size..(k + 1) * size], &full.images[i * size..(i + 1) * size]);
     }
-    let (digit, _) = bench.digit(false, a.indices[0]).unwrap();
+    let (digit, _) = bench.digit(DigitPart::Test, a.indices[0]).unwrap();
     assert_eq!(a.images[..size], render(&digit, DigitDomain::MnistM, 4, a.indices[0] as u64).unwrap().to_chw()[..]);
-
-    let corrupted = bench.corruption_split(Corruption::Fog, 3, Some(8), 1).unwrap();
-    assert_eq!(corrupted.shape(), [8, 3, SIDE, SIDE]);
 
     let dataset = full.to_dataset(None).unwrap();
     assert_eq!((dataset.len(), dataset.num_classes(), dataset.image_shape()), (30, 10, (3, SIDE, SIDE)));
 
-    assert_eq!(bench.source_split(false, Some(0), 0).unwrap_err().option(), Some("limit"));
-    assert_eq!(bench.source_split(false, Some(1000), 0).unwrap().len(), 30);
+    assert_eq!(bench.domain_split(DigitDomain::Mnist, DigitPart::Test, Some(0), 0).unwrap_err().option(), Some("limit"));
+    assert_eq!(bench.domain_split(DigitDomain::Mnist, DigitPart::Test, Some(1000), 0).unwrap().len(), 30);
+}
+
+#[test]
+fn every_domain_trains_on_its_own_digits() {
+    let bench = bench();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for domain in DigitDomain::ALL {
+        let split = bench.domain_split(domain, DigitPart::Train, None, 2).unwrap();
+        // 60 records (15 of each of 4 classes) dealt to 6 domains: 10 each, 2 or 3 of a class.
+        assert_eq!(split.len(), 10, "{domain}");
+        assert_eq!(bench.train_len(domain), 10);
+        for class in [0u32, 1, 4, 7] {
+            let n = split.labels.iter().filter(|&&l| l == class).count();
+            assert!((2..=3).contains(&n), "{domain}: {n} of class {class} in {:?}", split.labels);
+        }
+        for &i in &split.indices {
+            assert!(seen.insert(i), "training record {i} belongs to two domains");
+        }
+        total += split.len();
+        // Training records render on their own stream, not the test record of the same index.
+        let (digit, _) = bench.digit(DigitPart::Train, split.indices[0]).unwrap();
+        let expected = render(&digit, domain, 2, advbn_core::data::digits::TRAIN_STREAM + split.indices[0] as u64).unwrap();
+        assert_eq!(split.images[..3 * SIDE * SIDE], expected.to_chw()[..], "{domain}");
+        if domain.is_random() {
+            assert_ne!(expected, render(&digit, domain, 2, split.indices[0] as u64).unwrap(), "{domain}");
+        }
+        // The partition does not depend on the seed; the subset does.
+        let other = bench.domain_split(domain, DigitPart::Train, None, 3).unwrap();
+        assert_eq!(other.indices, split.indices);
+        let part = bench.domain_split(domain, DigitPart::Train, Some(4), 2).unwrap();
+        assert!(part.indices.iter().all(|i| split.indices.contains(i)));
+    }
+    assert_eq!(total, 60);
+
+    let train = bench.train_split(&[DigitDomain::Sketch, DigitDomain::Mnist], Some(5), 1).unwrap();
+    assert_eq!(train.len(), 10);
+    assert_eq!(&train.domains[..5], &[DigitDomain::Sketch; 5]);
+    assert_eq!(&train.domains[5..], &[DigitDomain::Mnist; 5]);
+    let twice = bench.train_split(&[DigitDomain::Sketch, DigitDomain::Sketch], None, 1).unwrap_err();
+    assert_eq!(twice.option(), Some("domains"));
+    assert!(twice.to_string().contains("sketch"), "{twice}");
+    assert_eq!(bench.train_split(&[], None, 1).unwrap_err().option(), Some("domains"));
+}
+
+#[test]
+fn a_mixture_deals_the_records_to_the_domains_and_corrupts_the_same_images() {
+    let bench = bench();
+    let domains = [DigitDomain::Inverted, DigitDomain::Sketch, DigitDomain::LowLight];
+    let clean = bench.mixture_split(&domains, None, Some(12), 7).unwrap();
+    assert_eq!(clean.len(), 12);
+    for (k, &d) in clean.domains.iter().enumerate() {
+        assert_eq!(d, domains[k % 3]);
+    }
+    // Each image is the one its domain's own test split renders.
+    let size = 3 * SIDE * SIDE;
+    for (k, (&i, &d)) in clean.indices.iter().zip(&clean.domains).enumerate() {
+        let own = bench.domain_split(d, DigitPart::Test, None, 7).unwrap();
+        assert_eq!(&clean.images[k * size..(k + 1) * size], &own.images[i * size..(i + 1) * size], "record {i} in {d}");
+    }
+    let fog = bench.mixture_split(&domains, Some((Corruption::Fog, 3)), Some(12), 7).unwrap();
+    assert_eq!((fog.indices.clone(), fog.domains.clone(), fog.labels.clone()), (clean.indices.clone(), clean.domains.clone(), clean.labels.clone()));
+    assert_ne!(fog.images, clean.images);
+    for k in 0..12 {
+        let (i, d) = (clean.indices[k], clean.domains[k]);
+        let (digit, _) = bench.digit(DigitPart::Test, i).unwrap();
+        let image = render(&digit, d, 7, i as u64).unwrap();
+        let expected = corrupt(&image, Corruption::Fog, 3, advbn_core::data::digits::corruption_seed(7, i as u64)).unwrap();
+        assert_eq!(&fog.images[k * size..(k + 1) * size], &expected.to_chw()[..]);
+    }
+    assert_eq!(bench.mixture_split(&domains, Some((Corruption::Fog, 6)), None, 7).unwrap_err().option(), Some("severity"));
 }
 
 #[test]

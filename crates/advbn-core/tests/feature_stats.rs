@@ -8,7 +8,7 @@ use advbn_core::eval::evaluate_batch;
 use advbn_core::nn::dsu::{draw_noise, resample_stats, DsuDraw};
 use advbn_core::nn::mixstyle::{draw_mix, mix_styles, MixDraw, INSTANCE_EPS};
 use advbn_core::nn::{dsu, mixstyle, BnBranch, DsuConfig, MixPartner, MixStyleConfig};
-use advbn_core::train::{load_checkpoint, save_checkpoint, Method, Schedule, TrainConfig, Trainer};
+use advbn_core::train::{load_checkpoint, save_checkpoint, Method, Schedule, StepLogs, TrainConfig, Trainer};
 use candle_core::{DType, Device, Tensor, Var};
 use common::{max_abs_diff, separable_batch, tiny_model, values};
 use rand::{Rng, SeedableRng};
@@ -206,8 +206,8 @@ fn fine_tune(method: Method, seed: u64, steps: usize) -> (f64, f64, Vec<f64>) {
 }
 
 #[test]
-fn erm_mixstyle_and_dsu_fine_tunes_lower_the_loss() {
-    let runs: Vec<(&str, Vec<f64>)> = ["erm", "mixstyle", "dsu"]
+fn erm_mixstyle_dsu_and_the_combinations_lower_the_loss() {
+    let runs: Vec<(&str, Vec<f64>)> = ["erm", "mixstyle", "dsu", "advbn_mixstyle", "advbn_dsu"]
         .into_iter()
         .map(|name| {
             let (before, after, losses) = fine_tune(Method::parse(name).unwrap(), 0, 12);
@@ -219,6 +219,37 @@ fn erm_mixstyle_and_dsu_fine_tunes_lower_the_loss() {
     // The perturbations were applied: the baselines' trajectories leave ERM's.
     assert_ne!(runs[1].1, runs[0].1, "mixstyle trained exactly like erm");
     assert_ne!(runs[2].1, runs[0].1, "dsu trained exactly like erm");
+}
+
+/// The logs of the first step of `method` (seed 2) on the model and batch of `fine_tune`.
+fn first_step(method: Method) -> StepLogs {
+    let mut model = tiny_model(0, DType::F32, 4);
+    let (images, labels) = separable_batch(32, 4, 16, 11, DType::F32);
+    let config = TrainConfig { lr: 0.05, schedule: Schedule::Constant, epochs: 8, seed: 2, ..TrainConfig::reference(method, 1) };
+    Trainer::new(&mut model, config).unwrap().step(&model, &images, &labels, 0, 0).unwrap()
+}
+
+#[test]
+fn advbn_combinations_attack_the_style_perturbed_features() {
+    let advbn = first_step(Method::AdvBn);
+    let always_mix = MixStyleConfig { p: 1.0, ..Default::default() };
+    let always_dsu = DsuConfig { p: 1.0 };
+    for (combo, style_only, never) in [
+        (Method::AdvBnMixStyle(always_mix), Method::MixStyle(always_mix), Method::AdvBnMixStyle(MixStyleConfig { p: 0.0, ..always_mix })),
+        (Method::AdvBnDsu(always_dsu), Method::Dsu(always_dsu), Method::AdvBnDsu(DsuConfig { p: 0.0 })),
+    ] {
+        let name = combo.name();
+        let logs = first_step(combo);
+        // The clean branch trains on the style-perturbed features, the same draw as the
+        // style method alone (same seed, epoch and step).
+        assert_eq!(logs.clean_loss, first_step(style_only).clean_loss, "{name}");
+        // The attack starts from those features, not from the encoder's.
+        let (start, advbn_start) = (logs.attack_clean_loss.unwrap(), advbn.attack_clean_loss.unwrap());
+        assert!((start - advbn_start).abs() > 1e-6, "{name}: attack started at AdvBN's loss {start}");
+        assert!(logs.adv_loss.is_some() && logs.attack_loss.unwrap() >= start, "{name}: {logs:?}");
+        // With the perturbation switched off, the combination is AdvBN exactly.
+        assert_eq!(first_step(never), advbn, "{name} with p = 0");
+    }
 }
 
 #[test]
@@ -260,9 +291,13 @@ fn resumed_baseline_runs_draw_what_the_uninterrupted_run_drew() {
 fn baseline_methods_parse_and_validate() {
     assert_eq!(Method::parse("mixstyle").unwrap(), Method::MixStyle(MixStyleConfig { p: 0.5, alpha: 0.1, mix: MixPartner::Random }));
     assert_eq!(Method::parse("dsu").unwrap(), Method::Dsu(DsuConfig { p: 0.5 }));
-    for name in ["erm", "advbn", "mixstyle", "dsu"] {
+    assert_eq!(Method::parse("advbn_mixstyle").unwrap(), Method::AdvBnMixStyle(MixStyleConfig::default()));
+    assert_eq!(Method::parse("advbn_dsu").unwrap(), Method::AdvBnDsu(DsuConfig::default()));
+    for name in Method::NAMES {
         assert_eq!(Method::parse(name).unwrap().name(), name);
     }
+    let err = Method::parse("pAdaIN").unwrap_err().to_string();
+    assert!(Method::NAMES.iter().all(|n| err.contains(n)), "{err}");
     assert_eq!(MixPartner::parse("crossdomain").unwrap(), MixPartner::CrossDomain);
     assert_eq!(Method::parse("pAdaIN").unwrap_err().option(), Some("method"));
 
@@ -273,6 +308,9 @@ fn baseline_methods_parse_and_validate() {
         (Method::Dsu(DsuConfig { p: f64::NAN }), 1, "dsu.p"),
         (Method::Dsu(DsuConfig::default()), 0, "cut"),
         (Method::MixStyle(MixStyleConfig::default()), 0, "cut"),
+        (Method::AdvBnMixStyle(MixStyleConfig { p: -0.5, ..Default::default() }), 1, "mixstyle.p"),
+        (Method::AdvBnDsu(DsuConfig { p: 2.0 }), 1, "dsu.p"),
+        (Method::AdvBnDsu(DsuConfig::default()), 0, "cut"),
     ];
     for (method, cut, option) in cases {
         let config = TrainConfig { cut, ..TrainConfig::reference(method, 1) };

@@ -8,125 +8,29 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use advbn_core::models::{Arch, ModelConfig, ResNet};
+use advbn_core::models::ResNet;
 use advbn_core::nn::{BnBranch, BnMode, ForwardMode};
 use advbn_core::train::{Method, Schedule, TrainConfig, Trainer};
 use candle_core::{Device, Tensor};
+use common::torch_formula::{fixture_dir, fnv1a32, formula_model, formula_tensor, formula_values, mix32, resnet18, torchvision_entries, NUM_CLASSES};
 use common::values;
 
-const NUM_CLASSES: usize = 5;
 const INPUT_SHAPE: [usize; 4] = [2, 3, 64, 64];
 /// Largest accepted |ours - torch| over the logits (torch's are up to ~23 in size, so this is
 /// ~4e-6 of the logit scale; torch's own float32 logits are 9e-6 from its float64 ones).
 const TOLERANCE: f64 = 1e-4;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures/torch")
-}
-
-// ---- The formula of make_fixture.py (spec "advbn-parity-v1") ----
-
-fn fnv1a32(name: &str) -> u32 {
-    name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
-}
-
-fn mix32(mut x: u32) -> u32 {
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7feb_352d);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846c_a68b);
-    x ^ (x >> 16)
-}
-
-/// Uniform in [-1, 1), exact in float64.
-fn unit(name_hash: u32, i: usize) -> f64 {
-    let i = u32::try_from(i).expect("tensors under 2^32 elements");
-    mix32(name_hash ^ mix32(i)) as f64 / 4294967296.0 * 2.0 - 1.0
-}
-
-/// The formula's values of tensor `name` of torchvision shape `shape`, as float32.
-fn formula_values(name: &str, shape: &[usize]) -> Vec<f32> {
-    let n: usize = shape.iter().product();
-    let hash = fnv1a32(name);
-    let value: Box<dyn Fn(f64) -> f64> = if name.ends_with("running_mean") || name.ends_with(".bias") {
-        Box::new(|s| 0.1 * s)
-    } else if name.ends_with("running_var") {
-        Box::new(|s| 1.0 + 0.5 * s)
-    } else if name.ends_with(".weight") {
-        match *shape {
-            [_, cin, kh, kw] => {
-                let gain = (6.0 / (cin * kh * kw) as f64).sqrt();
-                Box::new(move |s| s * gain)
-            }
-            [_, cin] => {
-                let root = (cin as f64).sqrt();
-                Box::new(move |s| s / root)
-            }
-            [_] => Box::new(|s| 1.0 + 0.2 * s),
-            _ => panic!("no formula for {name} {shape:?}"),
-        }
-    } else {
-        panic!("no formula for {name}")
-    };
-    (0..n).map(|i| value(unit(hash, i)) as f32).collect()
-}
-
 fn formula_input() -> Tensor {
-    let hash = fnv1a32("input");
-    let n: usize = INPUT_SHAPE.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| unit(hash, i) as f32).collect();
-    Tensor::from_vec(data, &INPUT_SHAPE, &Device::Cpu).unwrap()
-}
-
-/// torchvision's state-dict entries (`state_dict.txt`): name, dtype, shape.
-fn torchvision_entries() -> Vec<(String, String, Vec<usize>)> {
-    let text = std::fs::read_to_string(fixture_dir().join("state_dict.txt")).unwrap();
-    text.lines()
-        .map(|line| {
-            let mut parts = line.split(' ');
-            let name = parts.next().unwrap().to_string();
-            let dtype = parts.next().unwrap().to_string();
-            (name, dtype, parts.map(|d| d.parse().unwrap()).collect())
-        })
-        .collect()
-}
-
-/// What `torchvision.models.resnet18(num_classes=5).state_dict()` holds after the formula is
-/// loaded: the float tensors from the formula, the `num_batches_tracked` counters at 0.
-fn formula_state() -> HashMap<String, Tensor> {
-    torchvision_entries()
-        .into_iter()
-        .map(|(name, dtype, shape)| {
-            let tensor = match dtype.as_str() {
-                "float32" => Tensor::from_vec(formula_values(&name, &shape), shape, &Device::Cpu).unwrap(),
-                "int64" => Tensor::new(0i64, &Device::Cpu).unwrap(),
-                other => panic!("{name}: dtype {other}"),
-            };
-            (name, tensor)
-        })
-        .collect()
+    formula_tensor("input", &INPUT_SHAPE)
 }
 
 fn torch_logits() -> Vec<f64> {
     let bytes = std::fs::read(fixture_dir().join("logits.bin")).unwrap();
     assert_eq!(bytes.len(), INPUT_SHAPE[0] * NUM_CLASSES * 4);
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64).collect()
-}
-
-fn resnet18(seed: u64) -> ResNet {
-    ResNet::new(ModelConfig { seed, ..ModelConfig::new(Arch::ResNet18, NUM_CLASSES) }, &Device::Cpu).unwrap()
-}
-
-fn formula_model() -> ResNet {
-    let mut model = resnet18(7);
-    let report = model.load_state_map(formula_state(), "the parity formula", false).unwrap();
-    assert_eq!(report.loaded, 102, "{report:?}");
-    assert_eq!(report.ignored.len(), 20, "{report:?}");
-    assert!(report.reinitialized.is_empty(), "{report:?}");
-    model
 }
 
 fn logits(model: &ResNet, branch: BnBranch) -> Vec<f64> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use advbn_core::data::corruptions::Corruption;
-use advbn_core::data::digits::{DigitDomain, DigitSplit, DigitsBenchmark};
+use advbn_core::data::digits::{DigitDomain, DigitPart, DigitSplit, DigitsBenchmark};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -18,9 +18,9 @@ pub struct NativeDigits {
 
 /// Which split a `SplitTask` renders.
 enum SplitKind {
-  Source { train: bool },
-  Domain(DigitDomain),
-  Corruption(Corruption, u8),
+  Domain(DigitDomain, DigitPart),
+  Train(Vec<DigitDomain>),
+  Mixture(Vec<DigitDomain>, Option<(Corruption, u8)>),
 }
 
 pub struct SplitTask {
@@ -36,10 +36,10 @@ impl Task for SplitTask {
 
   fn compute(&mut self) -> Result<NativeDataset> {
     // Rendering is CPU work on host memory: it runs here, off the compute thread.
-    let split: DigitSplit = match self.kind {
-      SplitKind::Source { train } => self.digits.source_split(train, self.limit, self.seed),
-      SplitKind::Domain(domain) => self.digits.domain_split(domain, self.limit, self.seed),
-      SplitKind::Corruption(c, severity) => self.digits.corruption_split(c, severity, self.limit, self.seed),
+    let split: DigitSplit = match &self.kind {
+      SplitKind::Domain(domain, part) => self.digits.domain_split(*domain, *part, self.limit, self.seed),
+      SplitKind::Train(domains) => self.digits.train_split(domains, self.limit, self.seed),
+      SplitKind::Mixture(domains, corruption) => self.digits.mixture_split(domains, *corruption, self.limit, self.seed),
     }
     .into_napi()?;
     Ok(NativeDataset::from_core(split.to_dataset(None).into_napi()?))
@@ -77,43 +77,68 @@ fn limit(value: Option<u32>) -> Option<usize> {
   value.map(|v| v as usize)
 }
 
+fn domains(names: &[String]) -> Result<Vec<DigitDomain>> {
+  names.iter().map(|n| DigitDomain::parse(n).into_napi()).collect()
+}
+
 #[napi]
 impl NativeDigits {
   #[napi(getter)]
   pub fn train_length(&self) -> u32 {
-    self.inner.len(true) as u32
+    self.inner.len(DigitPart::Train) as u32
   }
 
   #[napi(getter)]
   pub fn test_length(&self) -> u32 {
-    self.inner.len(false) as u32
+    self.inner.len(DigitPart::Test) as u32
   }
 
-  /// The MNIST source domain (train or test), a seeded class-stratified subset with `limit`.
-  #[napi(ts_return_type = "Promise<NativeDataset>")]
-  pub fn source(&self, train: bool, limit_to: Option<u32>, seed: u32) -> AsyncTask<SplitTask> {
-    AsyncTask::new(SplitTask { digits: self.inner.clone(), kind: SplitKind::Source { train }, limit: limit(limit_to), seed: seed as u64 })
+  /// Number of training digits `domain` owns.
+  #[napi]
+  pub fn domain_train_length(&self, domain: String) -> Result<u32> {
+    Ok(self.inner.train_len(DigitDomain::parse(&domain).into_napi()?) as u32)
   }
 
-  /// The test digits restyled as `domain` ("mnist", "mnist_m", "inverted", "colorized", "sketch").
+  /// `domain`'s training digits (its own share of MNIST's) or the test digits, in its style.
   #[napi(ts_return_type = "Promise<NativeDataset>")]
-  pub fn domain(&self, domain: String, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
-    let domain = DigitDomain::parse(&domain).into_napi()?;
-    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind: SplitKind::Domain(domain), limit: limit(limit_to), seed: seed as u64 }))
+  pub fn domain(&self, domain: String, split: String, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
+    let kind = SplitKind::Domain(DigitDomain::parse(&domain).into_napi()?, DigitPart::parse(&split).into_napi()?);
+    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
   }
 
-  /// The test digits (source style) under an ImageNet-C corruption at severity 1..=5.
+  /// The training digits of several domains, `limit_to` per domain.
   #[napi(ts_return_type = "Promise<NativeDataset>")]
-  pub fn corruption(&self, corruption: String, severity: u32, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
-    let corruption = Corruption::parse(&corruption).into_napi()?;
-    if !(1..=5).contains(&severity) {
-      return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("severity", severity, "must be 1..=5")));
-    }
-    Ok(AsyncTask::new(SplitTask {
-      digits: self.inner.clone(),
-      kind: SplitKind::Corruption(corruption, severity as u8),
-      limit: limit(limit_to),
-      seed: seed as u64,
-    }))
+  pub fn train(&self, domain_names: Vec<String>, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
+    let kind = SplitKind::Train(domains(&domain_names)?);
+    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+  }
+
+  /// Test digits dealt to several domains in turn, optionally under an ImageNet-C corruption
+  /// at severity 1..=5.
+  #[napi(ts_return_type = "Promise<NativeDataset>")]
+  pub fn mixture(
+    &self,
+    domain_names: Vec<String>,
+    corruption: Option<String>,
+    severity: Option<u32>,
+    limit_to: Option<u32>,
+    seed: u32,
+  ) -> Result<AsyncTask<SplitTask>> {
+    let corruption = match (corruption, severity) {
+      (None, None) => None,
+      (Some(name), Some(severity)) => {
+        let severity = u8::try_from(severity).unwrap_or(u8::MAX);
+        Some((Corruption::parse(&name).into_napi()?, severity))
+      }
+      _ => {
+        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option(
+          "severity",
+          "(missing)",
+          "a corruption needs a severity 1..=5, and a severity a corruption",
+        )))
+      }
+    };
+    let kind = SplitKind::Mixture(domains(&domain_names)?, corruption);
+    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
   }
 }

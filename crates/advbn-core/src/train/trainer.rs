@@ -22,9 +22,41 @@ pub enum Method {
     MixStyle(MixStyleConfig),
     /// loss = CE(tail_clean(dsu(x))): per-instance statistics resampled at the cut.
     Dsu(DsuConfig),
+    /// AdvBN on MixStyle's features: with m = mixstyle(x), loss = CE(tail_clean(m)) +
+    /// CE(tail_adv(advbn(m; alpha*, beta*))), the attack starting from m. MixStyle varies the
+    /// style per instance, AdvBN then moves the whole batch's statistics to the worst case.
+    AdvBnMixStyle(MixStyleConfig),
+    /// AdvBN on DSU's features, as `AdvBnMixStyle` with d = dsu(x) in place of m.
+    AdvBnDsu(DsuConfig),
+}
+
+/// The per-instance style perturbation a method applies at the cut.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StylePerturbation {
+    MixStyle(MixStyleConfig),
+    Dsu(DsuConfig),
+}
+
+impl StylePerturbation {
+    fn validate(&self) -> Result<()> {
+        match self {
+            StylePerturbation::MixStyle(cfg) => cfg.validate(),
+            StylePerturbation::Dsu(cfg) => cfg.validate(),
+        }
+    }
+
+    fn apply(&self, features: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        match self {
+            StylePerturbation::MixStyle(cfg) => mixstyle(features, cfg, true, rng),
+            StylePerturbation::Dsu(cfg) => dsu(features, cfg, true, rng),
+        }
+    }
 }
 
 impl Method {
+    /// Every method's name, in the order of the docs.
+    pub const NAMES: [&'static str; 6] = ["erm", "advbn", "mixstyle", "dsu", "advbn_mixstyle", "advbn_dsu"];
+
     /// A method by name; MixStyle and DSU get the reference's settings.
     pub fn parse(name: &str) -> Result<Self> {
         match name {
@@ -32,11 +64,12 @@ impl Method {
             "advbn" => Ok(Method::AdvBn),
             "mixstyle" => Ok(Method::MixStyle(MixStyleConfig::default())),
             "dsu" => Ok(Method::Dsu(DsuConfig::default())),
-            other => Err(Error::invalid_option(
-                "method",
-                format!("{other:?}"),
-                "expected \"erm\", \"advbn\", \"mixstyle\" or \"dsu\"",
-            )),
+            "advbn_mixstyle" => Ok(Method::AdvBnMixStyle(MixStyleConfig::default())),
+            "advbn_dsu" => Ok(Method::AdvBnDsu(DsuConfig::default())),
+            other => {
+                let names: Vec<String> = Self::NAMES.iter().map(|n| format!("{n:?}")).collect();
+                Err(Error::invalid_option("method", format!("{other:?}"), format!("expected one of {}", names.join(", "))))
+            }
         }
     }
 
@@ -46,6 +79,22 @@ impl Method {
             Method::AdvBn => "advbn",
             Method::MixStyle(_) => "mixstyle",
             Method::Dsu(_) => "dsu",
+            Method::AdvBnMixStyle(_) => "advbn_mixstyle",
+            Method::AdvBnDsu(_) => "advbn_dsu",
+        }
+    }
+
+    /// Whether the method trains an adversarial BN branch on AdvBN's worst-case features.
+    pub fn is_adversarial(&self) -> bool {
+        matches!(self, Method::AdvBn | Method::AdvBnMixStyle(_) | Method::AdvBnDsu(_))
+    }
+
+    /// The per-instance style perturbation applied to the features first, if any.
+    pub fn style(&self) -> Option<StylePerturbation> {
+        match *self {
+            Method::Erm | Method::AdvBn => None,
+            Method::MixStyle(cfg) | Method::AdvBnMixStyle(cfg) => Some(StylePerturbation::MixStyle(cfg)),
+            Method::Dsu(cfg) | Method::AdvBnDsu(cfg) => Some(StylePerturbation::Dsu(cfg)),
         }
     }
 }
@@ -92,22 +141,15 @@ impl TrainConfig {
         }
         self.optimizer.validate()?;
         self.schedule.validate(self.epochs)?;
-        match self.method {
-            Method::Erm => model.check_cut(self.cut, 0),
-            Method::AdvBn => {
-                self.attack.validate()?;
-                model.check_cut(self.cut, 1)
-            }
-            // Both perturb feature maps at the cut, so there must be one.
-            Method::MixStyle(cfg) => {
-                cfg.validate()?;
-                model.check_cut(self.cut, 1)
-            }
-            Method::Dsu(cfg) => {
-                cfg.validate()?;
-                model.check_cut(self.cut, 1)
-            }
+        let method = self.method;
+        if let Some(style) = method.style() {
+            style.validate()?;
         }
+        if method.is_adversarial() {
+            self.attack.validate()?;
+        }
+        // Every method but plain fine-tuning perturbs feature maps at the cut, so there must be one.
+        model.check_cut(self.cut, if method == Method::Erm { 0 } else { 1 })
     }
 }
 
@@ -115,7 +157,7 @@ impl TrainConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepLogs {
     pub loss: f64,
-    /// Through the clean BN branch; for MixStyle and DSU, of the features they perturbed.
+    /// Through the clean BN branch; with MixStyle or DSU, of the features they perturbed.
     pub clean_loss: f64,
     pub adv_loss: Option<f64>,
     pub attack_loss: Option<f64>,
@@ -137,7 +179,7 @@ impl Trainer {
     /// and collects the tail's parameters.
     pub fn new(model: &mut ResNet, config: TrainConfig) -> Result<Self> {
         config.validate(model)?;
-        if config.method == Method::AdvBn {
+        if config.method.is_adversarial() {
             model.ensure_adv_bn(config.cut)?;
         }
         let params = model
@@ -185,19 +227,21 @@ impl Trainer {
         let mut logs = StepLogs { lr, count: images.dim(0)?, ..Default::default() };
 
         let mut rng = step_rng(self.config.seed, epoch, step);
-        // `features` feeds the clean branch; `perturbed` (AdvBN only) the adversarial one.
-        let (features, perturbed) = match self.config.method {
-            Method::Erm => (features, None),
-            Method::MixStyle(cfg) => (mixstyle(&features, &cfg, true, &mut rng)?, None),
-            Method::Dsu(cfg) => (dsu(&features, &cfg, true, &mut rng)?, None),
-            Method::AdvBn => {
-                let found = attack(model, &features, labels, cut, &self.config.attack)?;
-                logs.attack_loss = Some(found.adv_loss);
-                logs.attack_clean_loss = Some(found.clean_loss);
-                logs.alpha_range = Some(min_max(&found.alpha)?);
-                logs.beta_range = Some(min_max(&found.beta)?);
-                (features, Some(found.features))
-            }
+        let method = self.config.method;
+        // `features` feeds the clean branch; `perturbed` (adversarial methods) the adversarial one.
+        let features = match method.style() {
+            Some(style) => style.apply(&features, &mut rng)?,
+            None => features,
+        };
+        let perturbed = if method.is_adversarial() {
+            let found = attack(model, &features, labels, cut, &self.config.attack)?;
+            logs.attack_loss = Some(found.adv_loss);
+            logs.attack_clean_loss = Some(found.clean_loss);
+            logs.alpha_range = Some(min_max(&found.alpha)?);
+            logs.beta_range = Some(min_max(&found.beta)?);
+            Some(found.features)
+        } else {
+            None
         };
 
         let clean_logits = model.forward_tail(&features, cut, ForwardMode::TRAIN_CLEAN)?;

@@ -1,6 +1,8 @@
 //! Shared fixtures: tiny seeded models and separable synthetic batches.
 #![allow(dead_code)]
 
+pub mod torch_formula;
+
 use advbn_core::models::{Arch, ModelConfig, ResNet};
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};

@@ -42,6 +42,11 @@ pub enum DigitDomain {
     /// Edge rendering: Sobel magnitude of the slightly blurred digit drawn as thin dark
     /// pencil strokes on light, noisy, tinted paper.
     Sketch,
+    /// A global photometric shift: a colour scene as in `Colorized` photographed in dim amber
+    /// light, with an exposure gain in `LOW_LIGHT_GAIN`, the domain's colour cast
+    /// `LOW_LIGHT_TINT` (jittered per image), a gamma lift and sensor noise (read noise plus
+    /// shot noise). The colour pair keeps the contrast floor in luma under the cast.
+    LowLight,
 }
 
 /// Smallest luma difference between foreground and background in `Colorized`.
@@ -50,10 +55,26 @@ pub const COLORIZED_MIN_CONTRAST: f32 = 0.4;
 /// channel (offsets from mid-gray are rescaled from [0, 0.5] to [floor, 0.5]), so the stroke
 /// (`1 - texture` there) differs from the background by at least twice this in that channel.
 pub const MNIST_M_MIN_CONTRAST: f32 = 0.2;
+/// Range of the exposure gain of `LowLight` (the scene's light is scaled by it).
+pub const LOW_LIGHT_GAIN: (f32, f32) = (0.15, 0.35);
+/// The colour cast of `LowLight` (sodium-lamp amber), per RGB channel before a +-10% jitter.
+pub const LOW_LIGHT_TINT: [f32; 3] = [1.0, 0.75, 0.45];
+/// Record `i` of the MNIST training set renders on stream `TRAIN_STREAM + i` (test record `i` on
+/// stream `i`), so a training digit never copies the style draws of the test digit of the same
+/// index.
+pub const TRAIN_STREAM: u64 = 1 << 32;
 
 impl DigitDomain {
-    pub const ALL: [DigitDomain; 5] =
-        [DigitDomain::Mnist, DigitDomain::MnistM, DigitDomain::Inverted, DigitDomain::Colorized, DigitDomain::Sketch];
+    /// Every domain, in the benchmark's order. The MNIST training set is split between them:
+    /// see `DigitsBenchmark::domain_split`.
+    pub const ALL: [DigitDomain; 6] = [
+        DigitDomain::Mnist,
+        DigitDomain::MnistM,
+        DigitDomain::Inverted,
+        DigitDomain::Colorized,
+        DigitDomain::Sketch,
+        DigitDomain::LowLight,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -62,6 +83,7 @@ impl DigitDomain {
             DigitDomain::Inverted => "inverted",
             DigitDomain::Colorized => "colorized",
             DigitDomain::Sketch => "sketch",
+            DigitDomain::LowLight => "low_light",
         }
     }
 
@@ -107,7 +129,8 @@ pub fn texture(width: usize, height: usize, seed: u64, index: u64) -> (TextureKi
 
 /// Renders a grayscale digit (white on black, values in [0, 1], any size) in `domain`:
 /// an RGB image of the same size in [0, 1]. The same (digit, domain, seed, index) always
-/// gives the same image.
+/// gives the same image; `index` picks the random stream (the benchmark's splits use the
+/// record index, plus `TRAIN_STREAM` for training records).
 pub fn render(digit: &Image, domain: DigitDomain, seed: u64, index: u64) -> Result<Image> {
     let (w, h) = (digit.width, digit.height);
     if digit.channels != 1 || w == 0 || h == 0 || digit.data.len() != w * h {
@@ -128,6 +151,7 @@ pub fn render(digit: &Image, domain: DigitDomain, seed: u64, index: u64) -> Resu
         DigitDomain::MnistM => mnist_m(&d, w, h, &mut rng),
         DigitDomain::Colorized => colorized(&d, &mut rng),
         DigitDomain::Sketch => sketch(&d, w, h, &mut rng),
+        DigitDomain::LowLight => low_light(&d, &mut rng),
     };
     Ok(Image { width: w, height: h, channels: 3, data }.clamp01())
 }
@@ -154,16 +178,53 @@ fn mnist_m(d: &[f32], w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     tex.data
 }
 
-fn colorized(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
+/// A random background and foreground colour whose `brightness` differs by at least
+/// `COLORIZED_MIN_CONTRAST`; after 64 misses, whichever of black and white is farther from the
+/// background (under a colour cast that can fall short of the floor: the best there is).
+fn colour_pair(rng: &mut ChaCha8Rng, brightness: impl Fn([f32; 3]) -> f32) -> ([f32; 3], [f32; 3]) {
     let colour = |rng: &mut ChaCha8Rng| -> [f32; 3] { [rng.gen(), rng.gen(), rng.gen()] };
     let bg = colour(rng);
-    let mut fg = colour(rng);
-    let mut tries = 0;
-    while (luma(fg) - luma(bg)).abs() < COLORIZED_MIN_CONTRAST {
-        tries += 1;
-        fg = if tries < 64 { colour(rng) } else if luma(bg) > 0.5 { [0.0; 3] } else { [1.0; 3] };
+    let apart = |fg: [f32; 3]| (brightness(fg) - brightness(bg)).abs();
+    for _ in 0..64 {
+        let fg = colour(rng);
+        if apart(fg) >= COLORIZED_MIN_CONTRAST {
+            return (bg, fg);
+        }
     }
+    let (black, white) = ([0.0; 3], [1.0; 3]);
+    (bg, if apart(black) >= apart(white) { black } else { white })
+}
+
+/// The digit painted from `bg` (0) to `fg` (1), interleaved RGB.
+fn paint(d: &[f32], bg: [f32; 3], fg: [f32; 3]) -> Vec<f32> {
     d.iter().flat_map(|&v| [bg[0] + (fg[0] - bg[0]) * v, bg[1] + (fg[1] - bg[1]) * v, bg[2] + (fg[2] - bg[2]) * v]).collect()
+}
+
+fn colorized(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let (bg, fg) = colour_pair(rng, luma);
+    paint(d, bg, fg)
+}
+
+fn low_light(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let gain = rng.gen_range(LOW_LIGHT_GAIN.0..LOW_LIGHT_GAIN.1);
+    let tint: [f32; 3] = std::array::from_fn(|c| LOW_LIGHT_TINT[c] * rng.gen_range(0.9..1.1));
+    // A colour scene whose pair stays apart in luma under this light (the cast could cancel
+    // the contrast of, say, a red digit on blue).
+    let (bg, fg) = colour_pair(rng, |c| luma(std::array::from_fn(|k| c[k] * tint[k])));
+    let mut out = paint(d, bg, fg);
+    // A camera's tone curve lifts the shadows a little; then read noise plus shot noise, whose
+    // variance grows with the signal.
+    let gamma = rng.gen_range(0.8..0.95);
+    let read = Normal::new(0.0f32, rng.gen_range(0.005..0.02)).expect("sigma is positive");
+    let shot = rng.gen_range(0.003..0.01);
+    let unit = Normal::new(0.0f32, 1.0).expect("sigma is positive");
+    for px in out.chunks_exact_mut(3) {
+        for (c, v) in px.iter_mut().enumerate() {
+            let signal = (*v * gain * tint[c]).powf(gamma);
+            *v = signal + read.sample(rng) + (shot * signal).sqrt() * unit.sample(rng);
+        }
+    }
+    out
 }
 
 /// 3x3 binomial blur, borders clamped.
@@ -229,12 +290,14 @@ fn sketch(d: &[f32], w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 }
 
 /// Images and labels of one split: `images` is NCHW float32 in [0, 1], shape
-/// `[len, 3, 28, 28]`; `indices` are the MNIST record each image comes from.
+/// `[len, 3, 28, 28]`; `indices` are the MNIST record each image comes from (in the training
+/// or the test set, as the split says) and `domains` the style it is rendered in.
 #[derive(Debug, Clone)]
 pub struct DigitSplit {
     pub images: Vec<f32>,
     pub labels: Vec<u32>,
     pub indices: Vec<usize>,
+    pub domains: Vec<DigitDomain>,
 }
 
 impl DigitSplit {
@@ -251,11 +314,55 @@ impl DigitSplit {
         [self.len(), 3, SIDE, SIDE]
     }
 
+    /// The splits one after another.
+    pub fn concat(parts: Vec<DigitSplit>) -> DigitSplit {
+        let mut out = DigitSplit { images: Vec::new(), labels: Vec::new(), indices: Vec::new(), domains: Vec::new() };
+        for part in parts {
+            out.images.extend(part.images);
+            out.labels.extend(part.labels);
+            out.indices.extend(part.indices);
+            out.domains.extend(part.domains);
+        }
+        out
+    }
+
     /// An `ArrayDataset` of the split (10 classes), optionally normalised by a per-channel
     /// mean and std.
     pub fn to_dataset(&self, normalize: Option<(&[f64], &[f64])>) -> Result<ArrayDataset> {
         let labels: Vec<i32> = self.labels.iter().map(|&l| l as i32).collect();
         ArrayDataset::new(PixelData::F32(&self.images), &labels, &self.shape(), ImageLayout::Nchw, Some(NUM_CLASSES), normalize)
+    }
+}
+
+/// The MNIST training or test set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigitPart {
+    Train,
+    Test,
+}
+
+impl DigitPart {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "train" => Ok(DigitPart::Train),
+            "test" => Ok(DigitPart::Test),
+            other => Err(Error::invalid_option("split", format!("{other:?}"), "expected \"train\" or \"test\"")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DigitPart::Train => "train",
+            DigitPart::Test => "test",
+        }
+    }
+
+    /// The stream record `index` of this set renders on.
+    fn stream(self, index: usize) -> u64 {
+        match self {
+            DigitPart::Train => TRAIN_STREAM + index as u64,
+            DigitPart::Test => index as u64,
+        }
     }
 }
 
@@ -315,28 +422,33 @@ impl DigitSet {
         Image { width: SIDE, height: SIDE, channels: 1, data: self.pixels[i * size..(i + 1) * size].to_vec() }
     }
 
-    /// Record indices of a seeded, class-stratified subset of `limit` records (all of them
-    /// when `limit` is `None` or too large), in record order. Each class is shuffled and
-    /// record k of class c gets the key (k + 0.5) / |c|; the `limit` smallest keys are
-    /// taken, so every class gets its share of the subset to within one record.
-    fn choose(&self, limit: Option<usize>, seed: u64, stream: u64) -> Result<Vec<usize>> {
-        let n = self.len();
-        let limit = match limit {
-            Some(0) => return Err(Error::invalid_option("limit", 0, "expected at least 1 image")),
-            Some(l) if l < n => l,
-            _ => return Ok((0..n).collect()),
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(stream);
-        let mut keyed = Vec::with_capacity(n);
+    /// Class-stratified ranking of `records`: each class is shuffled and record k of class c
+    /// gets the key (k + 0.5) / |c|; records sorted by key, so any prefix gives every class its
+    /// share to within one record.
+    fn stratified_order(&self, records: &[usize], rng: &mut ChaCha8Rng) -> Vec<usize> {
+        let mut keyed = Vec::with_capacity(records.len());
         for class in 0..NUM_CLASSES as u8 {
-            let mut members: Vec<usize> = (0..n).filter(|&i| self.labels[i] == class).collect();
-            members.shuffle(&mut rng);
+            let mut members: Vec<usize> = records.iter().copied().filter(|&i| self.labels[i] == class).collect();
+            members.shuffle(rng);
             let count = members.len() as f64;
             keyed.extend(members.into_iter().enumerate().map(|(k, i)| ((k as f64 + 0.5) / count, class, i)));
         }
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut chosen: Vec<usize> = keyed[..limit].iter().map(|k| k.2).collect();
+        keyed.into_iter().map(|k| k.2).collect()
+    }
+
+    /// A seeded, class-stratified subset of `limit` of `records` (all of them when `limit` is
+    /// `None` or too large), in record order.
+    fn choose(&self, records: Vec<usize>, limit: Option<usize>, seed: u64, stream: u64) -> Result<Vec<usize>> {
+        let limit = match limit {
+            Some(0) => return Err(Error::invalid_option("limit", 0, "expected at least 1 image")),
+            Some(l) if l < records.len() => l,
+            _ => return Ok(records),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        let mut chosen = self.stratified_order(&records, &mut rng);
+        chosen.truncate(limit);
         chosen.sort_unstable();
         Ok(chosen)
     }
@@ -346,26 +458,45 @@ impl DigitSet {
 pub struct DigitsBenchmark {
     train: DigitSet,
     test: DigitSet,
+    /// `owner[i]`: the domain that owns training record `i` (see `domain_split`).
+    owner: Vec<DigitDomain>,
 }
 
 /// Streams of the subset choice, one per kind of split.
-const STREAM_SOURCE_TRAIN: u64 = 1;
-const STREAM_SOURCE_TEST: u64 = 2;
-const STREAM_DOMAIN: u64 = 3;
-const STREAM_CORRUPTION: u64 = 4;
+const STREAM_TRAIN: u64 = 1;
+const STREAM_TEST: u64 = 3;
+const STREAM_MIXTURE: u64 = 4;
+/// Seed of the partition of the training set between the domains: fixed, part of the
+/// benchmark's definition.
+const PARTITION_SEED: u64 = 0x5eed_d161_7500;
 
 impl DigitsBenchmark {
     /// From raw 28x28 u8 pixels (no IDX header, `784` bytes per image) and u8 labels.
     pub fn new(train_pixels: &[u8], train_labels: &[u8], test_pixels: &[u8], test_labels: &[u8]) -> Result<Self> {
-        Ok(Self {
-            train: DigitSet::from_bytes("train", train_pixels, train_labels)?,
-            test: DigitSet::from_bytes("test", test_pixels, test_labels)?,
-        })
+        Ok(Self::from_sets(DigitSet::from_bytes("train", train_pixels, train_labels)?, DigitSet::from_bytes("test", test_pixels, test_labels)?))
     }
 
     /// From two MNIST sources (train, test) of 28x28 grayscale digits.
     pub fn from_mnist(train: &Mnist, test: &Mnist) -> Result<Self> {
-        Ok(Self { train: DigitSet::from_source("train", train)?, test: DigitSet::from_source("test", test)? })
+        Ok(Self::from_sets(DigitSet::from_source("train", train)?, DigitSet::from_source("test", test)?))
+    }
+
+    fn from_sets(train: DigitSet, test: DigitSet) -> Self {
+        // Each class is shuffled once and dealt to the domains in turn, the deal running on
+        // from one class to the next: every domain owns its own training digits, with each
+        // class's and the total count within one of every other domain's.
+        let mut rng = ChaCha8Rng::seed_from_u64(PARTITION_SEED);
+        let mut owner = vec![DigitDomain::Mnist; train.len()];
+        let mut turn = 0;
+        for class in 0..NUM_CLASSES as u8 {
+            let mut members: Vec<usize> = (0..train.len()).filter(|&i| train.labels[i] == class).collect();
+            members.shuffle(&mut rng);
+            for i in members {
+                owner[i] = DigitDomain::ALL[turn % DigitDomain::ALL.len()];
+                turn += 1;
+            }
+        }
+        Self { train, test, owner }
     }
 
     /// From a folder holding the four MNIST IDX files under their usual names
@@ -379,51 +510,101 @@ impl DigitsBenchmark {
         Self::from_mnist(&load("train")?, &load("t10k")?)
     }
 
-    /// Number of train or test digits.
-    pub fn len(&self, train: bool) -> usize {
-        if train {
-            self.train.len()
-        } else {
-            self.test.len()
+    fn set(&self, part: DigitPart) -> &DigitSet {
+        match part {
+            DigitPart::Train => &self.train,
+            DigitPart::Test => &self.test,
         }
     }
 
-    /// The gray test (or train) digit of record `index`, and its label.
-    pub fn digit(&self, train: bool, index: usize) -> Result<(Image, u32)> {
-        let set = if train { &self.train } else { &self.test };
+    /// Number of train or test digits.
+    pub fn len(&self, part: DigitPart) -> usize {
+        self.set(part).len()
+    }
+
+    /// Number of training digits `domain` owns.
+    pub fn train_len(&self, domain: DigitDomain) -> usize {
+        self.owner.iter().filter(|&&d| d == domain).count()
+    }
+
+    /// The gray digit of record `index` of the train or test set, and its label.
+    pub fn digit(&self, part: DigitPart, index: usize) -> Result<(Image, u32)> {
+        let set = self.set(part);
         if index >= set.len() {
             return Err(Error::invalid_option("index", index, format!("expected < {} records", set.len())));
         }
         Ok((set.digit(index), set.labels[index] as u32))
     }
 
-    /// The source domain (`Mnist`, gray replicated to RGB) of the train or test set; with
-    /// `limit`, a seeded class-stratified subset.
-    pub fn source_split(&self, train: bool, limit: Option<usize>, seed: u64) -> Result<DigitSplit> {
-        let set = if train { &self.train } else { &self.test };
-        let stream = if train { STREAM_SOURCE_TRAIN } else { STREAM_SOURCE_TEST };
-        build(set, &set.choose(limit, seed, stream)?, |digit, _| render(digit, DigitDomain::Mnist, seed, 0))
+    /// `domain`'s digits rendered in its style. Test: the MNIST test set (every domain renders
+    /// the same test digits). Train: the domain's own share of the MNIST training set, a fixed
+    /// class-stratified partition into `DigitDomain::ALL.len()` disjoint parts, so no two
+    /// domains ever train on the same digit. With `limit`, a seeded class-stratified subset.
+    /// Each image is rendered with (seed, domain, the record's stream).
+    pub fn domain_split(&self, domain: DigitDomain, part: DigitPart, limit: Option<usize>, seed: u64) -> Result<DigitSplit> {
+        let set = self.set(part);
+        let (records, stream) = match part {
+            DigitPart::Train => ((0..set.len()).filter(|&i| self.owner[i] == domain).collect(), STREAM_TRAIN),
+            DigitPart::Test => ((0..set.len()).collect(), STREAM_TEST),
+        };
+        let chosen = set.choose(records, limit, seed, stream)?;
+        build(set, &chosen, &vec![domain; chosen.len()], |digit, i| render(digit, domain, seed, part.stream(i)))
     }
 
-    /// The test set rendered in `domain`; with `limit`, a seeded class-stratified subset.
-    /// Each image is rendered with (seed, domain, record index).
-    pub fn domain_split(&self, domain: DigitDomain, limit: Option<usize>, seed: u64) -> Result<DigitSplit> {
-        let set = &self.test;
-        build(set, &set.choose(limit, seed, STREAM_DOMAIN)?, |digit, i| render(digit, domain, seed, i as u64))
+    /// The training splits of several domains, one after another (`limit` per domain).
+    pub fn train_split(&self, domains: &[DigitDomain], limit_per_domain: Option<usize>, seed: u64) -> Result<DigitSplit> {
+        let domains = distinct("domains", domains)?;
+        let parts = domains.iter().map(|&d| self.domain_split(d, DigitPart::Train, limit_per_domain, seed)).collect::<Result<Vec<_>>>()?;
+        Ok(DigitSplit::concat(parts))
     }
 
-    /// The test set (source domain, RGB) under `corruption` at `severity` (1..=5); each image
-    /// is corrupted with a seed derived from (seed, record index).
-    pub fn corruption_split(&self, corruption: Corruption, severity: u8, limit: Option<usize>, seed: u64) -> Result<DigitSplit> {
+    /// Test digits of several domains mixed: a seeded class-stratified subset of `limit` test
+    /// records (all with `None`), dealt to `domains` in turn in record order and each rendered
+    /// as `domain_split` renders it; with `corruption`, then corrupted at a severity (1..=5)
+    /// with `corruption_seed(seed, record)`. Clean and corrupted splits of the same arguments
+    /// hold the same digits in the same styles.
+    pub fn mixture_split(
+        &self,
+        domains: &[DigitDomain],
+        corruption: Option<(Corruption, u8)>,
+        limit: Option<usize>,
+        seed: u64,
+    ) -> Result<DigitSplit> {
+        let domains = distinct("domains", domains)?;
+        if let Some((_, severity)) = corruption {
+            if !(1..=5).contains(&severity) {
+                return Err(Error::invalid_option("severity", severity, "must be 1..=5"));
+            }
+        }
         let set = &self.test;
-        build(set, &set.choose(limit, seed, STREAM_CORRUPTION)?, |digit, i| {
-            let rgb = render(digit, DigitDomain::Mnist, seed, 0)?;
-            corrupt(&rgb, corruption, severity, corruption_seed(seed, i as u64))
+        let chosen = set.choose((0..set.len()).collect(), limit, seed, STREAM_MIXTURE)?;
+        let styles: Vec<DigitDomain> = (0..chosen.len()).map(|k| domains[k % domains.len()]).collect();
+        let mut k = 0;
+        build(set, &chosen, &styles, |digit, i| {
+            let image = render(digit, styles[k], seed, DigitPart::Test.stream(i))?;
+            k += 1;
+            match corruption {
+                None => Ok(image),
+                Some((c, severity)) => corrupt(&image, c, severity, corruption_seed(seed, i as u64)),
+            }
         })
     }
 }
 
-/// The seed `corruption_split` corrupts record `index` with (splitmix64 of both).
+/// `domains` if it is non-empty and has no repeats.
+fn distinct<'a>(what: &str, domains: &'a [DigitDomain]) -> Result<&'a [DigitDomain]> {
+    if domains.is_empty() {
+        return Err(Error::invalid_option(what, "[]", "expected at least one domain"));
+    }
+    for (k, d) in domains.iter().enumerate() {
+        if domains[..k].contains(d) {
+            return Err(Error::invalid_option(what, d.name(), "is listed twice"));
+        }
+    }
+    Ok(domains)
+}
+
+/// The seed `mixture_split` corrupts record `index` with (splitmix64 of both).
 pub fn corruption_seed(seed: u64, index: u64) -> u64 {
     let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -431,7 +612,7 @@ pub fn corruption_seed(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn build(set: &DigitSet, chosen: &[usize], mut make: impl FnMut(&Image, usize) -> Result<Image>) -> Result<DigitSplit> {
+fn build(set: &DigitSet, chosen: &[usize], styles: &[DigitDomain], mut make: impl FnMut(&Image, usize) -> Result<Image>) -> Result<DigitSplit> {
     let plane = SIDE * SIDE;
     let mut images = Vec::with_capacity(chosen.len() * 3 * plane);
     let mut labels = Vec::with_capacity(chosen.len());
@@ -440,5 +621,5 @@ fn build(set: &DigitSet, chosen: &[usize], mut make: impl FnMut(&Image, usize) -
         images.extend_from_slice(&image.to_chw());
         labels.push(set.labels[i] as u32);
     }
-    Ok(DigitSplit { images, labels, indices: chosen.to_vec() })
+    Ok(DigitSplit { images, labels, indices: chosen.to_vec(), domains: styles.to_vec() })
 }
