@@ -30,12 +30,17 @@ export declare class NativeDataset {
 export declare class NativeDigits {
   get trainLength(): number
   get testLength(): number
-  /** The MNIST source domain (train or test), a seeded class-stratified subset with `limit`. */
-  source(train: boolean, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
-  /** The test digits restyled as `domain` ("mnist", "mnist_m", "inverted", "colorized", "sketch"). */
-  domain(domain: string, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
-  /** The test digits (source style) under an ImageNet-C corruption at severity 1..=5. */
-  corruption(corruption: string, severity: number, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
+  /** Number of training digits `domain` owns. */
+  domainTrainLength(domain: string): number
+  /** `domain`'s training digits (its own share of MNIST's) or the test digits, in its style. */
+  domain(domain: string, split: string, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
+  /** The training digits of several domains, `limit_to` per domain. */
+  train(domainNames: Array<string>, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
+  /**
+   * Test digits dealt to several domains in turn, optionally under an ImageNet-C corruption
+   * at severity 1..=5.
+   */
+  mixture(domainNames: Array<string>, corruption: string | undefined | null, severity: number | undefined | null, limitTo: number | undefined | null, seed: number): Promise<NativeDataset>
 }
 
 export declare class NativeLoader {

@@ -51,7 +51,17 @@ export {
   type SourceDataset,
   type SourceOptions,
 } from './data/sources.js';
-export { DIGIT_DOMAINS, DigitsBenchmark, loadDigits, mnistDataDir, type DigitDomain, type DigitSplitOptions } from './data/digits.js';
+export {
+  DIGIT_DOMAINS,
+  DigitsBenchmark,
+  loadDigits,
+  mnistDataDir,
+  type DigitDomain,
+  type DigitPart,
+  type DigitSplitOptions,
+  type DomainSplitOptions,
+  type MixtureOptions,
+} from './data/digits.js';
 export {
   IMAGENET_MEAN,
   IMAGENET_STD,
@@ -97,6 +107,7 @@ export type {
   SgdOptions,
   StepScheduleOptions,
 } from './training/options.js';
+export { FINE_TUNE_METHODS } from './training/options.js';
 export type { BatchBeginLogs, BatchLogs, Callback, EpochBeginLogs, EpochLogs } from './training/callbacks.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluation/evaluate.js';
 export {

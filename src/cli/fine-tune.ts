@@ -9,17 +9,16 @@ import { evaluate } from '../evaluation/evaluate.js';
 import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOptions } from '../models.js';
 import { Progress } from '../reproduce/progress.js';
 import { fineTune } from '../training/fine-tune.js';
-import type { FineTuneMethod } from '../training/options.js';
+import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
 
 const USAGE = `usage: advbn fine-tune --data DIR --out DIR [--model resnet18|resnet34|resnet50] [--weights FILE]
-                       [--method advbn|erm|mixstyle|dsu] [--epochs N] [--batch-size N] [--lr X]
+                       [--method advbn|erm|mixstyle|dsu|advbn_mixstyle|advbn_dsu] [--epochs N] [--batch-size N] [--lr X]
                        [--cut K] [--size PX] [--val DIR] [--device cpu|cuda|auto] [--seed N] [--resume]
 
 DIR holds one sub-folder per class (JPEG/PNG). Checkpoints go to OUT/checkpoint.safetensors after
 every epoch (--resume continues from it); the fine-tuned weights to OUT/weights.safetensors.`;
 
 const BUILDERS: Record<string, (o: ModelOptions) => Promise<Model>> = { resnet18, resnet34, resnet50 };
-const METHODS: readonly FineTuneMethod[] = ['advbn', 'erm', 'mixstyle', 'dsu'];
 
 function number(name: string, text: string | undefined, fallback: number, integer: boolean): number {
   if (text === undefined) return fallback;
@@ -54,7 +53,7 @@ export async function runFineTune(args: readonly string[]): Promise<number> {
     const model = v.model ?? 'resnet18';
     if (!BUILDERS[model]) throw new Error(`--model must be one of ${Object.keys(BUILDERS).join(', ')}, got ${JSON.stringify(model)}`);
     const method = (v.method ?? 'advbn') as FineTuneMethod;
-    if (!METHODS.includes(method)) throw new Error(`--method must be one of ${METHODS.join(', ')}, got ${JSON.stringify(v.method)}`);
+    if (!FINE_TUNE_METHODS.includes(method)) throw new Error(`--method must be one of ${FINE_TUNE_METHODS.join(', ')}, got ${JSON.stringify(v.method)}`);
     settings = {
       model,
       method,

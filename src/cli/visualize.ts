@@ -36,7 +36,7 @@ export async function runVisualize(args: readonly string[]): Promise<number> {
     return 2;
   }
   const digits = await loadDigits();
-  const train = await digits.source('train', { limit: 2000, seed });
+  const train = await digits.domain('mnist', { split: 'train', limit: 2000, seed });
   const model = await smallResnet({ numClasses: 10, depth: 8, width: 8, seed, device: 'auto', ...(v.weights && { weights: v.weights }) });
   try {
     if (!v.weights) {

@@ -16,10 +16,13 @@ export {
   type AlternateFigures,
   type BnChoice,
   type BranchFigures,
+  type ComparisonResult,
   type CorruptionStats,
   type MethodResult,
+  type Protocol,
   type Results,
   type Stat,
+  type TargetStat,
 } from './schema.js';
 
 /**

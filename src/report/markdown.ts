@@ -1,7 +1,7 @@
 // report.md: settings, result tables (mean ± std over seeds, in %), chart links, and a verdict
 // computed from the numbers, which never claims a difference smaller than the seed spread.
 import { corruptionNames, domainNames } from './charts.js';
-import { hasCorruptionResults, type BnChoice, type BranchFigures, type Results, type Stat } from './schema.js';
+import { hasCorruptionResults, type BnChoice, type BranchFigures, type ComparisonResult, type Results, type Stat } from './schema.js';
 
 /** How one method's figure compares with another's, given the spread over seeds. */
 export type Comparison = 'better' | 'worse' | 'within noise';
@@ -46,7 +46,8 @@ function table(header: string[], rows: string[][]): string {
 }
 
 const pct = (v: number): string => (v * 100).toFixed(1);
-const stat = (s: Stat | undefined): string => (s ? `${pct(s.mean)} ± ${pct(s.std)}` : 'n/a');
+const stat = (s: Stat | null | undefined): string => (s ? `${pct(s.mean)} ± ${pct(s.std)}` : 'n/a');
+const signed = (v: number): string => `${v >= 0 ? '+' : ''}${pct(v)}`;
 const mean = (xs: readonly number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
 
 type Row = { name: string; figures: BranchFigures; bn: BnChoice };
@@ -64,73 +65,76 @@ function branchLabel(rows: Row[], kind: keyof BnChoice, label: string, notes: st
   return `(${[...by.keys()].join('/')} BN [${notes.length}])`;
 }
 
-function figuresTable(rows: Row[], domains: string[], withCorruption: boolean): string {
+function figuresTable(rows: Row[], domains: string[], withCorruption: boolean, lodo: boolean): string {
   const notes: string[] = [];
   const domainBn = branchLabel(rows, 'domains', 'Domain columns', notes);
-  const header = ['Method', `clean ${branchLabel(rows, 'clean', 'The clean column', notes)}`, ...domains.map((d) => `${cell(d)} ${domainBn}`), `domain mean ${domainBn}`];
+  const cleanLabel = lodo ? 'in-domain' : 'clean';
+  const domainLabel = (d: string) => (lodo ? `held out ${cell(d)}` : cell(d));
+  const header = [
+    'Method',
+    `${cleanLabel} ${branchLabel(rows, 'clean', `The ${cleanLabel} column`, notes)}`,
+    ...domains.map((d) => `${domainLabel(d)} ${domainBn}`),
+    `${lodo ? 'held-out mean' : 'domain mean'} ${domainBn}`,
+  ];
   if (withCorruption) {
     const corruptionBn = branchLabel(rows, 'corruption', 'Corruption columns', notes);
     header.push(`mCE ${corruptionBn}`, `relative mCE ${corruptionBn}`);
   }
   const body = rows.map((r) => {
     const c = [cell(r.name), stat(r.figures.clean), ...domains.map((d) => stat(r.figures.domains[d])), stat(r.figures.domainMean)];
-    if (withCorruption) c.push(stat(r.figures.corruption?.mCE), stat(r.figures.corruption?.relativeMCE));
+    if (withCorruption) {
+      const relative = r.figures.corruption?.relativeMCE;
+      const reason = r.figures.corruption?.relativeMCEReason;
+      if (relative === null && reason) notes.push(`relative mCE of ${r.name} is n/a: ${reason}.`);
+      c.push(stat(r.figures.corruption?.mCE), relative === null && reason ? `n/a [${notes.length}]` : stat(relative));
+    }
     return c;
   });
   return [table(header, body), ...notes.map((n, i) => `\n[${i + 1}] ${cell(n)}`)].join('\n');
 }
 
-function findMethod(results: Results, name: string): string | undefined {
-  return Object.keys(results.methods).find((k) => k.toLowerCase() === name);
-}
+const VERDICT_WORD: Record<ComparisonResult['verdict'], string> = {
+  better: '**better**',
+  worse: '**worse**',
+  inconclusive: 'inconclusive',
+  'no interval': 'no interval (one pair)',
+};
 
-function describe(label: string, detail: ComparisonDetail, a: Stat, b: Stat, lowerIsBetter: boolean): string {
-  const numbers = `AdvBN ${stat(a)} vs ERM ${stat(b)}`;
-  const points = Math.abs(detail.diff * 100).toFixed(1);
-  if (detail.outcome === 'within noise') {
-    const gap = detail.diff === 0 ? 'no difference' : `difference ${points} points, below the larger std ${pct(detail.noise)}`;
-    return `- ${label}: **within noise** (${numbers}; ${gap}).`;
+/** The paired comparisons: one table per method pair, domains as rows, the verdict from the 95% interval. */
+function comparisonsSection(results: Results): string {
+  const comparisons = results.comparisons ?? [];
+  if (comparisons.length === 0) return 'No comparisons: these results have no (held-out domain, seed) pairs.';
+  const pairs = results.protocol?.pairs ?? 0;
+  const rows = comparisons.map((c) => [
+    cell(c.method),
+    cell(c.versus),
+    c.scope === 'overall' ? '**overall**' : cell(c.scope),
+    signed(c.meanDiff),
+    c.ci95 ? `[${signed(c.ci95[0])}, ${signed(c.ci95[1])}]` : 'n/a',
+    String(c.pairs),
+    VERDICT_WORD[c.verdict],
+  ]);
+  const overall = comparisons.filter((c) => c.scope === 'overall');
+  const said = (verdict: ComparisonResult['verdict']) => overall.filter((c) => c.verdict === verdict).map((c) => `${c.method} (vs ${c.versus})`);
+  const summary: string[] = [];
+  for (const [verdict, words] of [['better', 'better than'], ['worse', 'worse than'], ['inconclusive', 'not distinguishable from']] as const) {
+    const list = said(verdict);
+    if (list.length > 0) summary.push(`${words} its reference overall: ${list.map(cell).join(', ')}`);
   }
-  const ratio = detail.noise > 0 ? `, ${(Math.abs(detail.diff) / detail.noise).toFixed(1)}× the larger std` : ', no spread measured';
-  const direction = lowerIsBetter ? (detail.diff < 0 ? 'lower' : 'higher') : detail.diff > 0 ? 'higher' : 'lower';
-  return `- ${label}: AdvBN is **${detail.outcome}** by ${points} points (${direction}${ratio}; ${numbers}).`;
-}
-
-/** The verdict section: AdvBN against ERM per domain, on the domain mean and on mCE. */
-function verdict(results: Results): string {
-  const advName = findMethod(results, 'advbn');
-  const ermName = findMethod(results, 'erm');
-  if (!advName || !ermName) return 'No verdict: it compares the methods named "advbn" and "erm", and these results do not have both.';
-  const adv = results.methods[advName]!;
-  const erm = results.methods[ermName]!;
-  const lines: string[] = [];
-  const counts: Record<Comparison, number> = { better: 0, worse: 0, 'within noise': 0 };
-  const domains = domainNames(results).filter((d) => adv.domains[d] && erm.domains[d]);
-  for (const d of domains) {
-    const detail = compareStats(adv.domains[d]!, erm.domains[d]!, true);
-    counts[detail.outcome]++;
-    lines.push(describe(`${cell(d)} accuracy`, detail, adv.domains[d]!, erm.domains[d]!, false));
-  }
-  const meanDetail = compareStats(adv.domainMean, erm.domainMean, true);
-  lines.push(describe('Domain mean accuracy', meanDetail, adv.domainMean, erm.domainMean, false));
-  let mceOutcome: Comparison | undefined;
-  if (adv.corruption && erm.corruption) {
-    const detail = compareStats(adv.corruption.mCE, erm.corruption.mCE, false);
-    mceOutcome = detail.outcome;
-    lines.push(describe('mCE (lower is better)', detail, adv.corruption.mCE, erm.corruption.mCE, true));
-  }
-  const seeds = results.seeds.length;
-  const summary =
-    `Summary: over ${domains.length} domain${domains.length === 1 ? '' : 's'}, AdvBN is better than ERM beyond the seed spread on ${counts.better}, ` +
-    `worse on ${counts.worse} and within noise on ${counts['within noise']}; on the domain mean it is ${meanDetail.outcome}` +
-    (mceOutcome ? `; on mCE it is ${mceOutcome}.` : '; no corruption figures to compare.');
-  const caveat =
-    seeds < 2
-      ? 'With a single seed there is no spread to measure noise by: these differences are not evidence either way.'
-      : `"Within noise" means the difference of the means is smaller than the larger std over the ${seeds} seeds; ` +
-        `with so few seeds even a larger difference is weak evidence.`;
-  const branches = `AdvBN's domain figures use its ${adv.bn.domains} BN branch, ERM's its ${erm.bn.domains} BN branch.`;
-  return [`Comparing "${cell(advName)}" with "${cell(ermName)}" (mean ± std over seeds, accuracy in %). ${branches}`, '', ...lines, '', summary, caveat].join('\n');
+  const perDomain = comparisons.filter((c) => c.scope !== 'overall' && (c.verdict === 'better' || c.verdict === 'worse'));
+  return [
+    `Held-out accuracy differences in points (method − reference), paired over the ${pairs} (held-out domain, seed) pairs that share a baseline; ` +
+      'each method is compared with ERM, and ERM with the baseline it was fine-tuned from. The 95% interval is Student\'s t with n − 1 degrees of freedom; ' +
+      'the verdict is **better** or **worse** only when the interval excludes 0.',
+    '',
+    table(['Method', 'vs', 'Scope', 'Mean diff', '95% CI', 'Pairs', 'Verdict'], rows),
+    '',
+    `Summary: ${summary.length > 0 ? summary.join('; ') : 'no overall comparison'}.` +
+      (perDomain.length > 0
+        ? ` Per held-out domain, intervals that exclude 0: ${perDomain.map((c) => `${cell(c.method)} ${c.verdict} on ${cell(c.scope)} (${signed(c.meanDiff)})`).join(', ')}.`
+        : ' No per-domain interval excludes 0.'),
+    overall.some((c) => c.verdict === 'no interval') ? 'With one pair per scope there is no spread to measure: those differences are not evidence either way.' : '',
+  ].join('\n');
 }
 
 /**
@@ -144,6 +148,7 @@ export function renderReportMarkdown(results: Results): string {
   const domains = domainNames(results);
   const withCorruption = hasCorruptionResults(results);
   const seeds = results.seeds.length;
+  const lodo = results.protocol !== undefined;
   const out: string[] = [
     `# AdvBN reproduction: ${results.preset}`,
     '',
@@ -167,15 +172,24 @@ export function renderReportMarkdown(results: Results): string {
     '',
     '## Results',
     '',
-    `Top-1 accuracy on the clean test set and on each domain, and corruption error (mCE relative to "${cell(results.baseline)}"), ` +
-      `in %, mean ± std over ${seeds} seed${seeds === 1 ? '' : 's'}. Higher accuracy is better; lower mCE is better.`,
+    lodo
+      ? `${cell(results.protocol!.description)} Top-1 accuracy in %, mean ± std over the seeds of each held-out domain ` +
+        `(in-domain, held-out mean and mCE: over all ${results.protocol!.pairs} pairs); mCE relative to each pair's "${cell(results.baseline)}". ` +
+        'Held-out columns use each model\'s paper-convention BN branch (adversarial BNs for AdvBN models), named in the header. Higher accuracy is better; lower mCE is better.'
+      : `Top-1 accuracy on the clean test set and on each domain, and corruption error (mCE relative to "${cell(results.baseline)}"), ` +
+        `in %, mean ± std over ${seeds} seed${seeds === 1 ? '' : 's'}. Higher accuracy is better; lower mCE is better.`,
     '',
-    figuresTable(Object.entries(results.methods).map(([name, m]) => ({ name, figures: m, bn: m.bn })), domains, withCorruption),
+    figuresTable(Object.entries(results.methods).map(([name, m]) => ({ name, figures: m, bn: m.bn })), domains, withCorruption, lodo),
   ];
+  const base = results.methods[results.baseline]?.targets;
+  if (base) {
+    out.push('', '## Baseline: held out vs in domain', '', 'The shared baseline of each held-out domain (ERM on the other domains), in %: accuracy on the domain it never saw and on its source domains\' test digits. Chance is 10% for digits.', '');
+    out.push(table(['Held out', 'held-out accuracy', 'in-domain accuracy', 'pairs'], Object.entries(base).map(([d, t]) => [cell(d), stat(t), stat(t.inDomain), String(t.n)])));
+  }
   const alternates = Object.entries(results.methods).flatMap(([name, m]) => (m.alternate ? [{ name, figures: m.alternate, bn: m.alternate.bn }] : []));
   if (alternates.length > 0) {
     out.push('', '## Other BN branch', '', 'The same figures on the branch the main table did not use, for models that have two.', '');
-    out.push(figuresTable(alternates, domains, alternates.some((a) => a.figures.corruption)));
+    out.push(figuresTable(alternates, domains, alternates.some((a) => a.figures.corruption), lodo));
   }
   if (withCorruption) {
     const names = corruptionNames(results);
@@ -190,6 +204,6 @@ export function renderReportMarkdown(results: Results): string {
   if (withCorruption) {
     out.push('', `![Error per corruption](corruptions.svg) ([PNG](corruptions.png))`, '', `![Error per severity](severity.svg) ([PNG](severity.png))`);
   }
-  out.push('', '## Verdict', '', verdict(results), '');
+  out.push('', '## Verdict', '', comparisonsSection(results), '');
   return out.join('\n');
 }

@@ -24,8 +24,14 @@ export interface BnChoice {
 export interface CorruptionStats {
   /** Mean corruption error relative to the baseline model's errors (the baseline scores 1). */
   mCE: Stat;
-  /** Relative mCE: degradation from clean error, relative to the baseline's degradation. */
-  relativeMCE: Stat;
+  /**
+   * Relative mCE: degradation from clean error, relative to the baseline's degradation; `null`
+   * when it is undefined for some run (the baseline lost no accuracy under a corruption, so the
+   * ratio has no denominator), with the reason in `relativeMCEReason`.
+   */
+  relativeMCE: Stat | null;
+  /** Why `relativeMCE` is `null`. */
+  relativeMCEReason?: string;
   /** Per corruption: the mean error over seeds at severities 1..5 (five numbers). */
   perCorruption: Record<string, number[]>;
 }
@@ -48,14 +54,60 @@ export interface AlternateFigures extends BranchFigures {
   bn: BnChoice;
 }
 
-/** Results of one method, aggregated over seeds. */
+/** Accuracy on one held-out domain over the seeds that held it out. */
+export interface TargetStat extends Stat {
+  /** Number of (held-out domain, seed) pairs behind the figure. */
+  n: number;
+  /** The BN branch the accuracy was measured with (the paper's convention). */
+  bn: BnBranch;
+  /** In-domain accuracy of the same models: on the test digits/images of their source domains. */
+  inDomain: Stat;
+}
+
+/** Results of one method, aggregated over the (held-out domain, seed) pairs. */
 export interface MethodResult extends BranchFigures {
   /** Branch each figure used (paper convention: clean, clean, adv). */
   bn: BnChoice;
+  /** Accuracy per held-out domain (leave-one-domain-out runs). */
+  targets?: Record<string, TargetStat>;
   /** The same figures on the other branch, for models that have one. */
   alternate?: AlternateFigures;
   /** Wall-clock training time in seconds. */
   trainSeconds: Stat;
+}
+
+/** How the runs were laid out. */
+export interface Protocol {
+  /** `leave-one-domain-out`: per held-out domain a baseline on the others, every method fine-tuned from it. */
+  kind: 'leave-one-domain-out';
+  /** Every domain of the benchmark. */
+  domains: string[];
+  /** The domains held out in this run (each with every seed). */
+  heldOut: string[];
+  /** Seeds per held-out domain. */
+  seeds: number[];
+  /** (held-out domain, seed) pairs: one baseline each, shared by every method. */
+  pairs: number;
+  /** What was trained and tested, in words. */
+  description: string;
+}
+
+/** A paired comparison of one method with another over the pairs that share a baseline. */
+export interface ComparisonResult {
+  /** The method compared (a key of `methods`). */
+  method: string;
+  /** The method it is compared with. */
+  versus: string;
+  /** A held-out domain, or `overall` (every pair). */
+  scope: string;
+  /** Mean over the pairs of (method - versus) held-out accuracy (fraction). */
+  meanDiff: number;
+  /** 95% t confidence interval of `meanDiff`; `null` with fewer than 2 pairs. */
+  ci95: [number, number] | null;
+  /** Number of pairs. */
+  pairs: number;
+  /** From the interval: above 0 `better`, below `worse`, containing 0 `inconclusive`; `no interval` for < 2 pairs. */
+  verdict: 'better' | 'worse' | 'inconclusive' | 'no interval';
 }
 
 /** Everything `advbn reproduce` measured: the content of `results.json`. */
@@ -85,6 +137,10 @@ export interface Results {
   baseline: string;
   /** Results per method, the baseline model included. */
   methods: Record<string, MethodResult>;
+  /** The leave-one-domain-out layout. */
+  protocol?: Protocol;
+  /** Every method against ERM (and ERM against the baseline), per held-out domain and overall. */
+  comparisons?: ComparisonResult[];
 }
 
 const stat = { $ref: '#/$defs/stat' };
@@ -125,6 +181,20 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
     hardware: { type: 'string' },
     baseline: { type: 'string', minLength: 1, description: 'A key of methods.' },
     methods: { type: 'object', minProperties: 1, additionalProperties: { $ref: '#/$defs/method' } },
+    protocol: {
+      type: 'object',
+      required: ['kind', 'domains', 'heldOut', 'seeds', 'pairs', 'description'],
+      additionalProperties: false,
+      properties: {
+        kind: { enum: ['leave-one-domain-out'] },
+        domains: { type: 'array', minItems: 2, uniqueItems: true, items: { type: 'string', minLength: 1 } },
+        heldOut: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1 } },
+        seeds: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 0 } },
+        pairs: { type: 'integer', minimum: 1 },
+        description: { type: 'string', minLength: 1 },
+      },
+    },
+    comparisons: { type: 'array', items: { $ref: '#/$defs/comparison' } },
   },
   $defs: {
     stat: {
@@ -152,7 +222,8 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
       additionalProperties: false,
       properties: {
         mCE: stat,
-        relativeMCE: stat,
+        relativeMCE: { anyOf: [stat, { type: 'null' }] },
+        relativeMCEReason: { type: 'string', minLength: 1 },
         perCorruption: { type: 'object', additionalProperties: { type: 'array', minItems: 5, maxItems: 5, items: unit } },
       },
     },
@@ -166,7 +237,32 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
       type: 'object',
       required: ['clean', 'domains', 'domainMean', 'bn', 'trainSeconds'],
       additionalProperties: false,
-      properties: { ...figureProperties, alternate: { $ref: '#/$defs/alternate' }, trainSeconds: stat },
+      properties: {
+        ...figureProperties,
+        alternate: { $ref: '#/$defs/alternate' },
+        trainSeconds: stat,
+        targets: { type: 'object', additionalProperties: { $ref: '#/$defs/target' } },
+      },
+    },
+    target: {
+      type: 'object',
+      required: ['mean', 'std', 'n', 'bn', 'inDomain'],
+      additionalProperties: false,
+      properties: { mean: unit, std: { type: 'number', minimum: 0 }, n: { type: 'integer', minimum: 1 }, bn: { $ref: '#/$defs/branch' }, inDomain: { $ref: '#/$defs/unitStat' } },
+    },
+    comparison: {
+      type: 'object',
+      required: ['method', 'versus', 'scope', 'meanDiff', 'ci95', 'pairs', 'verdict'],
+      additionalProperties: false,
+      properties: {
+        method: { type: 'string', minLength: 1 },
+        versus: { type: 'string', minLength: 1 },
+        scope: { type: 'string', minLength: 1 },
+        meanDiff: { type: 'number', minimum: -1, maximum: 1 },
+        ci95: { anyOf: [{ type: 'array', minItems: 2, maxItems: 2, items: { type: 'number' } }, { type: 'null' }] },
+        pairs: { type: 'integer', minimum: 1 },
+        verdict: { enum: ['better', 'worse', 'inconclusive', 'no interval'] },
+      },
     },
   },
 };
@@ -196,6 +292,15 @@ function check(schema: Schema, value: unknown, path: string, errors: string[]): 
     return;
   }
   const actual = typeOf(value);
+  if (Array.isArray(schema.anyOf)) {
+    const attempts = (schema.anyOf as Schema[]).map((sub) => {
+      const found: string[] = [];
+      check(sub, value, path, found);
+      return found;
+    });
+    if (!attempts.some((found) => found.length === 0)) errors.push(...attempts.reduce((a, b) => (b.length < a.length ? b : a)));
+    return;
+  }
   if (Array.isArray(schema.enum) && !schema.enum.includes(value)) {
     errors.push(`${path}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}, got ${JSON.stringify(value) ?? actual}`);
     return;
@@ -241,8 +346,8 @@ function check(schema: Schema, value: unknown, path: string, errors: string[]): 
 
 /**
  * Lists every way `value` violates {@link RESULTS_SCHEMA}, each as `<JSON path>: <problem>`
- * (e.g. `$.methods.erm.clean: required field is missing`), plus one rule the schema cannot say:
- * `baseline` must name a method. An empty list means the object is valid.
+ * (e.g. `$.methods.erm.clean: required field is missing`), plus rules the schema cannot say:
+ * `baseline` and every comparison's `method` and `versus` must name methods. An empty list means the object is valid.
  */
 export function validateResults(value: unknown): string[] {
   const errors: string[] = [];
@@ -252,6 +357,11 @@ export function validateResults(value: unknown): string[] {
     if (!Object.hasOwn(results.methods, results.baseline)) {
       errors.push(`$.baseline: must name a method (one of ${Object.keys(results.methods).join(', ')}), got ${JSON.stringify(results.baseline)}`);
     }
+    (results.comparisons ?? []).forEach((c, i) => {
+      for (const key of ['method', 'versus'] as const) {
+        if (!Object.hasOwn(results.methods, c[key])) errors.push(`$.comparisons[${i}].${key}: must name a method, got ${JSON.stringify(c[key])}`);
+      }
+    });
   }
   return errors;
 }

@@ -1,46 +1,118 @@
-// Per-seed robustness reports of one method, aggregated into the figures of results.json.
+// The figures of results.json from the reports of the (held-out domain, seed) pairs: per method
+// its held-out accuracies, in-domain accuracy and corruption figures, and the paired comparisons
+// of every method with ERM over the pairs that share a baseline.
 import type { BnBranch } from '../models.js';
 import type { RobustnessReport } from '../evaluation/robustness.js';
-import type { AlternateFigures, BnChoice, BranchFigures, MethodResult, Stat } from '../report/index.js';
+import { statOf, type AlternateFigures, type BnChoice, type BranchFigures, type ComparisonResult, type CorruptionStats, type MethodResult, type TargetStat } from '../report/index.js';
+import { pairedDifference } from './stats.js';
 
-/** Mean and population standard deviation. */
-export function stat(values: readonly number[]): Stat {
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
-  return { mean, std: Math.sqrt(variance) };
+/** One (held-out domain, seed) pair: its baseline and every method fine-tuned from it. */
+export interface PairOutcome {
+  heldOut: string;
+  seed: number;
+  /** Per model name (`baseline` included): evaluated with `domains = { [heldOut]: target }`. */
+  reports: Record<string, RobustnessReport>;
+  /** Per model name: training seconds. */
+  seconds: Record<string, number>;
 }
 
-function figures(reports: readonly RobustnessReport[], bn: BnChoice): BranchFigures {
-  const domainNames = Object.keys(reports[0]!.domains);
-  const at = (values: Partial<Record<BnBranch, number>>, branch: BnBranch) => values[branch]!;
-  const out: BranchFigures = {
-    clean: stat(reports.map((r) => at(r.clean, bn.clean))),
-    domains: Object.fromEntries(domainNames.map((d) => [d, stat(reports.map((r) => at(r.domains[d]!, bn.domains)))])),
-    domainMean: stat(reports.map((r) => domainNames.reduce((sum, d) => sum + at(r.domains[d]!, bn.domains), 0) / domainNames.length)),
-  };
-  const corruption = reports.map((r) => r.corruption?.[bn.corruption]);
-  if (corruption.every((c) => c !== undefined && c.mCE !== undefined)) {
-    const names = Object.keys(corruption[0]!.errors);
-    const relative = corruption.map((c) => c!.relativeMCE).filter((v): v is number => v !== undefined);
-    out.corruption = {
-      mCE: stat(corruption.map((c) => c!.mCE!)),
-      // Undefined for a seed whose baseline lost no accuracy under some corruption: left out.
-      relativeMCE: relative.length > 0 ? stat(relative) : { mean: 0, std: 0 },
-      perCorruption: Object.fromEntries(names.map((n) => [n, [0, 1, 2, 3, 4].map((s) => stat(corruption.map((c) => c!.errors[n]![s]!)).mean)])),
-    };
+const at = (values: Partial<Record<BnBranch, number>>, branch: BnBranch): number => {
+  const v = values[branch];
+  if (v === undefined) throw new Error(`internal: no ${branch}-branch figure`);
+  return v;
+};
+
+/** The held-out accuracy of a report with the convention's (or the given) branch. */
+function target(pair: PairOutcome, name: string, branch?: BnBranch): number {
+  const report = pair.reports[name]!;
+  return at(report.domains[pair.heldOut]!, branch ?? report.convention.domains);
+}
+
+/** Corruptions whose baseline error, summed over severities, is not above its clean error. */
+function undefinedRelative(report: RobustnessReport): string[] {
+  const base = report.corruption?.clean;
+  if (!base) return [];
+  return Object.entries(base.errors)
+    .filter(([, errors]) => errors.reduce((s, e) => s + (e - base.cleanError), 0) <= 0)
+    .map(([name]) => name);
+}
+
+function corruptionStats(pairs: readonly PairOutcome[], name: string, branch: BnBranch): CorruptionStats | undefined {
+  const figures = pairs.map((p) => p.reports[name]!.corruption?.[branch]);
+  if (!figures.every((c) => c !== undefined && c.mCE !== undefined)) return undefined;
+  const names = Object.keys(figures[0]!.errors);
+  const relative = figures.map((c) => c!.relativeMCE);
+  const perCorruption = Object.fromEntries(names.map((n) => [n, [0, 1, 2, 3, 4].map((s) => statOf(figures.map((c) => c!.errors[n]![s]!)).mean)]));
+  const out: CorruptionStats = { mCE: statOf(figures.map((c) => c!.mCE!)), relativeMCE: null, perCorruption };
+  if (relative.every((r): r is number => r !== undefined)) {
+    out.relativeMCE = statOf(relative);
+  } else {
+    const missing = pairs.filter((_, i) => relative[i] === undefined);
+    const where = missing.map((p) => {
+      const names = undefinedRelative(p.reports.baseline ?? p.reports[name]!);
+      return `held out ${p.heldOut}, seed ${p.seed}${names.length > 0 ? ` (${names.join(', ')})` : ''}`;
+    });
+    out.relativeMCEReason =
+      `undefined in ${missing.length} of ${pairs.length} runs: the baseline's error under a corruption was not above its clean error, ` +
+      `so relative mCE has no denominator: ${where.join('; ')}`;
   }
   return out;
 }
 
-/** results.json figures of one method from its per-seed reports and training times. */
-export function aggregateMethod(reports: readonly RobustnessReport[], trainSeconds: readonly number[]): MethodResult {
-  const convention = reports[0]!.convention;
-  const result: MethodResult = { ...figures(reports, convention), bn: convention, trainSeconds: stat(trainSeconds) };
-  if (reports[0]!.branches.includes('adv')) {
+function figures(pairs: readonly PairOutcome[], name: string, bn: BnChoice): BranchFigures {
+  const heldOut = [...new Set(pairs.map((p) => p.heldOut))];
+  const out: BranchFigures = {
+    clean: statOf(pairs.map((p) => at(p.reports[name]!.clean, bn.clean))),
+    domains: Object.fromEntries(heldOut.map((d) => [d, statOf(pairs.filter((p) => p.heldOut === d).map((p) => target(p, name, bn.domains)))])),
+    // Over every pair: each pair's model is tested on the one domain it never saw.
+    domainMean: statOf(pairs.map((p) => target(p, name, bn.domains))),
+  };
+  const corruption = corruptionStats(pairs, name, bn.corruption);
+  if (corruption) out.corruption = corruption;
+  return out;
+}
+
+/** results.json's figures of model `name` over every pair. */
+export function aggregateMethod(pairs: readonly PairOutcome[], name: string): MethodResult {
+  const first = pairs[0]!.reports[name]!;
+  const convention = first.convention;
+  const heldOut = [...new Set(pairs.map((p) => p.heldOut))];
+  const targets: Record<string, TargetStat> = {};
+  for (const d of heldOut) {
+    const these = pairs.filter((p) => p.heldOut === d);
+    const acc = statOf(these.map((p) => target(p, name)));
+    targets[d] = { ...acc, n: these.length, bn: convention.domains, inDomain: statOf(these.map((p) => at(p.reports[name]!.clean, convention.clean))) };
+  }
+  const result: MethodResult = {
+    ...figures(pairs, name, convention),
+    bn: convention,
+    targets,
+    trainSeconds: statOf(pairs.map((p) => p.seconds[name]!)),
+  };
+  if (first.branches.includes('adv')) {
     const flip = (b: BnBranch): BnBranch => (b === 'clean' ? 'adv' : 'clean');
     const bn: BnChoice = { clean: flip(convention.clean), corruption: flip(convention.corruption), domains: flip(convention.domains) };
-    const alternate: AlternateFigures = { ...figures(reports, bn), bn };
+    const alternate: AlternateFigures = { ...figures(pairs, name, bn), bn };
     result.alternate = alternate;
   }
   return result;
+}
+
+/**
+ * Every method against ERM (ERM against the baseline), paired over the pairs that share a
+ * baseline: per held-out domain and overall, on held-out accuracy with each model's convention branch.
+ */
+export function compareMethods(pairs: readonly PairOutcome[], names: readonly string[]): ComparisonResult[] {
+  const heldOut = [...new Set(pairs.map((p) => p.heldOut))];
+  const out: ComparisonResult[] = [];
+  for (const method of names) {
+    if (method === 'baseline') continue;
+    const versus = method === 'erm' || !names.includes('erm') ? 'baseline' : 'erm';
+    for (const scope of [...heldOut, 'overall']) {
+      const these = scope === 'overall' ? pairs : pairs.filter((p) => p.heldOut === scope);
+      const d = pairedDifference(these.map((p) => target(p, method)), these.map((p) => target(p, versus)));
+      out.push({ method, versus, scope, ...d });
+    }
+  }
+  return out;
 }

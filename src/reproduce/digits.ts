@@ -1,81 +1,56 @@
-// The digits experiment: a baseline trained on MNIST, then each method fine-tunes its tail from
-// that same baseline; everything is evaluated on the clean test digits, the restyled domains
-// and the 15 corruptions (mCE relative to the baseline), for every seed.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+// The digits experiment, leave-one-domain-out: for each held-out domain and seed, a baseline is
+// trained on the other domains' own training digits, then each method fine-tunes its tail from
+// that same baseline. Every model is tested on the held-out domain's test digits (the domain
+// shift), on the source domains' test digits (in-domain) and on the same source test digits under
+// the 15 corruptions x 5 severities (mCE relative to the pair's baseline).
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
-import { DIGIT_DOMAINS, loadDigits, type DigitsBenchmark } from '../data/digits.js';
+import { DIGIT_DOMAINS, loadDigits, type DigitDomain, type DigitsBenchmark } from '../data/digits.js';
 import { compareToBaseline, evaluateRobustness, type RobustnessReport } from '../evaluation/robustness.js';
-import { saveWeights, smallResnet, type Model } from '../models.js';
+import { smallResnet, type Model } from '../models.js';
 import { fineTune } from '../training/fine-tune.js';
-import { aggregateMethod } from './aggregate.js';
-import type { DigitsConfig, MethodSpec } from './presets.js';
-import type { Progress } from './progress.js';
-import type { MethodResult } from '../report/index.js';
+import type { PairOutcome } from './aggregate.js';
+import { runPairs, saveInto, type PairRun } from './lodo.js';
+import type { DigitsConfig } from './presets.js';
 
-export interface DigitsRun {
-  config: DigitsConfig;
-  methods: readonly MethodSpec[];
-  seeds: readonly number[];
-  device: string;
-  dataDir?: string;
-  progress: Progress;
-}
+/** The test sample is the same for every seed and method: seed 0 picks and renders it. */
+const TEST_SEED = 0;
 
-export async function runDigits(run: DigitsRun): Promise<Record<string, MethodResult>> {
+export async function runDigits(run: PairRun<DigitsConfig>): Promise<PairOutcome[]> {
   const digits = await loadDigits(run.dataDir === undefined ? {} : { dir: run.dataDir });
-  const tmp = mkdtempSync(join(tmpdir(), 'advbn-reproduce-'));
-  try {
-    // On the CPU, seeds run side by side (each native call of a model runs on its own libuv
-    // thread); on a GPU they run one after another on the device's single stream.
-    const parallel = run.device === 'cpu' ? Math.max(1, Math.min(run.seeds.length, cpus().length)) : 1;
-    const outcomes = await mapLimited(run.seeds, parallel, (seed) => runSeed(run, digits, seed, tmp));
-    const names = Object.keys(outcomes[0]!.reports);
-    return Object.fromEntries(
-      names.map((name) => [name, aggregateMethod(outcomes.map((o) => o.reports[name]!), outcomes.map((o) => o.seconds[name]!))]),
-    );
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  const config = run.config;
+  const pairs = config.heldOut.flatMap((heldOut) => run.seeds.map((seed) => ({ heldOut, seed })));
+  // On the CPU, pairs run side by side (each native call of a model runs on its own libuv
+  // thread); on a GPU one after another on the device's single stream.
+  return runPairs(run, pairs, (pair) => runPair(run, digits, pair.heldOut as DigitDomain, pair.seed));
 }
 
-/** `work` over `items` with at most `limit` in flight; results in input order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-  return results;
-}
-
-async function runSeed(run: DigitsRun, digits: DigitsBenchmark, seed: number, tmp: string) {
+async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, heldOut: DigitDomain, seed: number): Promise<PairOutcome> {
   const { config, progress } = run;
+  const sources = DIGIT_DOMAINS.filter((d) => d !== heldOut);
+  const label = `held out ${heldOut} · seed ${seed}`;
   const reports: Record<string, RobustnessReport> = {};
   const seconds: Record<string, number> = {};
-  // Test sets are the same for every seed (seed 0 picks them); training data and models vary.
-  const train = await digits.source('train', { limit: config.trainLimit, seed });
-  const clean = await digits.source('test', { limit: config.testLimit });
-  const domains: Record<string, Dataset> = {};
-  for (const d of DIGIT_DOMAINS) domains[d] = await digits.domain(d, { limit: config.domainLimit });
-  const corruptions = { dataset: (name: string, severity: number) => digits.corruption(name, severity, { limit: config.corruptionLimit }) };
-  const newModel = (weights?: string) =>
-    smallResnet({ numClasses: 10, depth: config.model.depth, width: config.model.width, seed, device: run.device, ...(weights && { weights }) });
-  const evaluateModel = (name: string, model: Model, baseline?: RobustnessReport) =>
-    evaluateRobustness(model, {
-      clean,
-      domains,
-      corruptions,
-      ...(baseline && { baseline }),
-      onProgress: (done, total, label) => progress.detail(`seed ${seed} · ${name} · eval ${label} (${done}/${total})`),
-    });
+  const datasets: Dataset[] = [];
+  const keep = (d: Dataset) => (datasets.push(d), d);
   try {
-    progress.step(`seed ${seed} · baseline · train`);
+    const train = keep(await digits.train(sources, { limit: config.trainPerDomain, seed }));
+    const target = keep(await digits.domain(heldOut, { split: 'test', limit: config.targetLimit, seed: TEST_SEED }));
+    const sample = { limit: config.sourceTestLimit, seed: TEST_SEED };
+    const clean = keep(await digits.mixture(sources, sample));
+    const corruptions = config.corruptions ? { dataset: (name: string, severity: number) => digits.mixture(sources, { ...sample, corruption: { name, severity } }) } : undefined;
+    const newModel = (weights?: string) =>
+      smallResnet({ numClasses: 10, depth: config.model.depth, width: config.model.width, seed, device: run.device, ...(weights && { weights }) });
+    const evaluate = (name: string, model: Model, baseline?: RobustnessReport) =>
+      evaluateRobustness(model, {
+        clean,
+        domains: { [heldOut]: target },
+        ...(corruptions && { corruptions }),
+        ...(baseline && { baseline }),
+        onProgress: (done, total, what) => progress.detail(`${label} · ${name} · eval ${what} (${done}/${total})`),
+      });
+
+    progress.step(`${label} · baseline`);
     const baseline = await newModel();
     let started = performance.now();
     await fineTune(baseline, {
@@ -87,18 +62,17 @@ async function runSeed(run: DigitsRun, digits: DigitsBenchmark, seed: number, tm
       seed,
       optimizer: { type: 'adamw', lr: config.baseline.lr, weightDecay: config.baseline.weightDecay },
       schedule: { type: 'cosine' },
-      callbacks: { onBatchEnd: (b) => progress.detail(`seed ${seed} · baseline · train batch ${b + 1}`) },
+      callbacks: { onBatchEnd: (b) => progress.detail(`${label} · baseline · train batch ${b + 1}`) },
     });
     seconds.baseline = (performance.now() - started) / 1000;
-    const weights = join(tmp, `baseline-${seed}.safetensors`);
-    await saveWeights(baseline, weights);
-    progress.step(`seed ${seed} · baseline · evaluate`);
+    const weights = join(run.modelDir, `baseline-heldout_${heldOut}-seed${seed}.safetensors`);
+    await saveInto(baseline, weights);
+    const own = await evaluate('baseline', baseline);
     // The baseline is the reference of mCE, so against itself it scores exactly 1.
-    const own = await evaluateModel('baseline', baseline);
-    reports.baseline = compareToBaseline(own, own);
+    reports.baseline = corruptions ? compareToBaseline(own, own) : own;
     baseline.dispose();
     for (const spec of run.methods) {
-      progress.step(`seed ${seed} · ${spec.name} · train`);
+      progress.step(`${label} · ${spec.name}`);
       const model = await newModel(weights);
       started = performance.now();
       await fineTune(model, {
@@ -112,15 +86,15 @@ async function runSeed(run: DigitsRun, digits: DigitsBenchmark, seed: number, tm
         optimizer: { type: 'sgd', lr: config.fineTune.lr, momentum: 0.9, weightDecay: 1e-4 },
         schedule: { type: 'cosine' },
         advbn: config.fineTune.advbn,
-        callbacks: { onBatchEnd: (b) => progress.detail(`seed ${seed} · ${spec.name} · train batch ${b + 1}`) },
+        callbacks: { onBatchEnd: (b) => progress.detail(`${label} · ${spec.name} · train batch ${b + 1}`) },
       });
       seconds[spec.name] = (performance.now() - started) / 1000;
-      progress.step(`seed ${seed} · ${spec.name} · evaluate`);
-      reports[spec.name] = await evaluateModel(spec.name, model, own);
+      if (run.saveModels) await saveInto(model, join(run.saveModels, `${spec.name}-heldout_${heldOut}-seed${seed}.safetensors`));
+      reports[spec.name] = await evaluate(spec.name, model, own);
       model.dispose();
     }
   } finally {
-    for (const d of [train, clean, ...Object.values(domains)]) d.dispose();
+    for (const d of datasets) d.dispose();
   }
-  return { reports, seconds };
+  return { heldOut, seed, reports, seconds };
 }

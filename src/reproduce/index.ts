@@ -1,13 +1,17 @@
-// `reproduce`: the comparison of AdvBN with plain fine-tuning and the feature-statistics
-// baselines, written as results.json, report.md and charts.
-import { cpus } from 'node:os';
+// `reproduce`: the comparison of AdvBN with plain fine-tuning, the feature-statistics baselines
+// and their combinations, leave-one-domain-out, written as results.json, report.md and charts.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DIGIT_DOMAINS } from '../data/digits.js';
 import { listDevices } from '../devices.js';
 import { packageInfo } from '../package-root.js';
-import { writeReport, type Results } from '../report/index.js';
+import { writeReport, type Protocol, type Results } from '../report/index.js';
 import { OptionReader } from '../validation.js';
 import { runDigits } from './digits.js';
+import { summarize, type PairRun } from './lodo.js';
 import { runPacs } from './pacs.js';
-import { DIGITS, DIGITS_QUICK, METHODS, PACS, type DigitsConfig, type MethodSpec } from './presets.js';
+import { DIGITS, DIGITS_FULL_SEEDS, DIGITS_QUICK, DIGITS_SEEDS, METHODS, PACS, type DigitsConfig, type MethodSpec } from './presets.js';
 import { Progress } from './progress.js';
 
 /** Options of {@link reproduce}. */
@@ -18,19 +22,23 @@ export interface ReproduceOptions {
   data?: string;
   /** Device of every model; default `'auto'`. */
   device?: string;
-  /** Number of seeds (0, 1, ...); default 3 (1 with `quick`). */
+  /** Seeds per held-out domain (0, 1, ...); default 2 (1 with `quick`, 5 with `full`; PACS 3). */
   seeds?: number;
-  /** Methods to compare; default all of `erm, advbn, mixstyle, dsu, advbn_augmix`. */
+  /** Methods to compare; default all of `erm, advbn, mixstyle, dsu, advbn_augmix, advbn_mixstyle, advbn_dsu`. */
   methods?: string[];
   /** Folder of results.json, report.md and the charts. */
   out: string;
   /** Fine-tuning epochs (overrides the preset). */
   epochs?: number;
-  /** Smaller, single-seed digits run (about 2 minutes on 2 CPU cores). */
+  /** Smaller digits run: three held-out domains, one seed (about 2 minutes on 2 CPU cores). */
   quick?: boolean;
+  /** Every held-out domain with 5 seeds (digits). */
+  full?: boolean;
+  /** Writes every trained model here, named `<method>-heldout_<domain>-seed<seed>.safetensors` (the baselines as `baseline-...`). */
+  saveModels?: string;
   /** The command line recorded in the report; default `advbn reproduce`. */
   command?: string;
-  /** Digits preset only: overrides of the preset's settings (sizes, epochs, model), e.g. for smoke tests. */
+  /** Digits preset only: overrides of the preset's settings (sizes, epochs, model, held-out domains), e.g. for smoke tests. */
   digits?: Partial<DigitsConfig>;
 }
 
@@ -44,34 +52,68 @@ export interface ReproduceOutput {
 
 /** Runs the comparison and writes the report; resolves with the results and the files written. */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceOutput> {
-  const o = new OptionReader('reproduce', options).rejectUnknown(['preset', 'data', 'device', 'seeds', 'methods', 'out', 'epochs', 'quick', 'command', 'digits']);
+  const o = new OptionReader('reproduce', options).rejectUnknown(['preset', 'data', 'device', 'seeds', 'methods', 'out', 'epochs', 'quick', 'full', 'saveModels', 'command', 'digits']);
   const preset = o.oneOf('preset', ['digits', 'pacs'] as const, 'digits');
   const quick = o.boolean('quick', false);
+  const full = o.boolean('full', false);
+  if (quick && full) throw o.fail('full', 'not both quick and full');
   const out = o.optionalString('out');
   if (out === undefined) throw o.fail('out', 'an output folder');
   const data = o.optionalString('data');
   if (preset === 'pacs' && data === undefined) throw o.fail('data', 'the PACS root folder (with photo/, art_painting/, cartoon/, sketch/)');
   const device = o.optionalString('device') ?? 'auto';
-  const seedCount = o.number('seeds', quick ? 1 : 3, { integer: true, min: 1, max: 100 });
+  const defaultSeeds = preset === 'pacs' ? 3 : quick ? 1 : full ? DIGITS_FULL_SEEDS : DIGITS_SEEDS;
+  const seedCount = o.number('seeds', defaultSeeds, { integer: true, min: 1, max: 100 });
   const epochs = o.number('epochs', undefined, { integer: true, min: 1 });
+  const saveModels = o.optionalString('saveModels');
   const names = options.methods ?? METHODS.map((m) => m.name);
+  if (!Array.isArray(names) || names.length === 0) throw o.fail('methods', `a non-empty list of ${METHODS.map((m) => m.name).join(', ')}`);
   const methods: MethodSpec[] = names.map((name) => {
     const spec = METHODS.find((m) => m.name === name);
     if (!spec) throw o.fail('methods', `a list of ${METHODS.map((m) => m.name).join(', ')}`);
     return spec;
   });
+  if (new Set(names).size !== names.length) throw o.fail('methods', 'a list without repeats');
   const seeds = Array.from({ length: seedCount }, (_, i) => i);
   const resolvedDevice = device === 'auto' ? (listDevices().find((d) => d.kind === 'cuda')?.id ?? 'cpu') : device;
   const digitsConfig: DigitsConfig = { ...(quick ? DIGITS_QUICK : DIGITS), ...(options.digits ?? {}) };
   if (epochs !== undefined) digitsConfig.fineTune = { ...digitsConfig.fineTune, epochs };
-  const stepsPerSeed = preset === 'digits' ? 2 + 2 * methods.length : PACS.domains.length * (1 + methods.length);
-  const progress = new Progress(seeds.length * stepsPerSeed);
+  const heldOut: readonly string[] = preset === 'digits' ? digitsConfig.heldOut : PACS.domains;
+  const knownDomain = (d: unknown) => preset === 'pacs' || (DIGIT_DOMAINS as readonly unknown[]).includes(d);
+  if (!Array.isArray(heldOut) || heldOut.length === 0 || !heldOut.every(knownDomain) || new Set(heldOut).size !== heldOut.length) {
+    throw o.fail('digits', `{ heldOut } to be a non-empty list without repeats of ${DIGIT_DOMAINS.join(', ')}`);
+  }
+  const pairCount = heldOut.length * seeds.length;
+  const progress = new Progress(pairCount * (1 + methods.length));
   const started = performance.now();
-  const methodResults =
-    preset === 'digits'
-      ? await runDigits({ config: digitsConfig, methods, seeds, device: resolvedDevice, progress, ...(data !== undefined && { dataDir: data }) })
-      : await runPacs({ root: data!, methods, seeds, device: resolvedDevice, progress, ...(epochs !== undefined && { epochs }) });
-  progress.finish(`reproduce: ${Object.keys(methodResults).length} models x ${seeds.length} seed(s) done`);
+  const tmp = mkdtempSync(join(tmpdir(), 'advbn-reproduce-'));
+  let pairs;
+  try {
+    const common = { methods, seeds, device: resolvedDevice, progress, modelDir: saveModels ? resolve(saveModels) : tmp, ...(saveModels && { saveModels: resolve(saveModels) }) };
+    pairs =
+      preset === 'digits'
+        ? await runDigits({ ...common, config: digitsConfig, ...(data !== undefined && { dataDir: data }) } satisfies PairRun<DigitsConfig>)
+        : await runPacs({ ...common, config: { root: data!, ...(epochs !== undefined && { epochs }) } });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const { methods: methodResults, comparisons } = summarize(pairs);
+  progress.finish(`reproduce: ${Object.keys(methodResults).length} models x ${pairCount} (held-out domain, seed) pairs done`);
+  const domains = preset === 'digits' ? [...DIGIT_DOMAINS] : [...PACS.domains];
+  const protocol: Protocol = {
+    kind: 'leave-one-domain-out',
+    domains,
+    heldOut: [...heldOut],
+    seeds,
+    pairs: pairCount,
+    description:
+      preset === 'digits'
+        ? `For each held-out domain and seed: a baseline (whole network, ERM) trained on the other ${domains.length - 1} domains' own training digits ` +
+          `(${digitsConfig.trainPerDomain} per domain, disjoint MNIST training digits), then every method fine-tunes the tail after stage ${digitsConfig.fineTune.cut} from it. ` +
+          `Held-out accuracy on ${digitsConfig.targetLimit} MNIST test digits in the held-out style; in-domain accuracy and the 15 corruptions x 5 severities on ` +
+          `${digitsConfig.sourceTestLimit} source-domain test digits (the same sample clean and corrupted).`
+        : 'For each held-out PACS domain and seed: a ResNet-18 baseline trained on the other three domains, then every method fine-tunes the tail from it; accuracy on the held-out domain.',
+  };
   const info = packageInfo();
   const results: Results = {
     preset,
@@ -80,6 +122,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     config: {
       ...(preset === 'digits' ? digitsConfig : { ...PACS, ...(epochs !== undefined && { fineTuneEpochs: epochs }) }),
       quick,
+      full,
       methods: methods.map((m) => m.name),
       wallSeconds: Math.round((performance.now() - started) / 1000),
     },
@@ -89,6 +132,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     hardware: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${resolvedDevice}`,
     baseline: 'baseline',
     methods: methodResults,
+    protocol,
+    comparisons,
   };
   const files = await writeReport(out, results);
   return { results, files };

@@ -1,12 +1,15 @@
 // Settings of the reproduction experiments. Sizes are chosen so the default digits run fits in
 // about 10 minutes on 2 CPU cores (and --quick in about 2); every number is in results.json.
 
+import { DIGIT_DOMAINS, type DigitDomain } from '../data/digits.js';
+import type { FineTuneMethod } from '../training/options.js';
+
 /** A method of the comparison: a fineTune method, optionally on AugMix-augmented images. */
 export interface MethodSpec {
   /** Name in the report. */
   name: string;
   /** fineTune method. */
-  method: 'erm' | 'advbn' | 'mixstyle' | 'dsu';
+  method: FineTuneMethod;
   /** AugMix on top (the paper's "complementary" claim). */
   augmix: boolean;
 }
@@ -18,9 +21,11 @@ export const METHODS: readonly MethodSpec[] = [
   { name: 'mixstyle', method: 'mixstyle', augmix: false },
   { name: 'dsu', method: 'dsu', augmix: false },
   { name: 'advbn_augmix', method: 'advbn', augmix: true },
+  { name: 'advbn_mixstyle', method: 'advbn_mixstyle', augmix: false },
+  { name: 'advbn_dsu', method: 'advbn_dsu', augmix: false },
 ];
 
-/** Settings of a digits run. */
+/** Settings of a digits run (leave-one-domain-out over the six digit domains). */
 export interface DigitsConfig {
   /** The model trained and fine-tuned. */
   model: {
@@ -31,14 +36,16 @@ export interface DigitsConfig {
     /** Channels of the first stage. */
     width: number;
   };
-  /** MNIST training digits used (class-stratified, seeded per run). */
-  trainLimit: number;
-  /** Clean test digits evaluated. */
-  testLimit: number;
-  /** Test digits per style domain. */
-  domainLimit: number;
-  /** Test digits per corruption and severity. */
-  corruptionLimit: number;
+  /** Domains held out in turn (each with every seed); the others are the sources. */
+  heldOut: DigitDomain[];
+  /** Training digits per source domain (each domain's own, class-stratified, seeded per run). */
+  trainPerDomain: number;
+  /** Test digits of the held-out domain. */
+  targetLimit: number;
+  /** Test digits of the source domains (dealt in turn): the in-domain figure, and the sample every corruption is applied to. */
+  sourceTestLimit: number;
+  /** Whether the 15 corruptions x 5 severities are evaluated. */
+  corruptions: boolean;
   /** Batch size of the baseline's training. */
   batchSize: number;
   /** The baseline: whole network, AdamW, cosine schedule. */
@@ -72,26 +79,33 @@ export interface DigitsConfig {
   };
 }
 
-/** The default digits run (3 seeds). */
+/** The default digits run: every domain held out once, 2 seeds (12 pairs). */
 export const DIGITS: DigitsConfig = {
-  model: { arch: 'small_resnet', depth: 8, width: 8 },
-  trainLimit: 3000,
-  testLimit: 500,
-  domainLimit: 500,
-  corruptionLimit: 100,
-  batchSize: 16,
-  baseline: { epochs: 3, lr: 1e-2, weightDecay: 1e-4 },
-  fineTune: { epochs: 1, lr: 0.02, cut: 1, batchSize: 64, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
+  model: { arch: 'small_resnet', depth: 8, width: 16 },
+  heldOut: [...DIGIT_DOMAINS],
+  trainPerDomain: 300,
+  targetLimit: 500,
+  sourceTestLimit: 100,
+  corruptions: true,
+  batchSize: 32,
+  baseline: { epochs: 4, lr: 3e-3, weightDecay: 1e-4 },
+  fineTune: { epochs: 2, lr: 0.02, cut: 1, batchSize: 64, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
 };
 
-/** `--quick`: one seed, smaller splits. */
+/** Seeds of the default digits run. */
+export const DIGITS_SEEDS = 2;
+
+/** `--quick`: three held-out domains, one seed, smaller splits. */
 export const DIGITS_QUICK: DigitsConfig = {
   ...DIGITS,
-  trainLimit: 1500,
-  testLimit: 200,
-  domainLimit: 200,
-  corruptionLimit: 30,
+  heldOut: ['mnist_m', 'sketch', 'low_light'],
+  trainPerDomain: 200,
+  targetLimit: 200,
+  sourceTestLimit: 50,
 };
+
+/** `--full`: every domain with 5 seeds. */
+export const DIGITS_FULL_SEEDS = 5;
 
 /** Settings of a PACS run (leave-one-domain-out, ResNet-18 at 96 px; meant for a GPU). */
 export const PACS = {

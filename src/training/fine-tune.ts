@@ -38,7 +38,7 @@ export interface HistoryRecord {
 
 /** Settings the run actually used (after defaults). */
 export interface HistoryParams {
-  /** `'advbn'` or `'erm'`. */
+  /** The method's name (see {@link FineTuneMethod}). */
   method: string;
   /** Stage after which the network was split. */
   cut: number;

@@ -80,8 +80,11 @@ export interface AdvbnAttackOptions {
   reluClamp?: 'auto' | boolean;
 }
 
-/** The training methods {@link fineTune} offers. */
-export type FineTuneMethod = 'advbn' | 'erm' | 'mixstyle' | 'dsu';
+/** The training methods {@link fineTune} offers (see {@link FineTuneOptions.method}). */
+export const FINE_TUNE_METHODS = ['advbn', 'erm', 'mixstyle', 'dsu', 'advbn_mixstyle', 'advbn_dsu'] as const;
+
+/** A training method of {@link fineTune}. */
+export type FineTuneMethod = (typeof FINE_TUNE_METHODS)[number];
 
 /** Options of {@link fineTune}. */
 export interface FineTuneOptions {
@@ -89,7 +92,10 @@ export interface FineTuneOptions {
   data: DatasetInput;
   /**
    * `'advbn'` (default); `'erm'` (plain fine-tuning, the baseline); `'mixstyle'` or `'dsu'`
-   * (per-instance feature-statistics augmentations inserted at the same cut, same budget as ERM).
+   * (per-instance feature-statistics augmentations inserted at the same cut, same budget as ERM);
+   * `'advbn_mixstyle'` or `'advbn_dsu'`: AdvBN on the style-perturbed features (the clean branch
+   * trains on mixstyle(x) or dsu(x), and the attack starts from those same features for the
+   * adversarial branch).
    */
   method?: FineTuneMethod;
   /** Stage after which the network is split (encoder frozen); default 1. erm: 0..numStages, others: 1..numStages. */
@@ -108,7 +114,7 @@ export interface FineTuneOptions {
   lr?: number;
   /** Learning-rate schedule; default step schedule, x0.1 at `floor(epochs / 2)`. */
   schedule?: ScheduleOptions;
-  /** AdvBN attack settings (method `'advbn'` only). */
+  /** AdvBN attack settings (the methods with AdvBN only). */
   advbn?: AdvbnAttackOptions;
   /** Hooks called during training, in order. */
   callbacks?: Callback | Callback[];
@@ -150,7 +156,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
     'schedule', 'advbn', 'callbacks', 'signal', 'validationData', 'checkpoint', 'resume', 'augmix',
   ]);
   if (!o.has('data')) throw o.fail('data', 'a Dataset or an object { images, labels }');
-  const method = o.oneOf<FineTuneMethod>('method', ['advbn', 'erm', 'mixstyle', 'dsu'], 'advbn');
+  const method = o.oneOf<FineTuneMethod>('method', FINE_TUNE_METHODS, 'advbn');
   const minCut = method === 'erm' ? 0 : 1;
   const cut = o.number('cut', 1, { integer: true, min: minCut, max: model.numStages });
   const epochs = o.number('epochs', 20, { integer: true, min: 1 });
