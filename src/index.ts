@@ -63,6 +63,13 @@ export {
   type MixtureOptions,
 } from './data/digits.js';
 export {
+  EXPORT_DEFAULT_PER_DOMAIN,
+  exportDigits,
+  type DigitsExportManifest,
+  type ExportDigitsOptions,
+  type ExportedSplit,
+} from './data/digits-export.js';
+export {
   IMAGENET_MEAN,
   IMAGENET_STD,
   centerCrop,
@@ -125,7 +132,6 @@ export { nativeLoadReport, type NativeLoadAttempt, type NativeLoadReport, type N
 export {
   PALETTE,
   RESULTS_SCHEMA,
-  compareStats,
   corruptionErrorChart,
   domainAccuracyChart,
   hasCorruptionResults,
@@ -139,8 +145,9 @@ export {
   type BnChoice,
   type BranchFigures,
   type Chart,
-  type Comparison,
-  type ComparisonDetail,
+  type ComparisonResult,
+  type Protocol,
+  type TargetStat,
   type CorruptionStats,
   type MethodResult,
   type Results as ReproduceResults,

@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('..', import.meta.url);
@@ -65,5 +67,24 @@ describe('advbn CLI', () => {
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     expect(unknown.stderr).toContain('usage: advbn');
+  });
+
+  it('digits export writes the folders and the manifest, and exits 2 on bad flags', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'advbn-cli-export-')), 'd');
+    const ok = advbn('digits', 'export', '--out', out, '--domains', 'sketch', '--split', 'test', '--per-domain', '12', '--seed', '1');
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain('sketch: test 12');
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { seed: number; domains: Record<string, { test: { count: number } }> };
+    expect(manifest.seed).toBe(1);
+    expect(manifest.domains.sketch!.test.count).toBe(12);
+    for (const bad of [['--split', 'val'], ['--per-domain', '0'], ['--bogus']]) {
+      const r = advbn('digits', 'export', '--out', join(out, 'x'), ...bad);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain('usage: advbn digits export');
+    }
+    expect(advbn('digits', 'export').status).toBe(2);
+    expect(advbn('digits', 'import').stderr).toContain('unknown subcommand "import"');
+    expect(advbn('reproduce', '--help').stdout).toContain('--save-models');
   });
 });

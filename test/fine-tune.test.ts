@@ -158,9 +158,10 @@ describe('fineTune with AdvBN', () => {
 });
 
 describe('fineTune methods', () => {
-  it('runs mixstyle, dsu and advbn with augmix, each lowering the loss deterministically', async () => {
+  it('runs mixstyle, dsu, advbn with augmix and the AdvBN combinations, each lowering the loss deterministically', async () => {
     const data = separableData(32);
-    for (const options of [{ method: 'mixstyle' as const }, { method: 'dsu' as const }, { method: 'advbn' as const, augmix: true }]) {
+    const combinations = [{ method: 'advbn_mixstyle' as const }, { method: 'advbn_dsu' as const }];
+    for (const options of [{ method: 'mixstyle' as const }, { method: 'dsu' as const }, { method: 'advbn' as const, augmix: true }, ...combinations]) {
       const runs = [];
       for (let i = 0; i < 2; i += 1) {
         const model = await tinyModel(2);
@@ -171,6 +172,10 @@ describe('fineTune methods', () => {
       expect(runs[1]!.history.accuracy).toEqual(runs[0]!.history.accuracy);
       const loss = runs[0]!.history.cleanLoss;
       expect(loss[2]!).toBeLessThan(loss[0]!);
+      // The combinations are adversarial: they log the attack and the adversarial branch's loss.
+      const adversarial = options.method.startsWith('advbn');
+      const advLoss = runs[0]!.history.advLoss;
+      expect(advLoss !== undefined && advLoss.length === 3 && advLoss.every((v) => Number.isFinite(v))).toBe(adversarial);
     }
   });
 

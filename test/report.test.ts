@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { InvalidDataError } from '../src/errors.js';
 import {
   RESULTS_SCHEMA,
-  compareStats,
   corruptionErrorChart,
   domainAccuracyChart,
   methodColors,
@@ -234,42 +233,38 @@ describe('renderReportMarkdown', () => {
     expect(md).toContain('x\\|\\<y\\>');
     expect(md).not.toContain('corruptions.svg');
     expect(md).not.toContain('mCE (');
-    expect(md).toContain('no corruption figures to compare');
   });
 
-  it('verdict: better, within noise, worse; mCE lower is better', () => {
+  it('verdict: the paired comparisons with their intervals, better/worse only when the interval excludes 0', () => {
     const results = fixture();
-    const adv = results.methods.advbn!;
-    const erm = results.methods.erm!;
-    adv.domains = { sketch: s(0.8, 0.02), waves: s(0.701, 0.02), photo: s(0.6, 0.02) };
-    erm.domains = { sketch: s(0.7, 0.02), waves: s(0.7, 0.02), photo: s(0.7, 0.03) };
-    adv.domainMean = s(0.7, 0.01);
-    erm.domainMean = s(0.7, 0.01);
-    adv.corruption!.mCE = s(0.6, 0.02);
-    erm.corruption!.mCE = s(0.8, 0.03);
-    const verdict = renderReportMarkdown(results).split('## Verdict')[1]!;
-    const line = (label: string): string => verdict.split('\n').find((l) => l.startsWith(`- ${label}`)) ?? '';
-    expect(line('sketch')).toContain('**better** by 10.0 points');
-    expect(line('waves')).toContain('**within noise**');
-    expect(line('photo')).toContain('**worse** by 10.0 points');
-    expect(line('Domain mean')).toContain('**within noise**');
-    expect(line('mCE')).toContain('**better** by 20.0 points');
-    expect(verdict).toContain('better than ERM beyond the seed spread on 1, worse on 1 and within noise on 1');
-
-    erm.corruption!.mCE = s(0.59, 0.02);
-    expect(renderReportMarkdown(results)).toMatch(/- mCE \(lower is better\): \*\*within noise\*\*/);
-    erm.corruption!.mCE = s(0.5, 0.02);
-    expect(renderReportMarkdown(results)).toMatch(/- mCE \(lower is better\): AdvBN is \*\*worse\*\*/);
-
-    delete results.methods.erm;
-    expect(renderReportMarkdown(results)).toContain('No verdict');
+    results.protocol = { kind: 'leave-one-domain-out', domains: ['sketch', 'waves', 'photo'], heldOut: ['sketch', 'waves'], seeds: [0, 1, 2], pairs: 6, description: 'Six pairs.' };
+    results.comparisons = [
+      { method: 'erm', versus: 'baseline', scope: 'overall', meanDiff: 0.01, ci95: [-0.02, 0.04], pairs: 6, verdict: 'inconclusive' },
+      { method: 'advbn', versus: 'erm', scope: 'sketch', meanDiff: 0.1, ci95: [0.05, 0.15], pairs: 3, verdict: 'better' },
+      { method: 'advbn', versus: 'erm', scope: 'waves', meanDiff: -0.05, ci95: [-0.08, -0.02], pairs: 3, verdict: 'worse' },
+      { method: 'advbn', versus: 'erm', scope: 'overall', meanDiff: 0.025, ci95: [-0.01, 0.06], pairs: 6, verdict: 'inconclusive' },
+    ];
+    const md = renderReportMarkdown(results);
+    const verdict = md.split('## Verdict')[1]!;
+    expect(verdict).toContain('| advbn | erm | sketch | +10.0 | [+5.0, +15.0] | 3 | **better** |');
+    expect(verdict).toContain('| advbn | erm | **overall** | +2.5 | [-1.0, +6.0] | 6 | inconclusive |');
+    expect(verdict).toContain('not distinguishable from its reference overall: erm (vs baseline), advbn (vs erm)');
+    expect(verdict).toContain('advbn better on sketch (+10.0), advbn worse on waves (-5.0)');
+    expect(md).toContain('| Method | in-domain (clean BN) | held out sketch');
+    results.comparisons = [{ method: 'advbn', versus: 'erm', scope: 'overall', meanDiff: 0.02, ci95: null, pairs: 1, verdict: 'no interval' }];
+    expect(renderReportMarkdown(results)).toContain('no interval (one pair)');
+    delete results.comparisons;
+    expect(renderReportMarkdown(results)).toContain('No comparisons');
   });
 
-  it('compareStats: ties at exactly one std are not noise, and float error does not decide', () => {
-    expect(compareStats(s(0.775, 0.05), s(0.725, 0.05), true).outcome).toBe('better');
-    expect(compareStats(s(0.77, 0.05), s(0.725, 0.05), true).outcome).toBe('within noise');
-    expect(compareStats(s(0.5, 0), s(0.5, 0), true).outcome).toBe('within noise');
-    expect(compareStats(s(0.2, 0.01), s(0.3, 0.01), false).outcome).toBe('better');
+  it('an undefined relative mCE shows as n/a with its reason', () => {
+    const results = fixture();
+    results.methods.erm!.corruption!.relativeMCE = null;
+    results.methods.erm!.corruption!.relativeMCEReason = 'undefined in 1 of 3 runs: no denominator';
+    expect(validateResults(results)).toEqual([]);
+    const md = renderReportMarkdown(results);
+    expect(md).toMatch(/\| erm \|[^\n]*\| n\/a \[1\] \|/);
+    expect(md).toContain('[1] relative mCE of erm is n/a: undefined in 1 of 3 runs: no denominator.');
   });
 });
 

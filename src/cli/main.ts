@@ -2,6 +2,7 @@
 // Entry point of the `advbn` command.
 import { packageInfo } from '../package-root.js';
 import { runCorrupt } from './corrupt.js';
+import { runDigits } from './digits.js';
 import { runDoctor } from './doctor.js';
 import { runFineTune } from './fine-tune.js';
 import { runReproduce } from './reproduce.js';
@@ -14,7 +15,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   corrupt: { run: runCorrupt, summary: 'write ImageNet-C style corrupted copies of images (--list: the 19 names)' },
   'fine-tune': { run: runFineTune, summary: 'fine-tune a ResNet on an image folder (checkpoints, --resume, summary)' },
   visualize: { run: runVisualize, summary: 'decode AdvBN-perturbed features into a picture (the paper\'s figure)' },
-  reproduce: { run: runReproduce, summary: 'compare AdvBN with ERM, MixStyle, DSU on embedded data; writes a report [--quick]' },
+  reproduce: { run: runReproduce, summary: 'leave-one-domain-out comparison of AdvBN, ERM, MixStyle, DSU and combinations on embedded digits; writes a report [--quick|--full]' },
+  digits: { run: runDigits, summary: 'export the digits benchmark as image folders for any framework (digits export --out DIR)' },
 };
 
 function usage(): string {

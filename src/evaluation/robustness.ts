@@ -14,8 +14,10 @@ import { OptionReader, invalidOption, isPlainObject } from '../validation.js';
 export interface CorruptionProvider {
   /** Corruptions to evaluate; default the 15 ImageNet-C benchmark corruptions. */
   names?: readonly string[];
-  /** The test data under `name` at `severity` (1..5); disposed after evaluation. */
+  /** The test data under `name` at `severity` (1..5); disposed after evaluation unless `keepsDatasets`. */
   dataset(name: string, severity: number): Promise<Dataset>;
+  /** The provider owns the datasets it hands out (e.g. a cache shared by several models) and disposes them itself. */
+  keepsDatasets?: boolean;
 }
 
 /** Options of {@link evaluateRobustness}. */
@@ -119,7 +121,7 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
           const accuracy = await measure(data);
           for (const bn of branches) ((errors[bn] ??= {})[name] ??= []).push(1 - accuracy[bn]!);
         } finally {
-          data.dispose();
+          if (provider.keepsDatasets !== true) data.dispose();
         }
         tick(`${name} s${severity}`);
       }

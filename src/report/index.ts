@@ -7,7 +7,7 @@ import { renderReportMarkdown } from './markdown.js';
 import { hasCorruptionResults, validateResults, type Results } from './schema.js';
 
 export { PALETTE, corruptionErrorChart, domainAccuracyChart, methodColors, severityChart, type Chart } from './charts.js';
-export { compareStats, renderReportMarkdown, type Comparison, type ComparisonDetail } from './markdown.js';
+export { renderReportMarkdown } from './markdown.js';
 export {
   RESULTS_SCHEMA,
   hasCorruptionResults,

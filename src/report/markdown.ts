@@ -1,32 +1,7 @@
-// report.md: settings, result tables (mean ± std over seeds, in %), chart links, and a verdict
-// computed from the numbers, which never claims a difference smaller than the seed spread.
+// report.md: settings, result tables (mean ± std, in %), chart links, and a verdict from the
+// paired comparisons' 95% intervals, which never calls a difference whose interval contains 0.
 import { corruptionNames, domainNames } from './charts.js';
 import { hasCorruptionResults, type BnChoice, type BranchFigures, type ComparisonResult, type Results, type Stat } from './schema.js';
-
-/** How one method's figure compares with another's, given the spread over seeds. */
-export type Comparison = 'better' | 'worse' | 'within noise';
-
-/** A {@link Comparison} with the numbers behind it (fractions, as in the results). */
-export interface ComparisonDetail {
-  /** The outcome for the first method. */
-  outcome: Comparison;
-  /** First mean minus second mean. */
-  diff: number;
-  /** The larger of the two stds: a difference smaller than this is within noise. */
-  noise: number;
-}
-
-/**
- * Compares figure `a` with figure `b`: `'within noise'` when |difference of means| is below the
- * larger std (or zero), otherwise `'better'` or `'worse'` for `a` by the direction of the figure.
- */
-export function compareStats(a: Stat, b: Stat, higherIsBetter: boolean): ComparisonDetail {
-  const diff = a.mean - b.mean;
-  const noise = Math.max(a.std, b.std);
-  // The tolerance keeps float error (0.775 - 0.725 < 0.05) from deciding a tie at exactly one std.
-  if (diff === 0 || Math.abs(diff) < noise - 1e-9) return { outcome: 'within noise', diff, noise };
-  return { outcome: diff > 0 === higherIsBetter ? 'better' : 'worse', diff, noise };
-}
 
 /** Free text for markdown (table cells included): punctuation that markdown or HTML would read is escaped. */
 function cell(text: string): string {
@@ -141,8 +116,9 @@ function comparisonsSection(results: Results): string {
  * Renders `report.md`: title, command and date, a settings table, the main results table (one
  * row per method; every column header names the BN branch it used), the alternate-branch table
  * when a method has one, per-corruption errors, links to the chart files written by
- * {@link writeReport}, and a verdict comparing "advbn" with "erm" that calls any difference
- * smaller than the larger std "within noise".
+ * {@link writeReport}, the baseline's held-out vs in-domain accuracy (leave-one-domain-out
+ * runs), and a verdict from `results.comparisons`: better or worse only where the 95% interval
+ * of the paired difference excludes 0.
  */
 export function renderReportMarkdown(results: Results): string {
   const domains = domainNames(results);

@@ -38,7 +38,14 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
     const target = keep(await digits.domain(heldOut, { split: 'test', limit: config.targetLimit, seed: TEST_SEED }));
     const sample = { limit: config.sourceTestLimit, seed: TEST_SEED };
     const clean = keep(await digits.mixture(sources, sample));
-    const corruptions = config.corruptions ? { dataset: (name: string, severity: number) => digits.mixture(sources, { ...sample, corruption: { name, severity } }) } : undefined;
+    // Rendered and corrupted once per pair, shared by its models (75 small sets).
+    const cache = new Map<string, Promise<Dataset>>();
+    const corrupted = (name: string, severity: number) => {
+      const key = `${name}/${severity}`;
+      if (!cache.has(key)) cache.set(key, digits.mixture(sources, { ...sample, corruption: { name, severity } }).then(keep));
+      return cache.get(key)!;
+    };
+    const corruptions = config.corruptions ? { dataset: corrupted, keepsDatasets: true } : undefined;
     const newModel = (weights?: string) =>
       smallResnet({ numClasses: 10, depth: config.model.depth, width: config.model.width, seed, device: run.device, ...(weights && { weights }) });
     const evaluate = (name: string, model: Model, baseline?: RobustnessReport) =>

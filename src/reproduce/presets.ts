@@ -79,29 +79,34 @@ export interface DigitsConfig {
   };
 }
 
-/** The default digits run: every domain held out once, 2 seeds (12 pairs). */
+/**
+ * The default digits run: every domain held out once, 2 seeds (12 pairs), about 8.5 minutes on 2
+ * CPU cores. 500 training digits per source domain (2500 per baseline) and 6 baseline epochs put
+ * the baselines' in-domain accuracy near 90% and every held-out accuracy well above chance.
+ */
 export const DIGITS: DigitsConfig = {
   model: { arch: 'small_resnet', depth: 8, width: 16 },
   heldOut: [...DIGIT_DOMAINS],
-  trainPerDomain: 300,
+  trainPerDomain: 500,
   targetLimit: 500,
   sourceTestLimit: 100,
   corruptions: true,
   batchSize: 32,
-  baseline: { epochs: 4, lr: 3e-3, weightDecay: 1e-4 },
-  fineTune: { epochs: 2, lr: 0.02, cut: 1, batchSize: 64, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
+  baseline: { epochs: 6, lr: 1e-2, weightDecay: 1e-4 },
+  fineTune: { epochs: 1, lr: 0.02, cut: 1, batchSize: 64, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
 };
 
 /** Seeds of the default digits run. */
 export const DIGITS_SEEDS = 2;
 
-/** `--quick`: three held-out domains, one seed, smaller splits. */
+/** `--quick`: two held-out domains, one seed, smaller splits (about 1.5 minutes on 2 cores). */
 export const DIGITS_QUICK: DigitsConfig = {
   ...DIGITS,
-  heldOut: ['mnist_m', 'sketch', 'low_light'],
-  trainPerDomain: 200,
-  targetLimit: 200,
+  heldOut: ['mnist_m', 'low_light'],
+  trainPerDomain: 400,
+  targetLimit: 300,
   sourceTestLimit: 50,
+  baseline: { ...DIGITS.baseline, epochs: 5 },
 };
 
 /** `--full`: every domain with 5 seeds. */

@@ -55,8 +55,10 @@ pub const COLORIZED_MIN_CONTRAST: f32 = 0.4;
 /// channel (offsets from mid-gray are rescaled from [0, 0.5] to [floor, 0.5]), so the stroke
 /// (`1 - texture` there) differs from the background by at least twice this in that channel.
 pub const MNIST_M_MIN_CONTRAST: f32 = 0.2;
-/// Range of the exposure gain of `LowLight` (the scene's light is scaled by it).
-pub const LOW_LIGHT_GAIN: (f32, f32) = (0.15, 0.35);
+/// Range of the exposure gain of `LowLight` (the scene's light is scaled by it). Darker scenes
+/// (0.15-0.35 was tried) leave a model trained on the other five domains at chance on this one
+/// in the default `reproduce` budget, which tells no method apart; 0.45-0.7 puts it near 45%.
+pub const LOW_LIGHT_GAIN: (f32, f32) = (0.45, 0.7);
 /// The colour cast of `LowLight` (sodium-lamp amber), per RGB channel before a +-10% jitter.
 pub const LOW_LIGHT_TINT: [f32; 3] = [1.0, 0.75, 0.45];
 /// Record `i` of the MNIST training set renders on stream `TRAIN_STREAM + i` (test record `i` on
@@ -214,7 +216,7 @@ fn low_light(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
     let mut out = paint(d, bg, fg);
     // A camera's tone curve lifts the shadows a little; then read noise plus shot noise, whose
     // variance grows with the signal.
-    let gamma = rng.gen_range(0.8..0.95);
+    let gamma = rng.gen_range(0.7..0.85);
     let read = Normal::new(0.0f32, rng.gen_range(0.005..0.02)).expect("sigma is positive");
     let shot = rng.gen_range(0.003..0.01);
     let unit = Normal::new(0.0f32, 1.0).expect("sigma is positive");
