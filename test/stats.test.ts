@@ -24,6 +24,11 @@ describe('paired statistics', () => {
     expect([d.pairs, d.verdict]).toEqual([4, 'better']);
     expect(pairedDifference([0.5, 0.4], [0.6, 0.45]).verdict).toBe('inconclusive');
     expect(pairedDifference([0.5, 0.4, 0.3], [0.6, 0.52, 0.41]).verdict).toBe('worse');
+    // Two identical differences: the spread is floored at the resolution (one of 500 images), not 0.
+    const same = pairedDifference([0.508, 0.61], [0.5, 0.602], 1 / 500);
+    expect(same.verdict).toBe('inconclusive');
+    expect(same.ci95![1] - same.ci95![0]).toBeCloseTo((2 * 12.7062 * 0.002) / Math.SQRT2, 3);
+    expect(pairedDifference([0.508, 0.61], [0.5, 0.602]).ci95![1] - pairedDifference([0.508, 0.61], [0.5, 0.602]).ci95![0]).toBeCloseTo(0, 12);
     expect(pairedDifference([0.7], [0.6])).toEqual({ meanDiff: 0.7 - 0.6, ci95: null, pairs: 1, verdict: 'no interval' });
     expect(() => pairedDifference([0.1], [0.1, 0.2])).toThrow(RangeError);
   });
@@ -43,12 +48,13 @@ function report(heldOut: string, target: number, relativeMCE: number | undefined
 describe('aggregation over (held-out domain, seed) pairs', () => {
   it('reports per-domain targets with n and in-domain accuracy, and an undefined relative mCE as null with its reason', () => {
     const pairs: PairOutcome[] = [
-      { heldOut: 'sketch', seed: 0, reports: { baseline: report('sketch', 0.4, 1), erm: report('sketch', 0.5, 1.1) }, seconds: { baseline: 3, erm: 1 } },
-      { heldOut: 'sketch', seed: 1, reports: { baseline: report('sketch', 0.42, 1), erm: report('sketch', 0.47, 0.9) }, seconds: { baseline: 3, erm: 1 } },
+      { heldOut: 'sketch', seed: 0, reports: { baseline: report('sketch', 0.4, 1), erm: report('sketch', 0.5, 1.1) }, seconds: { baseline: 3, erm: 1 }, targetCount: 500 },
+      { heldOut: 'sketch', seed: 1, reports: { baseline: report('sketch', 0.42, 1), erm: report('sketch', 0.47, 0.9) }, seconds: { baseline: 3, erm: 1 }, targetCount: 500 },
       {
         heldOut: 'inverted', seed: 0,
         reports: { baseline: report('inverted', 0.3, undefined, [0.05, 0.05, 0.1, 0.1, 0.1]), erm: report('inverted', 0.35, undefined) },
         seconds: { baseline: 3, erm: 1 },
+        targetCount: 400,
       },
     ];
     const erm = aggregateMethod(pairs, 'erm');

@@ -99,7 +99,8 @@ function comparisonsSection(results: Results): string {
   const perDomain = comparisons.filter((c) => c.scope !== 'overall' && (c.verdict === 'better' || c.verdict === 'worse'));
   return [
     `Held-out accuracy differences in points (method − reference), paired over the ${pairs} (held-out domain, seed) pairs that share a baseline; ` +
-      'each method is compared with ERM, and ERM with the baseline it was fine-tuned from. The 95% interval is Student\'s t with n − 1 degrees of freedom; ' +
+      'each method is compared with ERM, and ERM with the baseline it was fine-tuned from. The 95% interval is Student\'s t with n − 1 degrees of freedom ' +
+      '(the spread of the differences floored at one test image, so identical differences do not make a zero-width interval); ' +
       'the verdict is **better** or **worse** only when the interval excludes 0.',
     '',
     table(['Method', 'vs', 'Scope', 'Mean diff', '95% CI', 'Pairs', 'Verdict'], rows),

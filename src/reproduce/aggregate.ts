@@ -14,6 +14,8 @@ export interface PairOutcome {
   reports: Record<string, RobustnessReport>;
   /** Per model name: training seconds. */
   seconds: Record<string, number>;
+  /** Test images of the held-out domain (an accuracy moves in steps of 1 / this). */
+  targetCount: number;
 }
 
 const at = (values: Partial<Record<BnBranch, number>>, branch: BnBranch): number => {
@@ -100,7 +102,8 @@ export function aggregateMethod(pairs: readonly PairOutcome[], name: string): Me
 
 /**
  * Every method against ERM (ERM against the baseline), paired over the pairs that share a
- * baseline: per held-out domain and overall, on held-out accuracy with each model's convention branch.
+ * baseline: per held-out domain and overall, on held-out accuracy with each model's convention
+ * branch; the spread is floored at one test image (see {@link pairedDifference}).
  */
 export function compareMethods(pairs: readonly PairOutcome[], names: readonly string[]): ComparisonResult[] {
   const heldOut = [...new Set(pairs.map((p) => p.heldOut))];
@@ -110,7 +113,8 @@ export function compareMethods(pairs: readonly PairOutcome[], names: readonly st
     const versus = method === 'erm' || !names.includes('erm') ? 'baseline' : 'erm';
     for (const scope of [...heldOut, 'overall']) {
       const these = scope === 'overall' ? pairs : pairs.filter((p) => p.heldOut === scope);
-      const d = pairedDifference(these.map((p) => target(p, method)), these.map((p) => target(p, versus)));
+      const resolution = 1 / Math.min(...these.map((p) => p.targetCount));
+      const d = pairedDifference(these.map((p) => target(p, method)), these.map((p) => target(p, versus)), resolution);
       out.push({ method, versus, scope, ...d });
     }
   }

@@ -32,10 +32,12 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
   const reports: Record<string, RobustnessReport> = {};
   const seconds: Record<string, number> = {};
   const datasets: Dataset[] = [];
+  let targetCount = 0;
   const keep = (d: Dataset) => (datasets.push(d), d);
   try {
     const train = keep(await digits.train(sources, { limit: config.trainPerDomain, seed }));
     const target = keep(await digits.domain(heldOut, { split: 'test', limit: config.targetLimit, seed: TEST_SEED }));
+    targetCount = target.length;
     const sample = { limit: config.sourceTestLimit, seed: TEST_SEED };
     const clean = keep(await digits.mixture(sources, sample));
     // Rendered and corrupted once per pair, shared by its models (75 small sets).
@@ -103,5 +105,5 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
   } finally {
     for (const d of datasets) d.dispose();
   }
-  return { heldOut, seed, reports, seconds };
+  return { heldOut, seed, reports, seconds, targetCount };
 }

@@ -47,6 +47,7 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
   const { fineTune: ft, baseline: base } = PACS;
   const reports: Record<string, RobustnessReport> = {};
   const seconds: Record<string, number> = {};
+  let targetCount = 0;
   const tmp = mkdtempSync(join(tmpdir(), 'advbn-pacs-'));
   try {
     const train = await imageFolder(sourceFolder(root, PACS.domains.filter((d) => d !== held), tmp), {
@@ -54,6 +55,7 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
     });
     const sourceEval = await imageFolder(join(tmp, 'train'), { transforms: [resize(PACS.size)] });
     const target = await imageFolder(join(root, held), { transforms: [resize(PACS.size)] });
+    targetCount = target.length;
     const time = async (name: string, work: () => Promise<unknown>) => {
       const started = performance.now();
       await work();
@@ -89,5 +91,5 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  return { heldOut: held, seed, reports, seconds };
+  return { heldOut: held, seed, reports, seconds, targetCount };
 }

@@ -75,14 +75,19 @@ export interface PairedDifference {
   verdict: 'better' | 'worse' | 'inconclusive' | 'no interval';
 }
 
-/** Paired t comparison of `a` with `b` (same length, pair i measured on the same baseline). */
-export function pairedDifference(a: readonly number[], b: readonly number[]): PairedDifference {
+/**
+ * Paired t comparison of `a` with `b` (same length, pair i measured on the same baseline).
+ * `resolution` is the smallest step a figure can take (1 / test images for an accuracy): the
+ * spread of the differences is floored at it, so differences that happen to be identical
+ * (counts of images are coarse) do not give a zero-width interval.
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[], resolution = 0): PairedDifference {
   if (a.length !== b.length || a.length === 0) throw new RangeError(`pairedDifference: need two non-empty lists of one length, got ${a.length} and ${b.length}`);
   const diffs = a.map((v, i) => v - b[i]!);
   const n = diffs.length;
   const meanDiff = diffs.reduce((s, d) => s + d, 0) / n;
   if (n < 2) return { meanDiff, ci95: null, pairs: n, verdict: 'no interval' };
-  const sd = Math.sqrt(diffs.reduce((s, d) => s + (d - meanDiff) ** 2, 0) / (n - 1));
+  const sd = Math.max(resolution, Math.sqrt(diffs.reduce((s, d) => s + (d - meanDiff) ** 2, 0) / (n - 1)));
   const half = studentTQuantile(0.975, n - 1) * (sd / Math.sqrt(n));
   const ci95: [number, number] = [meanDiff - half, meanDiff + half];
   const verdict = ci95[0] > 0 ? 'better' : ci95[1] < 0 ? 'worse' : 'inconclusive';

@@ -29,6 +29,11 @@ const BATCH_SHAPE: [usize; 4] = [4, 3, 64, 64];
 const CUT: usize = 1;
 /// Largest accepted |ours - torch| for a loss, a weight, a buffer or an aggregate.
 const TOLERANCE: f64 = 1e-4;
+/// Whether a difference is accepted (a NaN never is).
+fn within_tolerance(diff: f64) -> bool {
+    diff <= TOLERANCE
+}
+
 /// The order of `aggregates.<conv>` in the fixture (make_step_fixture.py's AGGREGATES).
 const AGGREGATES: [&str; 6] = ["mean", "mean_abs", "rms", "max", "min", "mean_signed"];
 
@@ -94,7 +99,7 @@ fn max_diff(a: &[f64], b: &[f64]) -> (f64, usize) {
 fn aggregates(name: &str, d: &[f64]) -> [f64; 6] {
     let n = d.len() as f64;
     let hash = fnv1a32(&format!("sign:{name}"));
-    let signed: f64 = d.iter().enumerate().map(|(i, v)| if bits(hash, i) % 2 == 0 { *v } else { -v }).sum();
+    let signed: f64 = d.iter().enumerate().map(|(i, v)| if bits(hash, i).is_multiple_of(2) { *v } else { -v }).sum();
     [
         d.iter().sum::<f64>() / n,
         d.iter().map(|v| v.abs()).sum::<f64>() / n,
@@ -158,7 +163,7 @@ fn five_advbn_steps_match_pytorch() {
             let diff = (ours - theirs).abs();
             loss_worst.see(diff, || format!("step {k} {key}"));
             eprintln!("step {k} {key:17}: ours {ours:.7}  torch {theirs:.7}  diff {diff:.2e}");
-            if !(diff <= TOLERANCE) {
+            if !within_tolerance(diff) {
                 failures.push(format!("step {k} {key}: ours {ours} torch {theirs} (diff {diff:e})"));
             }
         }
@@ -187,7 +192,7 @@ fn five_advbn_steps_match_pytorch() {
             let bucket = if name.ends_with("running_mean") || name.ends_with("running_var") { &mut buffers } else { &mut params };
             bucket.see(diff, || format!("{name}[{i}]"));
             checked += ours.len();
-            if !(diff <= TOLERANCE) {
+            if !within_tolerance(diff) {
                 failures.push(format!("{name}[{i}]: |ours - torch| = {diff:e}"));
             }
             continue;
@@ -199,13 +204,13 @@ fn five_advbn_steps_match_pytorch() {
         let (diff, j) = max_diff(&picked, &theirs);
         sampled.see(diff, || format!("{name} sample {j}"));
         checked += picked.len();
-        if !(diff <= TOLERANCE) {
+        if !within_tolerance(diff) {
             failures.push(format!("{name} sample {j}: |ours - torch| = {diff:e}"));
         }
         let change: Vec<f64> = ours.iter().zip(values(&initial[name])).map(|(a, b)| a - b).collect();
         let (diff, a) = max_diff(&aggregates(name, &change), &torch(&format!("aggregates.{name}")));
         aggregated.see(diff, || format!("{name} {}", AGGREGATES[a]));
-        if !(diff <= TOLERANCE) {
+        if !within_tolerance(diff) {
             failures.push(format!("{name} {} of the change: |ours - torch| = {diff:e}", AGGREGATES[a]));
         }
     }

@@ -1,12 +1,13 @@
 //! The embedded style-shift benchmark: MNIST digits as the source domain and target domains
 //! that keep each digit but change its style (MNIST-M-like textures, inversion, random
-//! colours, sketch), plus the ImageNet-C corruptions. Everything is generated here from the
+//! colours, sketch, low light), plus the ImageNet-C corruptions. Everything is generated here from the
 //! MNIST files and a seed; nothing is downloaded.
 //!
 //! Images stay 28x28 (the small ResNet's input, and the corruptions' minimum size) and are
 //! always RGB, so one model sees every domain. A rendered image depends only on
 //! (seed, domain, record index): not on the order of calls, the split or its limit.
 
+mod styles;
 mod textures;
 
 pub use textures::TextureKind;
@@ -14,9 +15,8 @@ pub use textures::TextureKind;
 use std::path::Path;
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 use crate::data::corruptions::{corrupt, Corruption};
 use crate::data::sources::{Mnist, Source};
@@ -150,145 +150,12 @@ pub fn render(digit: &Image, domain: DigitDomain, seed: u64, index: u64) -> Resu
     let data = match domain {
         DigitDomain::Mnist => d.iter().flat_map(|&v| [v; 3]).collect(),
         DigitDomain::Inverted => d.iter().flat_map(|&v| [1.0 - v; 3]).collect(),
-        DigitDomain::MnistM => mnist_m(&d, w, h, &mut rng),
-        DigitDomain::Colorized => colorized(&d, &mut rng),
-        DigitDomain::Sketch => sketch(&d, w, h, &mut rng),
-        DigitDomain::LowLight => low_light(&d, &mut rng),
+        DigitDomain::MnistM => styles::mnist_m(&d, w, h, &mut rng),
+        DigitDomain::Colorized => styles::colorized(&d, &mut rng),
+        DigitDomain::Sketch => styles::sketch(&d, w, h, &mut rng),
+        DigitDomain::LowLight => styles::low_light(&d, &mut rng),
     };
     Ok(Image { width: w, height: h, channels: 3, data }.clamp01())
-}
-
-fn luma(c: [f32; 3]) -> f32 {
-    0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
-}
-
-fn mnist_m(d: &[f32], w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let (_, mut tex) = textures::generate(w, h, rng);
-    for (px, &v) in tex.data.chunks_exact_mut(3).zip(d) {
-        // Contrast floor: where every channel is near 0.5 the stroke (1 - t) would look like
-        // the background (t). The pixel's offset from mid-gray, of max-norm m in [0, 0.5], is
-        // rescaled to max-norm `floor + (1 - 2 floor) m`: same direction, order kept.
-        let m = px.iter().fold(0f32, |m, &c| m.max((c - 0.5).abs()));
-        if m < 1e-6 {
-            px[0] = 0.5 + MNIST_M_MIN_CONTRAST;
-        } else {
-            let k = (MNIST_M_MIN_CONTRAST + (1.0 - 2.0 * MNIST_M_MIN_CONTRAST) * m) / m;
-            px.iter_mut().for_each(|c| *c = 0.5 + (*c - 0.5) * k);
-        }
-        px.iter_mut().for_each(|c| *c = (*c - v).abs());
-    }
-    tex.data
-}
-
-/// A random background and foreground colour whose `brightness` differs by at least
-/// `COLORIZED_MIN_CONTRAST`; after 64 misses, whichever of black and white is farther from the
-/// background (under a colour cast that can fall short of the floor: the best there is).
-fn colour_pair(rng: &mut ChaCha8Rng, brightness: impl Fn([f32; 3]) -> f32) -> ([f32; 3], [f32; 3]) {
-    let colour = |rng: &mut ChaCha8Rng| -> [f32; 3] { [rng.gen(), rng.gen(), rng.gen()] };
-    let bg = colour(rng);
-    let apart = |fg: [f32; 3]| (brightness(fg) - brightness(bg)).abs();
-    for _ in 0..64 {
-        let fg = colour(rng);
-        if apart(fg) >= COLORIZED_MIN_CONTRAST {
-            return (bg, fg);
-        }
-    }
-    let (black, white) = ([0.0; 3], [1.0; 3]);
-    (bg, if apart(black) >= apart(white) { black } else { white })
-}
-
-/// The digit painted from `bg` (0) to `fg` (1), interleaved RGB.
-fn paint(d: &[f32], bg: [f32; 3], fg: [f32; 3]) -> Vec<f32> {
-    d.iter().flat_map(|&v| [bg[0] + (fg[0] - bg[0]) * v, bg[1] + (fg[1] - bg[1]) * v, bg[2] + (fg[2] - bg[2]) * v]).collect()
-}
-
-fn colorized(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let (bg, fg) = colour_pair(rng, luma);
-    paint(d, bg, fg)
-}
-
-fn low_light(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let gain = rng.gen_range(LOW_LIGHT_GAIN.0..LOW_LIGHT_GAIN.1);
-    let tint: [f32; 3] = std::array::from_fn(|c| LOW_LIGHT_TINT[c] * rng.gen_range(0.9..1.1));
-    // A colour scene whose pair stays apart in luma under this light (the cast could cancel
-    // the contrast of, say, a red digit on blue).
-    let (bg, fg) = colour_pair(rng, |c| luma(std::array::from_fn(|k| c[k] * tint[k])));
-    let mut out = paint(d, bg, fg);
-    // A camera's tone curve lifts the shadows a little; then read noise plus shot noise, whose
-    // variance grows with the signal.
-    let gamma = rng.gen_range(0.7..0.85);
-    let read = Normal::new(0.0f32, rng.gen_range(0.005..0.02)).expect("sigma is positive");
-    let shot = rng.gen_range(0.003..0.01);
-    let unit = Normal::new(0.0f32, 1.0).expect("sigma is positive");
-    for px in out.chunks_exact_mut(3) {
-        for (c, v) in px.iter_mut().enumerate() {
-            let signal = (*v * gain * tint[c]).powf(gamma);
-            *v = signal + read.sample(rng) + (shot * signal).sqrt() * unit.sample(rng);
-        }
-    }
-    out
-}
-
-/// 3x3 binomial blur, borders clamped.
-fn blur3(p: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let at = |x: isize, y: isize| p[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize];
-    let mut out = vec![0f32; w * h];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
-            let mut s = 0.0;
-            for (j, wy) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
-                for (i, wx) in [(-1, 1.0), (0, 2.0), (1, 1.0)] {
-                    s += wx * wy * at(x + i, y + j);
-                }
-            }
-            out[y as usize * w + x as usize] = s / 16.0;
-        }
-    }
-    out
-}
-
-/// Sobel gradient magnitude, borders clamped.
-fn sobel(p: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let at = |x: isize, y: isize| p[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize];
-    let mut out = vec![0f32; w * h];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
-            let gx = at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1)
-                - at(x - 1, y - 1)
-                - 2.0 * at(x - 1, y)
-                - at(x - 1, y + 1);
-            let gy = at(x - 1, y + 1) + 2.0 * at(x, y + 1) + at(x + 1, y + 1)
-                - at(x - 1, y - 1)
-                - 2.0 * at(x, y - 1)
-                - at(x + 1, y - 1);
-            out[y as usize * w + x as usize] = (gx * gx + gy * gy).sqrt();
-        }
-    }
-    out
-}
-
-fn sketch(d: &[f32], w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let edges = sobel(&blur3(d, w, h), w, h);
-    let peak = edges.iter().fold(0f32, |m, &v| m.max(v));
-    // Paper: a light, slightly tinted base with soft fractal shading and fine grain.
-    let paper = textures::hsv_to_rgb(rng.gen(), rng.gen_range(0.0..0.15), rng.gen_range(0.85..0.98));
-    let ink = textures::hsv_to_rgb(rng.gen(), rng.gen_range(0.0..0.6), rng.gen_range(0.05..0.3));
-    let gain = rng.gen_range(1.1..1.5);
-    // Edge strength below `floor` (of the peak) leaves the paper bare: thins the strokes.
-    let floor = rng.gen_range(0.2..0.3);
-    let shading = textures::fbm(w, h, 2.5, 3, 0.5, rng);
-    let grain = Normal::new(0.0f32, rng.gen_range(0.015..0.04)).expect("sigma is positive");
-    let mut out = Vec::with_capacity(w * h * 3);
-    for p in 0..w * h {
-        let e = if peak > 0.0 { edges[p] / peak } else { 0.0 };
-        // Pencil pressure varies along the stroke.
-        let a = ((e * gain - floor) / (1.0 - floor)).clamp(0.0, 1.0) * rng.gen_range(0.75..1.0);
-        let s = 0.06 * (shading[p] - 0.5) + grain.sample(rng);
-        for c in 0..3 {
-            out.push(paper[c] + s + (ink[c] - paper[c]) * a);
-        }
-    }
-    out
 }
 
 /// Images and labels of one split: `images` is NCHW float32 in [0, 1], shape
