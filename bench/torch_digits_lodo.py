@@ -8,7 +8,7 @@ Layout it reads (bench/run_digits_twin.sh makes it):
     ROOT/seed0/<domain>/test/<class>/*.png      test digits (--split test --seed 0)
 
 For each held-out domain h and seed s (as reproduce):
-  baseline  CIFAR-style ResNet (depth 8, width 16), whole network, ERM, AdamW lr 1e-2 wd 1e-4,
+  baseline  CIFAR-style ResNet (depth 8, width 16), whole network, ERM, AdamW lr 3e-3 wd 1e-4,
             cosine per step, batch 32, 6 epochs, on the train folders of every domain but h
   methods   from that baseline: the tail after stage 1 (encoder frozen, eval mode), SGD lr 0.02
             momentum 0.9 wd 1e-4, cosine per step, batch 64, 1 epoch:
@@ -20,7 +20,7 @@ For each held-out domain h and seed s (as reproduce):
             on the source domains' test folders (in-domain)
 advbn_augmix is not in the twin (it would need a second AugMix implementation).
 
-Usage: python3 bench/torch_digits_lodo.py ROOT --held-out a,b --seeds 2 --out FILE.json [--threads 2]
+Usage: python3 bench/torch_digits_lodo.py ROOT --held-out a,b --seeds 2 --out FILE.json [--threads 2] [--baseline-lr 3e-3]
 """
 import argparse
 import copy
@@ -42,7 +42,7 @@ from torch_reference import DualBN, advbn_loss, dualize  # noqa: E402  (the AdvB
 
 DOMAINS = ["mnist", "mnist_m", "inverted", "colorized", "sketch", "low_light"]
 METHODS = ["erm", "advbn", "mixstyle", "dsu", "advbn_mixstyle", "advbn_dsu"]
-BASELINE = dict(epochs=6, lr=1e-2, weight_decay=1e-4, batch=32)
+BASELINE = dict(epochs=6, lr=3e-3, weight_decay=1e-4, batch=32)
 FINE_TUNE = dict(epochs=1, lr=0.02, momentum=0.9, weight_decay=1e-4, batch=64, steps=6, step_size=0.2, epsilon=1.1)
 INSTANCE_EPS = 1e-6
 
@@ -200,9 +200,11 @@ def main():
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baseline-lr", type=float, default=BASELINE["lr"], help="AdamW lr of the baselines (reproduce's digits.baseline.lr)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    BASELINE["lr"] = args.baseline_lr
     held_out = args.held_out.split(",")
     methods = args.methods.split(",")
     started = time.perf_counter()

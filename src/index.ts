@@ -156,4 +156,5 @@ export {
 export type { CheckpointOptions } from './training/checkpoint.js';
 export { reproduce, type ReproduceOptions, type ReproduceOutput } from './reproduce/index.js';
 export type { DigitsConfig } from './reproduce/presets.js';
+export { DIGITS as DIGITS_PRESET, METHODS as REPRODUCE_METHODS, type MethodSpec } from './reproduce/presets.js';
 export { visualizeAdversarialFeatures, type VisualizeOptions, type VisualizeResult } from './visualize.js';

@@ -12,7 +12,7 @@ advbn_dsu), and tests every model on the held-out domain, in domain, and under t
 corruptions. Compares every method with ERM by paired differences with 95% intervals. Writes
 OUT/results.json, OUT/report.md and charts (SVG and PNG). Default OUT: advbn-results.
 
-  --quick        2 held-out domains x 1 seed, smaller splits (about 1.5 minutes on 2 cores)
+  --quick        2 held-out domains x 1 seed, smaller splits (about 1 minute on 2 cores)
   --full         every held-out domain x 5 seeds
   --save-models  writes every trained model to DIR as <method>-heldout_<domain>-seed<seed>.safetensors
   --no-corruptions  skips the 15 x 5 corruption sets (digits; faster)`;

@@ -40,9 +40,18 @@ export interface ExportedSplit {
 
 /** `manifest.json` of an export. */
 export interface DigitsExportManifest {
+  /** Version of this layout. */
   format: 'advbn-digits-export-v1';
-  package: { name: string; version: string };
+  /** The advbn package that wrote it. */
+  package: {
+    /** npm package name. */
+    name: string;
+    /** Package version. */
+    version: string;
+  };
+  /** When it was written, ISO 8601. */
   createdAt: string;
+  /** Seed of the subsets and the rendering. */
   seed: number;
   /** Requested digits per domain and split. */
   perDomain: Record<string, number>;

@@ -35,7 +35,12 @@ export interface DomainSplitOptions extends DigitSplitOptions {
 /** Options of {@link DigitsBenchmark.mixture}. */
 export interface MixtureOptions extends DigitSplitOptions {
   /** An ImageNet-C corruption applied after the rendering. */
-  corruption?: { name: string; severity: number };
+  corruption?: {
+    /** A corruption name (see `benchmarkCorruptions()`). */
+    name: string;
+    /** Severity 1..5. */
+    severity: number;
+  };
 }
 
 /**

@@ -30,7 +30,7 @@ export interface ReproduceOptions {
   out: string;
   /** Fine-tuning epochs (overrides the preset). */
   epochs?: number;
-  /** Smaller digits run: two held-out domains, one seed (about 1.5 minutes on 2 CPU cores). */
+  /** Smaller digits run: two held-out domains, one seed (about 1 minute on 2 CPU cores). */
   quick?: boolean;
   /** Every held-out domain with 5 seeds (digits). */
   full?: boolean;
