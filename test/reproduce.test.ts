@@ -1,7 +1,7 @@
 // The main job end to end on tiny sizes: leave-one-domain-out pairs, every method fine-tuned
 // from its pair's baseline, paired comparisons, the results follow the schema, the report and
 // the saved models are written.
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -65,6 +65,10 @@ describe('reproduce', () => {
     await expect(reproduce({ out: tmpdir(), methods: ['erm', 'erm'] })).rejects.toThrow(/repeats/);
     await expect(reproduce({ out: tmpdir(), digits: { heldOut: ['svhn' as never] } })).rejects.toThrow(/heldOut/);
     await expect(reproduce({ out: tmpdir(), quick: true, full: true })).rejects.toThrow(/full/);
+    const used = mkdtempSync(join(tmpdir(), 'advbn-used-'));
+    writeFileSync(join(used, 'erm-heldout_sketch-seed0.safetensors'), 'an earlier run');
+    await expect(reproduce({ out: tmpdir(), saveModels: used })).rejects.toThrow(/saveModels.*holds files/);
+    expect(readFileSync(join(used, 'erm-heldout_sketch-seed0.safetensors'), 'utf8')).toBe('an earlier run');
     await expect(reproduce({ out: tmpdir(), preset: 'pacs' })).rejects.toThrow(/data/);
   });
 });

@@ -14,7 +14,8 @@ OUT/results.json, OUT/report.md and charts (SVG and PNG). Default OUT: advbn-res
 
   --quick        2 held-out domains x 1 seed, smaller splits (about 1 minute on 2 cores)
   --full         every held-out domain x 5 seeds
-  --save-models  writes every trained model to DIR as <method>-heldout_<domain>-seed<seed>.safetensors
+  --save-models  writes every trained model to DIR (new or empty) as
+                 <method>-heldout_<domain>-seed<seed>.safetensors
   --no-corruptions  skips the 15 x 5 corruption sets (digits; faster)`;
 
 export async function runReproduce(args: readonly string[]): Promise<number> {

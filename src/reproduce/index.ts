@@ -1,6 +1,6 @@
 // `reproduce`: the comparison of AdvBN with plain fine-tuning, the feature-statistics baselines
 // and their combinations, leave-one-domain-out, written as results.json, report.md and charts.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DIGIT_DOMAINS } from '../data/digits.js';
@@ -34,7 +34,7 @@ export interface ReproduceOptions {
   quick?: boolean;
   /** Every held-out domain with 5 seeds (digits). */
   full?: boolean;
-  /** Writes every trained model here, named `<method>-heldout_<domain>-seed<seed>.safetensors` (the baselines as `baseline-...`). */
+  /** Writes every trained model into this new or empty folder, named `<method>-heldout_<domain>-seed<seed>.safetensors` (the baselines as `baseline-...`). */
   saveModels?: string;
   /** The command line recorded in the report; default `advbn reproduce`. */
   command?: string;
@@ -66,6 +66,10 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
   const seedCount = o.number('seeds', defaultSeeds, { integer: true, min: 1, max: 100 });
   const epochs = o.number('epochs', undefined, { integer: true, min: 1 });
   const saveModels = o.optionalString('saveModels');
+  // Models are written as training goes: never over an earlier run's files.
+  if (saveModels !== undefined && existsSync(saveModels) && readdirSync(saveModels).length > 0) {
+    throw o.fail('saveModels', `a new or empty folder (${resolve(saveModels)} holds files; nothing was trained)`);
+  }
   const names = options.methods ?? METHODS.map((m) => m.name);
   if (!Array.isArray(names) || names.length === 0) throw o.fail('methods', `a non-empty list of ${METHODS.map((m) => m.name).join(', ')}`);
   const methods: MethodSpec[] = names.map((name) => {
