@@ -95,8 +95,8 @@ fn main() -> Result<()> {
     let loss = params.iter().map(|v| v.as_tensor().sqr()?.sum_all()).collect::<Result<Vec<_>>>()?;
     let loss = loss.into_iter().reduce(|a, b| (a + b).expect("scalars")).expect("parameters");
     let grads: GradStore = loss.backward()?;
-    let mut optimizer = Optimizer::new(OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false }, params.clone())
-        .map_err(candle_core::Error::wrap)?;
+    let mut optimizer =
+        Optimizer::new(OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false }, params.clone()).map_err(candle_core::Error::wrap)?;
     let fused = median_ms(|| optimizer.step(&grads, 1e-3))?;
     let mut buffers: Vec<Option<Tensor>> = vec![None; params.len()];
     let composite = median_ms(|| {

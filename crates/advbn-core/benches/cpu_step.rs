@@ -119,7 +119,27 @@ fn gemm_gflops(m: usize, n: usize, k: usize) -> f64 {
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     let mut run = || unsafe {
         // SAFETY: row-major buffers of exactly m*k, k*n and m*n elements with matching strides.
-        gemm::gemm(m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, parallelism)
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
     };
     run();
     let mut samples: Vec<f64> = (0..5)
@@ -181,11 +201,8 @@ fn conv_layers(args: &Args, fields: &mut Vec<String>) -> advbn_core::Result<()> 
 fn main() -> advbn_core::Result<()> {
     let args = parse_args();
     let device = Device::Cpu;
-    let names: Vec<String> = if args.only.is_empty() {
-        ["resnet18_train", "resnet18_eval", "small_advbn", "small_erm"].map(String::from).to_vec()
-    } else {
-        args.only.clone()
-    };
+    let names: Vec<String> =
+        if args.only.is_empty() { ["resnet18_train", "resnet18_eval", "small_advbn", "small_erm"].map(String::from).to_vec() } else { args.only.clone() };
     let mut fields = vec![
         format!("\"candle\": \"{}\"", advbn_core::CANDLE_VERSION),
         format!("\"threads\": {}", candle_core::utils::get_num_threads()),

@@ -16,9 +16,9 @@ fn main() {
 fn main() -> advbn_core::Result<()> {
     use advbn_core::device::memory_pool;
     use advbn_core::models::{Arch, ModelConfig, ResNet};
+    use advbn_core::nn::advbn::{advbn, advbn_reference};
     use advbn_core::ops::batch_norm::{batch_norm_fused, batch_stats, BnOptions};
     use advbn_core::ops::conv::{conv2d, set_tf32, ConvParams};
-    use advbn_core::nn::advbn::{advbn, advbn_reference};
     use advbn_core::train::{Method, TrainConfig, Trainer};
     use candle_core::{DType, Device, Tensor, Var};
     use std::time::Instant;

@@ -23,11 +23,7 @@ const GAP: usize = 2;
 fn sheet(tiles: &[Image], cols: usize, scale: usize) -> image::RgbImage {
     let (tw, th) = (tiles[0].width * scale, tiles[0].height * scale);
     let rows = tiles.len().div_ceil(cols);
-    let mut out = image::RgbImage::from_pixel(
-        (cols * (tw + GAP) + GAP) as u32,
-        (rows * (th + GAP) + GAP) as u32,
-        image::Rgb([255, 255, 255]),
-    );
+    let mut out = image::RgbImage::from_pixel((cols * (tw + GAP) + GAP) as u32, (rows * (th + GAP) + GAP) as u32, image::Rgb([255, 255, 255]));
     for (t, tile) in tiles.iter().enumerate() {
         let bytes = tile.to_u8();
         let (ox, oy) = (GAP + (t % cols) * (tw + GAP), GAP + (t / cols) * (th + GAP));
@@ -60,10 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let shown: Vec<usize> = (0..COLS * ROWS).collect();
     for domain in DigitDomain::ALL {
-        let tiles = shown
-            .iter()
-            .map(|&i| render(&bench.digit(DigitPart::Test, i)?.0, domain, seed, i as u64))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tiles = shown.iter().map(|&i| render(&bench.digit(DigitPart::Test, i)?.0, domain, seed, i as u64)).collect::<Result<Vec<_>, _>>()?;
         let path = out.join(format!("{}.png", domain.name()));
         sheet(&tiles, COLS, 4).save(&path)?;
         println!("wrote {}", path.display());

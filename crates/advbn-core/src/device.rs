@@ -23,11 +23,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "cuda" => cuda_device(0),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(ordinal)) => cuda_device(ordinal),
-            _ => Err(Error::invalid_option(
-                "device",
-                format!("{other:?}"),
-                "expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"",
-            )),
+            _ => Err(Error::invalid_option("device", format!("{other:?}"), "expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"")),
         },
     }
 }
@@ -56,8 +52,7 @@ fn open_cuda_device(ordinal: usize) -> Result<Device> {
         )));
     }
     // An explicit stream (not the legacy default one): all work is issued from one thread.
-    let device = Device::new_cuda_with_stream(ordinal)
-        .map_err(|e| Error::Device(format!("CUDA device {ordinal} is not usable: {e}")))?;
+    let device = Device::new_cuda_with_stream(ordinal).map_err(|e| Error::Device(format!("CUDA device {ordinal} is not usable: {e}")))?;
     #[cfg(feature = "cuda")]
     memory_pool::keep_freed_memory(ordinal)?;
     Ok(device)
@@ -130,19 +125,12 @@ pub fn device_id(device: &Device) -> String {
 
 /// Every usable device: the CPU, then each CUDA device that opens.
 pub fn list_devices() -> Vec<DeviceInfo> {
-    let mut devices = vec![DeviceInfo {
-        id: "cpu".into(),
-        kind: "cpu",
-        name: format!("CPU ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),
-    }];
+    let mut devices =
+        vec![DeviceInfo { id: "cpu".into(), kind: "cpu", name: format!("CPU ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())) }];
     if CUDA_COMPILED {
         for ordinal in 0..16 {
             match cuda_device(ordinal) {
-                Ok(_) => devices.push(DeviceInfo {
-                    id: format!("cuda:{ordinal}"),
-                    kind: "cuda",
-                    name: format!("CUDA device {ordinal}"),
-                }),
+                Ok(_) => devices.push(DeviceInfo { id: format!("cuda:{ordinal}"), kind: "cuda", name: format!("CUDA device {ordinal}") }),
                 Err(_) => break,
             }
         }

@@ -82,12 +82,7 @@ impl ParamStore {
 
     /// Number of scalar parameters (buffers such as running statistics excluded).
     pub fn parameter_count(&self) -> usize {
-        self.lock()
-            .vars
-            .iter()
-            .filter(|(n, _)| !is_buffer(n))
-            .map(|(_, v)| v.elem_count())
-            .sum()
+        self.lock().vars.iter().filter(|(n, _)| !is_buffer(n)).map(|(_, v)| v.elem_count()).sum()
     }
 }
 

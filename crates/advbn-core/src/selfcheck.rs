@@ -36,16 +36,6 @@ pub fn self_check(device: &Device) -> Result<SelfCheck> {
     let attack_ok = logs.attack_loss.unwrap_or(f64::NAN) + 1e-6 >= logs.attack_clean_loss.unwrap_or(f64::NAN);
     let finite = logs.loss.is_finite() && logs.clean_loss.is_finite() && logs.adv_loss.is_some_and(f64::is_finite);
     let ok = attack_ok && finite;
-    let message = if ok {
-        "AdvBN step ran: losses finite, attack raised the loss".to_string()
-    } else {
-        format!("AdvBN step gave wrong results: {logs:?}")
-    };
-    Ok(SelfCheck {
-        ok,
-        clean_loss: logs.clean_loss,
-        adv_loss: logs.adv_loss.unwrap_or(f64::NAN),
-        millis: start.elapsed().as_secs_f64() * 1e3,
-        message,
-    })
+    let message = if ok { "AdvBN step ran: losses finite, attack raised the loss".to_string() } else { format!("AdvBN step gave wrong results: {logs:?}") };
+    Ok(SelfCheck { ok, clean_loss: logs.clean_loss, adv_loss: logs.adv_loss.unwrap_or(f64::NAN), millis: start.elapsed().as_secs_f64() * 1e3, message })
 }

@@ -119,7 +119,11 @@ fn visualize_here(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &Visual
     let features = model.encode(&x, cfg.cut)?;
     let render = |h: &Tensor| -> candle_core::Result<Tensor> {
         let img = decoder.forward(h)?;
-        if img.dims() == x.dims() { Ok(img) } else { img.upsample_nearest2d(height, width) }
+        if img.dims() == x.dims() {
+            Ok(img)
+        } else {
+            img.upsample_nearest2d(height, width)
+        }
     };
     let mut columns = vec![x.clone(), render(&features)?];
     for &eps in &cfg.strengths {

@@ -22,7 +22,8 @@ fn worst_relative(a: &[f64], b: &[f64]) -> f64 {
 #[test]
 fn matches_candle_conv_and_its_gradients_for_resnet_geometries() {
     // (x shape, out channels, kernel, stride, padding): stem 7x7/2, 3x3/1, 3x3/2, 1x1/1, 1x1/2, odd sizes.
-    let cases = [([2, 3, 17, 15], 4, 7, 2, 3), ([2, 4, 9, 9], 5, 3, 1, 1), ([3, 4, 10, 10], 6, 3, 2, 1), ([2, 6, 5, 7], 3, 1, 1, 0), ([2, 6, 7, 7], 8, 1, 2, 0)];
+    let cases =
+        [([2, 3, 17, 15], 4, 7, 2, 3), ([2, 4, 9, 9], 5, 3, 1, 1), ([3, 4, 10, 10], 6, 3, 2, 1), ([2, 6, 5, 7], 3, 1, 1, 0), ([2, 6, 7, 7], 8, 1, 2, 0)];
     for (seed, (shape, out, k, stride, padding)) in cases.into_iter().enumerate() {
         let seed = seed as u64;
         let x = Var::from_tensor(&random(&shape, seed)).unwrap();
@@ -90,7 +91,8 @@ fn bad_geometry_is_a_clear_error() {
 fn folded_conv_and_eval_batch_norm_match_the_separate_ops() {
     use advbn_core::ops::batch_norm::{batch_norm_fused, BnOptions};
     use advbn_core::ops::conv_affine::conv_affine;
-    let cases = [([2, 3, 17, 15], 4, 7, 2, 3), ([3, 4, 9, 9], 5, 3, 1, 1), ([3, 4, 10, 10], 6, 3, 2, 1), ([2, 6, 5, 7], 3, 1, 1, 0), ([2, 6, 7, 7], 8, 1, 2, 0)];
+    let cases =
+        [([2, 3, 17, 15], 4, 7, 2, 3), ([3, 4, 9, 9], 5, 3, 1, 1), ([3, 4, 10, 10], 6, 3, 2, 1), ([2, 6, 5, 7], 3, 1, 1, 0), ([2, 6, 7, 7], 8, 1, 2, 0)];
     for (seed, (shape, out, k, stride, padding)) in cases.into_iter().enumerate() {
         let seed = seed as u64 + 40;
         let params = ConvParams { stride, padding };

@@ -161,9 +161,25 @@ fn names_round_trip_and_lists_are_ordered() {
     assert_eq!(
         names,
         [
-            "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "snow",
-            "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise",
-            "gaussian_blur", "spatter", "saturate",
+            "gaussian_noise",
+            "shot_noise",
+            "impulse_noise",
+            "defocus_blur",
+            "glass_blur",
+            "motion_blur",
+            "zoom_blur",
+            "snow",
+            "frost",
+            "fog",
+            "brightness",
+            "contrast",
+            "elastic_transform",
+            "pixelate",
+            "jpeg_compression",
+            "speckle_noise",
+            "gaussian_blur",
+            "spatter",
+            "saturate",
         ]
     );
     for c in Corruption::ALL {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use advbn_core::data::transforms::{resize_region, sample_rng};
 use advbn_core::data::{
-    decode_image, epoch_order, BadSample, Batch, Cifar10, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pipeline, Source,
-    Transform, IMAGENET_MEAN, IMAGENET_STD,
+    decode_image, epoch_order, BadSample, Batch, Cifar10, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pipeline, Source, Transform, IMAGENET_MEAN,
+    IMAGENET_STD,
 };
 
 /// A fresh folder under the system temp dir, removed on drop.
@@ -152,8 +152,7 @@ fn bad_files_error_or_are_skipped_by_name() {
     assert_eq!(skipped.len(), 1);
     assert!(skipped[0].contains("truncated.jpg"));
     let labels: Vec<u32> = batches.iter().flat_map(|b| b.labels.clone()).collect();
-    let expected: Vec<u32> =
-        epoch_order(7, true, 5, 1).iter().filter(|&&i| i as usize != bad).map(|&i| folder.samples()[i as usize].1).collect();
+    let expected: Vec<u32> = epoch_order(7, true, 5, 1).iter().filter(|&&i| i as usize != bad).map(|&i| folder.samples()[i as usize].1).collect();
     assert_eq!(labels, expected);
     assert_eq!(batches.iter().map(Batch::len).sum::<usize>(), 6);
 

@@ -3,9 +3,7 @@
 //! images are drawn here, so no MNIST files are needed.
 
 use advbn_core::data::corruptions::{corrupt, Corruption};
-use advbn_core::data::digits::{
-    render, texture, DigitDomain, DigitPart, DigitsBenchmark, TextureKind, LOW_LIGHT_GAIN, MNIST_M_MIN_CONTRAST, SIDE,
-};
+use advbn_core::data::digits::{render, texture, DigitDomain, DigitPart, DigitsBenchmark, TextureKind, LOW_LIGHT_GAIN, MNIST_M_MIN_CONTRAST, SIDE};
 use advbn_core::data::Image;
 use advbn_core::Error;
 
@@ -90,14 +88,8 @@ fn edges(image: &Image) -> Vec<f32> {
         let at = |x: isize, y: isize| image.get(x.clamp(0, w - 1) as usize, y.clamp(0, h - 1) as usize, ch);
         for y in 0..h {
             for x in 0..w {
-                let gx = at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1)
-                    - at(x - 1, y - 1)
-                    - 2.0 * at(x - 1, y)
-                    - at(x - 1, y + 1);
-                let gy = at(x - 1, y + 1) + 2.0 * at(x, y + 1) + at(x + 1, y + 1)
-                    - at(x - 1, y - 1)
-                    - 2.0 * at(x, y - 1)
-                    - at(x + 1, y - 1);
+                let gx = at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2.0 * at(x - 1, y) - at(x - 1, y + 1);
+                let gy = at(x - 1, y + 1) + 2.0 * at(x, y + 1) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2.0 * at(x, y - 1) - at(x + 1, y - 1);
                 out[(y * w + x) as usize] += gx * gx + gy * gy;
             }
         }

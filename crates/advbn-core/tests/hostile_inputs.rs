@@ -541,8 +541,7 @@ fn pth_reader_keeps_column_major_and_offset_storages() {
         offset += values.len() as i32;
         expected.push((name, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()));
     }
-    let entries: Vec<Vec<u8>> =
-        entries.iter().map(|(name, offset, dims, stride)| tensor_entry(name, "0", 0, *offset, dims, stride)).collect();
+    let entries: Vec<Vec<u8>> = entries.iter().map(|(name, offset, dims, stride)| tensor_entry(name, "0", 0, *offset, dims, stride)).collect();
     let path = temp_file("layouts.pth", &pth(&dict_pickle(&entries), &[("0", &data)]));
     let mut model = ResNet::new(ModelConfig { seed: 9, ..source.config().clone() }, &Device::Cpu).unwrap();
     let report = model.load_weights(&path, false).unwrap();

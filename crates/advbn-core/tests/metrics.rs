@@ -3,8 +3,8 @@
 
 use advbn_core::data::corruptions::Corruption;
 use advbn_core::eval::metrics::{
-    alexnet_errors, corruption_error, mean_corruption_error, relative_corruption_error, relative_mce, top1_error,
-    CorruptionErrors, ALEXNET_CLEAN_ERROR, ALEXNET_MEAN_ERRORS,
+    alexnet_errors, corruption_error, mean_corruption_error, relative_corruption_error, relative_mce, top1_error, CorruptionErrors, ALEXNET_CLEAN_ERROR,
+    ALEXNET_MEAN_ERRORS,
 };
 
 fn close(got: f64, want: f64) -> bool {

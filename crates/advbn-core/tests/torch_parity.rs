@@ -79,8 +79,7 @@ fn save_and_reload_keeps_the_logits_exactly() {
     assert_eq!(logits(&loaded, BnBranch::Clean), logits(&model, BnBranch::Clean));
     // The file holds exactly torchvision's float tensors, by their names.
     let saved: BTreeSet<String> = candle_core::safetensors::load(&path, &Device::Cpu).unwrap().into_keys().collect();
-    let expected: BTreeSet<String> =
-        torchvision_entries().into_iter().filter(|(_, dtype, _)| dtype == "float32").map(|(name, _, _)| name).collect();
+    let expected: BTreeSet<String> = torchvision_entries().into_iter().filter(|(_, dtype, _)| dtype == "float32").map(|(name, _, _)| name).collect();
     assert_eq!(saved, expected);
 }
 
@@ -101,8 +100,7 @@ fn advbn_fine_tune_saves_the_adversarial_bns_under_adv() {
     let path = dir.join("advbn_step.safetensors");
     model.save_weights(&path).unwrap();
     let saved: BTreeSet<String> = candle_core::safetensors::load(&path, &Device::Cpu).unwrap().into_keys().collect();
-    let torchvision: BTreeSet<String> =
-        torchvision_entries().into_iter().filter(|(_, dtype, _)| dtype == "float32").map(|(name, _, _)| name).collect();
+    let torchvision: BTreeSet<String> = torchvision_entries().into_iter().filter(|(_, dtype, _)| dtype == "float32").map(|(name, _, _)| name).collect();
     let (standard, extra): (BTreeSet<String>, BTreeSet<String>) = saved.into_iter().partition(|n| !n.starts_with("adv."));
     assert_eq!(standard, torchvision, "the clean branch is under torchvision's names");
     // Every BN after the cut (layer2..layer4: 5 per stage) has an adv copy; the encoder's do not.

@@ -177,8 +177,11 @@ fn five_advbn_steps_match_pytorch() {
     }
     // The fixture holds every tensor of our tail, by our names, and nothing else.
     let ours_tail: BTreeSet<&str> = last.keys().map(String::as_str).filter(|n| is_tail(n)).collect();
-    let fixture_tail: BTreeSet<&str> =
-        fx.keys().filter(|n| !n.starts_with("steps.") && !n.starts_with("batches.") && !n.starts_with("aggregates.")).map(|n| n.strip_prefix("sampled.").unwrap_or(n)).collect();
+    let fixture_tail: BTreeSet<&str> = fx
+        .keys()
+        .filter(|n| !n.starts_with("steps.") && !n.starts_with("batches.") && !n.starts_with("aggregates."))
+        .map(|n| n.strip_prefix("sampled.").unwrap_or(n))
+        .collect();
     assert_eq!(ours_tail, fixture_tail, "tail tensors: ours vs the fixture's");
     assert_eq!(ours_tail.len(), 137);
 

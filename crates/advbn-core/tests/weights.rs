@@ -78,11 +78,7 @@ fn a_new_class_count_reinitialises_the_head_and_says_so() {
 
 #[test]
 fn every_mismatch_is_listed_in_one_error() {
-    let mut wider = ResNet::new(
-        ModelConfig { seed: 0, ..ModelConfig::new(Arch::SmallResNet { depth: 14, width: 4 }, 3) },
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut wider = ResNet::new(ModelConfig { seed: 0, ..ModelConfig::new(Arch::SmallResNet { depth: 14, width: 4 }, 3) }, &Device::Cpu).unwrap();
     let err = wider.load_weights(&fixture("tiny_resnet.pth"), false).unwrap_err().to_string();
     assert!(err.contains("missing (") && err.contains("layer1.1.conv1.weight"), "{err}");
     let mut resnet = ResNet::new(ModelConfig::new(Arch::ResNet18, 3), &Device::Cpu).unwrap();

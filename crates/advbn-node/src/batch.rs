@@ -13,91 +13,91 @@ use crate::executor;
 pub struct SharedBatch(Arc<Mutex<Option<(Tensor, Tensor)>>>);
 
 impl SharedBatch {
-  pub fn new(images: Tensor, labels: Tensor) -> Self {
-    Self(Arc::new(Mutex::new(Some((images, labels)))))
-  }
+    pub fn new(images: Tensor, labels: Tensor) -> Self {
+        Self(Arc::new(Mutex::new(Some((images, labels)))))
+    }
 
-  /// (images, labels), cheap clones of the device tensors.
-  pub fn tensors(&self) -> napi::Result<(Tensor, Tensor)> {
-    self.0.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| disposed("batch"))
-  }
+    /// (images, labels), cheap clones of the device tensors.
+    pub fn tensors(&self) -> napi::Result<(Tensor, Tensor)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| disposed("batch"))
+    }
 }
 
 #[napi]
 pub struct NativeBatch {
-  inner: SharedBatch,
-  size: u32,
-  skipped: Vec<String>,
+    inner: SharedBatch,
+    size: u32,
+    skipped: Vec<String>,
 }
 
 impl NativeBatch {
-  pub fn new(images: Tensor, labels: Tensor) -> Self {
-    let size = labels.dims().first().copied().unwrap_or(0) as u32;
-    Self { inner: SharedBatch::new(images, labels), size, skipped: Vec::new() }
-  }
+    pub fn new(images: Tensor, labels: Tensor) -> Self {
+        let size = labels.dims().first().copied().unwrap_or(0) as u32;
+        Self { inner: SharedBatch::new(images, labels), size, skipped: Vec::new() }
+    }
 
-  /// The batch with the samples a loader left out of it ("<sample>: <reason>").
-  pub fn with_skipped(mut self, skipped: Vec<String>) -> Self {
-    self.skipped = skipped;
-    self
-  }
+    /// The batch with the samples a loader left out of it ("<sample>: <reason>").
+    pub fn with_skipped(mut self, skipped: Vec<String>) -> Self {
+        self.skipped = skipped;
+        self
+    }
 
-  pub fn shared(&self) -> SharedBatch {
-    self.inner.clone()
-  }
+    pub fn shared(&self) -> SharedBatch {
+        self.inner.clone()
+    }
 }
 
 #[napi]
 impl NativeBatch {
-  #[napi(getter)]
-  pub fn size(&self) -> u32 {
-    self.size
-  }
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        self.size
+    }
 
-  /// Samples left out of this batch as bad ("<sample>: <reason>"); empty for array datasets.
-  #[napi(getter)]
-  pub fn skipped(&self) -> Vec<String> {
-    self.skipped.clone()
-  }
+    /// Samples left out of this batch as bad ("<sample>: <reason>"); empty for array datasets.
+    #[napi(getter)]
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.clone()
+    }
 
-  /// Copies the batch back to host memory (for tests and inspection).
-  #[napi(ts_return_type = "Promise<BatchArrays>")]
-  pub fn to_arrays(&self) -> AsyncTask<ToArraysTask> {
-    AsyncTask::new(ToArraysTask(self.inner.clone()))
-  }
+    /// Copies the batch back to host memory (for tests and inspection).
+    #[napi(ts_return_type = "Promise<BatchArrays>")]
+    pub fn to_arrays(&self) -> AsyncTask<ToArraysTask> {
+        AsyncTask::new(ToArraysTask(self.inner.clone()))
+    }
 
-  #[napi]
-  pub fn dispose(&self) {
-    self.inner.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-  }
+    #[napi]
+    pub fn dispose(&self) {
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 /// A batch in host memory: images [N, C, H, W] row-major, one label per image.
 #[napi(object)]
 pub struct BatchArrays {
-  pub images: Float32Array,
-  pub shape: Vec<u32>,
-  pub labels: Int32Array,
+    pub images: Float32Array,
+    pub shape: Vec<u32>,
+    pub labels: Int32Array,
 }
 
 pub struct ToArraysTask(SharedBatch);
 
 impl Task for ToArraysTask {
-  type Output = (Vec<f32>, Vec<u32>, Vec<i32>);
-  type JsValue = BatchArrays;
+    type Output = (Vec<f32>, Vec<u32>, Vec<i32>);
+    type JsValue = BatchArrays;
 
-  fn compute(&mut self) -> Result<Self::Output> {
-    let batch = self.0.clone();
-    executor::run(move || {
-      let (images, labels) = batch.tensors()?;
-      let shape = images.dims().iter().map(|&d| d as u32).collect();
-      let pixels = images.flatten_all().and_then(|t| t.to_vec1::<f32>()).into_napi()?;
-      let labels = labels.to_vec1::<u32>().into_napi()?.into_iter().map(|l| l as i32).collect();
-      Ok((pixels, shape, labels))
-    })
-  }
+    fn compute(&mut self) -> Result<Self::Output> {
+        let batch = self.0.clone();
+        executor::run(move || {
+            let (images, labels) = batch.tensors()?;
+            let shape = images.dims().iter().map(|&d| d as u32).collect();
+            let pixels = images.flatten_all().and_then(|t| t.to_vec1::<f32>()).into_napi()?;
+            let labels = labels.to_vec1::<u32>().into_napi()?.into_iter().map(|l| l as i32).collect();
+            Ok((pixels, shape, labels))
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, (images, shape, labels): Self::Output) -> Result<BatchArrays> {
-    Ok(BatchArrays { images: Float32Array::new(images), shape, labels: Int32Array::new(labels) })
-  }
+    fn resolve(&mut self, _env: Env, (images, shape, labels): Self::Output) -> Result<BatchArrays> {
+        Ok(BatchArrays { images: Float32Array::new(images), shape, labels: Int32Array::new(labels) })
+    }
 }

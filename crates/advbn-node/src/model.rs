@@ -17,246 +17,241 @@ pub type SharedModel = Arc<RwLock<Option<ResNet>>>;
 
 #[napi(object)]
 pub struct ModelConfig {
-  pub arch: String,
-  pub num_classes: u32,
-  pub device: String,
-  pub seed: f64,
-  pub in_channels: Option<u32>,
-  pub depth: Option<u32>,
-  pub width: Option<u32>,
-  /** A .safetensors or .pth file with torchvision/timm names. */
-  pub weights: Option<String>,
+    pub arch: String,
+    pub num_classes: u32,
+    pub device: String,
+    pub seed: f64,
+    pub in_channels: Option<u32>,
+    pub depth: Option<u32>,
+    pub width: Option<u32>,
+    /** A .safetensors or .pth file with torchvision/timm names. */
+    pub weights: Option<String>,
 }
 
 /** What loading a weights file did. */
 #[napi(object)]
 #[derive(Clone)]
 pub struct WeightsReport {
-  pub path: String,
-  pub loaded: u32,
-  /** Tensors left freshly initialised (the classifier when the class count differs). */
-  pub reinitialized: Vec<String>,
-  /** File entries not used (BatchNorm `num_batches_tracked` counters). */
-  pub ignored: Vec<String>,
+    pub path: String,
+    pub loaded: u32,
+    /** Tensors left freshly initialised (the classifier when the class count differs). */
+    pub reinitialized: Vec<String>,
+    /** File entries not used (BatchNorm `num_batches_tracked` counters). */
+    pub ignored: Vec<String>,
 }
 
 #[napi(object)]
 pub struct EvalStats {
-  pub loss_sum: f64,
-  pub correct: u32,
-  pub count: u32,
+    pub loss_sum: f64,
+    pub correct: u32,
+    pub count: u32,
 }
 
 #[napi]
 pub struct NativeModel {
-  pub(crate) inner: SharedModel,
-  arch: String,
-  device: String,
-  weights_report: Option<WeightsReport>,
+    pub(crate) inner: SharedModel,
+    arch: String,
+    device: String,
+    weights_report: Option<WeightsReport>,
 }
 
 /// Runs `f` with the model, failing cleanly if it was disposed.
 pub(crate) fn with_model<T>(model: &SharedModel, f: impl FnOnce(&ResNet) -> Result<T>) -> Result<T> {
-  let guard = model.read().unwrap_or_else(|e| e.into_inner());
-  match guard.as_ref() {
-    Some(m) => f(m),
-    None => Err(disposed("model")),
-  }
+    let guard = model.read().unwrap_or_else(|e| e.into_inner());
+    match guard.as_ref() {
+        Some(m) => f(m),
+        None => Err(disposed("model")),
+    }
 }
 
 #[napi]
 impl NativeModel {
-  #[napi(getter)]
-  pub fn arch(&self) -> String {
-    self.arch.clone()
-  }
+    #[napi(getter)]
+    pub fn arch(&self) -> String {
+        self.arch.clone()
+    }
 
-  #[napi(getter)]
-  pub fn device(&self) -> String {
-    self.device.clone()
-  }
+    #[napi(getter)]
+    pub fn device(&self) -> String {
+        self.device.clone()
+    }
 
-  #[napi(getter)]
-  pub fn num_classes(&self) -> Result<u32> {
-    with_model(&self.inner, |m| Ok(m.num_classes() as u32))
-  }
+    #[napi(getter)]
+    pub fn num_classes(&self) -> Result<u32> {
+        with_model(&self.inner, |m| Ok(m.num_classes() as u32))
+    }
 
-  #[napi(getter)]
-  pub fn num_stages(&self) -> Result<u32> {
-    with_model(&self.inner, |m| Ok(m.num_stages() as u32))
-  }
+    #[napi(getter)]
+    pub fn num_stages(&self) -> Result<u32> {
+        with_model(&self.inner, |m| Ok(m.num_stages() as u32))
+    }
 
-  #[napi(getter)]
-  pub fn in_channels(&self) -> Result<u32> {
-    with_model(&self.inner, |m| Ok(m.config().in_channels as u32))
-  }
+    #[napi(getter)]
+    pub fn in_channels(&self) -> Result<u32> {
+        with_model(&self.inner, |m| Ok(m.config().in_channels as u32))
+    }
 
-  #[napi(getter)]
-  pub fn has_adv_bn(&self) -> Result<bool> {
-    with_model(&self.inner, |m| Ok(m.has_adv_bn()))
-  }
+    #[napi(getter)]
+    pub fn has_adv_bn(&self) -> Result<bool> {
+        with_model(&self.inner, |m| Ok(m.has_adv_bn()))
+    }
 
-  #[napi(getter)]
-  pub fn parameter_count(&self) -> Result<f64> {
-    with_model(&self.inner, |m| Ok(m.params().parameter_count() as f64))
-  }
+    #[napi(getter)]
+    pub fn parameter_count(&self) -> Result<f64> {
+        with_model(&self.inner, |m| Ok(m.params().parameter_count() as f64))
+    }
 
-  #[napi(getter)]
-  pub fn disposed(&self) -> bool {
-    self.inner.read().unwrap_or_else(|e| e.into_inner()).is_none()
-  }
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
 
-  /// Logits, row-major [batch.size, numClasses].
-  #[napi(ts_return_type = "Promise<Float32Array>")]
-  pub fn predict(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<PredictTask>> {
-    let branch = BnBranch::parse(&bn).into_napi()?;
-    Ok(AsyncTask::new(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
-  }
+    /// Logits, row-major [batch.size, numClasses].
+    #[napi(ts_return_type = "Promise<Float32Array>")]
+    pub fn predict(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<PredictTask>> {
+        let branch = BnBranch::parse(&bn).into_napi()?;
+        Ok(AsyncTask::new(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
+    }
 
-  #[napi(ts_return_type = "Promise<EvalStats>")]
-  pub fn evaluate(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<EvaluateTask>> {
-    let branch = BnBranch::parse(&bn).into_napi()?;
-    Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
-  }
+    #[napi(ts_return_type = "Promise<EvalStats>")]
+    pub fn evaluate(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<EvaluateTask>> {
+        let branch = BnBranch::parse(&bn).into_napi()?;
+        Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
+    }
 
-  /// What loading the weights file did, when the model was built from one.
-  #[napi(getter)]
-  pub fn weights_report(&self) -> Option<WeightsReport> {
-    self.weights_report.clone()
-  }
+    /// What loading the weights file did, when the model was built from one.
+    #[napi(getter)]
+    pub fn weights_report(&self) -> Option<WeightsReport> {
+        self.weights_report.clone()
+    }
 
-  /// Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`).
-  #[napi(ts_return_type = "Promise<void>")]
-  pub fn save_weights(&self, path: String) -> AsyncTask<SaveWeightsTask> {
-    AsyncTask::new(SaveWeightsTask { model: self.inner.clone(), path, device: self.device.clone() })
-  }
+    /// Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn save_weights(&self, path: String) -> AsyncTask<SaveWeightsTask> {
+        AsyncTask::new(SaveWeightsTask { model: self.inner.clone(), path, device: self.device.clone() })
+    }
 
-  /// Frees the weights now instead of at garbage collection.
-  #[napi]
-  pub fn dispose(&self) {
-    self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
-  }
+    /// Frees the weights now instead of at garbage collection.
+    #[napi]
+    pub fn dispose(&self) {
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 pub struct CreateModelTask {
-  config: CoreModelConfig,
-  device: String,
-  weights: Option<String>,
+    config: CoreModelConfig,
+    device: String,
+    weights: Option<String>,
 }
 
 impl Task for CreateModelTask {
-  type Output = (ResNet, Option<WeightsReport>);
-  type JsValue = NativeModel;
+    type Output = (ResNet, Option<WeightsReport>);
+    type JsValue = NativeModel;
 
-  fn compute(&mut self) -> Result<Self::Output> {
-    let (config, device, weights) = (self.config.clone(), self.device.clone(), self.weights.clone());
-    executor::run_for(&self.device, move || {
-      let device = parse_device(&device).into_napi()?;
-      let mut model = ResNet::new(config, &device).into_napi()?;
-      let report = match weights {
-        None => None,
-        Some(path) => {
-          // A checkpoint for another class count keeps everything but the classifier.
-          let r = model.load_weights(std::path::Path::new(&path), true).into_napi()?;
-          Some(WeightsReport { path, loaded: r.loaded as u32, reinitialized: r.reinitialized, ignored: r.ignored })
-        }
-      };
-      Ok((model, report))
-    })
-  }
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (config, device, weights) = (self.config.clone(), self.device.clone(), self.weights.clone());
+        executor::run_for(&self.device, move || {
+            let device = parse_device(&device).into_napi()?;
+            let mut model = ResNet::new(config, &device).into_napi()?;
+            let report = match weights {
+                None => None,
+                Some(path) => {
+                    // A checkpoint for another class count keeps everything but the classifier.
+                    let r = model.load_weights(std::path::Path::new(&path), true).into_napi()?;
+                    Some(WeightsReport { path, loaded: r.loaded as u32, reinitialized: r.reinitialized, ignored: r.ignored })
+                }
+            };
+            Ok((model, report))
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, (model, weights_report): Self::Output) -> Result<NativeModel> {
-    Ok(NativeModel {
-      arch: model.config().arch.name(),
-      device: device_id(model.device()),
-      inner: Arc::new(RwLock::new(Some(model))),
-      weights_report,
-    })
-  }
+    fn resolve(&mut self, _env: Env, (model, weights_report): Self::Output) -> Result<NativeModel> {
+        Ok(NativeModel { arch: model.config().arch.name(), device: device_id(model.device()), inner: Arc::new(RwLock::new(Some(model))), weights_report })
+    }
 }
 
 pub struct SaveWeightsTask {
-  model: SharedModel,
-  path: String,
-  device: String,
+    model: SharedModel,
+    path: String,
+    device: String,
 }
 
 impl Task for SaveWeightsTask {
-  type Output = ();
-  type JsValue = ();
+    type Output = ();
+    type JsValue = ();
 
-  fn compute(&mut self) -> Result<()> {
-    let (model, path) = (self.model.clone(), self.path.clone());
-    executor::run_for(&self.device, move || with_model(&model, |m| m.save_weights(std::path::Path::new(&path)).into_napi()))
-  }
+    fn compute(&mut self) -> Result<()> {
+        let (model, path) = (self.model.clone(), self.path.clone());
+        executor::run_for(&self.device, move || with_model(&model, |m| m.save_weights(std::path::Path::new(&path)).into_napi()))
+    }
 
-  fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
-    Ok(())
-  }
+    fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[napi(ts_return_type = "Promise<NativeModel>")]
 pub fn create_model(config: ModelConfig) -> Result<AsyncTask<CreateModelTask>> {
-  let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize)).into_napi()?;
-  if !(config.seed.is_finite() && config.seed >= 0.0 && config.seed.fract() == 0.0) {
-    return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("seed", config.seed, "must be a non-negative integer")));
-  }
-  let core = CoreModelConfig {
-    arch,
-    num_classes: config.num_classes as usize,
-    in_channels: config.in_channels.unwrap_or(3) as usize,
-    seed: config.seed as u64,
-    dtype: candle_core::DType::F32,
-  };
-  core.validate().into_napi()?;
-  Ok(AsyncTask::new(CreateModelTask { config: core, device: config.device, weights: config.weights }))
+    let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize)).into_napi()?;
+    if !(config.seed.is_finite() && config.seed >= 0.0 && config.seed.fract() == 0.0) {
+        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("seed", config.seed, "must be a non-negative integer")));
+    }
+    let core = CoreModelConfig {
+        arch,
+        num_classes: config.num_classes as usize,
+        in_channels: config.in_channels.unwrap_or(3) as usize,
+        seed: config.seed as u64,
+        dtype: candle_core::DType::F32,
+    };
+    core.validate().into_napi()?;
+    Ok(AsyncTask::new(CreateModelTask { config: core, device: config.device, weights: config.weights }))
 }
 
 pub struct PredictTask {
-  model: SharedModel,
-  batch: SharedBatch,
-  branch: BnBranch,
-  device: String,
+    model: SharedModel,
+    batch: SharedBatch,
+    branch: BnBranch,
+    device: String,
 }
 
 impl Task for PredictTask {
-  type Output = Vec<f32>;
-  type JsValue = Float32Array;
+    type Output = Vec<f32>;
+    type JsValue = Float32Array;
 
-  fn compute(&mut self) -> Result<Vec<f32>> {
-    let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
-    executor::run_for(&self.device, move || {
-      let (images, _) = batch.tensors()?;
-      with_model(&model, |m| predict(m, &images, branch).and_then(|l| Ok(l.flatten_all()?.to_vec1::<f32>()?)).into_napi())
-    })
-  }
+    fn compute(&mut self) -> Result<Vec<f32>> {
+        let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
+        executor::run_for(&self.device, move || {
+            let (images, _) = batch.tensors()?;
+            with_model(&model, |m| predict(m, &images, branch).and_then(|l| Ok(l.flatten_all()?.to_vec1::<f32>()?)).into_napi())
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, logits: Vec<f32>) -> Result<Float32Array> {
-    Ok(Float32Array::new(logits))
-  }
+    fn resolve(&mut self, _env: Env, logits: Vec<f32>) -> Result<Float32Array> {
+        Ok(Float32Array::new(logits))
+    }
 }
 
 pub struct EvaluateTask {
-  model: SharedModel,
-  batch: SharedBatch,
-  branch: BnBranch,
-  device: String,
+    model: SharedModel,
+    batch: SharedBatch,
+    branch: BnBranch,
+    device: String,
 }
 
 impl Task for EvaluateTask {
-  type Output = EvalStats;
-  type JsValue = EvalStats;
+    type Output = EvalStats;
+    type JsValue = EvalStats;
 
-  fn compute(&mut self) -> Result<EvalStats> {
-    let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
-    executor::run_for(&self.device, move || {
-      let (images, labels) = batch.tensors()?;
-      let stats = with_model(&model, |m| evaluate_batch(m, &images, &labels, branch).into_napi())?;
-      Ok(EvalStats { loss_sum: stats.loss_sum, correct: stats.correct as u32, count: stats.count as u32 })
-    })
-  }
+    fn compute(&mut self) -> Result<EvalStats> {
+        let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
+        executor::run_for(&self.device, move || {
+            let (images, labels) = batch.tensors()?;
+            let stats = with_model(&model, |m| evaluate_batch(m, &images, &labels, branch).into_napi())?;
+            Ok(EvalStats { loss_sum: stats.loss_sum, correct: stats.correct as u32, count: stats.count as u32 })
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, stats: EvalStats) -> Result<EvalStats> {
-    Ok(stats)
-  }
+    fn resolve(&mut self, _env: Env, stats: EvalStats) -> Result<EvalStats> {
+        Ok(stats)
+    }
 }

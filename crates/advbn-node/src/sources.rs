@@ -8,13 +8,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use advbn_core::data::corruptions::{
-  corrupt_files as core_corrupt_files, corruption_transform, encode_jpeg, encode_png, CorruptFilesJob, Corruption,
-};
+use advbn_core::data::corruptions::{corrupt_files as core_corrupt_files, corruption_transform, encode_jpeg, encode_png, CorruptFilesJob, Corruption};
 use advbn_core::data::loader::Stopper;
-use advbn_core::data::{
-  BadSample, Batch, Cifar10, EpochIter, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pipeline, Source, Transform,
-};
+use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pipeline, Source, Transform};
 use advbn_core::device::parse_device;
 use advbn_core::Error;
 use napi::bindgen_prelude::*;
@@ -25,519 +21,504 @@ use crate::errors::{catch_panics, disposed, to_napi, IntoNapi};
 use crate::executor;
 
 enum SourceSpec {
-  Folder { root: String, classes: Option<Vec<String>> },
-  Mnist { images: String, labels: String },
-  Cifar10 { paths: Vec<String> },
+    Folder { root: String, classes: Option<Vec<String>> },
+    Mnist { images: String, labels: String },
+    Cifar10 { paths: Vec<String> },
 }
 
 #[napi]
 pub struct NativeSource {
-  inner: Option<Arc<dyn Source>>,
+    inner: Option<Arc<dyn Source>>,
 }
 
 impl NativeSource {
-  fn source(&self) -> Result<&Arc<dyn Source>> {
-    self.inner.as_ref().ok_or_else(|| disposed("data source"))
-  }
+    fn source(&self) -> Result<&Arc<dyn Source>> {
+        self.inner.as_ref().ok_or_else(|| disposed("data source"))
+    }
 }
 
 #[napi]
 impl NativeSource {
-  /// Lists `root/<class>/**/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`.
-  #[napi(ts_return_type = "Promise<NativeSource>")]
-  pub fn image_folder(root: String, classes: Option<Vec<String>>) -> AsyncTask<OpenSourceTask> {
-    AsyncTask::new(OpenSourceTask(Some(SourceSpec::Folder { root, classes })))
-  }
+    /// Lists `root/<class>/**/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`.
+    #[napi(ts_return_type = "Promise<NativeSource>")]
+    pub fn image_folder(root: String, classes: Option<Vec<String>>) -> AsyncTask<OpenSourceTask> {
+        AsyncTask::new(OpenSourceTask(Some(SourceSpec::Folder { root, classes })))
+    }
 
-  /// Reads an IDX3 image file and an IDX1 label file (uncompressed).
-  #[napi(ts_return_type = "Promise<NativeSource>")]
-  pub fn mnist(images_path: String, labels_path: String) -> AsyncTask<OpenSourceTask> {
-    AsyncTask::new(OpenSourceTask(Some(SourceSpec::Mnist { images: images_path, labels: labels_path })))
-  }
+    /// Reads an IDX3 image file and an IDX1 label file (uncompressed).
+    #[napi(ts_return_type = "Promise<NativeSource>")]
+    pub fn mnist(images_path: String, labels_path: String) -> AsyncTask<OpenSourceTask> {
+        AsyncTask::new(OpenSourceTask(Some(SourceSpec::Mnist { images: images_path, labels: labels_path })))
+    }
 
-  /// Reads CIFAR-10 binary batch files, concatenated in the order given.
-  #[napi(ts_return_type = "Promise<NativeSource>")]
-  pub fn cifar10(paths: Vec<String>) -> AsyncTask<OpenSourceTask> {
-    AsyncTask::new(OpenSourceTask(Some(SourceSpec::Cifar10 { paths })))
-  }
+    /// Reads CIFAR-10 binary batch files, concatenated in the order given.
+    #[napi(ts_return_type = "Promise<NativeSource>")]
+    pub fn cifar10(paths: Vec<String>) -> AsyncTask<OpenSourceTask> {
+        AsyncTask::new(OpenSourceTask(Some(SourceSpec::Cifar10 { paths })))
+    }
 
-  #[napi(getter)]
-  pub fn length(&self) -> Result<u32> {
-    Ok(self.source()?.len() as u32)
-  }
+    #[napi(getter)]
+    pub fn length(&self) -> Result<u32> {
+        Ok(self.source()?.len() as u32)
+    }
 
-  #[napi(getter)]
-  pub fn num_classes(&self) -> Result<u32> {
-    Ok(self.source()?.num_classes() as u32)
-  }
+    #[napi(getter)]
+    pub fn num_classes(&self) -> Result<u32> {
+        Ok(self.source()?.num_classes() as u32)
+    }
 
-  #[napi(getter)]
-  pub fn class_names(&self) -> Result<Vec<String>> {
-    Ok(self.source()?.class_names())
-  }
+    #[napi(getter)]
+    pub fn class_names(&self) -> Result<Vec<String>> {
+        Ok(self.source()?.class_names())
+    }
 
-  /// Loaders already made keep the source alive until they are closed.
-  #[napi]
-  pub fn dispose(&mut self) {
-    self.inner = None;
-  }
+    /// Loaders already made keep the source alive until they are closed.
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.inner = None;
+    }
 }
 
 pub struct OpenSourceTask(Option<SourceSpec>);
 
 impl Task for OpenSourceTask {
-  type Output = Arc<dyn Source>;
-  type JsValue = NativeSource;
+    type Output = Arc<dyn Source>;
+    type JsValue = NativeSource;
 
-  fn compute(&mut self) -> Result<Arc<dyn Source>> {
-    let spec = self.0.take().ok_or_else(|| Error::invalid_data("the source was already opened")).into_napi()?;
-    catch_panics(move || {
-      let source: Arc<dyn Source> = match spec {
-        SourceSpec::Folder { root, classes } => Arc::new(ImageFolder::new(root, classes).into_napi()?),
-        SourceSpec::Mnist { images, labels } => Arc::new(Mnist::from_idx(images, labels).into_napi()?),
-        SourceSpec::Cifar10 { paths } => {
-          let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();
-          Arc::new(Cifar10::from_batches(&paths).into_napi()?)
-        }
-      };
-      Ok(source)
-    })
-  }
+    fn compute(&mut self) -> Result<Arc<dyn Source>> {
+        let spec = self.0.take().ok_or_else(|| Error::invalid_data("the source was already opened")).into_napi()?;
+        catch_panics(move || {
+            let source: Arc<dyn Source> = match spec {
+                SourceSpec::Folder { root, classes } => Arc::new(ImageFolder::new(root, classes).into_napi()?),
+                SourceSpec::Mnist { images, labels } => Arc::new(Mnist::from_idx(images, labels).into_napi()?),
+                SourceSpec::Cifar10 { paths } => {
+                    let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();
+                    Arc::new(Cifar10::from_batches(&paths).into_napi()?)
+                }
+            };
+            Ok(source)
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, source: Arc<dyn Source>) -> Result<NativeSource> {
-    Ok(NativeSource { inner: Some(source) })
-  }
+    fn resolve(&mut self, _env: Env, source: Arc<dyn Source>) -> Result<NativeSource> {
+        Ok(NativeSource { inner: Some(source) })
+    }
 }
 
 /// One step of the per-sample pipeline; which fields apply depends on `type`.
 #[napi(object)]
 pub struct TransformSpec {
-  /// resize | resizeShorter | centerCrop | randomResizedCrop | horizontalFlip | grayscale | toRgb | corrupt
-  #[napi(js_name = "type")]
-  pub kind: String,
-  pub size: Option<u32>,
-  pub height: Option<u32>,
-  pub width: Option<u32>,
-  pub scale: Option<Vec<f64>>,
-  pub ratio: Option<Vec<f64>>,
-  pub p: Option<f64>,
-  pub channels: Option<u32>,
-  /// Corruption name (corrupt).
-  pub name: Option<String>,
-  pub severity: Option<u32>,
+    /// resize | resizeShorter | centerCrop | randomResizedCrop | horizontalFlip | grayscale | toRgb | corrupt
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub size: Option<u32>,
+    pub height: Option<u32>,
+    pub width: Option<u32>,
+    pub scale: Option<Vec<f64>>,
+    pub ratio: Option<Vec<f64>>,
+    pub p: Option<f64>,
+    pub channels: Option<u32>,
+    /// Corruption name (corrupt).
+    pub name: Option<String>,
+    pub severity: Option<u32>,
 }
 
 #[napi(object)]
 pub struct LoaderOptions {
-  pub batch_size: u32,
-  pub shuffle: bool,
-  pub seed: f64,
-  pub drop_last: bool,
-  /// Worker threads; 0 = one per core.
-  pub threads: u32,
-  pub prefetch: u32,
-  /// "error" or "skip".
-  pub on_bad_sample: String,
-  pub transforms: Vec<TransformSpec>,
-  pub mean: Option<Vec<f64>>,
-  pub std: Option<Vec<f64>>,
-  /// [channels, height, width] every sample must have after the transforms.
-  pub image_shape: Option<Vec<u32>>,
+    pub batch_size: u32,
+    pub shuffle: bool,
+    pub seed: f64,
+    pub drop_last: bool,
+    /// Worker threads; 0 = one per core.
+    pub threads: u32,
+    pub prefetch: u32,
+    /// "error" or "skip".
+    pub on_bad_sample: String,
+    pub transforms: Vec<TransformSpec>,
+    pub mean: Option<Vec<f64>>,
+    pub std: Option<Vec<f64>>,
+    /// [channels, height, width] every sample must have after the transforms.
+    pub image_shape: Option<Vec<u32>>,
 }
 
 fn transform(at: usize, spec: &TransformSpec) -> advbn_core::Result<Transform> {
-  let option = |field: &str| format!("transforms[{at}].{field}");
-  let required = |field: &str, value: Option<u32>| {
-    value.map(|v| v as usize).ok_or_else(|| Error::invalid_option(&option(field), "undefined", "is required"))
-  };
-  let range = |field: &str, value: &Option<Vec<f64>>, default: (f64, f64)| match value.as_deref() {
-    None => Ok(default),
-    Some(&[lo, hi]) => Ok((lo, hi)),
-    Some(other) => Err(Error::invalid_option(&option(field), format!("{other:?}"), "needs two numbers [min, max]")),
-  };
-  Ok(match spec.kind.as_str() {
-    "resize" => Transform::Resize(required("height", spec.height)?, required("width", spec.width)?),
-    "resizeShorter" => Transform::ResizeShorter(required("size", spec.size)?),
-    "centerCrop" => Transform::CenterCrop(required("size", spec.size)?),
-    "randomResizedCrop" => Transform::RandomResizedCrop {
-      size: required("size", spec.size)?,
-      scale: range("scale", &spec.scale, (0.08, 1.0))?,
-      ratio: range("ratio", &spec.ratio, (3.0 / 4.0, 4.0 / 3.0))?,
-    },
-    "horizontalFlip" => Transform::HorizontalFlip(spec.p.unwrap_or(0.5)),
-    "grayscale" => Transform::Grayscale(spec.channels.unwrap_or(1) as usize),
-    "toRgb" => Transform::ToRgb,
-    "augmix" => advbn_core::data::augmix::augmix_transform(),
-    "corrupt" => {
-      let name = spec.name.as_deref().unwrap_or("");
-      let corruption = Corruption::parse(name)
-        .map_err(|_| Error::invalid_option(&option("name"), format!("{name:?}"), "expected a corruption name (see listCorruptions())"))?;
-      let severity = spec.severity.filter(|s| (1..=5).contains(s));
-      let severity = severity.ok_or_else(|| {
-        Error::invalid_option(&option("severity"), format!("{:?}", spec.severity), "expected an integer in 1..=5")
-      })?;
-      corruption_transform(corruption, severity as u8)?
-    }
-    other => {
-      return Err(Error::invalid_option(
-        &option("type"),
-        format!("{other:?}"),
-        "expected resize, resizeShorter, centerCrop, randomResizedCrop, horizontalFlip, grayscale, toRgb or corrupt",
-      ))
-    }
-  })
+    let option = |field: &str| format!("transforms[{at}].{field}");
+    let required = |field: &str, value: Option<u32>| value.map(|v| v as usize).ok_or_else(|| Error::invalid_option(&option(field), "undefined", "is required"));
+    let range = |field: &str, value: &Option<Vec<f64>>, default: (f64, f64)| match value.as_deref() {
+        None => Ok(default),
+        Some(&[lo, hi]) => Ok((lo, hi)),
+        Some(other) => Err(Error::invalid_option(&option(field), format!("{other:?}"), "needs two numbers [min, max]")),
+    };
+    Ok(match spec.kind.as_str() {
+        "resize" => Transform::Resize(required("height", spec.height)?, required("width", spec.width)?),
+        "resizeShorter" => Transform::ResizeShorter(required("size", spec.size)?),
+        "centerCrop" => Transform::CenterCrop(required("size", spec.size)?),
+        "randomResizedCrop" => Transform::RandomResizedCrop {
+            size: required("size", spec.size)?,
+            scale: range("scale", &spec.scale, (0.08, 1.0))?,
+            ratio: range("ratio", &spec.ratio, (3.0 / 4.0, 4.0 / 3.0))?,
+        },
+        "horizontalFlip" => Transform::HorizontalFlip(spec.p.unwrap_or(0.5)),
+        "grayscale" => Transform::Grayscale(spec.channels.unwrap_or(1) as usize),
+        "toRgb" => Transform::ToRgb,
+        "augmix" => advbn_core::data::augmix::augmix_transform(),
+        "corrupt" => {
+            let name = spec.name.as_deref().unwrap_or("");
+            let corruption = Corruption::parse(name)
+                .map_err(|_| Error::invalid_option(&option("name"), format!("{name:?}"), "expected a corruption name (see listCorruptions())"))?;
+            let severity = spec.severity.filter(|s| (1..=5).contains(s));
+            let severity =
+                severity.ok_or_else(|| Error::invalid_option(&option("severity"), format!("{:?}", spec.severity), "expected an integer in 1..=5"))?;
+            corruption_transform(corruption, severity as u8)?
+        }
+        other => {
+            return Err(Error::invalid_option(
+                &option("type"),
+                format!("{other:?}"),
+                "expected resize, resizeShorter, centerCrop, randomResizedCrop, horizontalFlip, grayscale, toRgb or corrupt",
+            ))
+        }
+    })
 }
 
 fn loader_config(options: &LoaderOptions) -> advbn_core::Result<LoaderConfig> {
-  let on_bad_sample = match options.on_bad_sample.as_str() {
-    "error" => BadSample::Error,
-    "skip" => BadSample::Skip,
-    other => return Err(Error::invalid_option("onBadSample", format!("{other:?}"), "expected \"error\" or \"skip\"")),
-  };
-  let transforms = options.transforms.iter().enumerate().map(|(i, t)| transform(i, t)).collect::<advbn_core::Result<_>>()?;
-  let to_f32 = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-  let normalize = match (&options.mean, &options.std) {
-    (Some(mean), Some(std)) => Some((to_f32(mean), to_f32(std))),
-    (None, None) => None,
-    _ => return Err(Error::invalid_option("normalize", "mean/std", "give both mean and std, or neither")),
-  };
-  let image_shape = match options.image_shape.as_deref() {
-    None => None,
-    Some(&[c, h, w]) => Some((c as usize, h as usize, w as usize)),
-    Some(other) => return Err(Error::invalid_option("imageShape", format!("{other:?}"), "needs [channels, height, width]")),
-  };
-  if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
-    return Err(Error::invalid_option("seed", options.seed, "must be a non-negative integer"));
-  }
-  Ok(LoaderConfig {
-    batch_size: options.batch_size as usize,
-    shuffle: options.shuffle,
-    seed: options.seed as u64,
-    drop_last: options.drop_last,
-    threads: options.threads as usize,
-    prefetch: options.prefetch as usize,
-    on_bad_sample,
-    pipeline: Arc::new(Pipeline::new(transforms, normalize)?),
-    image_shape,
-  })
+    let on_bad_sample = match options.on_bad_sample.as_str() {
+        "error" => BadSample::Error,
+        "skip" => BadSample::Skip,
+        other => return Err(Error::invalid_option("onBadSample", format!("{other:?}"), "expected \"error\" or \"skip\"")),
+    };
+    let transforms = options.transforms.iter().enumerate().map(|(i, t)| transform(i, t)).collect::<advbn_core::Result<_>>()?;
+    let to_f32 = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let normalize = match (&options.mean, &options.std) {
+        (Some(mean), Some(std)) => Some((to_f32(mean), to_f32(std))),
+        (None, None) => None,
+        _ => return Err(Error::invalid_option("normalize", "mean/std", "give both mean and std, or neither")),
+    };
+    let image_shape = match options.image_shape.as_deref() {
+        None => None,
+        Some(&[c, h, w]) => Some((c as usize, h as usize, w as usize)),
+        Some(other) => return Err(Error::invalid_option("imageShape", format!("{other:?}"), "needs [channels, height, width]")),
+    };
+    if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
+        return Err(Error::invalid_option("seed", options.seed, "must be a non-negative integer"));
+    }
+    Ok(LoaderConfig {
+        batch_size: options.batch_size as usize,
+        shuffle: options.shuffle,
+        seed: options.seed as u64,
+        drop_last: options.drop_last,
+        threads: options.threads as usize,
+        prefetch: options.prefetch as usize,
+        on_bad_sample,
+        pipeline: Arc::new(Pipeline::new(transforms, normalize)?),
+        image_shape,
+    })
 }
 
 /// The pass in progress. `peeked` is the batch after the one last handed out (see `NextTask`).
 #[derive(Default)]
 struct EpochState {
-  started: bool,
-  iter: Option<EpochIter>,
-  peeked: Option<advbn_core::Result<Batch>>,
+    started: bool,
+    iter: Option<EpochIter>,
+    peeked: Option<advbn_core::Result<Batch>>,
 }
 
 /// Joins an abandoned pass's workers (already told to stop) off the calling thread.
 fn drop_in_background(iter: Option<EpochIter>) {
-  if let Some(iter) = iter {
-    std::thread::spawn(move || drop(iter));
-  }
+    if let Some(iter) = iter {
+        std::thread::spawn(move || drop(iter));
+    }
 }
 
 #[napi]
 pub struct NativeLoader {
-  loader: Arc<Loader>,
-  state: Arc<Mutex<EpochState>>,
-  stopper: Option<Stopper>,
-  closed: Arc<AtomicBool>,
+    loader: Arc<Loader>,
+    state: Arc<Mutex<EpochState>>,
+    stopper: Option<Stopper>,
+    closed: Arc<AtomicBool>,
 }
 
 impl NativeLoader {
-  fn lock_now(&self) -> Result<Option<MutexGuard<'_, EpochState>>> {
-    match self.state.try_lock() {
-      Ok(guard) => Ok(Some(guard)),
-      Err(TryLockError::Poisoned(p)) => Ok(Some(p.into_inner())),
-      Err(TryLockError::WouldBlock) => Ok(None),
+    fn lock_now(&self) -> Result<Option<MutexGuard<'_, EpochState>>> {
+        match self.state.try_lock() {
+            Ok(guard) => Ok(Some(guard)),
+            Err(TryLockError::Poisoned(p)) => Ok(Some(p.into_inner())),
+            Err(TryLockError::WouldBlock) => Ok(None),
+        }
     }
-  }
 
-  fn shut_down(&mut self) {
-    self.closed.store(true, Ordering::Relaxed);
-    if let Some(stopper) = self.stopper.take() {
-      stopper.stop();
+    fn shut_down(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+        if let Some(stopper) = self.stopper.take() {
+            stopper.stop();
+        }
+        // A next() in flight holds the state: it sees `closed` and drops the pass itself.
+        if let Ok(Some(mut state)) = self.lock_now() {
+            state.peeked = None;
+            drop_in_background(state.iter.take());
+        }
     }
-    // A next() in flight holds the state: it sees `closed` and drops the pass itself.
-    if let Ok(Some(mut state)) = self.lock_now() {
-      state.peeked = None;
-      drop_in_background(state.iter.take());
-    }
-  }
 }
 
 #[napi]
 impl NativeLoader {
-  #[napi(constructor)]
-  pub fn new(source: &NativeSource, options: LoaderOptions) -> Result<Self> {
-    catch_panics(|| {
-      let source = source.source()?.clone();
-      let loader = Loader::new(source, loader_config(&options).into_napi()?).into_napi()?;
-      Ok(Self {
-        loader: Arc::new(loader),
-        state: Arc::new(Mutex::new(EpochState::default())),
-        stopper: None,
-        closed: Arc::new(AtomicBool::new(false)),
-      })
-    })
-  }
-
-  /// Batches per pass.
-  #[napi(getter)]
-  pub fn num_batches(&self) -> u32 {
-    self.loader.num_batches() as u32
-  }
-
-  /// [channels, height, width] of the first sample that loads, after the transforms.
-  #[napi(ts_return_type = "Promise<Array<number>>")]
-  pub fn first_sample_shape(&self) -> AsyncTask<ProbeTask> {
-    AsyncTask::new(ProbeTask { loader: self.loader.clone() })
-  }
-
-  /// Starts pass `epoch` (its order and random draws); stops the workers of the previous one.
-  #[napi]
-  pub fn epoch(&mut self, epoch: u32) -> Result<()> {
-    if self.closed.load(Ordering::Relaxed) {
-      return Err(disposed("loader"));
+    #[napi(constructor)]
+    pub fn new(source: &NativeSource, options: LoaderOptions) -> Result<Self> {
+        catch_panics(|| {
+            let source = source.source()?.clone();
+            let loader = Loader::new(source, loader_config(&options).into_napi()?).into_napi()?;
+            Ok(Self { loader: Arc::new(loader), state: Arc::new(Mutex::new(EpochState::default())), stopper: None, closed: Arc::new(AtomicBool::new(false)) })
+        })
     }
-    if let Some(stopper) = self.stopper.take() {
-      stopper.stop();
+
+    /// Batches per pass.
+    #[napi(getter)]
+    pub fn num_batches(&self) -> u32 {
+        self.loader.num_batches() as u32
     }
-    let Some(mut state) = self.lock_now()? else {
-      return Err(napi::Error::from_reason("[ADVBN_BUSY] a batch of this loader is still loading; await next() first"));
-    };
-    let iter = self.loader.epoch(epoch as u64);
-    let stopper = iter.stopper();
-    let old = state.iter.replace(iter);
-    state.peeked = None;
-    state.started = true;
-    drop(state);
-    self.stopper = Some(stopper);
-    drop_in_background(old);
-    Ok(())
-  }
 
-  /// The next batch of the pass on `device`, with the samples skipped as bad; null at the end.
-  #[napi(ts_return_type = "Promise<NativeBatch | null>")]
-  pub fn next(&self, device: String) -> AsyncTask<NextTask> {
-    AsyncTask::new(NextTask { state: self.state.clone(), closed: self.closed.clone(), device })
-  }
+    /// [channels, height, width] of the first sample that loads, after the transforms.
+    #[napi(ts_return_type = "Promise<Array<number>>")]
+    pub fn first_sample_shape(&self) -> AsyncTask<ProbeTask> {
+        AsyncTask::new(ProbeTask { loader: self.loader.clone() })
+    }
 
-  /// Stops the workers now (they finish at most the sample in hand); the loader is unusable after.
-  #[napi]
-  pub fn close(&mut self) {
-    self.shut_down();
-  }
+    /// Starts pass `epoch` (its order and random draws); stops the workers of the previous one.
+    #[napi]
+    pub fn epoch(&mut self, epoch: u32) -> Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(disposed("loader"));
+        }
+        if let Some(stopper) = self.stopper.take() {
+            stopper.stop();
+        }
+        let Some(mut state) = self.lock_now()? else {
+            return Err(napi::Error::from_reason("[ADVBN_BUSY] a batch of this loader is still loading; await next() first"));
+        };
+        let iter = self.loader.epoch(epoch as u64);
+        let stopper = iter.stopper();
+        let old = state.iter.replace(iter);
+        state.peeked = None;
+        state.started = true;
+        drop(state);
+        self.stopper = Some(stopper);
+        drop_in_background(old);
+        Ok(())
+    }
+
+    /// The next batch of the pass on `device`, with the samples skipped as bad; null at the end.
+    #[napi(ts_return_type = "Promise<NativeBatch | null>")]
+    pub fn next(&self, device: String) -> AsyncTask<NextTask> {
+        AsyncTask::new(NextTask { state: self.state.clone(), closed: self.closed.clone(), device })
+    }
+
+    /// Stops the workers now (they finish at most the sample in hand); the loader is unusable after.
+    #[napi]
+    pub fn close(&mut self) {
+        self.shut_down();
+    }
 }
 
 impl Drop for NativeLoader {
-  fn drop(&mut self) {
-    self.shut_down();
-  }
+    fn drop(&mut self) {
+        self.shut_down();
+    }
 }
 
 pub struct ProbeTask {
-  loader: Arc<Loader>,
+    loader: Arc<Loader>,
 }
 
 impl Task for ProbeTask {
-  type Output = Vec<u32>;
-  type JsValue = Vec<u32>;
+    type Output = Vec<u32>;
+    type JsValue = Vec<u32>;
 
-  fn compute(&mut self) -> Result<Vec<u32>> {
-    let loader = self.loader.clone();
-    catch_panics(move || {
-      let (c, h, w) = loader.first_sample_shape().into_napi()?;
-      Ok(vec![c as u32, h as u32, w as u32])
-    })
-  }
+    fn compute(&mut self) -> Result<Vec<u32>> {
+        let loader = self.loader.clone();
+        catch_panics(move || {
+            let (c, h, w) = loader.first_sample_shape().into_napi()?;
+            Ok(vec![c as u32, h as u32, w as u32])
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, shape: Vec<u32>) -> Result<Vec<u32>> {
-    Ok(shape)
-  }
+    fn resolve(&mut self, _env: Env, shape: Vec<u32>) -> Result<Vec<u32>> {
+        Ok(shape)
+    }
 }
 
 pub struct NextTask {
-  state: Arc<Mutex<EpochState>>,
-  closed: Arc<AtomicBool>,
-  device: String,
+    state: Arc<Mutex<EpochState>>,
+    closed: Arc<AtomicBool>,
+    device: String,
 }
 
 impl NextTask {
-  /// Waits (on this libuv thread) for the next non-empty batch. Batches whose every sample
-  /// was skipped are folded into a neighbour: the ones before into this batch, and by peeking
-  /// one batch ahead, the ones right after too, so a trailing run of them is still reported.
-  fn next_batch(&self) -> Result<Option<(Batch, Vec<String>)>> {
-    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-    let closed = |state: &mut EpochState| {
-      drop_in_background(state.iter.take());
-      Err(disposed("loader"))
-    };
-    if self.closed.load(Ordering::Relaxed) {
-      return closed(&mut state);
-    }
-    if !state.started {
-      return Err(Error::invalid_data("call epoch(n) before next()")).into_napi();
-    }
-    let mut skipped = Vec::new();
-    let batch = loop {
-      let item = match state.peeked.take() {
-        Some(item) => Some(item),
-        None => state.iter.as_mut().and_then(Iterator::next),
-      };
-      match item {
-        None => {
-          state.iter = None;
-          if skipped.is_empty() {
-            return Ok(None);
-          }
-          let first: &String = &skipped[0];
-          return Err(Error::invalid_data(format!(
-            "every sample of this pass was skipped as bad ({} samples; the first: {first})",
-            skipped.len()
-          )))
-          .into_napi();
+    /// Waits (on this libuv thread) for the next non-empty batch. Batches whose every sample
+    /// was skipped are folded into a neighbour: the ones before into this batch, and by peeking
+    /// one batch ahead, the ones right after too, so a trailing run of them is still reported.
+    fn next_batch(&self) -> Result<Option<(Batch, Vec<String>)>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let closed = |state: &mut EpochState| {
+            drop_in_background(state.iter.take());
+            Err(disposed("loader"))
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            return closed(&mut state);
         }
-        Some(Err(e)) => {
-          state.iter = None;
-          return Err(to_napi(e));
+        if !state.started {
+            return Err(Error::invalid_data("call epoch(n) before next()")).into_napi();
         }
-        Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
-        Some(Ok(b)) => break b,
-      }
-    };
-    if self.closed.load(Ordering::Relaxed) {
-      return closed(&mut state);
+        let mut skipped = Vec::new();
+        let batch = loop {
+            let item = match state.peeked.take() {
+                Some(item) => Some(item),
+                None => state.iter.as_mut().and_then(Iterator::next),
+            };
+            match item {
+                None => {
+                    state.iter = None;
+                    if skipped.is_empty() {
+                        return Ok(None);
+                    }
+                    let first: &String = &skipped[0];
+                    return Err(Error::invalid_data(format!("every sample of this pass was skipped as bad ({} samples; the first: {first})", skipped.len())))
+                        .into_napi();
+                }
+                Some(Err(e)) => {
+                    state.iter = None;
+                    return Err(to_napi(e));
+                }
+                Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
+                Some(Ok(b)) => break b,
+            }
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            return closed(&mut state);
+        }
+        skipped.extend(batch.skipped.iter().cloned());
+        loop {
+            match state.iter.as_mut().and_then(Iterator::next) {
+                Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
+                None => {
+                    state.iter = None;
+                    break;
+                }
+                other => {
+                    state.peeked = other;
+                    break;
+                }
+            }
+        }
+        Ok(Some((batch, skipped)))
     }
-    skipped.extend(batch.skipped.iter().cloned());
-    loop {
-      match state.iter.as_mut().and_then(Iterator::next) {
-        Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
-        None => {
-          state.iter = None;
-          break;
-        }
-        other => {
-          state.peeked = other;
-          break;
-        }
-      }
-    }
-    Ok(Some((batch, skipped)))
-  }
 }
 
 impl Task for NextTask {
-  type Output = Option<NativeBatch>;
-  type JsValue = Option<NativeBatch>;
+    type Output = Option<NativeBatch>;
+    type JsValue = Option<NativeBatch>;
 
-  fn compute(&mut self) -> Result<Option<NativeBatch>> {
-    let Some((batch, skipped)) = catch_panics(|| self.next_batch())? else { return Ok(None) };
-    let device = self.device.clone();
-    executor::run(move || {
-      let device = parse_device(&device).into_napi()?;
-      let (images, labels) = batch.to_tensors(&device).into_napi()?;
-      Ok(Some(NativeBatch::new(images, labels).with_skipped(skipped)))
-    })
-  }
+    fn compute(&mut self) -> Result<Option<NativeBatch>> {
+        let Some((batch, skipped)) = catch_panics(|| self.next_batch())? else { return Ok(None) };
+        let device = self.device.clone();
+        executor::run(move || {
+            let device = parse_device(&device).into_napi()?;
+            let (images, labels) = batch.to_tensors(&device).into_napi()?;
+            Ok(Some(NativeBatch::new(images, labels).with_skipped(skipped)))
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, batch: Option<NativeBatch>) -> Result<Option<NativeBatch>> {
-    Ok(batch)
-  }
+    fn resolve(&mut self, _env: Env, batch: Option<NativeBatch>) -> Result<Option<NativeBatch>> {
+        Ok(batch)
+    }
 }
 
 /// The 19 corruption names: the 15 ImageNet-C benchmark ones in their order, then the 4 extra.
 #[napi]
 pub fn list_corruptions() -> Vec<String> {
-  Corruption::ALL.iter().map(|c| c.name().to_string()).collect()
+    Corruption::ALL.iter().map(|c| c.name().to_string()).collect()
 }
 
 #[napi(object)]
 pub struct CorruptFilesOptions {
-  /// An image file, or a folder searched recursively for .jpg/.jpeg/.png files.
-  pub input: String,
-  /// Receives `<corruption>/<severity>/<path relative to the input>`.
-  pub output: String,
-  pub corruptions: Vec<String>,
-  pub severities: Vec<u32>,
-  pub seed: f64,
-  /// Worker threads; 0 = one per core.
-  pub threads: u32,
+    /// An image file, or a folder searched recursively for .jpg/.jpeg/.png files.
+    pub input: String,
+    /// Receives `<corruption>/<severity>/<path relative to the input>`.
+    pub output: String,
+    pub corruptions: Vec<String>,
+    pub severities: Vec<u32>,
+    pub seed: f64,
+    /// Worker threads; 0 = one per core.
+    pub threads: u32,
 }
 
 #[napi(object)]
 pub struct CorruptionCount {
-  pub name: String,
-  pub written: u32,
+    pub name: String,
+    pub written: u32,
 }
 
 #[napi(object)]
 pub struct CorruptFilesSummary {
-  /// Input images read.
-  pub images: u32,
-  /// Files written in all.
-  pub written: u32,
-  pub per_corruption: Vec<CorruptionCount>,
+    /// Input images read.
+    pub images: u32,
+    /// Files written in all.
+    pub written: u32,
+    pub per_corruption: Vec<CorruptionCount>,
 }
 
 /// Writes every input image once per (corruption, severity), keeping its format and layout.
 #[napi(ts_return_type = "Promise<CorruptFilesSummary>")]
 pub fn corrupt_files(options: CorruptFilesOptions) -> Result<AsyncTask<CorruptFilesTask>> {
-  let corruptions = options.corruptions.iter().map(|n| Corruption::parse(n)).collect::<advbn_core::Result<Vec<_>>>().into_napi()?;
-  if let Some(s) = options.severities.iter().find(|s| !(1..=5).contains(*s)) {
-    return Err(to_napi(Error::invalid_option("severity", s, "expected an integer in 1..=5")));
-  }
-  if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
-    return Err(to_napi(Error::invalid_option("seed", options.seed, "must be a non-negative integer")));
-  }
-  Ok(AsyncTask::new(CorruptFilesTask(CorruptFilesJob {
-    input: options.input.into(),
-    output: options.output.into(),
-    corruptions,
-    severities: options.severities.iter().map(|&s| s as u8).collect(),
-    seed: options.seed as u64,
-    threads: options.threads as usize,
-  })))
+    let corruptions = options.corruptions.iter().map(|n| Corruption::parse(n)).collect::<advbn_core::Result<Vec<_>>>().into_napi()?;
+    if let Some(s) = options.severities.iter().find(|s| !(1..=5).contains(*s)) {
+        return Err(to_napi(Error::invalid_option("severity", s, "expected an integer in 1..=5")));
+    }
+    if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
+        return Err(to_napi(Error::invalid_option("seed", options.seed, "must be a non-negative integer")));
+    }
+    Ok(AsyncTask::new(CorruptFilesTask(CorruptFilesJob {
+        input: options.input.into(),
+        output: options.output.into(),
+        corruptions,
+        severities: options.severities.iter().map(|&s| s as u8).collect(),
+        seed: options.seed as u64,
+        threads: options.threads as usize,
+    })))
 }
 
 pub struct CorruptFilesTask(CorruptFilesJob);
 
 impl Task for CorruptFilesTask {
-  type Output = CorruptFilesSummary;
-  type JsValue = CorruptFilesSummary;
+    type Output = CorruptFilesSummary;
+    type JsValue = CorruptFilesSummary;
 
-  fn compute(&mut self) -> Result<CorruptFilesSummary> {
-    catch_panics(|| {
-      let summary = core_corrupt_files(&self.0).into_napi()?;
-      Ok(CorruptFilesSummary {
-        images: summary.images as u32,
-        written: summary.written as u32,
-        per_corruption: summary
-          .per_corruption
-          .into_iter()
-          .map(|(c, n)| CorruptionCount { name: c.name().to_string(), written: n as u32 })
-          .collect(),
-      })
-    })
-  }
+    fn compute(&mut self) -> Result<CorruptFilesSummary> {
+        catch_panics(|| {
+            let summary = core_corrupt_files(&self.0).into_napi()?;
+            Ok(CorruptFilesSummary {
+                images: summary.images as u32,
+                written: summary.written as u32,
+                per_corruption: summary.per_corruption.into_iter().map(|(c, n)| CorruptionCount { name: c.name().to_string(), written: n as u32 }).collect(),
+            })
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, summary: CorruptFilesSummary) -> Result<CorruptFilesSummary> {
-    Ok(summary)
-  }
+    fn resolve(&mut self, _env: Env, summary: CorruptFilesSummary) -> Result<CorruptFilesSummary> {
+        Ok(summary)
+    }
 }
 
 /// PNG or JPEG (quality 95) bytes of 8-bit interleaved pixels (height, width, channels);
 /// lets tests write image files without an encoder of their own.
 #[napi]
 pub fn encode_image(pixels: Uint8Array, width: u32, height: u32, channels: u32, format: String) -> Result<Buffer> {
-  catch_panics(|| {
-    let image = Image::from_u8(width as usize, height as usize, channels as usize, &pixels).into_napi()?;
-    let bytes = match format.as_str() {
-      "png" => encode_png(&image),
-      "jpeg" => encode_jpeg(&image),
-      other => Err(Error::invalid_option("format", format!("{other:?}"), "expected \"png\" or \"jpeg\"")),
-    };
-    Ok(bytes.into_napi()?.into())
-  })
+    catch_panics(|| {
+        let image = Image::from_u8(width as usize, height as usize, channels as usize, &pixels).into_napi()?;
+        let bytes = match format.as_str() {
+            "png" => encode_png(&image),
+            "jpeg" => encode_jpeg(&image),
+            other => Err(Error::invalid_option("format", format!("{other:?}"), "expected \"png\" or \"jpeg\"")),
+        };
+        Ok(bytes.into_napi()?.into())
+    })
 }

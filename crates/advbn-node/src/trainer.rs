@@ -15,219 +15,210 @@ use crate::model::{with_model, NativeModel, SharedModel};
 
 #[napi(object)]
 pub struct TrainerConfig {
-  pub method: String,
-  pub cut: u32,
-  pub optimizer: String,
-  pub lr: f64,
-  pub momentum: f64,
-  pub weight_decay: f64,
-  pub nesterov: bool,
-  pub beta1: f64,
-  pub beta2: f64,
-  pub adam_eps: f64,
-  pub schedule: String,
-  pub milestones: Vec<f64>,
-  pub gamma: f64,
-  pub min_lr: f64,
-  pub warmup_epochs: f64,
-  pub epochs: u32,
-  pub steps_per_epoch: u32,
-  pub adv_steps: u32,
-  pub adv_step_size: f64,
-  pub adv_epsilon: f64,
-  pub relu_clamp: Option<bool>,
-  pub seed: f64,
+    pub method: String,
+    pub cut: u32,
+    pub optimizer: String,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub adam_eps: f64,
+    pub schedule: String,
+    pub milestones: Vec<f64>,
+    pub gamma: f64,
+    pub min_lr: f64,
+    pub warmup_epochs: f64,
+    pub epochs: u32,
+    pub steps_per_epoch: u32,
+    pub adv_steps: u32,
+    pub adv_step_size: f64,
+    pub adv_epsilon: f64,
+    pub relu_clamp: Option<bool>,
+    pub seed: f64,
 }
 
 #[napi(object)]
 pub struct StepLogs {
-  pub loss: f64,
-  pub clean_loss: f64,
-  pub adv_loss: Option<f64>,
-  pub attack_loss: Option<f64>,
-  pub attack_clean_loss: Option<f64>,
-  pub alpha_min: Option<f64>,
-  pub alpha_max: Option<f64>,
-  pub beta_min: Option<f64>,
-  pub beta_max: Option<f64>,
-  pub correct: u32,
-  pub count: u32,
-  pub lr: f64,
+    pub loss: f64,
+    pub clean_loss: f64,
+    pub adv_loss: Option<f64>,
+    pub attack_loss: Option<f64>,
+    pub attack_clean_loss: Option<f64>,
+    pub alpha_min: Option<f64>,
+    pub alpha_max: Option<f64>,
+    pub beta_min: Option<f64>,
+    pub beta_max: Option<f64>,
+    pub correct: u32,
+    pub count: u32,
+    pub lr: f64,
 }
 
 impl From<CoreStepLogs> for StepLogs {
-  fn from(l: CoreStepLogs) -> Self {
-    StepLogs {
-      loss: l.loss,
-      clean_loss: l.clean_loss,
-      adv_loss: l.adv_loss,
-      attack_loss: l.attack_loss,
-      attack_clean_loss: l.attack_clean_loss,
-      alpha_min: l.alpha_range.map(|r| r.0),
-      alpha_max: l.alpha_range.map(|r| r.1),
-      beta_min: l.beta_range.map(|r| r.0),
-      beta_max: l.beta_range.map(|r| r.1),
-      correct: l.correct as u32,
-      count: l.count as u32,
-      lr: l.lr,
+    fn from(l: CoreStepLogs) -> Self {
+        StepLogs {
+            loss: l.loss,
+            clean_loss: l.clean_loss,
+            adv_loss: l.adv_loss,
+            attack_loss: l.attack_loss,
+            attack_clean_loss: l.attack_clean_loss,
+            alpha_min: l.alpha_range.map(|r| r.0),
+            alpha_max: l.alpha_range.map(|r| r.1),
+            beta_min: l.beta_range.map(|r| r.0),
+            beta_max: l.beta_range.map(|r| r.1),
+            correct: l.correct as u32,
+            count: l.count as u32,
+            lr: l.lr,
+        }
     }
-  }
 }
 
 fn core_config(c: &TrainerConfig) -> advbn_core::Result<TrainConfig> {
-  let optimizer = match c.optimizer.as_str() {
-    "sgd" => OptimizerConfig::Sgd { momentum: c.momentum, weight_decay: c.weight_decay, nesterov: c.nesterov },
-    "adamw" => OptimizerConfig::AdamW { beta1: c.beta1, beta2: c.beta2, eps: c.adam_eps, weight_decay: c.weight_decay },
-    other => return Err(Error::invalid_option("optimizer.type", format!("{other:?}"), "expected \"sgd\" or \"adamw\"")),
-  };
-  let schedule = match c.schedule.as_str() {
-    "constant" => Schedule::Constant,
-    "step" => Schedule::Step { milestones: c.milestones.clone(), gamma: c.gamma },
-    "cosine" => Schedule::Cosine { min_lr: c.min_lr, warmup_epochs: c.warmup_epochs },
-    other => return Err(Error::invalid_option("schedule.type", format!("{other:?}"), "expected \"constant\", \"step\" or \"cosine\"")),
-  };
-  Ok(TrainConfig {
-    method: Method::parse(&c.method)?,
-    cut: c.cut as usize,
-    lr: c.lr,
-    optimizer,
-    schedule,
-    epochs: c.epochs as usize,
-    steps_per_epoch: c.steps_per_epoch as usize,
-    seed: c.seed as u64,
-    // Every ResNet cut point follows a ReLU, so the clamp is on unless asked otherwise.
-    attack: AttackConfig {
-      steps: c.adv_steps as usize,
-      step_size: c.adv_step_size,
-      epsilon: c.adv_epsilon,
-      relu_clamp: c.relu_clamp.unwrap_or(true),
-    },
-  })
+    let optimizer = match c.optimizer.as_str() {
+        "sgd" => OptimizerConfig::Sgd { momentum: c.momentum, weight_decay: c.weight_decay, nesterov: c.nesterov },
+        "adamw" => OptimizerConfig::AdamW { beta1: c.beta1, beta2: c.beta2, eps: c.adam_eps, weight_decay: c.weight_decay },
+        other => return Err(Error::invalid_option("optimizer.type", format!("{other:?}"), "expected \"sgd\" or \"adamw\"")),
+    };
+    let schedule = match c.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "step" => Schedule::Step { milestones: c.milestones.clone(), gamma: c.gamma },
+        "cosine" => Schedule::Cosine { min_lr: c.min_lr, warmup_epochs: c.warmup_epochs },
+        other => return Err(Error::invalid_option("schedule.type", format!("{other:?}"), "expected \"constant\", \"step\" or \"cosine\"")),
+    };
+    Ok(TrainConfig {
+        method: Method::parse(&c.method)?,
+        cut: c.cut as usize,
+        lr: c.lr,
+        optimizer,
+        schedule,
+        epochs: c.epochs as usize,
+        steps_per_epoch: c.steps_per_epoch as usize,
+        seed: c.seed as u64,
+        // Every ResNet cut point follows a ReLU, so the clamp is on unless asked otherwise.
+        attack: AttackConfig { steps: c.adv_steps as usize, step_size: c.adv_step_size, epsilon: c.adv_epsilon, relu_clamp: c.relu_clamp.unwrap_or(true) },
+    })
 }
 
 /// The trainer is created on the compute thread at the first step (it may copy BN weights on
 /// the device); the configuration is validated at construction so errors surface at once.
 enum TrainerState {
-  Pending(TrainConfig),
-  Ready(Trainer),
+    Pending(TrainConfig),
+    Ready(Trainer),
 }
 
 #[napi]
 pub struct NativeTrainer {
-  model: SharedModel,
-  device: String,
-  state: Arc<Mutex<TrainerState>>,
-  config: TrainConfig,
+    model: SharedModel,
+    device: String,
+    state: Arc<Mutex<TrainerState>>,
+    config: TrainConfig,
 }
 
 #[napi]
 impl NativeTrainer {
-  #[napi(constructor)]
-  pub fn new(model: &NativeModel, config: TrainerConfig) -> Result<Self> {
-    let core = core_config(&config).into_napi()?;
-    with_model(&model.inner, |m| core.validate(m).into_napi())?;
-    Ok(Self { model: model.inner.clone(), device: model.device(), state: Arc::new(Mutex::new(TrainerState::Pending(core.clone()))), config: core })
-  }
+    #[napi(constructor)]
+    pub fn new(model: &NativeModel, config: TrainerConfig) -> Result<Self> {
+        let core = core_config(&config).into_napi()?;
+        with_model(&model.inner, |m| core.validate(m).into_napi())?;
+        Ok(Self { model: model.inner.clone(), device: model.device(), state: Arc::new(Mutex::new(TrainerState::Pending(core.clone()))), config: core })
+    }
 
-  /// One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule.
-  #[napi(ts_return_type = "Promise<StepLogs>")]
-  pub fn step(&self, batch: &NativeBatch, epoch: u32, step_in_epoch: u32) -> AsyncTask<StepTask> {
-    AsyncTask::new(StepTask {
-      model: self.model.clone(),
-      device: self.device.clone(),
-      state: self.state.clone(),
-      batch: batch.shared(),
-      epoch: epoch as usize,
-      step: step_in_epoch as usize,
-    })
-  }
+    /// One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule.
+    #[napi(ts_return_type = "Promise<StepLogs>")]
+    pub fn step(&self, batch: &NativeBatch, epoch: u32, step_in_epoch: u32) -> AsyncTask<StepTask> {
+        AsyncTask::new(StepTask {
+            model: self.model.clone(),
+            device: self.device.clone(),
+            state: self.state.clone(),
+            batch: batch.shared(),
+            epoch: epoch as usize,
+            step: step_in_epoch as usize,
+        })
+    }
 
-  /// Writes model, optimiser state and `meta` (JSON text) to `path` atomically.
-  #[napi(ts_return_type = "Promise<void>")]
-  pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<CheckpointTask> {
-    AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
-  }
+    /// Writes model, optimiser state and `meta` (JSON text) to `path` atomically.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<CheckpointTask> {
+        AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
+    }
 
-  /// Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text.
-  #[napi(ts_return_type = "Promise<string>")]
-  pub fn load_checkpoint(&self, path: String) -> AsyncTask<CheckpointTask> {
-    AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: None })
-  }
+    /// Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn load_checkpoint(&self, path: String) -> AsyncTask<CheckpointTask> {
+        AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: None })
+    }
 
-  #[napi]
-  pub fn learning_rate(&self, epoch: u32, step_in_epoch: u32) -> f64 {
-    let position = epoch as f64 + step_in_epoch as f64 / self.config.steps_per_epoch as f64;
-    self.config.schedule.lr_at(self.config.lr, position, self.config.epochs)
-  }
+    #[napi]
+    pub fn learning_rate(&self, epoch: u32, step_in_epoch: u32) -> f64 {
+        let position = epoch as f64 + step_in_epoch as f64 / self.config.steps_per_epoch as f64;
+        self.config.schedule.lr_at(self.config.lr, position, self.config.epochs)
+    }
 }
 
 pub struct StepTask {
-  model: SharedModel,
-  device: String,
-  state: Arc<Mutex<TrainerState>>,
-  batch: SharedBatch,
-  epoch: usize,
-  step: usize,
+    model: SharedModel,
+    device: String,
+    state: Arc<Mutex<TrainerState>>,
+    batch: SharedBatch,
+    epoch: usize,
+    step: usize,
 }
 
 impl Task for StepTask {
-  type Output = StepLogs;
-  type JsValue = StepLogs;
+    type Output = StepLogs;
+    type JsValue = StepLogs;
 
-  fn compute(&mut self) -> Result<StepLogs> {
-    let (model, state, batch, epoch, step) = (self.model.clone(), self.state.clone(), self.batch.clone(), self.epoch, self.step);
-    executor::run_for(&self.device, move || {
-      let (images, labels) = batch.tensors()?;
-      with_trainer(&model, &state, |model, trainer| Ok(trainer.step(model, &images, &labels, epoch, step).map_err(to_napi)?.into()))
-    })
-  }
+    fn compute(&mut self) -> Result<StepLogs> {
+        let (model, state, batch, epoch, step) = (self.model.clone(), self.state.clone(), self.batch.clone(), self.epoch, self.step);
+        executor::run_for(&self.device, move || {
+            let (images, labels) = batch.tensors()?;
+            with_trainer(&model, &state, |model, trainer| Ok(trainer.step(model, &images, &labels, epoch, step).map_err(to_napi)?.into()))
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, logs: StepLogs) -> Result<StepLogs> {
-    Ok(logs)
-  }
+    fn resolve(&mut self, _env: Env, logs: StepLogs) -> Result<StepLogs> {
+        Ok(logs)
+    }
 }
 
 /// Runs `f` on the compute thread's model and trainer, creating the trainer on first use.
-fn with_trainer<T>(
-  model: &SharedModel,
-  state: &Mutex<TrainerState>,
-  f: impl FnOnce(&mut advbn_core::models::ResNet, &mut Trainer) -> Result<T>,
-) -> Result<T> {
-  let mut guard = model.write().unwrap_or_else(|e| e.into_inner());
-  let model = guard.as_mut().ok_or_else(|| crate::errors::disposed("model"))?;
-  let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-  if let TrainerState::Pending(config) = &*state {
-    *state = TrainerState::Ready(Trainer::new(model, config.clone()).into_napi()?);
-  }
-  let TrainerState::Ready(trainer) = &mut *state else { unreachable!("trainer initialised above") };
-  f(model, trainer)
+fn with_trainer<T>(model: &SharedModel, state: &Mutex<TrainerState>, f: impl FnOnce(&mut advbn_core::models::ResNet, &mut Trainer) -> Result<T>) -> Result<T> {
+    let mut guard = model.write().unwrap_or_else(|e| e.into_inner());
+    let model = guard.as_mut().ok_or_else(|| crate::errors::disposed("model"))?;
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    if let TrainerState::Pending(config) = &*state {
+        *state = TrainerState::Ready(Trainer::new(model, config.clone()).into_napi()?);
+    }
+    let TrainerState::Ready(trainer) = &mut *state else { unreachable!("trainer initialised above") };
+    f(model, trainer)
 }
 
 pub struct CheckpointTask {
-  model: SharedModel,
-  device: String,
-  state: Arc<Mutex<TrainerState>>,
-  path: String,
-  /// Some(meta): save with this metadata; None: load.
-  save_meta: Option<String>,
+    model: SharedModel,
+    device: String,
+    state: Arc<Mutex<TrainerState>>,
+    path: String,
+    /// Some(meta): save with this metadata; None: load.
+    save_meta: Option<String>,
 }
 
 impl Task for CheckpointTask {
-  type Output = String;
-  type JsValue = String;
+    type Output = String;
+    type JsValue = String;
 
-  fn compute(&mut self) -> Result<String> {
-    let (model, state, path, save_meta) = (self.model.clone(), self.state.clone(), self.path.clone(), self.save_meta.clone());
-    executor::run_for(&self.device, move || {
-      let path = std::path::PathBuf::from(path);
-      with_trainer(&model, &state, |model, trainer| match save_meta {
-        Some(meta) => save_checkpoint(&path, model, trainer, &meta).map(|_| meta).into_napi(),
-        None => load_checkpoint(&path, model, trainer).map(|info| info.meta).into_napi(),
-      })
-    })
-  }
+    fn compute(&mut self) -> Result<String> {
+        let (model, state, path, save_meta) = (self.model.clone(), self.state.clone(), self.path.clone(), self.save_meta.clone());
+        executor::run_for(&self.device, move || {
+            let path = std::path::PathBuf::from(path);
+            with_trainer(&model, &state, |model, trainer| match save_meta {
+                Some(meta) => save_checkpoint(&path, model, trainer, &meta).map(|_| meta).into_napi(),
+                None => load_checkpoint(&path, model, trainer).map(|info| info.meta).into_napi(),
+            })
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, meta: String) -> Result<String> {
-    Ok(meta)
-  }
+    fn resolve(&mut self, _env: Env, meta: String) -> Result<String> {
+        Ok(meta)
+    }
 }

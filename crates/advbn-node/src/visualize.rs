@@ -12,66 +12,66 @@ use crate::model::{with_model, NativeModel, SharedModel};
 
 #[napi(object)]
 pub struct VisualizeOptions {
-  pub cut: u32,
-  pub steps: u32,
-  pub batch_size: u32,
-  pub lr: f64,
-  pub tv_weight: f64,
-  pub strengths: Vec<f64>,
-  pub rows: u32,
-  pub seed: u32,
+    pub cut: u32,
+    pub steps: u32,
+    pub batch_size: u32,
+    pub lr: f64,
+    pub tv_weight: f64,
+    pub strengths: Vec<f64>,
+    pub rows: u32,
+    pub seed: u32,
 }
 
 #[napi(object)]
 pub struct VisualizeResult {
-  /** The picture as PNG: rows of input, reconstruction, decoded perturbed features per strength. */
-  pub png: Buffer,
-  /** Decoder training loss per step. */
-  pub losses: Vec<f64>,
+    /** The picture as PNG: rows of input, reconstruction, decoded perturbed features per strength. */
+    pub png: Buffer,
+    /** Decoder training loss per step. */
+    pub losses: Vec<f64>,
 }
 
 pub struct VisualizeTask {
-  model: SharedModel,
-  device: String,
-  batch: SharedBatch,
-  config: VisualizeConfig,
+    model: SharedModel,
+    device: String,
+    batch: SharedBatch,
+    config: VisualizeConfig,
 }
 
 impl Task for VisualizeTask {
-  type Output = (Vec<u8>, Vec<f64>);
-  type JsValue = VisualizeResult;
+    type Output = (Vec<u8>, Vec<f64>);
+    type JsValue = VisualizeResult;
 
-  fn compute(&mut self) -> Result<Self::Output> {
-    let (model, batch, config) = (self.model.clone(), self.batch.clone(), self.config.clone());
-    executor::run_for(&self.device, move || {
-      let (images, labels) = batch.tensors()?;
-      let (picture, losses) = with_model(&model, |m| visualize(m, &images, &labels, &config).into_napi())?;
-      Ok((encode_png(&picture).into_napi()?, losses))
-    })
-  }
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (model, batch, config) = (self.model.clone(), self.batch.clone(), self.config.clone());
+        executor::run_for(&self.device, move || {
+            let (images, labels) = batch.tensors()?;
+            let (picture, losses) = with_model(&model, |m| visualize(m, &images, &labels, &config).into_napi())?;
+            Ok((encode_png(&picture).into_napi()?, losses))
+        })
+    }
 
-  fn resolve(&mut self, _env: Env, (png, losses): Self::Output) -> Result<VisualizeResult> {
-    Ok(VisualizeResult { png: png.into(), losses })
-  }
+    fn resolve(&mut self, _env: Env, (png, losses): Self::Output) -> Result<VisualizeResult> {
+        Ok(VisualizeResult { png: png.into(), losses })
+    }
 }
 
 /// Trains a decoder that inverts `model`'s encoder at the cut on `batch` (images in [0, 1]) and
 /// renders AdvBN-perturbed features at increasing strength.
 #[napi(ts_return_type = "Promise<VisualizeResult>")]
 pub fn visualize_features(model: &NativeModel, batch: &NativeBatch, options: VisualizeOptions) -> AsyncTask<VisualizeTask> {
-  AsyncTask::new(VisualizeTask {
-    model: model.inner.clone(),
-    device: model.device(),
-    batch: batch.shared(),
-    config: VisualizeConfig {
-      cut: options.cut as usize,
-      steps: options.steps as usize,
-      batch_size: options.batch_size as usize,
-      lr: options.lr,
-      tv_weight: options.tv_weight,
-      strengths: options.strengths,
-      rows: options.rows as usize,
-      seed: options.seed as u64,
-    },
-  })
+    AsyncTask::new(VisualizeTask {
+        model: model.inner.clone(),
+        device: model.device(),
+        batch: batch.shared(),
+        config: VisualizeConfig {
+            cut: options.cut as usize,
+            steps: options.steps as usize,
+            batch_size: options.batch_size as usize,
+            lr: options.lr,
+            tv_weight: options.tv_weight,
+            strengths: options.strengths,
+            rows: options.rows as usize,
+            seed: options.seed as u64,
+        },
+    })
 }

@@ -64,9 +64,7 @@ pub fn attack(model: &ResNet, features: &Tensor, labels: &Tensor, cut: usize, cf
         }
         let grads = loss.backward()?;
         for var in [&alpha, &beta] {
-            let grad = grads
-                .get(var.as_tensor())
-                .ok_or_else(|| candle_core::Error::Msg("AdvBN attack: no gradient for alpha/beta".into()))?;
+            let grad = grads.get(var.as_tensor()).ok_or_else(|| candle_core::Error::Msg("AdvBN attack: no gradient for alpha/beta".into()))?;
             let next = (var.as_tensor() + (grad.sign()? * cfg.step_size)?)?.clamp(lo, hi)?;
             var.set(&next)?;
         }

@@ -64,17 +64,13 @@ impl ArrayDataset {
         if n == 0 || c == 0 || h == 0 || w == 0 {
             return Err(Error::invalid_option("shape", format!("{shape:?}"), "every dimension must be >= 1"));
         }
-        let expected = n
-            .checked_mul(c * h * w)
-            .ok_or_else(|| Error::invalid_option("shape", format!("{shape:?}"), "too many elements"))?;
+        let expected = n.checked_mul(c * h * w).ok_or_else(|| Error::invalid_option("shape", format!("{shape:?}"), "too many elements"))?;
         let given = match pixels {
             PixelData::U8(d) => d.len(),
             PixelData::F32(d) => d.len(),
         };
         if given != expected {
-            return Err(Error::invalid_data(format!(
-                "images: shape {shape:?} needs {expected} values, the array has {given}"
-            )));
+            return Err(Error::invalid_data(format!("images: shape {shape:?} needs {expected} values, the array has {given}")));
         }
         if labels.len() != n {
             return Err(Error::invalid_data(format!("labels: {} labels for {n} images", labels.len())));
@@ -114,11 +110,7 @@ impl ArrayDataset {
         };
         if let PixelData::F32(d) = pixels {
             if let Some(i) = d.iter().position(|v| !v.is_finite()) {
-                return Err(Error::invalid_data(format!(
-                    "images: value {} at index {i} (image {}) is not finite",
-                    d[i],
-                    i / (c * h * w)
-                )));
+                return Err(Error::invalid_data(format!("images: value {} at index {i} (image {}) is not finite", d[i], i / (c * h * w))));
             }
         }
         let mut images = vec![0f32; expected];

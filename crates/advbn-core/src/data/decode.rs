@@ -28,9 +28,7 @@ pub fn decode_image(bytes: &[u8], origin: &str) -> Result<Image> {
     let reason = |e: ImageError| fail(describe_error(name, e));
     let (w, h) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(reason)?;
     if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
-        return Err(fail(format!(
-            "{name} of {w}x{h} pixels is outside the accepted size (1..={MAX_SIDE} a side, at most {MAX_PIXELS} pixels)"
-        )));
+        return Err(fail(format!("{name} of {w}x{h} pixels is outside the accepted size (1..={MAX_SIDE} a side, at most {MAX_PIXELS} pixels)")));
     }
     if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
         // zune-jpeg fills missing scan data with grey instead of failing.
@@ -109,9 +107,7 @@ fn to_image(decoded: DynamicImage) -> Result<Image> {
         DynamicImage::ImageLuma16(b) => Image::new(w, h, 1, u16s(b.as_raw())),
         DynamicImage::ImageRgb16(b) => Image::new(w, h, 3, u16s(b.as_raw())),
         DynamicImage::ImageLumaA8(b) => Image::new(w, h, 1, u8s(&b.into_raw().chunks_exact(2).map(|p| p[0]).collect::<Vec<_>>())),
-        DynamicImage::ImageLumaA16(b) => {
-            Image::new(w, h, 1, u16s(&b.into_raw().chunks_exact(2).map(|p| p[0]).collect::<Vec<_>>()))
-        }
+        DynamicImage::ImageLumaA16(b) => Image::new(w, h, 1, u16s(&b.into_raw().chunks_exact(2).map(|p| p[0]).collect::<Vec<_>>())),
         DynamicImage::ImageRgba16(_) | DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
             Image::new(w, h, 3, decoded.to_rgb32f().into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
         }

@@ -18,11 +18,7 @@ impl Image {
             return Err(Error::invalid_data(format!("image must be non-empty with 1 or 3 channels, got {width}x{height}x{channels}")));
         }
         if data.len() != width * height * channels {
-            return Err(Error::invalid_data(format!(
-                "image {width}x{height}x{channels} needs {} values, got {}",
-                width * height * channels,
-                data.len()
-            )));
+            return Err(Error::invalid_data(format!("image {width}x{height}x{channels} needs {} values, got {}", width * height * channels, data.len())));
         }
         Ok(Self { width, height, channels, data })
     }

@@ -185,15 +185,8 @@ impl Loader {
                 std::thread::spawn(move || worker.run(&job_rx, &tx))
             })
             .collect();
-        let mut iter = EpochIter {
-            results: Some(result_rx),
-            pending: HashMap::new(),
-            batches: batches.into_iter().enumerate(),
-            next: 0,
-            total: 0,
-            stopper,
-            workers,
-        };
+        let mut iter =
+            EpochIter { results: Some(result_rx), pending: HashMap::new(), batches: batches.into_iter().enumerate(), next: 0, total: 0, stopper, workers };
         iter.total = iter.batches.len();
         for _ in 0..in_flight {
             iter.send_job();

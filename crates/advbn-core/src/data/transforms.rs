@@ -37,7 +37,11 @@ pub enum Transform {
     CenterCrop(usize),
     /// torchvision's `RandomResizedCrop`: area fraction in `scale`, aspect ratio (w/h) drawn
     /// log-uniformly in `ratio`, 10 tries then a central crop; resized to size x size.
-    RandomResizedCrop { size: usize, scale: (f64, f64), ratio: (f64, f64) },
+    RandomResizedCrop {
+        size: usize,
+        scale: (f64, f64),
+        ratio: (f64, f64),
+    },
     /// Mirror left-right with probability p.
     HorizontalFlip(f64),
     /// ITU-R 601-2 luma (as PIL `convert("L")`), repeated to 1 or 3 channels.
@@ -74,12 +78,8 @@ impl Transform {
             Transform::RandomResizedCrop { size, scale, ratio } => {
                 positive("size", *size).and(range("scale", *scale, 1.0)).and(range("ratio", *ratio, f64::MAX))
             }
-            Transform::HorizontalFlip(p) if !(0.0..=1.0).contains(p) => {
-                Err(Error::invalid_option(&format!("transforms[{at}].p"), p, "must be in [0, 1]"))
-            }
-            Transform::Grayscale(c) if *c != 1 && *c != 3 => {
-                Err(Error::invalid_option(&format!("transforms[{at}].channels"), c, "must be 1 or 3"))
-            }
+            Transform::HorizontalFlip(p) if !(0.0..=1.0).contains(p) => Err(Error::invalid_option(&format!("transforms[{at}].p"), p, "must be in [0, 1]")),
+            Transform::Grayscale(c) if *c != 1 && *c != 3 => Err(Error::invalid_option(&format!("transforms[{at}].channels"), c, "must be 1 or 3")),
             _ => Ok(()),
         }
     }
@@ -267,11 +267,8 @@ fn flip(mut image: Image) -> Image {
 }
 
 fn grayscale(image: &Image, out_channels: usize) -> Image {
-    let luma: Vec<f32> = if image.channels == 1 {
-        image.data.clone()
-    } else {
-        image.data.chunks_exact(3).map(|p| p[0] * 0.299 + p[1] * 0.587 + p[2] * 0.114).collect()
-    };
+    let luma: Vec<f32> =
+        if image.channels == 1 { image.data.clone() } else { image.data.chunks_exact(3).map(|p| p[0] * 0.299 + p[1] * 0.587 + p[2] * 0.114).collect() };
     let data = if out_channels == 1 { luma } else { luma.iter().flat_map(|&v| [v; 3]).collect() };
     Image { width: image.width, height: image.height, channels: out_channels, data }
 }

@@ -49,9 +49,7 @@ pub fn alexnet_errors() -> CorruptionErrors {
 /// Top-1 error of `correct` hits out of `count`.
 pub fn top1_error(correct: usize, count: usize) -> Result<f64> {
     if count == 0 || correct > count {
-        return Err(Error::invalid_data(format!(
-            "top-1 error of {correct} correct out of {count}: need 0 <= correct <= count, count > 0"
-        )));
+        return Err(Error::invalid_data(format!("top-1 error of {correct} correct out of {count}: need 0 <= correct <= count, count > 0")));
     }
     Ok(1.0 - correct as f64 / count as f64)
 }
@@ -71,12 +69,7 @@ pub fn corruption_error(model: &[f64; 5], baseline: &[f64; 5]) -> Result<f64> {
 /// relative to the baseline's rise. A baseline whose error does not rise in total (a sum of
 /// rises <= 0) makes the ratio meaningless, so that is an error rather than a NaN or a flip
 /// of sign.
-pub fn relative_corruption_error(
-    model: &[f64; 5],
-    model_clean: f64,
-    baseline: &[f64; 5],
-    baseline_clean: f64,
-) -> Result<f64> {
+pub fn relative_corruption_error(model: &[f64; 5], model_clean: f64, baseline: &[f64; 5], baseline_clean: f64) -> Result<f64> {
     check_rates("model", model)?;
     check_rates("baseline", baseline)?;
     check_rates("model clean", &[model_clean])?;
@@ -99,24 +92,13 @@ pub fn mean_corruption_error(model: &CorruptionErrors, baseline: &CorruptionErro
 }
 
 /// Relative mCE: mean relative CE over the 15 benchmark corruptions.
-pub fn relative_mce(
-    model: &CorruptionErrors,
-    model_clean: f64,
-    baseline: &CorruptionErrors,
-    baseline_clean: f64,
-) -> Result<f64> {
-    mean_over_benchmark(model, baseline, |c, m, b| {
-        relative_corruption_error(m, model_clean, b, baseline_clean).map_err(|e| about(c, e))
-    })
+pub fn relative_mce(model: &CorruptionErrors, model_clean: f64, baseline: &CorruptionErrors, baseline_clean: f64) -> Result<f64> {
+    mean_over_benchmark(model, baseline, |c, m, b| relative_corruption_error(m, model_clean, b, baseline_clean).map_err(|e| about(c, e)))
 }
 
 /// Averages `metric` over the benchmark corruptions after checking both tables have all of
 /// them; a missing one is reported with every other missing one, by name.
-fn mean_over_benchmark(
-    model: &CorruptionErrors,
-    baseline: &CorruptionErrors,
-    metric: impl Fn(Corruption, &[f64; 5], &[f64; 5]) -> Result<f64>,
-) -> Result<f64> {
+fn mean_over_benchmark(model: &CorruptionErrors, baseline: &CorruptionErrors, metric: impl Fn(Corruption, &[f64; 5], &[f64; 5]) -> Result<f64>) -> Result<f64> {
     for (who, table) in [("model", model), ("baseline", baseline)] {
         let missing: Vec<&str> = Corruption::BENCHMARK.iter().filter(|c| !table.contains_key(c)).map(|c| c.name()).collect();
         if !missing.is_empty() {

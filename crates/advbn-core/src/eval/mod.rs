@@ -23,7 +23,11 @@ impl EvalStats {
     }
 
     pub fn accuracy(&self) -> f64 {
-        if self.count == 0 { 0.0 } else { self.correct as f64 / self.count as f64 }
+        if self.count == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.count as f64
+        }
     }
 }
 
@@ -45,11 +49,7 @@ pub fn evaluate_batch(model: &ResNet, images: &Tensor, labels: &Tensor, branch: 
 
 fn check_branch(model: &ResNet, branch: BnBranch) -> Result<()> {
     if branch == BnBranch::Adv && !model.has_adv_bn() {
-        return Err(crate::Error::invalid_option(
-            "bn",
-            "\"adv\"",
-            "this model has no adversarial BN branch yet: fine-tune it with method 'advbn' first",
-        ));
+        return Err(crate::Error::invalid_option("bn", "\"adv\"", "this model has no adversarial BN branch yet: fine-tune it with method 'advbn' first"));
     }
     Ok(())
 }

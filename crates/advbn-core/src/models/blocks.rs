@@ -30,13 +30,7 @@ impl Downsample {
     }
 }
 
-fn downsample_if_needed(
-    in_c: usize,
-    out_c: usize,
-    stride: usize,
-    vb: VarBuilder,
-    store: &ParamStore,
-) -> candle_core::Result<Option<Downsample>> {
+fn downsample_if_needed(in_c: usize, out_c: usize, stride: usize, vb: VarBuilder, store: &ParamStore) -> candle_core::Result<Option<Downsample>> {
     if stride != 1 || in_c != out_c {
         Ok(Some(Downsample::new(in_c, out_c, stride, vb.pp("downsample"), store)?))
     } else {

@@ -11,7 +11,10 @@ pub enum Arch {
     ResNet50,
     /// CIFAR-style ResNet (He et al. 2016) for 28-96 px inputs: 3 stages of basic blocks,
     /// `depth` = 6n + 2, first stage `width` channels, doubling per stage.
-    SmallResNet { depth: usize, width: usize },
+    SmallResNet {
+        depth: usize,
+        width: usize,
+    },
 }
 
 /// How a stage list is laid out: block kind, blocks per stage, and base widths.
@@ -32,13 +35,7 @@ impl Arch {
             "resnet34" => Arch::ResNet34,
             "resnet50" => Arch::ResNet50,
             "small_resnet" => Arch::SmallResNet { depth: depth.unwrap_or(20), width: width.unwrap_or(16) },
-            other => {
-                return Err(Error::invalid_option(
-                    "arch",
-                    format!("{other:?}"),
-                    "expected resnet18, resnet34, resnet50 or small_resnet",
-                ))
-            }
+            other => return Err(Error::invalid_option("arch", format!("{other:?}"), "expected resnet18, resnet34, resnet50 or small_resnet")),
         };
         if !matches!(arch, Arch::SmallResNet { .. }) && (depth.is_some() || width.is_some()) {
             return Err(Error::invalid_option("depth", format!("{depth:?}/{width:?}"), "depth and width apply to small_resnet only"));
@@ -75,13 +72,7 @@ impl Arch {
                     return Err(Error::invalid_option("width", width, "must be in 1..=512"));
                 }
                 let n = (depth - 2) / 6;
-                StageLayout {
-                    bottleneck: false,
-                    blocks: vec![n; 3],
-                    planes: vec![width, 2 * width, 4 * width],
-                    imagenet_stem: false,
-                    stem_channels: width,
-                }
+                StageLayout { bottleneck: false, blocks: vec![n; 3], planes: vec![width, 2 * width, 4 * width], imagenet_stem: false, stem_channels: width }
             }
         })
     }

@@ -182,9 +182,6 @@ impl ResNet {
         if cut == 0 || name.starts_with("fc.") {
             return true;
         }
-        name.strip_prefix("layer")
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|n| n.parse::<usize>().ok())
-            .is_some_and(|stage| stage > cut)
+        name.strip_prefix("layer").and_then(|rest| rest.split('.').next()).and_then(|n| n.parse::<usize>().ok()).is_some_and(|stage| stage > cut)
     }
 }

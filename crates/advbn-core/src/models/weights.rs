@@ -33,13 +33,7 @@ fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
         "safetensors" => candle_core::safetensors::load(path, &Device::Cpu)
             .map_err(|e| Error::invalid_data(format!("weights file {shown} is not valid safetensors: {e}")))?,
         "pth" | "pt" | "bin" | "ckpt" => read_pickle(path)?,
-        _ => {
-            return Err(Error::invalid_option(
-                "weights",
-                format!("{shown:?}"),
-                "expected a .safetensors or .pth/.pt file",
-            ))
-        }
+        _ => return Err(Error::invalid_option("weights", format!("{shown:?}"), "expected a .safetensors or .pth/.pt file")),
     };
     // Checkpoints saved from DataParallel prefix every name with `module.`.
     Ok(tensors.into_iter().map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v)).collect())
@@ -58,9 +52,7 @@ fn read_pickle(path: &Path) -> Result<HashMap<String, Tensor>> {
             return Ok(tensors);
         }
     }
-    Err(Error::invalid_data(format!(
-        "weights file {shown} holds no tensors (looked at the top level and under state_dict/model/model_state_dict)"
-    )))
+    Err(Error::invalid_data(format!("weights file {shown} holds no tensors (looked at the top level and under state_dict/model/model_state_dict)")))
 }
 
 /// PyTorch zip checkpoints (`torch.save` since 1.6) read defensively. The pickle is run by
@@ -150,8 +142,7 @@ mod pth {
                 let method = u16_at(bytes, at + 10)?;
                 let mut compressed = u32_at(bytes, at + 20)? as u64;
                 let mut size = u32_at(bytes, at + 24)? as u64;
-                let (name_len, extra_len, comment_len) =
-                    (u16_at(bytes, at + 28)? as usize, u16_at(bytes, at + 30)? as usize, u16_at(bytes, at + 32)? as usize);
+                let (name_len, extra_len, comment_len) = (u16_at(bytes, at + 28)? as usize, u16_at(bytes, at + 30)? as usize, u16_at(bytes, at + 32)? as usize);
                 let mut local = u32_at(bytes, at + 42)? as u64;
                 let name = bytes.get(at + 46..at + 46 + name_len).ok_or("truncated zip structure")?;
                 let name = String::from_utf8_lossy(name).into_owned();
@@ -175,18 +166,17 @@ mod pth {
                     return Err(format!("member {name} is encrypted"));
                 }
                 if method != 0 || compressed != size {
-                    return Err(format!(
-                        "member {name} is compressed (method {method}); PyTorch writes checkpoints uncompressed and only those are read"
-                    ));
+                    return Err(format!("member {name} is compressed (method {method}); PyTorch writes checkpoints uncompressed and only those are read"));
                 }
                 let local = usize::try_from(local).map_err(|_| "member out of range")?;
                 if u32_at(bytes, local)? != 0x0403_4b50 {
                     return Err(format!("member {name}: corrupt local header"));
                 }
                 let start = local + 30 + u16_at(bytes, local + 26)? as usize + u16_at(bytes, local + 28)? as usize;
-                let end = (start as u64).checked_add(size).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
-                    format!("member {name} declares {size} bytes, past the end of the {}-byte file (truncated?)", bytes.len())
-                })?;
+                let end = (start as u64)
+                    .checked_add(size)
+                    .filter(|&e| e <= bytes.len() as u64)
+                    .ok_or_else(|| format!("member {name} declares {size} bytes, past the end of the {}-byte file (truncated?)", bytes.len()))?;
                 members.push((name, start..end as usize));
             }
             let by_name = members.iter().enumerate().map(|(i, (name, _))| (name.clone(), i)).collect();
@@ -232,12 +222,10 @@ mod pth {
                 obj => obj,
             };
             let obj = match (key, obj) {
-                (Some(key), Object::Dict(entries)) => {
-                    match entries.iter().find(|(k, _)| matches!(k, Object::Unicode(s) if s == key)) {
-                        Some((_, v)) => v,
-                        None => continue,
-                    }
-                }
+                (Some(key), Object::Dict(entries)) => match entries.iter().find(|(k, _)| matches!(k, Object::Unicode(s) if s == key)) {
+                    Some((_, v)) => v,
+                    None => continue,
+                },
                 (_, obj) => obj,
             };
             let Object::Dict(entries) = obj else { continue };
@@ -339,10 +327,7 @@ mod pth {
             .and_then(|len| Some((offset.checked_mul(dtype.size_in_bytes())?, len)))
             .filter(|&(start, len)| start.checked_add(len).is_some_and(|end| end <= member.len()));
         let Some((start, len)) = span else {
-            return Err(format!(
-                "shape {size:?} at offset {offset} ({dtype:?}) does not fit its storage {path} of {} bytes",
-                member.len()
-            ));
+            return Err(format!("shape {size:?} at offset {offset} ({dtype:?}) does not fit its storage {path} of {} bytes", member.len()));
         };
         *budget = budget.checked_sub(len as u64).ok_or("the tensors would need more than 4x the file's size")?;
         // candle's Shape::is_contiguous / is_fortran_contiguous, without overflow.
@@ -445,7 +430,15 @@ mod pth {
                     stack.push((kind, OBJECT_COST + len, 1));
                 }
                 b'K' | b'M' | b'J' | b'G' => {
-                    take(&mut i, match op { b'K' => 1, b'M' => 2, b'J' => 4, _ => 8 })?;
+                    take(
+                        &mut i,
+                        match op {
+                            b'K' => 1,
+                            b'M' => 2,
+                            b'J' => 4,
+                            _ => 8,
+                        },
+                    )?;
                     charge(OBJECT_COST)?;
                     stack.push(leaf);
                 }
@@ -578,7 +571,8 @@ impl ResNet {
             !counter
         });
         // The file's adversarial BNs (our own saves) need the branch to exist in the model.
-        let adv_cut = file.keys().filter_map(|n| n.strip_prefix(&format!("{ADV_BN_PREFIX}.layer"))).filter_map(|r| r.split('.').next()?.parse::<usize>().ok()).min();
+        let adv_cut =
+            file.keys().filter_map(|n| n.strip_prefix(&format!("{ADV_BN_PREFIX}.layer"))).filter_map(|r| r.split('.').next()?.parse::<usize>().ok()).min();
         // Stages are numbered from 1 (`adv.layer1...`); a number outside the model's stages only
         // names tensors that will be reported as unexpected below.
         if let Some(first_stage) = adv_cut.filter(|s| (1..=self.num_stages()).contains(s)) {
@@ -614,11 +608,7 @@ impl ResNet {
             if !mis_shaped.is_empty() {
                 problems.push(format!("mis-shaped ({}): {}", mis_shaped.len(), mis_shaped.join("; ")));
             }
-            return Err(Error::invalid_data(format!(
-                "{origin} does not fit {}: {}",
-                self.config().arch.name(),
-                problems.join(" | ")
-            )));
+            return Err(Error::invalid_data(format!("{origin} does not fit {}: {}", self.config().arch.name(), problems.join(" | "))));
         }
         let dtype = self.params().dtype();
         let device = self.device().clone();
@@ -634,11 +624,7 @@ impl ResNet {
 
     /// Every tensor by name as float32 on the CPU (clean branch standard, adversarial `adv.`).
     pub fn state_dict(&self) -> Result<BTreeMap<String, Tensor>> {
-        self.params()
-            .all()
-            .into_iter()
-            .map(|(name, var)| Ok((name, var.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?)))
-            .collect()
+        self.params().all().into_iter().map(|(name, var)| Ok((name, var.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?))).collect()
     }
 
     /// Writes the weights as safetensors, atomically (temp file, fsync, rename).

@@ -44,18 +44,9 @@ impl BatchNorm {
         let bias = store.insert_copy(&format!("{prefix}.bias"), &self.bias)?;
         store.insert_copy(&format!("{prefix}.running_mean"), self.running_mean.as_tensor())?;
         store.insert_copy(&format!("{prefix}.running_var"), self.running_var.as_tensor())?;
-        let buffer = |suffix: &str| {
-            store
-                .var(&format!("{prefix}.{suffix}"))
-                .ok_or_else(|| candle_core::Error::Msg(format!("missing buffer {prefix}.{suffix}")))
-        };
-        Ok(BatchNorm {
-            weight,
-            bias,
-            running_mean: buffer("running_mean")?,
-            running_var: buffer("running_var")?,
-            channels: self.channels,
-        })
+        let buffer =
+            |suffix: &str| store.var(&format!("{prefix}.{suffix}")).ok_or_else(|| candle_core::Error::Msg(format!("missing buffer {prefix}.{suffix}")));
+        Ok(BatchNorm { weight, bias, running_mean: buffer("running_mean")?, running_var: buffer("running_var")?, channels: self.channels })
     }
 
     /// BN (+ ReLU when `relu`) with the fused op; training mode also updates the running statistics.
@@ -123,7 +114,12 @@ mod tests {
         let store = ParamStore::new(0, DType::F64, &Device::Cpu);
         let bn = batch_norm(2, store.var_builder().pp("bn"), &store).unwrap();
         // Channel 0 holds 1..=8, channel 1 holds 2 * (1..=8) (N = 2, H = 2, W = 2).
-        let v: Vec<f64> = (0..16).map(|i| { let (n, c, p) = (i / 8, (i / 4) % 2, i % 4); ((n * 4 + p + 1) * (c + 1)) as f64 }).collect();
+        let v: Vec<f64> = (0..16)
+            .map(|i| {
+                let (n, c, p) = (i / 8, (i / 4) % 2, i % 4);
+                ((n * 4 + p + 1) * (c + 1)) as f64
+            })
+            .collect();
         let x = Tensor::from_vec(v, (2, 2, 2, 2), &Device::Cpu).unwrap();
         let y = bn.forward(&x, ForwardMode::TRAIN_CLEAN, false).unwrap();
         let mean = y.mean_keepdim((0, 2, 3)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();

@@ -29,14 +29,7 @@ impl Conv2d {
 }
 
 /// A bias-free conv named `<prefix>.weight`.
-pub fn conv2d(
-    in_channels: usize,
-    out_channels: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    vb: VarBuilder,
-) -> candle_core::Result<Conv2d> {
+pub fn conv2d(in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize, vb: VarBuilder) -> candle_core::Result<Conv2d> {
     let fan_out = (out_channels * kernel * kernel) as f64;
     let init = Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() };
     let weight = vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;

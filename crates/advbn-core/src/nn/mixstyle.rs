@@ -35,9 +35,7 @@ impl MixPartner {
         match name {
             "random" => Ok(MixPartner::Random),
             "crossdomain" => Ok(MixPartner::CrossDomain),
-            other => {
-                Err(Error::invalid_option("mixstyle.mix", format!("{other:?}"), "expected \"random\" or \"crossdomain\""))
-            }
+            other => Err(Error::invalid_option("mixstyle.mix", format!("{other:?}"), "expected \"random\" or \"crossdomain\"")),
         }
     }
 
@@ -86,9 +84,7 @@ pub struct MixDraw {
 pub fn instance_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
     let (n, c, h, w) = x.dims4()?;
     if h * w < 2 {
-        return Err(Error::invalid_data(format!(
-            "per-instance statistics need feature maps of at least 2 positions, got {h}x{w}"
-        )));
+        return Err(Error::invalid_data(format!("per-instance statistics need feature maps of at least 2 positions, got {h}x{w}")));
     }
     let flat = x.reshape((n, c, h * w))?;
     let mu = flat.mean_keepdim(2)?.reshape((n, c, 1, 1))?;
@@ -101,15 +97,12 @@ pub fn instance_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
 pub fn draw_mix(cfg: &MixStyleConfig, batch: usize, rng: &mut ChaCha8Rng) -> Result<Option<MixDraw>> {
     if cfg.mix == MixPartner::CrossDomain && batch % 2 == 1 {
         // Checked before the coin so that a bad batch fails every time, not every other time.
-        return Err(Error::invalid_data(format!(
-            "crossdomain MixStyle needs an even batch (two domains of equal size), got {batch}"
-        )));
+        return Err(Error::invalid_data(format!("crossdomain MixStyle needs an even batch (two domains of equal size), got {batch}")));
     }
     if rng.gen::<f64>() >= cfg.p {
         return Ok(None);
     }
-    let beta =
-        Beta::new(cfg.alpha, cfg.alpha).map_err(|e| Error::invalid_option("mixstyle.alpha", cfg.alpha, e.to_string()))?;
+    let beta = Beta::new(cfg.alpha, cfg.alpha).map_err(|e| Error::invalid_option("mixstyle.alpha", cfg.alpha, e.to_string()))?;
     let lambda = (0..batch).map(|_| beta.sample(rng)).collect();
     let perm = match cfg.mix {
         MixPartner::Random => {

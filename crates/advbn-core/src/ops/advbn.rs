@@ -122,13 +122,7 @@ impl CustomOp2 for AdvBnApply {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ps: &candle_core::CudaStorage,
-        pl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, ps: &candle_core::CudaStorage, pl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
         super::cuda::advbn::advbn_apply(xs, xl, ps, pl, self.relu)
     }
 
@@ -157,15 +151,7 @@ impl CustomOp3 for AdvBnGradSums {
         "advbn-grad-sums"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        ps: &CpuStorage,
-        pl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, ps: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
         let p = coefficients("advbn-grad-sums", ps, pl)?;
         let sums = float_slices!("advbn-grad-sums", xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &p, c, hw, self.relu));
@@ -191,15 +177,7 @@ impl CustomOp3 for AdvBnInputGrad {
         "advbn-input-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        cs: &CpuStorage,
-        cl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, cs: &CpuStorage, cl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
         let k = coefficients("advbn-input-grad", cs, cl)?;
         let dx = float_slices!("advbn-input-grad", xs, xl, gs, gl, |x, g| input_grad_cpu(x, g, &k, c, hw, self.relu));

@@ -218,13 +218,7 @@ impl CustomOp2 for BnApply {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        cs: &candle_core::CudaStorage,
-        cl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, cs: &candle_core::CudaStorage, cl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
         super::cuda::batch_norm::apply(xs, xl, cs, cl, self.0)
     }
 
@@ -238,11 +232,7 @@ impl CustomOp2 for BnApply {
 fn backward(options: BnOptions, x: &Tensor, coeffs: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let c = x.dim(1)?;
     // The sums feed gamma/beta's gradients and, in training, the input's.
-    let sums = if coeffs.track_op() || (options.train && x.track_op()) {
-        Some(x.apply_op3_no_bwd(grad, coeffs, &BnGradSums(options))?)
-    } else {
-        None
-    };
+    let sums = if coeffs.track_op() || (options.train && x.track_op()) { Some(x.apply_op3_no_bwd(grad, coeffs, &BnGradSums(options))?) } else { None };
     let d_coeffs = match (&sums, coeffs.track_op()) {
         (Some(sums), true) => {
             let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
@@ -330,15 +320,7 @@ impl CustomOp3 for BnGradSums {
         "batch-norm-grad-sums"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        cs: &CpuStorage,
-        cl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, cs: &CpuStorage, cl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
         let k = channels(&coefficients("batch-norm-grad-sums", cs, cl)?, c, self.0.eps);
         let sums = float_slices!("batch-norm-grad-sums", xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &k, hw, self.0.relu));
@@ -364,15 +346,7 @@ impl CustomOp3 for BnInputGrad {
         "batch-norm-input-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        ps: &CpuStorage,
-        pl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, ps: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = nchw(xl)?;
         let packed = coefficients("batch-norm-input-grad", ps, pl)?;
         let k = channels(&packed, c, self.0.eps);

@@ -63,9 +63,11 @@ impl Conv2dOp {
 }
 
 fn take_precomputed(op: &Conv2dOp) -> Result<Tensor> {
-    op.precomputed.lock().map_err(|_| candle_core::Error::Msg("conv2d: poisoned lock".into()))?.take().ok_or_else(|| {
-        candle_core::Error::Msg("conv2d: internal error, the forward result was not computed for this device".into())
-    })
+    op.precomputed
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("conv2d: poisoned lock".into()))?
+        .take()
+        .ok_or_else(|| candle_core::Error::Msg("conv2d: internal error, the forward result was not computed for this device".into()))
 }
 
 /// Whether our CPU kernels run this tensor's convolutions.
@@ -119,13 +121,7 @@ impl CustomOp2 for Conv2dOp {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, ws: &candle_core::CudaStorage, wl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
         #[cfg(feature = "cudnn")]
         {
             super::cuda::conv::forward(xs, xl, ws, wl, self.params)
@@ -177,13 +173,7 @@ impl CustomOp2 for BackwardData {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(&self, gs: &candle_core::CudaStorage, gl: &Layout, ws: &candle_core::CudaStorage, wl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
         #[cfg(feature = "cudnn")]
         {
             super::cuda::conv::backward_data(gs, gl, ws, wl, self.params, &self.input)
@@ -211,13 +201,7 @@ impl CustomOp2 for BackwardFilter {
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, gs: &candle_core::CudaStorage, gl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
         #[cfg(feature = "cudnn")]
         {
             super::cuda::conv::backward_filter(xs, xl, gs, gl, self.params, &self.weight)

@@ -85,9 +85,7 @@ impl MaxPool2d {
         self.check()?;
         let Self { kernel, stride, padding } = *self;
         if h == 0 || w == 0 || h + 2 * padding < kernel || w + 2 * padding < kernel {
-            candle_core::bail!(
-                "max_pool2d: input {h}x{w} (padding {padding}) is smaller than the {kernel}x{kernel} kernel: the output would be empty"
-            );
+            candle_core::bail!("max_pool2d: input {h}x{w} (padding {padding}) is smaller than the {kernel}x{kernel} kernel: the output would be empty");
         }
         Ok(((h + 2 * padding - kernel) / stride + 1, (w + 2 * padding - kernel) / stride + 1))
     }
@@ -228,16 +226,7 @@ impl<K: ScanKey> Scanner<K> {
             .collect();
         let phase_w = g.w.div_ceil(s);
         let phases = s.min(g.w);
-        Self {
-            g: *g,
-            rows,
-            first_col,
-            dx_outputs,
-            phase_w,
-            keys: vec![K::NEG_INF; phases * g.h * phase_w],
-            best: vec![K::NEG_INF; g.ow],
-            idx: vec![0; g.ow],
-        }
+        Self { g: *g, rows, first_col, dx_outputs, phase_w, keys: vec![K::NEG_INF; phases * g.h * phase_w], best: vec![K::NEG_INF; g.ow], idx: vec![0; g.ow] }
     }
 
     fn load<T: PoolElem<Key = K>>(&mut self, plane: &[T]) {
@@ -285,12 +274,7 @@ impl<K: ScanKey> Scanner<K> {
 /// Calls `work(first_plane, out)` on disjoint runs of planes, on the compute pool's threads
 /// for large inputs, each run compiled for the CPU's vector instruction set. Planes are
 /// independent, so the result does not depend on the split.
-fn for_planes<T: WithDType>(
-    g: &PoolGeometry,
-    out_per_plane: usize,
-    work_per_plane: usize,
-    work: impl Fn(usize, &mut [T]) + Sync,
-) -> Result<Vec<T>> {
+fn for_planes<T: WithDType>(g: &PoolGeometry, out_per_plane: usize, work_per_plane: usize, work: impl Fn(usize, &mut [T]) + Sync) -> Result<Vec<T>> {
     use rayon::prelude::*;
     if u32::try_from(g.h * g.w).is_err() {
         candle_core::bail!("max_pool2d: {}x{} planes are too large for the CPU path", g.h, g.w);
@@ -405,23 +389,13 @@ impl CustomOp2 for MaxPool2dGrad {
             (CpuStorage::F64(x), CpuStorage::F64(d)) => CpuStorage::F64(backward(&x[xa..xb], &d[ga..gb], &g)?),
             (CpuStorage::BF16(x), CpuStorage::BF16(d)) => CpuStorage::BF16(backward(&x[xa..xb], &d[ga..gb], &g)?),
             (CpuStorage::F16(x), CpuStorage::F16(d)) => CpuStorage::F16(backward(&x[xa..xb], &d[ga..gb], &g)?),
-            (x, d) => candle_core::bail!(
-                "max_pool2d backward: input and gradient must share a float dtype, got {:?} and {:?}",
-                x.dtype(),
-                d.dtype()
-            ),
+            (x, d) => candle_core::bail!("max_pool2d backward: input and gradient must share a float dtype, got {:?} and {:?}", x.dtype(), d.dtype()),
         };
         Ok((out, xl.shape().clone()))
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, gs: &candle_core::CudaStorage, gl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
         let g = self.geometry(xl, gl)?;
         Ok((super::cuda::max_pool::backward(xs, xl, gs, gl, &g)?, xl.shape().clone()))
     }

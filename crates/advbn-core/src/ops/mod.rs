@@ -2,12 +2,12 @@
 //! reference the GPU is tested against) and, with the `cuda` feature, our CUDA kernels.
 
 pub mod advbn;
-pub mod optim;
-pub mod max_pool;
 pub mod batch_norm;
 pub mod conv;
 pub mod conv_affine;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub mod max_pool;
+pub mod optim;
 mod storage;

@@ -147,14 +147,7 @@ fn range(layout: &Layout, len: usize, what: &str) -> Result<std::ops::Range<usiz
     }
 }
 
-fn run_typed<T: Elem, U: CpuUpdate>(
-    op: &U,
-    x: &mut CpuStorage,
-    xl: &Layout,
-    a: (&CpuStorage, &Layout),
-    b: (&CpuStorage, &Layout),
-    name: &str,
-) -> Result<()> {
+fn run_typed<T: Elem, U: CpuUpdate>(op: &U, x: &mut CpuStorage, xl: &Layout, a: (&CpuStorage, &Layout), b: (&CpuStorage, &Layout), name: &str) -> Result<()> {
     let (a_all, b_all) = (a.0.as_slice::<T>()?, b.0.as_slice::<T>()?);
     let a = &a_all[range(a.1, a_all.len(), name)?];
     let b = &b_all[range(b.1, b_all.len(), name)?];

@@ -42,9 +42,7 @@ pub fn load_checkpoint(path: &Path, model: &mut ResNet, trainer: &mut Trainer) -
     let shown = path.display();
     let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .map_err(|e| Error::invalid_data(format!("checkpoint {shown} is unreadable (truncated or not a checkpoint): {e}")))?;
-    let header = tensors
-        .remove(META)
-        .ok_or_else(|| Error::invalid_data(format!("checkpoint {shown} has no metadata: not an advbn checkpoint")))?;
+    let header = tensors.remove(META).ok_or_else(|| Error::invalid_data(format!("checkpoint {shown} has no metadata: not an advbn checkpoint")))?;
     let header = String::from_utf8(header.to_vec1::<u8>()?).map_err(|_| Error::invalid_data(format!("checkpoint {shown}: metadata is not UTF-8")))?;
     let (steps, meta) = parse_header(&header).ok_or_else(|| Error::invalid_data(format!("checkpoint {shown}: unrecognised metadata")))?;
     let mut weights = HashMap::new();
@@ -59,10 +57,7 @@ pub fn load_checkpoint(path: &Path, model: &mut ResNet, trainer: &mut Trainer) -
         }
     }
     model.load_state_map(weights, &shown.to_string(), false)?;
-    trainer
-        .optimizer_mut()
-        .load_state(steps, &optim)
-        .map_err(|e| Error::invalid_data(format!("checkpoint {shown} does not match this training run: {e}")))?;
+    trainer.optimizer_mut().load_state(steps, &optim).map_err(|e| Error::invalid_data(format!("checkpoint {shown} does not match this training run: {e}")))?;
     Ok(CheckpointInfo { meta, optimizer_steps: steps })
 }
 

@@ -350,7 +350,8 @@ mod tests {
             for step in 0..6 {
                 let lr = 0.05 / (1 + step) as f64;
                 let grads = loss(&fused[..with_grad], with_coeffs).backward().unwrap();
-                let before: Vec<Vec<f32>> = (0..with_grad).map(|j| grads.get(fused[j].as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()).collect();
+                let before: Vec<Vec<f32>> =
+                    (0..with_grad).map(|j| grads.get(fused[j].as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()).collect();
                 opt.step(&grads, lr).unwrap();
                 for (j, b) in before.iter().enumerate() {
                     let after: Vec<f32> = grads.get(fused[j].as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -391,7 +392,8 @@ mod tests {
             let mut opt = Optimizer::new(config.clone(), vec![p.clone()]).unwrap();
             opt.step(&loss(std::slice::from_ref(&p), std::slice::from_ref(&c)).backward().unwrap(), 0.1).unwrap();
             let saved = opt.state();
-            let values = |state: &[(String, Tensor)]| state.iter().map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect::<Vec<_>>();
+            let values =
+                |state: &[(String, Tensor)]| state.iter().map(|(n, t)| (n.clone(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect::<Vec<_>>();
             let saved_values = values(&saved);
             let saved_p = p.as_tensor().copy().unwrap();
             // A second optimiser resumes from the snapshot; both take the same two steps.
@@ -404,7 +406,8 @@ mod tests {
             }
             assert_eq!(values(&saved), saved_values, "{config:?}: later steps changed tensors from state() / given to load_state()");
             assert_eq!(values(&opt.state()), values(&resumed.state()), "{config:?}: resumed state differs");
-            let (a, b): (Vec<f32>, Vec<f32>) = (p.as_tensor().flatten_all().unwrap().to_vec1().unwrap(), q.as_tensor().flatten_all().unwrap().to_vec1().unwrap());
+            let (a, b): (Vec<f32>, Vec<f32>) =
+                (p.as_tensor().flatten_all().unwrap().to_vec1().unwrap(), q.as_tensor().flatten_all().unwrap().to_vec1().unwrap());
             assert_eq!(a, b, "{config:?}: resumed parameters differ");
         }
     }

@@ -6,9 +6,15 @@ use crate::error::{check_option, Error, Result};
 pub enum Schedule {
     Constant,
     /// lr * gamma^(number of milestones reached); milestones in epochs.
-    Step { milestones: Vec<f64>, gamma: f64 },
+    Step {
+        milestones: Vec<f64>,
+        gamma: f64,
+    },
     /// Linear warm-up from 0, then half-cosine from lr to min_lr over the remaining epochs.
-    Cosine { min_lr: f64, warmup_epochs: f64 },
+    Cosine {
+        min_lr: f64,
+        warmup_epochs: f64,
+    },
 }
 
 impl Schedule {
@@ -27,12 +33,7 @@ impl Schedule {
             }
             Schedule::Cosine { min_lr, warmup_epochs } => {
                 check_option("schedule.minLr", *min_lr, *min_lr >= 0.0, "must be >= 0")?;
-                check_option(
-                    "schedule.warmupEpochs",
-                    *warmup_epochs,
-                    *warmup_epochs >= 0.0 && *warmup_epochs <= epochs as f64,
-                    "must be in [0, epochs]",
-                )
+                check_option("schedule.warmupEpochs", *warmup_epochs, *warmup_epochs >= 0.0 && *warmup_epochs <= epochs as f64, "must be in [0, epochs]")
             }
         }
     }

@@ -182,12 +182,7 @@ impl Trainer {
         if config.method.is_adversarial() {
             model.ensure_adv_bn(config.cut)?;
         }
-        let params = model
-            .params()
-            .select(|name| model.is_tail_param(name, config.cut))
-            .into_iter()
-            .map(|(_, var)| var)
-            .collect();
+        let params = model.params().select(|name| model.is_tail_param(name, config.cut)).into_iter().map(|(_, var)| var).collect();
         let optimizer = Optimizer::new(config.optimizer.clone(), params)?;
         Ok(Self { config, optimizer })
     }

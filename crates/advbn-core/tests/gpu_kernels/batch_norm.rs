@@ -31,9 +31,7 @@ fn outputs(inputs: &Inputs, running: Option<(&Tensor, &Tensor)>, relu: bool, dev
     };
     let y = batch_norm_fused(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), &mean, &var, BnOptions { eps: 1e-5, relu, train }).unwrap();
     let grads = (&y * on(w)).unwrap().sum_all().unwrap().backward().unwrap();
-    [&mean, &var, &y, grads.get(x.as_tensor()).unwrap(), grads.get(gamma.as_tensor()).unwrap(), grads.get(beta.as_tensor()).unwrap()]
-        .map(to_cpu_f64)
-        .to_vec()
+    [&mean, &var, &y, grads.get(x.as_tensor()).unwrap(), grads.get(gamma.as_tensor()).unwrap(), grads.get(beta.as_tensor()).unwrap()].map(to_cpu_f64).to_vec()
 }
 
 #[test]
@@ -58,15 +56,10 @@ fn batch_norm_kernels_match_cpu() {
                 for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 1e-2)] {
                     let got = outputs(&inputs, running, relu, &gpu, dtype);
                     let what = format!("batch norm {shape:?} train={} relu={relu} {dtype:?}", running.is_none());
-                    let reference = if dtype == DType::BF16 {
-                        outputs(&rounded, running, relu, &Device::Cpu, DType::F64)
-                    } else {
-                        reference.clone()
-                    };
+                    let reference = if dtype == DType::BF16 { outputs(&rounded, running, relu, &Device::Cpu, DType::F64) } else { reference.clone() };
                     assert_close(&what, &["mean", "var", "y", "dx", "dgamma", "dbeta"], &got, &reference, tol);
                 }
             }
         }
     }
 }
-

@@ -8,10 +8,10 @@ mod common;
 
 // One module per kernel family; shared helpers below.
 mod advbn;
-mod optim;
 mod batch_norm;
 mod conv;
 mod max_pool;
+mod optim;
 
 use candle_core::{DType, Device, Tensor};
 

@@ -35,11 +35,7 @@ struct Problem {
 
 fn problem(seed: u64) -> Problem {
     let init = SHAPES.iter().enumerate().map(|(j, s)| random(s, seed + j as u64, -1.0, 1.0)).collect();
-    let coeffs = SHAPES
-        .iter()
-        .enumerate()
-        .map(|(j, s)| (random(s, seed + 100 + j as u64, 0.5, 1.5), random(s, seed + 200 + j as u64, 0.0, 0.2)))
-        .collect();
+    let coeffs = SHAPES.iter().enumerate().map(|(j, s)| (random(s, seed + 100 + j as u64, 0.5, 1.5), random(s, seed + 200 + j as u64, 0.0, 0.2))).collect();
     Problem { init, coeffs }
 }
 
@@ -125,7 +121,8 @@ fn optimizer_state_resumes_on_the_gpu() {
         let (mut straight, params) = train(config, &problem, &gpu, DType::F32, false);
         let trained = params.len() - 1;
         // A copy of the parameters and the state (through the CPU, as checkpoints go) resumes.
-        let copies: Vec<Var> = params.iter().map(|p| Var::from_tensor(&p.as_tensor().to_device(&Device::Cpu).unwrap().to_device(&gpu).unwrap()).unwrap()).collect();
+        let copies: Vec<Var> =
+            params.iter().map(|p| Var::from_tensor(&p.as_tensor().to_device(&Device::Cpu).unwrap().to_device(&gpu).unwrap()).unwrap()).collect();
         let saved: Vec<(String, Tensor)> = straight.state().into_iter().map(|(n, t)| (n, t.to_device(&Device::Cpu).unwrap())).collect();
         let mut resumed = Optimizer::new(config.clone(), copies.clone()).unwrap();
         resumed.load_state(straight.steps(), &saved).unwrap();

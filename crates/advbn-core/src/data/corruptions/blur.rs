@@ -30,9 +30,7 @@ fn disk_kernel(radius: f32, alias_sigma: f32, alias_radius: usize) -> Vec<f32> {
             f32::from(u8::from(x * x + y * y <= r2))
         })
         .collect();
-    let g: Vec<f32> = (-(alias_radius as isize)..=alias_radius as isize)
-        .map(|x| (-0.5 * (x as f32 / alias_sigma).powi(2)).exp())
-        .collect();
+    let g: Vec<f32> = (-(alias_radius as isize)..=alias_radius as isize).map(|x| (-0.5 * (x as f32 / alias_sigma).powi(2)).exp()).collect();
     // Separable alias blur with zeros outside (the array is wide enough to hold it all).
     let conv = |src: &[f32], horizontal: bool| -> Vec<f32> {
         (0..size * size)

@@ -7,10 +7,7 @@ use image::{ExtendedColorType, ImageFormat};
 use rand::Rng;
 use rand_distr::Uniform;
 
-use super::filters::{
-    bilinear, from_planes, gaussian_blur_plane_truncated, hsv_to_rgb, map_planes, map_rgb, resize_plane, rgb_to_hsv,
-    to_planes, Filter,
-};
+use super::filters::{bilinear, from_planes, gaussian_blur_plane_truncated, hsv_to_rgb, map_planes, map_rgb, resize_plane, rgb_to_hsv, to_planes, Filter};
 use super::Ctx;
 use crate::data::Image;
 use crate::error::{Error, Result};
@@ -20,8 +17,7 @@ const BRIGHTNESS: [f32; 5] = [0.1, 0.2, 0.3, 0.4, 0.5];
 /// Factor on each channel's deviation from its mean.
 const CONTRAST: [f32; 5] = [0.4, 0.3, 0.2, 0.1, 0.05];
 /// (alpha, sigma, affine) as multiples of 244 (the reference's constant for 224 px images).
-const ELASTIC: [(f32, f32, f32); 5] =
-    [(2.0, 0.7, 0.1), (2.0, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02)];
+const ELASTIC: [(f32, f32, f32); 5] = [(2.0, 0.7, 0.1), (2.0, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02)];
 /// Side factor of the box downscale.
 const PIXELATE: [f32; 5] = [0.6, 0.5, 0.4, 0.3, 0.25];
 const JPEG_QUALITY: [u8; 5] = [25, 18, 15, 10, 7];
@@ -76,9 +72,7 @@ pub(crate) fn jpeg_compression(image: &Image, ctx: &mut Ctx) -> Result<Image> {
     let color = if c == 3 { ExtendedColorType::Rgb8 } else { ExtendedColorType::L8 };
     let fail = |e: image::ImageError| Error::invalid_data(format!("jpeg_compression: JPEG round trip failed: {e}"));
     let mut encoded = Vec::new();
-    JpegEncoder::new_with_quality(Cursor::new(&mut encoded), quality)
-        .encode(&image.to_u8(), w as u32, h as u32, color)
-        .map_err(fail)?;
+    JpegEncoder::new_with_quality(Cursor::new(&mut encoded), quality).encode(&image.to_u8(), w as u32, h as u32, color).map_err(fail)?;
     let decoded = image::load_from_memory_with_format(&encoded, ImageFormat::Jpeg).map_err(fail)?;
     let bytes = if c == 3 { decoded.to_rgb8().into_raw() } else { decoded.to_luma8().into_raw() };
     Image::from_u8(w, h, c, &bytes)

@@ -90,8 +90,7 @@ pub fn corrupt_files(job: &CorruptFilesJob) -> Result<CorruptFilesSummary> {
     if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    let per_corruption: Vec<(Corruption, usize)> =
-        job.corruptions.iter().zip(&counts).map(|(c, n)| (*c, n.load(Ordering::Relaxed))).collect();
+    let per_corruption: Vec<(Corruption, usize)> = job.corruptions.iter().zip(&counts).map(|(c, n)| (*c, n.load(Ordering::Relaxed))).collect();
     Ok(CorruptFilesSummary { images: files.len(), written: per_corruption.iter().map(|(_, n)| n).sum(), per_corruption })
 }
 
@@ -123,14 +122,9 @@ fn list_inputs(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
 fn check_output(input: &Path, output: &Path) -> Result<()> {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     if input.is_dir() && absolute(output).starts_with(absolute(input)) {
-        return Err(Error::invalid_option(
-            "output",
-            output.display(),
-            format!("must not be inside the input folder {}", input.display()),
-        ));
+        return Err(Error::invalid_option("output", output.display(), format!("must not be inside the input folder {}", input.display())));
     }
-    std::fs::create_dir_all(output)
-        .map_err(|e| Error::invalid_data(format!("{}: cannot create the output folder: {e}", output.display())))
+    std::fs::create_dir_all(output).map_err(|e| Error::invalid_data(format!("{}: cannot create the output folder: {e}", output.display())))
 }
 
 fn corrupt_one(job: &CorruptFilesJob, path: &Path, relative: &Path, counts: &[AtomicUsize]) -> Result<()> {

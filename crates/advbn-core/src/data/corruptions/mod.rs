@@ -171,9 +171,7 @@ pub fn corrupt(image: &Image, corruption: Corruption, severity: u8, seed: u64) -
         )));
     }
     if w < MIN_SIZE || h < MIN_SIZE {
-        return Err(Error::invalid_data(format!(
-            "image is {w}x{h} px; corruptions need at least {MIN_SIZE}x{MIN_SIZE} px"
-        )));
+        return Err(Error::invalid_data(format!("image is {w}x{h} px; corruptions need at least {MIN_SIZE}x{MIN_SIZE} px")));
     }
     if let Some(bad) = image.data.iter().find(|v| !v.is_finite()) {
         return Err(Error::invalid_data(format!("image contains a non-finite value ({bad})")));
@@ -215,7 +213,5 @@ pub fn corruption_transform(corruption: Corruption, severity: u8) -> Result<crat
     if !(1..=5).contains(&severity) {
         return Err(Error::invalid_option("severity", severity, "expected an integer in 1..=5"));
     }
-    Ok(crate::data::Transform::Custom(std::sync::Arc::new(move |image: &Image, rng: &mut ChaCha8Rng| {
-        corrupt(image, corruption, severity, rng.gen::<u64>())
-    })))
+    Ok(crate::data::Transform::Custom(std::sync::Arc::new(move |image: &Image, rng: &mut ChaCha8Rng| corrupt(image, corruption, severity, rng.gen::<u64>()))))
 }

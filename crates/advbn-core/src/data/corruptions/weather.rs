@@ -90,8 +90,7 @@ pub(crate) fn plasma_fractal(size: usize, decay: f64, rng: &mut ChaCha8Rng) -> V
         for i in (0..n).step_by(step) {
             for j in (0..n).step_by(step) {
                 let left = (j + n - half) % n;
-                let sum =
-                    m[(i + half) * n + j + half] + m[(i + half) * n + left] + m[i * n + j] + m[((i + step) % n) * n + j];
+                let sum = m[(i + half) * n + j + half] + m[(i + half) * n + left] + m[i * n + j] + m[((i + step) % n) * n + j];
                 m[(i + half) * n + j] = sum / 4.0 + jitter(rng);
             }
         }
@@ -259,12 +258,7 @@ fn chamfer_distance(source: &[bool], w: usize, h: usize) -> Vec<f32> {
 fn box3(plane: &[f32], w: usize) -> Vec<f32> {
     let k = [1.0f32 / 3.0; 3];
     let h = plane.len() / w;
-    super::filters::separable(
-        plane,
-        w,
-        &super::filters::Taps::convolution(&k, w),
-        &super::filters::Taps::convolution(&k, h),
-    )
+    super::filters::separable(plane, w, &super::filters::Taps::convolution(&k, w), &super::filters::Taps::convolution(&k, h))
 }
 
 /// The liquid spatter's alpha: the reference shades each blob by its (truncated,
@@ -282,10 +276,7 @@ fn liquid_alpha(liquid: &[f32], w: usize, h: usize, intensity: f32) -> Vec<f32> 
                 })
         })
         .collect();
-    let dist: Vec<f32> = box3(&chamfer_distance(&edges, w, h).into_iter().map(|d| d.min(20.0)).collect::<Vec<_>>(), w)
-        .into_iter()
-        .map(|v| v.floor())
-        .collect();
+    let dist: Vec<f32> = box3(&chamfer_distance(&edges, w, h).into_iter().map(|d| d.min(20.0)).collect::<Vec<_>>(), w).into_iter().map(|v| v.floor()).collect();
     // Histogram equalisation of the 0..=20 levels onto 0..=255.
     let mut hist = [0usize; 21];
     for &v in &dist {
@@ -301,8 +292,7 @@ fn liquid_alpha(liquid: &[f32], w: usize, h: usize, intensity: f32) -> Vec<f32> 
     let span = (w * h - first).max(1) as f32;
     let equalised: Vec<f32> = dist.iter().map(|&v| ((cdf[v as usize] - first) as f32 * 255.0 / span).round()).collect();
     // Emboss ([[-2,-1,0],[-1,1,1],[0,1,2]]), saturated to 8 bits, then smoothed.
-    let emboss: [(isize, isize, f32); 7] =
-        [(-1, -1, -2.0), (0, -1, -1.0), (-1, 0, -1.0), (0, 0, 1.0), (1, 0, 1.0), (0, 1, 1.0), (1, 1, 2.0)];
+    let emboss: [(isize, isize, f32); 7] = [(-1, -1, -2.0), (0, -1, -1.0), (-1, 0, -1.0), (0, 0, 1.0), (1, 0, 1.0), (0, 1, 1.0), (1, 1, 2.0)];
     let embossed: Vec<f32> = (0..w * h)
         .map(|i| {
             let (x, y) = ((i % w) as isize, (i / w) as isize);

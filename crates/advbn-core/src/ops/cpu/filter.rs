@@ -195,9 +195,9 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::backward_filter_im2col;
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
 
     #[test]
     fn filter_gradient_matches_the_im2col_path_in_f64() {

@@ -429,7 +429,11 @@ impl Correlation {
                                     let o = o0 + i / hw;
                                     let residual = residual.as_deref().map_or(0.0, |res| res[(img * self.o + o) * hw + i % hw]);
                                     let y = s * e.scale[o] + e.shift[o] + residual;
-                                    if e.relu { y.max(0.0) } else { y }
+                                    if e.relu {
+                                        y.max(0.0)
+                                    } else {
+                                        y
+                                    }
                                 }
                                 None => *s,
                             };
@@ -484,9 +488,9 @@ fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has, with
     /// channel counts that do and do not fill the tiles.
@@ -502,7 +506,7 @@ mod tests {
             ((2, 70, 6, 6), 20, 3, 1),
             ((3, 16, 8, 8), 32, 3, 1),
             ((1, 8, 16, 16), 24, 3, 1),
-            ((7, 20, 3, 3), 24, 3, 1), // batch-wide plane
+            ((7, 20, 3, 3), 24, 3, 1),  // batch-wide plane
             ((2, 8, 12, 12), 16, 3, 1), // a one-vector last tile
             ((3, 9, 5, 5), 12, 1, 0),
         ] {
@@ -527,7 +531,14 @@ mod tests {
     #[test]
     fn fused_epilogue_matches_the_map_applied_afterwards() {
         let isas = isas();
-        for (x, o, k, pad) in [((3, 16, 8, 8), 32, 3, 1), ((2, 8, 12, 12), 24, 3, 1), ((2, 5, 9, 7), 21, 3, 1), ((2, 70, 6, 6), 20, 3, 1), ((2, 6, 8, 8), 9, 1, 0), ((5, 8, 3, 3), 20, 3, 1)] {
+        for (x, o, k, pad) in [
+            ((3, 16, 8, 8), 32, 3, 1),
+            ((2, 8, 12, 12), 24, 3, 1),
+            ((2, 5, 9, 7), 21, 3, 1),
+            ((2, 70, 6, 6), 20, 3, 1),
+            ((2, 6, 8, 8), 9, 1, 0),
+            ((5, 8, 3, 3), 20, 3, 1),
+        ] {
             let g = Geometry::new(x, (o, x.1, k, k), ConvParams { stride: 1, padding: pad }).unwrap();
             let (xv, wv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
             let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
@@ -541,7 +552,11 @@ mod tests {
                     .map(|(i, &y)| {
                         let ch = (i / ohw) % o;
                         let v = y * scale[ch] as f64 + shift[ch] as f64 + if residual { rv[i] as f64 } else { 0.0 };
-                        if relu { v.max(0.0) } else { v }
+                        if relu {
+                            v.max(0.0)
+                        } else {
+                            v
+                        }
                     })
                     .collect();
                 let epilogue = Epilogue { scale: &scale, shift: &shift, residual: residual.then_some(&rv[..]), relu };
@@ -563,4 +578,3 @@ mod tests {
         }
     }
 }
-

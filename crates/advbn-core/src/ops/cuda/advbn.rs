@@ -4,7 +4,7 @@ use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, channel_grid, dims, f32_slice, plane_grid, push_out, reduce, sum_chunks, suffix, wrap_output};
+use super::{alloc_like, channel_grid, dims, f32_slice, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output};
 
 pub(crate) const MODULE: &str = "advbn";
 

@@ -139,7 +139,12 @@ fn forward_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, x:
     Ok(out)
 }
 
-fn backward_data_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, g: &CudaView<T>, w: &CudaView<T>, problem: &Problem) -> Result<CudaSlice<T>> {
+fn backward_data_typed<T: DeviceRepr + CudnnDataType + WithDType>(
+    dev: &CudaDevice,
+    g: &CudaView<T>,
+    w: &CudaView<T>,
+    problem: &Problem,
+) -> Result<CudaSlice<T>> {
     let x_len: usize = problem.x.iter().map(|&d| d as usize).product();
     let mut dx = alloc_like::<T>(dev, x_len)?;
     with_descriptors!(T, dev, problem, Pass::BackwardData, |conv, xd, wd, yd, key| {
@@ -152,7 +157,12 @@ fn backward_data_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevi
     Ok(dx)
 }
 
-fn backward_filter_typed<T: DeviceRepr + CudnnDataType + WithDType>(dev: &CudaDevice, x: &CudaView<T>, g: &CudaView<T>, problem: &Problem) -> Result<CudaSlice<T>> {
+fn backward_filter_typed<T: DeviceRepr + CudnnDataType + WithDType>(
+    dev: &CudaDevice,
+    x: &CudaView<T>,
+    g: &CudaView<T>,
+    problem: &Problem,
+) -> Result<CudaSlice<T>> {
     let w_len: usize = problem.w.iter().map(|&d| d as usize).product();
     let mut dw = alloc_like::<T>(dev, w_len)?;
     with_descriptors!(T, dev, problem, Pass::BackwardFilter, |conv, xd, wd, yd, key| {

@@ -1,7 +1,6 @@
 //! Launches of our CUDA kernels (advbn-kernels' PTX) on Candle's CUDA storage: shared helpers
 //! here, one submodule per op.
 
-
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, Layout, Result};
@@ -26,11 +25,11 @@ macro_rules! with_view {
 
 // Declared after the macro so the submodules see it.
 pub mod advbn;
-pub mod optim;
-pub mod max_pool;
 pub mod batch_norm;
 #[cfg(feature = "cudnn")]
 pub mod conv;
+pub mod max_pool;
+pub mod optim;
 
 pub(crate) const THREADS: u32 = 256;
 
@@ -93,7 +92,6 @@ pub(crate) fn suffix(storage: &CudaStorage) -> Result<&'static str> {
     }
 }
 
-
 /// Set ADVBN_POISON_OUTPUTS=1 to fill every kernel output with 0xFF bytes (NaN) before the
 /// launch, so tests catch elements a kernel forgot to write.
 pub(crate) fn poison_outputs() -> bool {
@@ -137,4 +135,3 @@ pub(crate) fn push_out<'a>(b: &mut candle_core::cuda_backend::cudarc::driver::La
     }
     Ok(())
 }
-
