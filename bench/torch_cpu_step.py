@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import torchvision
 
 # The method's loss (AdvBN layer, attack, clean/adversarial BN pairs) is the GPU reference's.
-from torch_reference import advbn_loss, dualize, erm_loss
+from torch_reference import advbn_loss, dualize, erm_loss, small_resnet
 
 
 def median_s(fn, warm, reps, budget_s):
@@ -45,38 +45,6 @@ def median_s(fn, warm, reps, budget_s):
         samples.append(time.perf_counter() - t)
     samples.sort()
     return samples[len(samples) // 2], len(samples)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, in_c, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_c, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or in_c != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_c, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-def small_resnet(depth=20, width=16, classes=10):
-    n = (depth - 2) // 6
-    stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-    stages, in_c = [], width
-    for i, planes in enumerate([width, 2 * width, 4 * width]):
-        blocks = []
-        for b in range(n):
-            blocks.append(BasicBlock(in_c, planes, 2 if (b == 0 and i > 0) else 1))
-            in_c = planes
-        stages.append(nn.Sequential(*blocks))
-    encoder = nn.Sequential(stem, stages[0])
-    tail = nn.Sequential(stages[1], stages[2], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_c, classes))
-    return encoder, tail
 
 
 def resnet18_train_step():
@@ -105,7 +73,7 @@ def resnet18_eval_step():
 
 
 def small_step(method):
-    encoder, tail = small_resnet()
+    encoder, tail = small_resnet(depth=20)
     encoder.eval()
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -151,7 +119,7 @@ def step_flops():
     are memory-bound and left out): forward = F; an input gradient and a weight gradient cost
     what the forward costs, layer by layer."""
     r18 = conv_flops(torchvision.models.resnet18(num_classes=10), (32, 3, 96, 96))
-    encoder, tail = small_resnet()
+    encoder, tail = small_resnet(depth=20)
     enc = conv_flops(encoder, (128, 3, 32, 32))
     tl = conv_flops(tail, (128, 16, 32, 32))
     fwd_r18, fwd_tail = sum(r18), sum(tl)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import DualBN, advbn_loss, dualize  # noqa: E402  (the AdvBN reference)
+from torch_reference import DualBN, advbn_loss, dualize, small_resnet  # noqa: E402  (the AdvBN reference, our ResNet layout)
 
 DOMAINS = ["mnist", "mnist_m", "inverted", "colorized", "sketch", "low_light"]
 METHODS = ["erm", "advbn", "mixstyle", "dsu", "advbn_mixstyle", "advbn_dsu"]
@@ -57,42 +57,6 @@ def load_folder(path):
             labels.append(int(cls))
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
     return x, torch.tensor(labels)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, in_c, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_c, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or in_c != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_c, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-def small_resnet(depth=8, width=16, classes=10):
-    """(encoder = stem + stage 1, tail = stages 2, 3 + pool + fc), He-initialised convs."""
-    n = (depth - 2) // 6
-    stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-    stages, in_c = [], width
-    for i, planes in enumerate([width, 2 * width, 4 * width]):
-        blocks = []
-        for b in range(n):
-            blocks.append(BasicBlock(in_c, planes, 2 if (b == 0 and i > 0) else 1))
-            in_c = planes
-        stages.append(nn.Sequential(*blocks))
-    encoder = nn.Sequential(stem, stages[0])
-    tail = nn.Sequential(stages[1], stages[2], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_c, classes))
-    for m in [*encoder.modules(), *tail.modules()]:
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return encoder, tail
 
 
 def instance_stats(x):

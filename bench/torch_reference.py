@@ -63,6 +63,43 @@ def dualize(module):
             dualize(child)
 
 
+class BasicBlock(nn.Module):
+    def __init__(self, in_c, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or in_c != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_c, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+def small_resnet(depth=8, width=16, classes=10):
+    """advbn's `smallResnet` layout (CIFAR-style, depth 6n+2): (encoder = stem + stage 1, tail =
+    stages 2, 3 + pool + fc), convs He-initialised with fan-out as ours and torchvision's."""
+    n = (depth - 2) // 6
+    stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+    stages, in_c = [], width
+    for i, planes in enumerate([width, 2 * width, 4 * width]):
+        blocks = []
+        for b in range(n):
+            blocks.append(BasicBlock(in_c, planes, 2 if (b == 0 and i > 0) else 1))
+            in_c = planes
+        stages.append(nn.Sequential(*blocks))
+    encoder = nn.Sequential(stem, stages[0])
+    tail = nn.Sequential(stages[1], stages[2], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_c, classes))
+    for m in [*encoder.modules(), *tail.modules()]:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return encoder, tail
+
+
 def advbn_loss(tail, h, y, steps=6, step_size=0.2, epsilon=1.1):
     """The method's training loss on encoder features h: K sign-gradient steps on (alpha, beta)
     from 1 with the tail in eval mode on its adversarial BNs (gradients w.r.t. alpha and beta
