@@ -1,9 +1,9 @@
 // `advbn corrupt`: ImageNet-C style corrupted copies of an image or a folder of images, or
 // `--list` of the corruption names. Bad arguments print the usage and exit 2.
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { CORRUPTION_NAMES, corruptFiles, listCorruptions, type CorruptionName } from '../data/corruptions.js';
 import { InvalidOptionError } from '../errors.js';
+import { badFlag, parseFlags, UsageError } from './args.js';
 
 export const CORRUPT_USAGE = [
   'usage: advbn corrupt --input IMG_OR_DIR --output DIR --corruption NAME[,NAME...]|all',
@@ -24,26 +24,20 @@ export const CORRUPT_USAGE = [
   '  --list        print the 19 corruption names, one per line',
 ].join('\n');
 
-class UsageError extends Error {}
-
-function bad(argument: string, rule: string, value?: string): UsageError {
-  return new UsageError(`--${argument} ${rule}${value === undefined ? '' : `, got ${JSON.stringify(value)}`}`);
-}
-
 function integer(name: string, value: string | undefined, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!(n <= max)) throw bad(name, `must be an integer between 0 and ${max}`, value);
+  if (!(n <= max)) throw badFlag(name, `must be an integer between 0 and ${max}`, value);
   return n;
 }
 
 function list<T>(name: string, value: string | undefined, all: readonly T[], parse: (item: string) => T | undefined, rule: string): T[] {
-  if (value === undefined) throw bad(name, `is required (${rule})`);
+  if (value === undefined) throw badFlag(name, `is required (${rule})`);
   if (value === 'all') return [...all];
   const items = value.split(',').map((item) => item.trim());
   const parsed = items.map(parse);
   const wrong = items.find((_, i) => parsed[i] === undefined);
-  if (wrong !== undefined || items.length === 0) throw bad(name, `must be ${rule}`, wrong ?? value);
+  if (wrong !== undefined || items.length === 0) throw badFlag(name, `must be ${rule}`, wrong ?? value);
   return [...new Set(parsed as T[])];
 }
 
@@ -66,26 +60,15 @@ export async function runCorrupt(args: readonly string[]): Promise<number> {
 }
 
 async function corrupt(args: readonly string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        input: { type: 'string' },
-        output: { type: 'string' },
-        corruption: { type: 'string' },
-        severity: { type: 'string' },
-        seed: { type: 'string' },
-        threads: { type: 'string' },
-        list: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  const values: Record<string, string | boolean | undefined> = parseFlags(args, {
+    input: 'string',
+    output: 'string',
+    corruption: 'string',
+    severity: 'string',
+    seed: 'string',
+    threads: 'string',
+    list: 'boolean',
+  });
   const str = (name: string) => values[name] as string | undefined;
   if (values.help) {
     console.log(CORRUPT_USAGE);
@@ -93,15 +76,15 @@ async function corrupt(args: readonly string[]): Promise<number> {
   }
   if (values.list) {
     const others = Object.keys(values).filter((k) => k !== 'list' && values[k] !== undefined);
-    if (others.length > 0) throw bad(others[0]!, 'cannot be combined with --list');
+    if (others.length > 0) throw badFlag(others[0]!, 'cannot be combined with --list');
     console.log(listCorruptions().join('\n'));
     return 0;
   }
   const input = str('input');
   const output = str('output');
-  if (!input) throw bad('input', 'is required (an image file or a folder of images)');
-  if (!existsSync(input)) throw bad('input', 'must be an existing image file or folder', input);
-  if (!output) throw bad('output', 'is required (the folder to write to)');
+  if (!input) throw badFlag('input', 'is required (an image file or a folder of images)');
+  if (!existsSync(input)) throw badFlag('input', 'must be an existing image file or folder', input);
+  if (!output) throw badFlag('output', 'is required (the folder to write to)');
   const names: readonly string[] = CORRUPTION_NAMES;
   const corruptions = list<CorruptionName>('corruption', str('corruption'), CORRUPTION_NAMES, (n) => (names.includes(n) ? (n as CorruptionName) : undefined), 'corruption names separated by commas, or "all" (see advbn corrupt --list)');
   const severities = list<number>('severity', str('severity'), [1, 2, 3, 4, 5], (s) => (/^[1-5]$/.test(s) ? Number(s) : undefined), 'severities 1 to 5 separated by commas, or "all"');

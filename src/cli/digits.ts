@@ -1,7 +1,7 @@
 // `advbn digits export`: the digits benchmark as image folders for any framework.
-import { parseArgs } from 'node:util';
 import { exportDigits } from '../data/digits-export.js';
 import { DIGIT_DOMAINS, type DigitDomain } from '../data/digits.js';
+import { badFlag, parseFlags, runCommand, UsageError, wholeFlag } from './args.js';
 
 const USAGE = `usage: advbn digits export --out DIR [--domains a,b,...] [--split train|test|both]
                            [--per-domain N] [--seed S]
@@ -18,60 +18,28 @@ export async function runDigits(args: readonly string[]): Promise<number> {
     console.log(USAGE);
     return sub === undefined ? 2 : 0;
   }
-  if (sub !== 'export') {
-    console.error(`advbn digits: unknown subcommand "${sub}"\n\n${USAGE}`);
-    return 2;
-  }
-  let v;
-  try {
-    v = parseArgs({
-      args: [...rest],
-      options: {
-        out: { type: 'string' },
-        domains: { type: 'string' },
-        split: { type: 'string' },
-        'per-domain': { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    console.error(`advbn digits export: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (v.help) {
-    console.log(USAGE);
+  return runCommand(sub === 'export' ? 'digits export' : 'digits', USAGE, async () => {
+    if (sub !== 'export') throw new UsageError(`unknown subcommand "${sub}"`);
+    const v = parseFlags(rest, { out: 'string', domains: 'string', split: 'string', 'per-domain': 'string', seed: 'string' });
+    if (v.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (v.out === undefined) throw badFlag('out', 'DIR is required');
+    if (v.split !== undefined && !['train', 'test', 'both'].includes(v.split)) throw badFlag('split', 'must be train, test or both', v.split);
+    const perDomain = wholeFlag('per-domain', v['per-domain'], 1);
+    const seed = wholeFlag('seed', v.seed, 0);
+    const manifest = await exportDigits({
+      out: v.out,
+      ...(v.domains !== undefined && { domains: v.domains.split(',').map((d) => d.trim()) as DigitDomain[] }),
+      ...(v.split !== undefined && { split: v.split as 'train' | 'test' | 'both' }),
+      ...(perDomain !== undefined && { perDomain }),
+      ...(seed !== undefined && { seed }),
+    });
+    for (const [domain, splits] of Object.entries(manifest.domains)) {
+      console.log(`${domain}: ${Object.entries(splits).map(([part, s]) => `${part} ${s!.count}`).join(', ')}`);
+    }
+    console.log(`wrote ${v.out}/<domain>/<split>/<class>/<index>.png and ${v.out}/manifest.json`);
     return 0;
-  }
-  const whole = (name: string, text: string | undefined, min: number) => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number >= ${min}, got ${JSON.stringify(text)}`);
-    return n;
-  };
-  let perDomain;
-  let seed;
-  try {
-    if (v.out === undefined) throw new Error('--out DIR is required');
-    if (v.split !== undefined && !['train', 'test', 'both'].includes(v.split)) throw new Error(`--split must be train, test or both, got ${JSON.stringify(v.split)}`);
-    perDomain = whole('per-domain', v['per-domain'], 1);
-    seed = whole('seed', v.seed, 0);
-  } catch (err) {
-    console.error(`advbn digits export: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const manifest = await exportDigits({
-    out: v.out,
-    ...(v.domains !== undefined && { domains: v.domains.split(',').map((d) => d.trim()) as DigitDomain[] }),
-    ...(v.split !== undefined && { split: v.split as 'train' | 'test' | 'both' }),
-    ...(perDomain !== undefined && { perDomain }),
-    ...(seed !== undefined && { seed }),
   });
-  for (const [domain, splits] of Object.entries(manifest.domains)) {
-    console.log(`${domain}: ${Object.entries(splits).map(([part, s]) => `${part} ${s!.count}`).join(', ')}`);
-  }
-  console.log(`wrote ${v.out}/<domain>/<split>/<class>/<index>.png and ${v.out}/manifest.json`);
-  return 0;
 }

@@ -2,7 +2,6 @@
 // checkpoints (resumable after a crash), a progress bar and a final summary.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { imageFolder } from '../data/sources.js';
 import { centerCrop, horizontalFlip, randomResizedCrop, resizeShorter } from '../data/transforms.js';
 import { evaluate } from '../evaluation/evaluate.js';
@@ -10,6 +9,7 @@ import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOption
 import { Progress } from '../reproduce/progress.js';
 import { fineTune } from '../training/fine-tune.js';
 import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
+import { badFlag, parseFlags, runCommand } from './args.js';
 
 const USAGE = `usage: advbn fine-tune --data DIR --out DIR [--model resnet18|resnet34|resnet50] [--weights FILE]
                        [--method advbn|erm|mixstyle|dsu|advbn_mixstyle|advbn_dsu] [--epochs N] [--batch-size N] [--lr X]
@@ -24,50 +24,53 @@ function number(name: string, text: string | undefined, fallback: number, intege
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number, got ${JSON.stringify(text)}`);
+    throw badFlag(name, `must be a positive ${integer ? 'whole ' : ''}number`, text);
   }
   return n;
 }
 
+/** The flags, checked: a {@link UsageError} names the first bad one. */
+function readFlags(args: readonly string[]) {
+  const v = parseFlags(args, {
+    data: 'string', out: 'string', model: 'string', weights: 'string',
+    method: 'string', epochs: 'string', 'batch-size': 'string', lr: 'string',
+    cut: 'string', size: 'string', val: 'string', device: 'string',
+    seed: 'string', resume: 'boolean',
+  });
+  if (v.help) return { v, settings: undefined };
+  if (!v.data) throw badFlag('data', 'is required');
+  if (!v.out) throw badFlag('out', 'is required');
+  const model = v.model ?? 'resnet18';
+  if (!BUILDERS[model]) throw badFlag('model', `must be one of ${Object.keys(BUILDERS).join(', ')}`, model);
+  const method = (v.method ?? 'advbn') as FineTuneMethod;
+  if (!FINE_TUNE_METHODS.includes(method)) throw badFlag('method', `must be one of ${FINE_TUNE_METHODS.join(', ')}`, v.method);
+  const settings = {
+    model,
+    method,
+    epochs: number('epochs', v.epochs, 10, true),
+    batchSize: number('batch-size', v['batch-size'], 64, true),
+    lr: number('lr', v.lr, 1e-3, false),
+    cut: number('cut', v.cut, 1, true),
+    size: number('size', v.size, 224, true),
+    seed: v.seed === undefined ? 0 : Number(v.seed),
+  };
+  return { v, settings };
+}
+
 export async function runFineTune(args: readonly string[]): Promise<number> {
-  let v;
-  let settings;
-  try {
-    v = parseArgs({
-      args: [...args],
-      options: {
-        data: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, weights: { type: 'string' },
-        method: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, lr: { type: 'string' },
-        cut: { type: 'string' }, size: { type: 'string' }, val: { type: 'string' }, device: { type: 'string' },
-        seed: { type: 'string' }, resume: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-    if (v.help) {
+  return runCommand('fine-tune', USAGE, async () => {
+    const { v, settings } = readFlags(args);
+    if (!settings) {
       console.log(USAGE);
       return 0;
     }
-    if (!v.data) throw new Error('--data is required');
-    if (!v.out) throw new Error('--out is required');
-    const model = v.model ?? 'resnet18';
-    if (!BUILDERS[model]) throw new Error(`--model must be one of ${Object.keys(BUILDERS).join(', ')}, got ${JSON.stringify(model)}`);
-    const method = (v.method ?? 'advbn') as FineTuneMethod;
-    if (!FINE_TUNE_METHODS.includes(method)) throw new Error(`--method must be one of ${FINE_TUNE_METHODS.join(', ')}, got ${JSON.stringify(v.method)}`);
-    settings = {
-      model,
-      method,
-      epochs: number('epochs', v.epochs, 10, true),
-      batchSize: number('batch-size', v['batch-size'], 64, true),
-      lr: number('lr', v.lr, 1e-3, false),
-      cut: number('cut', v.cut, 1, true),
-      size: number('size', v.size, 224, true),
-      seed: v.seed === undefined ? 0 : Number(v.seed),
-    };
-  } catch (err) {
-    console.error(`advbn fine-tune: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+    return train(v, settings);
+  });
+}
+
+type Flags = ReturnType<typeof readFlags>;
+
+async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): Promise<number> {
   const { size } = settings;
   const train = await imageFolder(v.data!, { transforms: [randomResizedCrop(size), horizontalFlip()] });
   const val = v.val ? await imageFolder(v.val, { classes: train.classNames, transforms: [resizeShorter(Math.round(size / 0.875)), centerCrop(size)] }) : undefined;

@@ -1,5 +1,5 @@
 // `advbn reproduce`: the main job (see src/reproduce).
-import { parseArgs } from 'node:util';
+import { parseFlags, runCommand, wholeFlag } from './args.js';
 import { reproduce } from '../reproduce/index.js';
 
 const USAGE = `usage: advbn reproduce [--quick | --full] [--out DIR] [--preset digits|pacs] [--data DIR]
@@ -19,69 +19,45 @@ OUT/results.json, OUT/report.md and charts (SVG and PNG). Default OUT: advbn-res
   --no-corruptions  skips the 15 x 5 corruption sets (digits; faster)`;
 
 export async function runReproduce(args: readonly string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      options: {
-        quick: { type: 'boolean' },
-        full: { type: 'boolean' },
-        'save-models': { type: 'string' },
-        'no-corruptions': { type: 'boolean' },
-        out: { type: 'string' },
-        preset: { type: 'string' },
-        data: { type: 'string' },
-        device: { type: 'string' },
-        seeds: { type: 'string' },
-        methods: { type: 'string' },
-        epochs: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
+  return runCommand('reproduce', USAGE, async () => {
+    const v = parseFlags(args, {
+      quick: 'boolean',
+      full: 'boolean',
+      'save-models': 'string',
+      'no-corruptions': 'boolean',
+      out: 'string',
+      preset: 'string',
+      data: 'string',
+      device: 'string',
+      seeds: 'string',
+      methods: 'string',
+      epochs: 'string',
     });
-  } catch (err) {
-    console.error(`advbn reproduce: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values;
-  if (v.help) {
-    console.log(USAGE);
+    if (v.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const seeds = wholeFlag('seeds', v.seeds, 1);
+    const epochs = wholeFlag('epochs', v.epochs, 1);
+    const out = v.out ?? 'advbn-results';
+    const { results, files } = await reproduce({
+      out,
+      quick: v.quick ?? false,
+      full: v.full ?? false,
+      ...(v['save-models'] !== undefined && { saveModels: v['save-models'] }),
+      ...(v['no-corruptions'] && { digits: { corruptions: false } }),
+      ...(v.preset !== undefined && { preset: v.preset as 'digits' | 'pacs' }),
+      ...(v.data !== undefined && { data: v.data }),
+      ...(v.device !== undefined && { device: v.device }),
+      ...(seeds !== undefined && { seeds }),
+      ...(epochs !== undefined && { epochs }),
+      ...(v.methods !== undefined && { methods: v.methods.split(',').map((m) => m.trim()) }),
+      command: ['advbn reproduce', ...args].join(' '),
+    });
+    console.log(summaryTable(results));
+    console.log(`\nwrote ${files.join(', ')}`);
     return 0;
-  }
-  const integer = (name: string, text: string | undefined) => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a whole number >= 1, got ${JSON.stringify(text)}`);
-    return n;
-  };
-  let seeds;
-  let epochs;
-  try {
-    seeds = integer('seeds', v.seeds);
-    epochs = integer('epochs', v.epochs);
-  } catch (err) {
-    console.error(`advbn reproduce: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const out = v.out ?? 'advbn-results';
-  const { results, files } = await reproduce({
-    out,
-    quick: v.quick ?? false,
-    full: v.full ?? false,
-    ...(v['save-models'] !== undefined && { saveModels: v['save-models'] }),
-    ...(v['no-corruptions'] && { digits: { corruptions: false } }),
-    ...(v.preset !== undefined && { preset: v.preset as 'digits' | 'pacs' }),
-    ...(v.data !== undefined && { data: v.data }),
-    ...(v.device !== undefined && { device: v.device }),
-    ...(seeds !== undefined && { seeds }),
-    ...(epochs !== undefined && { epochs }),
-    ...(v.methods !== undefined && { methods: v.methods.split(',').map((m) => m.trim()) }),
-    command: ['advbn reproduce', ...args].join(' '),
   });
-  console.log(summaryTable(results));
-  console.log(`\nwrote ${files.join(', ')}`);
-  return 0;
 }
 
 function summaryTable(results: Awaited<ReturnType<typeof reproduce>>['results']): string {

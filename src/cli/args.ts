@@ -1,0 +1,49 @@
+// What every command shares in reading its flags: strict parsing, --help, whole-number flags, and
+// "advbn <command>: <problem>" plus the usage with exit code 2 for anything wrong on the command line.
+import { parseArgs } from 'node:util';
+
+/** A problem with the command line (not with the work the command then does). */
+export class UsageError extends Error {}
+
+/** `--name <rule>, got "value"` as a {@link UsageError}. */
+export function badFlag(name: string, rule: string, value?: string): UsageError {
+  return new UsageError(`--${name} ${rule}${value === undefined ? '' : `, got ${JSON.stringify(value)}`}`);
+}
+
+/** Each flag's kind: `'string'` takes a value, `'boolean'` is a switch. */
+export type FlagSpec = Record<string, 'string' | 'boolean'>;
+
+/** The flags given, typed by their spec (absent ones undefined), plus `help`. */
+export type Flags<S extends FlagSpec> = { [K in keyof S]?: S[K] extends 'boolean' ? boolean : string } & { help?: boolean };
+
+/** Strict flags (no positionals) plus `--help`/`-h`; an unknown or malformed flag is a {@link UsageError}. */
+export function parseFlags<const S extends FlagSpec>(args: readonly string[], spec: S): Flags<S> {
+  const options = Object.fromEntries(Object.entries(spec).map(([name, type]) => [name, { type }]));
+  try {
+    return parseArgs({ args: [...args], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Flags<S>;
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** `--name` as a whole number >= `min`; `undefined` when the flag is absent. */
+export function wholeFlag(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= min)) throw badFlag(name, `must be a whole number >= ${min}`, text);
+  return n;
+}
+
+/**
+ * Runs a command: a {@link UsageError} from `body` prints `advbn <command>: <message>` and the
+ * usage to stderr and resolves to 2; any other error propagates.
+ */
+export async function runCommand(command: string, usage: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`advbn ${command}: ${err.message}\n\n${usage}`);
+    return 2;
+  }
+}
