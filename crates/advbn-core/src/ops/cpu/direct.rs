@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
-use super::simd::{detect, narrow_pays, tile_fns, vectorized, Isa, Lanes};
+use super::simd::{detect, narrow_pays, rank1_update, tile_fns, vectorized, Isa, Lanes};
 use super::staging::Staging;
 use candle_core::Result;
 
@@ -95,13 +95,7 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
             for (v, bv) in b.iter_mut().enumerate() {
                 *bv = L::load(src.add(v * L::N));
             }
-            let wt = wc.add(t * R);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let w = L::splat(*wt.add(r));
-                for (accv, bv) in row.iter_mut().zip(&b) {
-                    *accv = accv.fma(w, *bv);
-                }
-            }
+            rank1_update(&mut acc, wc.add(t * R), &b);
         }
     }
     for (r, row) in acc.iter().enumerate() {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
-use super::simd::{detect, tile_fns, vectorized, Isa, Lanes};
+use super::simd::{detect, rank1_update, tile_fns, vectorized, Isa, Lanes};
 use candle_core::Result;
 
 /// Output channels per tile and position vectors per tile: wide, and narrow for small planes.
@@ -114,13 +114,7 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
             for (v, bv) in b.iter_mut().enumerate() {
                 *bv = L::load_masked(src.wrapping_add(v * L::N), masks[t][v]);
             }
-            let wt = wc.add(t * R);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let w = L::splat(*wt.add(r));
-                for (accv, bv) in row.iter_mut().zip(&b) {
-                    *accv = accv.fma(w, *bv);
-                }
-            }
+            rank1_update(&mut acc, wc.add(t * R), &b);
         }
     }
     if let Some(e) = a.epilogue {

@@ -7,6 +7,21 @@
 use std::arch::x86_64::*;
 
 /// A vector of f32 lanes.
+/// One tap of an `R x V` register tile: `acc[r][v] += w[r] * b[v]` (the weight of output channel
+/// r, splat, times the input vectors), as every direct-convolution kernel's inner step.
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; `w` is valid for reading `R` f32s.
+#[inline(always)]
+pub unsafe fn rank1_update<L: Lanes, const R: usize, const V: usize>(acc: &mut [[L; V]; R], w: *const f32, b: &[L; V]) {
+    for (r, row) in acc.iter_mut().enumerate() {
+        let w = L::splat(*w.add(r));
+        for (accv, bv) in row.iter_mut().zip(b) {
+            *accv = accv.fma(w, *bv);
+        }
+    }
+}
+
 pub trait Lanes: Copy {
     const N: usize;
     /// # Safety
