@@ -2,6 +2,7 @@
 // on the CPU, where the models are written, and the aggregation into results.json's figures.
 import { mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { dirname } from 'node:path';
 import { saveWeights, type Model } from '../models.js';
 import type { ComparisonResult, MethodResult } from '../report/index.js';
 import { aggregateMethod, compareMethods, type PairOutcome } from './aggregate.js';
@@ -24,7 +25,7 @@ export interface PairRun<Config> {
 
 /** Saves weights, creating the folder first. */
 export async function saveInto(model: Model, path: string): Promise<void> {
-  mkdirSync(path.slice(0, Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'))), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true });
   await saveWeights(model, path);
 }
 
