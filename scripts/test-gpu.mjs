@@ -32,7 +32,7 @@ function kernelTests() {
 
 function syntheticData(n, classes, size, seed) {
   let state = seed >>> 0;
-  const rand = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32;
   const images = new Float32Array(n * 3 * size * size);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i += 1) {

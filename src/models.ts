@@ -227,16 +227,7 @@ async function build(config: Parameters<typeof createNative>[0]): Promise<Model>
   return new Model(await createNative(config));
 }
 
-function createNative(config: {
-  arch: string;
-  numClasses: number;
-  device: string;
-  seed: number;
-  inChannels: number;
-  depth?: number;
-  width?: number;
-  weights?: string;
-}) {
+function createNative(config: { arch: string; numClasses: number; device: string; seed: number; inChannels: number; depth?: number; width?: number; weights?: string }) {
   return callNative((n) => n.createModel(config));
 }
 

@@ -26,7 +26,6 @@ export type NativeBinding = typeof NativeBindingModule;
 export type NativeVariant = 'cpu' | 'cuda';
 export type { NativeLoadAttempt };
 
-
 /** Which native binary is in use and why; see `advbn doctor`. */
 export interface NativeLoadReport {
   /** Whether a binary is loaded. */

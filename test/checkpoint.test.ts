@@ -51,9 +51,7 @@ describe('checkpoints', () => {
     const data = separableData(16);
     const model = await tinyModel(0);
     await fineTune(model, { data, epochs: 1, batchSize: 8, checkpoint: { dir: tmp } });
-    await expect(fineTune(model, { data, epochs: 1, batchSize: 4, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(
-      /resume.*batchSize=8.*batchSize=4/,
-    );
+    await expect(fineTune(model, { data, epochs: 1, batchSize: 4, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(/resume.*batchSize=8.*batchSize=4/);
     await expect(fineTune(model, { data, resume: true })).rejects.toThrow(InvalidOptionError);
     await expect(fineTune(model, { data, checkpoint: { dir: tmp, every: 0 } })).rejects.toThrow(/checkpoint\.every/);
     const file = join(tmp, 'checkpoint.safetensors');

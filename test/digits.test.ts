@@ -40,7 +40,7 @@ describe('digits benchmark', () => {
     test.dispose();
   });
 
-  it('train() is the domains\' own training splits one after another; mixture() corrupts the same sample', async () => {
+  it("train() is the domains' own training splits one after another; mixture() corrupts the same sample", async () => {
     const both = await arrays(await digits.train(['mnist', 'sketch'], { limit: 20, seed: 1 }));
     const mnist = await arrays(await digits.domain('mnist', { split: 'train', limit: 20, seed: 1 }));
     const sketch = await arrays(await digits.domain('sketch', { split: 'train', limit: 20, seed: 1 }));
@@ -77,7 +77,11 @@ describe('digits export', () => {
     const folder = await imageFolder(join(out, 'low_light', 'train'), { transforms: [normalize([0, 0, 0], [1, 1, 1])] });
     const back = await arrays(folder);
     // The folder is ordered by class then file name; the file name is the digit's position.
-    const files = folder.classNames.flatMap((c) => readdirSync(join(out, 'low_light', 'train', c)).sort().map((f) => [Number(c), Number(f.slice(0, -4))] as const));
+    const files = folder.classNames.flatMap((c) =>
+      readdirSync(join(out, 'low_light', 'train', c))
+        .sort()
+        .map((f) => [Number(c), Number(f.slice(0, -4))] as const),
+    );
     expect(back.labels).toEqual(files.map(([c]) => c));
     const plane = 3 * 28 * 28;
     let worst = 0;

@@ -54,8 +54,7 @@ export function toNhwc(images: ImageArray): ImageArray {
   const out = new Float32Array(images.data.length);
   for (let i = 0; i < n; i += 1)
     for (let ch = 0; ch < c; ch += 1)
-      for (let y = 0; y < h; y += 1)
-        for (let x = 0; x < w; x += 1) out[((i * h + y) * w + x) * c + ch] = images.data[((i * c + ch) * h + y) * w + x]!;
+      for (let y = 0; y < h; y += 1) for (let x = 0; x < w; x += 1) out[((i * h + y) * w + x) * c + ch] = images.data[((i * c + ch) * h + y) * w + x]!;
   return { data: out, shape: [n, h, w, c], layout: 'nhwc' };
 }
 

@@ -42,8 +42,16 @@ describe('reproduce', () => {
     expect(Object.keys(combo.corruption!.perCorruption)).toHaveLength(15);
     // erm vs the baseline, advbn_mixstyle vs erm: per held-out domain and overall, 2 or 4 pairs each.
     const scopes = (method: string) => results.comparisons!.filter((c) => c.method === method).map((c) => [c.versus, c.scope, c.pairs]);
-    expect(scopes('erm')).toEqual([['baseline', 'sketch', 2], ['baseline', 'low_light', 2], ['baseline', 'overall', 4]]);
-    expect(scopes('advbn_mixstyle')).toEqual([['erm', 'sketch', 2], ['erm', 'low_light', 2], ['erm', 'overall', 4]]);
+    expect(scopes('erm')).toEqual([
+      ['baseline', 'sketch', 2],
+      ['baseline', 'low_light', 2],
+      ['baseline', 'overall', 4],
+    ]);
+    expect(scopes('advbn_mixstyle')).toEqual([
+      ['erm', 'sketch', 2],
+      ['erm', 'low_light', 2],
+      ['erm', 'overall', 4],
+    ]);
     const overall = results.comparisons!.find((c) => c.method === 'advbn_mixstyle' && c.scope === 'overall')!;
     expect(overall.ci95![0]).toBeLessThanOrEqual(overall.meanDiff);
     expect(overall.ci95![1]).toBeGreaterThanOrEqual(overall.meanDiff);

@@ -59,7 +59,11 @@ describe('imageFolder', () => {
     expect(batch!.shape).toEqual([6, 3, 16, 16]);
     // Sample 0 is ant/nested/x2.png (paths sorted): planar copy of pattern(16, 16, 1 + 10).
     const expected = pattern(16, 16, 11);
-    for (const [x, y, c] of [[0, 0, 0], [5, 3, 1], [15, 15, 2]] as const) {
+    for (const [x, y, c] of [
+      [0, 0, 0],
+      [5, 3, 1],
+      [15, 15, 2],
+    ] as const) {
       expect(batch!.images[(c * 16 + y) * 16 + x]).toBeCloseTo(expected[(y * 16 + x) * 3 + c]! / 255, 6);
     }
 

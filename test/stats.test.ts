@@ -7,7 +7,13 @@ import { pairedDifference, studentTCdf, studentTQuantile } from '../src/reproduc
 describe('paired statistics', () => {
   it('t quantiles match the tables', () => {
     // t_{0.975} for 1, 2, 5, 11, 29 degrees of freedom (any statistics table).
-    for (const [df, t] of [[1, 12.7062], [2, 4.3027], [5, 2.5706], [11, 2.201], [29, 2.0452]] as const) {
+    for (const [df, t] of [
+      [1, 12.7062],
+      [2, 4.3027],
+      [5, 2.5706],
+      [11, 2.201],
+      [29, 2.0452],
+    ] as const) {
       expect(studentTQuantile(0.975, df)).toBeCloseTo(t, 3);
     }
     expect(studentTCdf(0, 7)).toBeCloseTo(0.5, 12);
@@ -51,7 +57,8 @@ describe('aggregation over (held-out domain, seed) pairs', () => {
       { heldOut: 'sketch', seed: 0, reports: { baseline: report('sketch', 0.4, 1), erm: report('sketch', 0.5, 1.1) }, seconds: { baseline: 3, erm: 1 }, targetCount: 500 },
       { heldOut: 'sketch', seed: 1, reports: { baseline: report('sketch', 0.42, 1), erm: report('sketch', 0.47, 0.9) }, seconds: { baseline: 3, erm: 1 }, targetCount: 500 },
       {
-        heldOut: 'inverted', seed: 0,
+        heldOut: 'inverted',
+        seed: 0,
         reports: { baseline: report('inverted', 0.3, undefined, [0.05, 0.05, 0.1, 0.1, 0.1]), erm: report('inverted', 0.35, undefined) },
         seconds: { baseline: 3, erm: 1 },
         targetCount: 400,

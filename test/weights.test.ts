@@ -37,9 +37,7 @@ describe('weights', () => {
   });
 
   it('rejects malicious, mismatched and missing files with named errors', async () => {
-    await expect(smallResnet({ numClasses: 3, depth: 8, width: 4, device: 'cpu', weights: join(fixtures, 'malicious.pth') })).rejects.toThrow(
-      InvalidDataError,
-    );
+    await expect(smallResnet({ numClasses: 3, depth: 8, width: 4, device: 'cpu', weights: join(fixtures, 'malicious.pth') })).rejects.toThrow(InvalidDataError);
     await expect(smallResnet({ numClasses: 3, depth: 14, width: 4, device: 'cpu', weights: join(fixtures, 'tiny_resnet.pth') })).rejects.toThrow(
       /missing \(\d+\): .*layer1\.1\.conv1\.weight/,
     );

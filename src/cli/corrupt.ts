@@ -86,8 +86,20 @@ async function corrupt(args: readonly string[]): Promise<number> {
   if (!existsSync(input)) throw badFlag('input', 'must be an existing image file or folder', input);
   if (!output) throw badFlag('output', 'is required (the folder to write to)');
   const names: readonly string[] = CORRUPTION_NAMES;
-  const corruptions = list<CorruptionName>('corruption', str('corruption'), CORRUPTION_NAMES, (n) => (names.includes(n) ? (n as CorruptionName) : undefined), 'corruption names separated by commas, or "all" (see advbn corrupt --list)');
-  const severities = list<number>('severity', str('severity'), [1, 2, 3, 4, 5], (s) => (/^[1-5]$/.test(s) ? Number(s) : undefined), 'severities 1 to 5 separated by commas, or "all"');
+  const corruptions = list<CorruptionName>(
+    'corruption',
+    str('corruption'),
+    CORRUPTION_NAMES,
+    (n) => (names.includes(n) ? (n as CorruptionName) : undefined),
+    'corruption names separated by commas, or "all" (see advbn corrupt --list)',
+  );
+  const severities = list<number>(
+    'severity',
+    str('severity'),
+    [1, 2, 3, 4, 5],
+    (s) => (/^[1-5]$/.test(s) ? Number(s) : undefined),
+    'severities 1 to 5 separated by commas, or "all"',
+  );
   const seed = integer('seed', str('seed'), 0, 0xffff_ffff);
   const threads = integer('threads', str('threads'), 0, 1024);
   const started = performance.now();

@@ -37,7 +37,11 @@ export async function runDigits(args: readonly string[]): Promise<number> {
       ...(seed !== undefined && { seed }),
     });
     for (const [domain, splits] of Object.entries(manifest.domains)) {
-      console.log(`${domain}: ${Object.entries(splits).map(([part, s]) => `${part} ${s!.count}`).join(', ')}`);
+      console.log(
+        `${domain}: ${Object.entries(splits)
+          .map(([part, s]) => `${part} ${s!.count}`)
+          .join(', ')}`,
+      );
     }
     console.log(`wrote ${v.out}/<domain>/<split>/<class>/<index>.png and ${v.out}/manifest.json`);
     return 0;

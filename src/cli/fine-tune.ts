@@ -32,10 +32,20 @@ function number(name: string, text: string | undefined, fallback: number, intege
 /** The flags, checked: a {@link UsageError} names the first bad one. */
 function readFlags(args: readonly string[]) {
   const v = parseFlags(args, {
-    data: 'string', out: 'string', model: 'string', weights: 'string',
-    method: 'string', epochs: 'string', 'batch-size': 'string', lr: 'string',
-    cut: 'string', size: 'string', val: 'string', device: 'string',
-    seed: 'string', resume: 'boolean',
+    data: 'string',
+    out: 'string',
+    model: 'string',
+    weights: 'string',
+    method: 'string',
+    epochs: 'string',
+    'batch-size': 'string',
+    lr: 'string',
+    cut: 'string',
+    size: 'string',
+    val: 'string',
+    device: 'string',
+    seed: 'string',
+    resume: 'boolean',
   });
   if (v.help) return { v, settings: undefined };
   if (!v.data) throw badFlag('data', 'is required');

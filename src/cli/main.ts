@@ -14,7 +14,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   doctor: { run: runDoctor, summary: 'check the native addon, list devices, run a tiny AdvBN step on each [--json]' },
   corrupt: { run: runCorrupt, summary: 'write ImageNet-C style corrupted copies of images (--list: the 19 names)' },
   'fine-tune': { run: runFineTune, summary: 'fine-tune a ResNet on an image folder (checkpoints, --resume, summary)' },
-  visualize: { run: runVisualize, summary: 'decode AdvBN-perturbed features into a picture (the paper\'s figure)' },
+  visualize: { run: runVisualize, summary: "decode AdvBN-perturbed features into a picture (the paper's figure)" },
   reproduce: { run: runReproduce, summary: 'leave-one-domain-out comparison of AdvBN, ERM, MixStyle, DSU and combinations on embedded digits; writes a report [--quick|--full]' },
   digits: { run: runDigits, summary: 'export the digits benchmark as image folders for any framework (digits export --out DIR)' },
 };

@@ -76,7 +76,10 @@ function summaryTable(results: Awaited<ReturnType<typeof reproduce>>['results'])
   const signed = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
   const verdicts = (results.comparisons ?? [])
     .filter((c) => c.scope === 'overall')
-    .map((c) => `  ${c.method} vs ${c.versus}: ${signed(c.meanDiff)} points, 95% CI ${c.ci95 ? `[${signed(c.ci95[0])}, ${signed(c.ci95[1])}]` : 'n/a'} over ${c.pairs} pair(s): ${c.verdict}`);
+    .map(
+      (c) =>
+        `  ${c.method} vs ${c.versus}: ${signed(c.meanDiff)} points, 95% CI ${c.ci95 ? `[${signed(c.ci95[0])}, ${signed(c.ci95[1])}]` : 'n/a'} over ${c.pairs} pair(s): ${c.verdict}`,
+    );
   return [
     `accuracy % (BN branch) and mCE % over ${results.protocol?.pairs ?? results.seeds.length} (held-out domain, seed) pair(s):`,
     line(header),

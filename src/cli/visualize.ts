@@ -32,7 +32,16 @@ async function draw(outFile: string | undefined, weights: string | undefined, st
   try {
     if (!weights) {
       console.error('advbn visualize: training the encoder on MNIST (2 epochs)');
-      await fineTune(model, { data: train, method: 'erm', cut: 0, epochs: 2, batchSize: 16, seed, optimizer: { type: 'adamw', lr: 1e-2, weightDecay: 1e-4 }, schedule: { type: 'cosine' } });
+      await fineTune(model, {
+        data: train,
+        method: 'erm',
+        cut: 0,
+        epochs: 2,
+        batchSize: 16,
+        seed,
+        optimizer: { type: 'adamw', lr: 1e-2, weightDecay: 1e-4 },
+        schedule: { type: 'cosine' },
+      });
     }
     const out = outFile ?? 'advbn-features.png';
     console.error(`advbn visualize: training the decoder (${steps} steps)`);

@@ -88,8 +88,20 @@ export async function corruptFiles(options: CorruptFilesOptions): Promise<Corrup
   };
   const input = path('input');
   const output = path('output');
-  const corruptions = readList(o, 'corruptions', CORRUPTION_NAMES, (v) => typeof v === 'string' && (CORRUPTION_NAMES as readonly string[]).includes(v), 'an array of corruption names (see listCorruptions()) or "all"');
-  const severities = readList(o, 'severities', [1, 2, 3, 4, 5], (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 5, 'an array of integers between 1 and 5, or "all"');
+  const corruptions = readList(
+    o,
+    'corruptions',
+    CORRUPTION_NAMES,
+    (v) => typeof v === 'string' && (CORRUPTION_NAMES as readonly string[]).includes(v),
+    'an array of corruption names (see listCorruptions()) or "all"',
+  );
+  const severities = readList(
+    o,
+    'severities',
+    [1, 2, 3, 4, 5],
+    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 5,
+    'an array of integers between 1 and 5, or "all"',
+  );
   const seed = o.number('seed', 0, SEED_RULE);
   const threads = o.number('threads', 0, { integer: true, min: 0, max: 1024 });
   const summary = await callNative((n) => n.corruptFiles({ input, output, corruptions: [...corruptions], severities: [...severities], seed, threads }));

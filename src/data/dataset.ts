@@ -242,9 +242,7 @@ export function assertFitsModel(context: string, option: string, dataset: Datase
     );
   }
   if (dataset.numClasses > model.numClasses) {
-    throw new InvalidDataError(
-      `${context}: ${option} has numClasses ${dataset.numClasses} but the model has ${model.numClasses} classes`,
-    );
+    throw new InvalidDataError(`${context}: ${option} has numClasses ${dataset.numClasses} but the model has ${model.numClasses} classes`);
   }
   if (dataset.length === 0) throw new InvalidDataError(`${context}: ${option} is empty`);
 }

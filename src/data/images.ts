@@ -59,9 +59,7 @@ export function checkImages(context: string, option: string, images: unknown, la
   const dims = [...shape] as [number, number, number, number];
   const expected = dims.reduce((a, b) => a * b, 1);
   if (data.length !== expected) {
-    throw new InvalidDataError(
-      `${context}: ${option}.data has ${data.length} values but shape ${describeValue(dims)} needs ${expected}`,
-    );
+    throw new InvalidDataError(`${context}: ${option}.data has ${data.length} values but shape ${describeValue(dims)} needs ${expected}`);
   }
   const [count, a, b, c] = dims;
   const [channels, height, width] = layout === 'nchw' ? [a, b, c] : [c, a, b];

@@ -152,9 +152,7 @@ function corruptionFigures(errors: Record<string, number[]>, cleanError: number,
   if (missing.length > 0) {
     throw new InvalidOptionError(`${CONTEXT}: option "baseline" lacks corruptions ${missing.join(', ')}`, 'baseline', missing);
   }
-  const metrics = callNativeSync((n) =>
-    n.corruptionMetrics({ clean: cleanError, corruptions: errors }, { clean: base.cleanError, corruptions: base.errors }),
-  );
+  const metrics = callNativeSync((n) => n.corruptionMetrics({ clean: cleanError, corruptions: errors }, { clean: base.cleanError, corruptions: base.errors }));
   figures.mCE = metrics.mCE;
   if (metrics.relativeMCE !== undefined && metrics.relativeMCE !== null) figures.relativeMCE = metrics.relativeMCE;
   return figures;

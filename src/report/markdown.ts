@@ -92,14 +92,18 @@ function comparisonsSection(results: Results): string {
   const overall = comparisons.filter((c) => c.scope === 'overall');
   const said = (verdict: ComparisonResult['verdict']) => overall.filter((c) => c.verdict === verdict).map((c) => `${c.method} (vs ${c.versus})`);
   const summary: string[] = [];
-  for (const [verdict, words] of [['better', 'better than'], ['worse', 'worse than'], ['inconclusive', 'not distinguishable from']] as const) {
+  for (const [verdict, words] of [
+    ['better', 'better than'],
+    ['worse', 'worse than'],
+    ['inconclusive', 'not distinguishable from'],
+  ] as const) {
     const list = said(verdict);
     if (list.length > 0) summary.push(`${words} its reference overall: ${list.map(cell).join(', ')}`);
   }
   const perDomain = comparisons.filter((c) => c.scope !== 'overall' && (c.verdict === 'better' || c.verdict === 'worse'));
   return [
     `Held-out accuracy differences in points (method − reference), paired over the ${pairs} (held-out domain, seed) pairs that share a baseline; ` +
-      'each method is compared with ERM, and ERM with the baseline it was fine-tuned from. The 95% interval is Student\'s t with n − 1 degrees of freedom ' +
+      "each method is compared with ERM, and ERM with the baseline it was fine-tuned from. The 95% interval is Student's t with n − 1 degrees of freedom " +
       '(the spread of the differences floored at one test image, so identical differences do not make a zero-width interval); ' +
       'the verdict is **better** or **worse** only when the interval excludes 0.',
     '',
@@ -143,7 +147,7 @@ export function renderReportMarkdown(results: Results): string {
         ['device', cell(results.device)],
         ['hardware', cell(results.hardware)],
         ['mCE baseline', cell(results.baseline)],
-        ...Object.entries(results.config).map(([k, v]) => [cell(k), cell(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v))]),
+        ...Object.entries(results.config).map(([k, v]) => [cell(k), cell(typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v)))]),
       ],
     ),
     '',
@@ -152,21 +156,44 @@ export function renderReportMarkdown(results: Results): string {
     lodo
       ? `${cell(results.protocol!.description)} Top-1 accuracy in %, mean ± std over the seeds of each held-out domain ` +
         `(in-domain, held-out mean and mCE: over all ${results.protocol!.pairs} pairs); mCE relative to each pair's "${cell(results.baseline)}". ` +
-        'Held-out columns use each model\'s paper-convention BN branch (adversarial BNs for AdvBN models), named in the header. Higher accuracy is better; lower mCE is better.'
+        "Held-out columns use each model's paper-convention BN branch (adversarial BNs for AdvBN models), named in the header. Higher accuracy is better; lower mCE is better."
       : `Top-1 accuracy on the clean test set and on each domain, and corruption error (mCE relative to "${cell(results.baseline)}"), ` +
         `in %, mean ± std over ${seeds} seed${seeds === 1 ? '' : 's'}. Higher accuracy is better; lower mCE is better.`,
     '',
-    figuresTable(Object.entries(results.methods).map(([name, m]) => ({ name, figures: m, bn: m.bn })), domains, withCorruption, lodo),
+    figuresTable(
+      Object.entries(results.methods).map(([name, m]) => ({ name, figures: m, bn: m.bn })),
+      domains,
+      withCorruption,
+      lodo,
+    ),
   ];
   const base = results.methods[results.baseline]?.targets;
   if (base) {
-    out.push('', '## Baseline: held out vs in domain', '', 'The shared baseline of each held-out domain (ERM on the other domains), in %: accuracy on the domain it never saw and on its source domains\' test digits. Chance is 10% for digits.', '');
-    out.push(table(['Held out', 'held-out accuracy', 'in-domain accuracy', 'pairs'], Object.entries(base).map(([d, t]) => [cell(d), stat(t), stat(t.inDomain), String(t.n)])));
+    out.push(
+      '',
+      '## Baseline: held out vs in domain',
+      '',
+      "The shared baseline of each held-out domain (ERM on the other domains), in %: accuracy on the domain it never saw and on its source domains' test digits. Chance is 10% for digits.",
+      '',
+    );
+    out.push(
+      table(
+        ['Held out', 'held-out accuracy', 'in-domain accuracy', 'pairs'],
+        Object.entries(base).map(([d, t]) => [cell(d), stat(t), stat(t.inDomain), String(t.n)]),
+      ),
+    );
   }
   const alternates = Object.entries(results.methods).flatMap(([name, m]) => (m.alternate ? [{ name, figures: m.alternate, bn: m.alternate.bn }] : []));
   if (alternates.length > 0) {
     out.push('', '## Other BN branch', '', 'The same figures on the branch the main table did not use, for models that have two.', '');
-    out.push(figuresTable(alternates, domains, alternates.some((a) => a.figures.corruption), lodo));
+    out.push(
+      figuresTable(
+        alternates,
+        domains,
+        alternates.some((a) => a.figures.corruption),
+        lodo,
+      ),
+    );
   }
   if (withCorruption) {
     const names = corruptionNames(results);

@@ -3,7 +3,16 @@
 // of every method with ERM over the pairs that share a baseline.
 import type { BnBranch } from '../models.js';
 import type { RobustnessReport } from '../evaluation/robustness.js';
-import { statOf, type AlternateFigures, type BnChoice, type BranchFigures, type ComparisonResult, type CorruptionStats, type MethodResult, type TargetStat } from '../report/index.js';
+import {
+  statOf,
+  type AlternateFigures,
+  type BnChoice,
+  type BranchFigures,
+  type ComparisonResult,
+  type CorruptionStats,
+  type MethodResult,
+  type TargetStat,
+} from '../report/index.js';
 import { pairedDifference } from './stats.js';
 
 /** One (held-out domain, seed) pair: its baseline and every method fine-tuned from it. */
@@ -114,7 +123,11 @@ export function compareMethods(pairs: readonly PairOutcome[], names: readonly st
     for (const scope of [...heldOut, 'overall']) {
       const these = scope === 'overall' ? pairs : pairs.filter((p) => p.heldOut === scope);
       const resolution = 1 / Math.min(...these.map((p) => p.targetCount));
-      const d = pairedDifference(these.map((p) => target(p, method)), these.map((p) => target(p, versus)), resolution);
+      const d = pairedDifference(
+        these.map((p) => target(p, method)),
+        these.map((p) => target(p, versus)),
+        resolution,
+      );
       out.push({ method, versus, scope, ...d });
     }
   }

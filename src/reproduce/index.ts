@@ -52,7 +52,20 @@ export interface ReproduceOutput {
 
 /** Runs the comparison and writes the report; resolves with the results and the files written. */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceOutput> {
-  const o = new OptionReader('reproduce', options).rejectUnknown(['preset', 'data', 'device', 'seeds', 'methods', 'out', 'epochs', 'quick', 'full', 'saveModels', 'command', 'digits']);
+  const o = new OptionReader('reproduce', options).rejectUnknown([
+    'preset',
+    'data',
+    'device',
+    'seeds',
+    'methods',
+    'out',
+    'epochs',
+    'quick',
+    'full',
+    'saveModels',
+    'command',
+    'digits',
+  ]);
   const preset = o.oneOf('preset', ['digits', 'pacs'] as const, 'digits');
   const quick = o.boolean('quick', false);
   const full = o.boolean('full', false);

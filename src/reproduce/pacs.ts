@@ -50,9 +50,16 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
   let targetCount = 0;
   const tmp = mkdtempSync(join(tmpdir(), 'advbn-pacs-'));
   try {
-    const train = await imageFolder(sourceFolder(root, PACS.domains.filter((d) => d !== held), tmp), {
-      transforms: [randomResizedCrop(PACS.size, { scale: [0.6, 1] }), horizontalFlip()],
-    });
+    const train = await imageFolder(
+      sourceFolder(
+        root,
+        PACS.domains.filter((d) => d !== held),
+        tmp,
+      ),
+      {
+        transforms: [randomResizedCrop(PACS.size, { scale: [0.6, 1] }), horizontalFlip()],
+      },
+    );
     const sourceEval = await imageFolder(join(tmp, 'train'), { transforms: [resize(PACS.size)] });
     const target = await imageFolder(join(root, held), { transforms: [resize(PACS.size)] });
     targetCount = target.length;
@@ -65,8 +72,14 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
     const baseline = await resnet18({ numClasses: 7, seed, device: run.device });
     await time('baseline', () =>
       fineTune(baseline, {
-        data: train, method: 'erm', cut: 0, epochs: base.epochs, batchSize: PACS.batchSize, seed,
-        optimizer: { type: 'sgd', lr: base.lr, momentum: 0.9, weightDecay: base.weightDecay }, schedule: { type: 'cosine' },
+        data: train,
+        method: 'erm',
+        cut: 0,
+        epochs: base.epochs,
+        batchSize: PACS.batchSize,
+        seed,
+        optimizer: { type: 'sgd', lr: base.lr, momentum: 0.9, weightDecay: base.weightDecay },
+        schedule: { type: 'cosine' },
       }),
     );
     const weights = join(run.modelDir, `baseline-heldout_${held}-seed${seed}.safetensors`);
@@ -79,8 +92,16 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
       const model = await resnet18({ numClasses: 7, seed, device: run.device, weights });
       await time(spec.name, () =>
         fineTune(model, {
-          data: train, method: spec.method, augmix: spec.augmix, cut: ft.cut, epochs: epochs ?? ft.epochs, batchSize: PACS.batchSize, seed,
-          optimizer: { type: 'sgd', lr: ft.lr, momentum: 0.9, weightDecay: 1e-4 }, schedule: { type: 'cosine' }, advbn: ft.advbn,
+          data: train,
+          method: spec.method,
+          augmix: spec.augmix,
+          cut: ft.cut,
+          epochs: epochs ?? ft.epochs,
+          batchSize: PACS.batchSize,
+          seed,
+          optimizer: { type: 'sgd', lr: ft.lr, momentum: 0.9, weightDecay: 1e-4 },
+          schedule: { type: 'cosine' },
+          advbn: ft.advbn,
         }),
       );
       if (run.saveModels) await saveInto(model, join(run.saveModels, `${spec.name}-heldout_${held}-seed${seed}.safetensors`));

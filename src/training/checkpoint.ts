@@ -66,11 +66,7 @@ export async function saveCheckpoint<T, S>(trainer: NativeTrainer, checkpoint: R
  * Restores the run from the checkpoint when there is one (a first run with `resume: true` just
  * starts). Rejects when the checkpoint was made with other settings, naming the first difference.
  */
-export async function restoreCheckpoint<T, S>(
-  trainer: NativeTrainer,
-  checkpoint: ResolvedCheckpoint,
-  params: Record<string, unknown>,
-): Promise<RunPosition<T, S> | undefined> {
+export async function restoreCheckpoint<T, S>(trainer: NativeTrainer, checkpoint: ResolvedCheckpoint, params: Record<string, unknown>): Promise<RunPosition<T, S> | undefined> {
   if (!checkpoint.resume || !existsSync(checkpoint.file)) return undefined;
   const meta = await callNative(() => trainer.loadCheckpoint(checkpoint.file));
   const position = JSON.parse(meta) as RunPosition<T, S>;

@@ -113,8 +113,16 @@ async function trainLoop(
     epochs: [],
     history: { loss: [], cleanLoss: [], accuracy: [], lr: [], timeMs: [], skipped: [] },
     params: {
-      method: config.method, cut: config.cut, epochs: config.epochs, batchSize: resolved.batchSize, stepsPerEpoch,
-      samples: data.length, optimizer: config.optimizer, lr: config.lr, schedule: config.schedule, seed: config.seed,
+      method: config.method,
+      cut: config.cut,
+      epochs: config.epochs,
+      batchSize: resolved.batchSize,
+      stepsPerEpoch,
+      samples: data.length,
+      optimizer: config.optimizer,
+      lr: config.lr,
+      schedule: config.schedule,
+      seed: config.seed,
     },
   };
   let last: EpochLogs | undefined;
@@ -129,7 +137,12 @@ async function trainLoop(
   }
   const save = (epoch: number, nextBatch: number, totals: EpochTotals) => {
     const position: RunPosition<EpochTotalsState, HistoryRecord> = {
-      epoch, nextBatch, totals: totals.state(), epochs: history.epochs, history: history.history, params: runParams,
+      epoch,
+      nextBatch,
+      totals: totals.state(),
+      epochs: history.epochs,
+      history: history.history,
+      params: runParams,
     };
     return checkpoint ? saveCheckpoint(trainer, checkpoint, position) : Promise.resolve();
   };

@@ -152,8 +152,23 @@ const CALLBACK_HOOKS = ['onTrainBegin', 'onEpochBegin', 'onBatchBegin', 'onBatch
 
 export function resolveFineTuneOptions(options: unknown, model: Model): ResolvedFineTune {
   const o = new OptionReader(CONTEXT, options).rejectUnknown([
-    'data', 'method', 'cut', 'epochs', 'batchSize', 'shuffle', 'seed', 'optimizer', 'lr',
-    'schedule', 'advbn', 'callbacks', 'signal', 'validationData', 'checkpoint', 'resume', 'augmix',
+    'data',
+    'method',
+    'cut',
+    'epochs',
+    'batchSize',
+    'shuffle',
+    'seed',
+    'optimizer',
+    'lr',
+    'schedule',
+    'advbn',
+    'callbacks',
+    'signal',
+    'validationData',
+    'checkpoint',
+    'resume',
+    'augmix',
   ]);
   if (!o.has('data')) throw o.fail('data', 'a Dataset or an object { images, labels }');
   const method = o.oneOf<FineTuneMethod>('method', FINE_TUNE_METHODS, 'advbn');
