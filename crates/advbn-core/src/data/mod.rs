@@ -5,6 +5,7 @@ pub mod augmix;
 pub mod corruptions;
 pub mod image;
 pub mod order;
+pub(crate) mod resample;
 
 pub use arrays::{ArrayDataset, ImageLayout, PixelData};
 pub use image::Image;

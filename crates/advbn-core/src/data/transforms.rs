@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::resample::{Filter, Normalize, Taps};
 use crate::data::Image;
 use crate::error::{Error, Result};
 
@@ -273,74 +274,34 @@ fn grayscale(image: &Image, out_channels: usize) -> Image {
     Image { width: image.width, height: image.height, channels: out_channels, data }
 }
 
-/// Per output coordinate: the first input coordinate and the weights (`taps` per output).
-struct Taps {
-    starts: Vec<usize>,
-    counts: Vec<usize>,
-    taps: usize,
-    weights: Vec<f32>,
-}
-
-/// PIL's bilinear coefficients (`precompute_coeffs`): a triangle filter widened by the
-/// downscale factor, so shrinking averages every input pixel (antialiasing). Input taps are
-/// clamped to the region [0, len), like PIL resizing an already-cropped image.
-fn taps(len: usize, out: usize) -> Taps {
-    let scale = len as f64 / out as f64;
-    let filterscale = scale.max(1.0);
-    let support = filterscale;
-    let taps = support.ceil() as usize * 2 + 1;
-    let mut t = Taps { starts: vec![0; out], counts: vec![0; out], taps, weights: vec![0.0; out * taps] };
-    for o in 0..out {
-        let center = (o as f64 + 0.5) * scale;
-        let lo = ((center - support + 0.5).max(0.0)) as usize;
-        let hi = ((center + support + 0.5) as usize).min(len);
-        let ws = &mut t.weights[o * taps..(o + 1) * taps];
-        let mut sum = 0.0;
-        for (k, x) in (lo..hi).enumerate() {
-            let d = ((x as f64 - center + 0.5) / filterscale).abs();
-            let wgt = if d < 1.0 { 1.0 - d } else { 0.0 };
-            ws[k] = wgt as f32;
-            sum += wgt;
-        }
-        if sum > 0.0 {
-            ws.iter_mut().for_each(|v| *v = (*v as f64 / sum) as f32);
-        }
-        t.starts[o] = lo;
-        t.counts[o] = hi - lo;
-    }
-    t
-}
-
-/// Resizes the region (x, y, width, height) of `image` to out_w x out_h, separably
-/// (horizontal pass, then vertical).
+/// Resizes the region (x, y, width, height) of `image` to out_w x out_h with PIL's bilinear
+/// filter (antialiased when shrinking, see `Taps::resize`), separably: horizontal pass, then
+/// vertical, on the interleaved pixels (the corruptions resize planes, vertical pass first).
 pub fn resize_region(image: &Image, region: (usize, usize, usize, usize), out_w: usize, out_h: usize) -> Image {
     let (rx, ry, rw, rh) = region;
     let c = image.channels;
-    let tx = taps(rw, out_w);
+    let tx = Taps::resize(rw, out_w, Filter::Triangle, Normalize::F64);
     let mut mid = vec![0f32; out_w * rh * c];
     for y in 0..rh {
         let row = &image.data[image.index(rx, ry + y, 0)..image.index(rx, ry + y, 0) + rw * c];
         let dst = &mut mid[y * out_w * c..(y + 1) * out_w * c];
-        for o in 0..out_w {
-            let ws = &tx.weights[o * tx.taps..o * tx.taps + tx.counts[o]];
-            let base = tx.starts[o] * c;
+        for (o, taps) in tx.rows.iter().enumerate() {
             for k in 0..c {
                 let mut acc = 0f32;
-                for (j, &wgt) in ws.iter().enumerate() {
-                    acc += row[base + j * c + k] * wgt;
+                for &(j, wgt) in taps {
+                    acc += row[j as usize * c + k] * wgt;
                 }
                 dst[o * c + k] = acc;
             }
         }
     }
-    let ty = taps(rh, out_h);
+    let ty = Taps::resize(rh, out_h, Filter::Triangle, Normalize::F64);
     let stride = out_w * c;
     let mut data = vec![0f32; out_h * stride];
-    for o in 0..out_h {
-        let ws = &ty.weights[o * ty.taps..o * ty.taps + ty.counts[o]];
+    for (o, taps) in ty.rows.iter().enumerate() {
         let dst = &mut data[o * stride..(o + 1) * stride];
-        for (j, &wgt) in ws.iter().enumerate() {
-            let src = &mid[(ty.starts[o] + j) * stride..(ty.starts[o] + j + 1) * stride];
+        for &(j, wgt) in taps {
+            let src = &mid[j as usize * stride..(j as usize + 1) * stride];
             dst.iter_mut().zip(src).for_each(|(d, s)| *d += s * wgt);
         }
     }

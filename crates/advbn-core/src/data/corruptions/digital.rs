@@ -7,8 +7,9 @@ use image::{ExtendedColorType, ImageFormat};
 use rand::Rng;
 use rand_distr::Uniform;
 
-use super::filters::{bilinear, from_planes, gaussian_blur_plane_truncated, hsv_to_rgb, map_planes, map_rgb, resize_plane, rgb_to_hsv, to_planes, Filter};
+use super::filters::{bilinear, from_planes, gaussian_blur_plane_truncated, hsv_to_rgb, map_planes, map_rgb, resize_plane, rgb_to_hsv, to_planes};
 use super::Ctx;
+use crate::data::resample::Filter;
 use crate::data::Image;
 use crate::error::{Error, Result};
 

@@ -4,6 +4,7 @@
 //!
 //! Everything works on *planes*: one channel, `width * height` values, row-major.
 
+use crate::data::resample::{Filter, Normalize, Taps};
 use crate::data::Image;
 
 /// Splits an interleaved image into one plane per channel.
@@ -45,89 +46,37 @@ pub(crate) fn reflect(i: isize, n: usize) -> usize {
     (if m >= n { 2 * n - 1 - m } else { m }) as usize
 }
 
-/// A 1-D linear operator from `src_len` samples to `rows.len()` samples: output `i` is
-/// `sum(w * src[j])` over `rows[i]`. Blurs and resizes are both expressed this way, so one
-/// separable engine (`separable`) applies them.
-pub(crate) struct Taps {
-    pub(crate) rows: Vec<Vec<(u32, f32)>>,
+/// Convolution with a centred, odd-length `kernel` on `n` samples, reflected at the borders,
+/// as a 1-D operator for `separable`. Taps that land on the same sample (kernels longer than
+/// the signal) are merged, so even a kernel much longer than `n` costs at most `n` taps per output.
+pub(crate) fn convolution_taps(kernel: &[f32], n: usize) -> Taps {
+    let r = (kernel.len() / 2) as isize;
+    let mut acc = vec![0f32; n];
+    let mut touched: Vec<usize> = Vec::with_capacity(n.min(kernel.len()));
+    let rows = (0..n as isize)
+        .map(|i| {
+            for (k, &w) in kernel.iter().enumerate() {
+                let j = reflect(i + k as isize - r, n);
+                if acc[j] == 0.0 {
+                    touched.push(j);
+                }
+                acc[j] += w;
+            }
+            let row = touched.iter().map(|&j| (j as u32, acc[j])).collect();
+            for &j in &touched {
+                acc[j] = 0.0;
+            }
+            touched.clear();
+            row
+        })
+        .collect();
+    Taps { rows }
 }
 
-impl Taps {
-    /// Convolution with a centred, odd-length `kernel` on `n` samples, reflected at the
-    /// borders. Taps that land on the same sample (kernels longer than the signal) are merged,
-    /// so even a kernel much longer than `n` costs at most `n` taps per output.
-    pub(crate) fn convolution(kernel: &[f32], n: usize) -> Taps {
-        let r = (kernel.len() / 2) as isize;
-        let mut acc = vec![0f32; n];
-        let mut touched: Vec<usize> = Vec::with_capacity(n.min(kernel.len()));
-        let rows = (0..n as isize)
-            .map(|i| {
-                for (k, &w) in kernel.iter().enumerate() {
-                    let j = reflect(i + k as isize - r, n);
-                    if acc[j] == 0.0 {
-                        touched.push(j);
-                    }
-                    acc[j] += w;
-                }
-                let row = touched.iter().map(|&j| (j as u32, acc[j])).collect();
-                for &j in &touched {
-                    acc[j] = 0.0;
-                }
-                touched.clear();
-                row
-            })
-            .collect();
-        Taps { rows }
-    }
-
-    /// Resampling `src` samples to `dst` like PIL's `Image.resize`: the filter is stretched by
-    /// the scale when shrinking (area averaging for `Box`, antialiased linear for `Triangle`),
-    /// and is a plain interpolator when enlarging (`Box` is then nearest neighbour).
-    pub(crate) fn resize(src: usize, dst: usize, filter: Filter) -> Taps {
-        let scale = src as f64 / dst as f64;
-        let filterscale = scale.max(1.0);
-        let support = filter.support() * filterscale;
-        let rows = (0..dst)
-            .map(|i| {
-                let center = (i as f64 + 0.5) * scale;
-                let lo = ((center - support + 0.5).floor().max(0.0)) as usize;
-                let hi = ((center + support + 0.5).floor() as usize).min(src);
-                let mut row: Vec<(u32, f32)> = (lo..hi)
-                    .map(|j| (j as u32, filter.eval((j as f64 - center + 0.5) / filterscale)))
-                    .filter(|&(_, w)| w != 0.0)
-                    .map(|(j, w)| (j, w as f32))
-                    .collect();
-                if row.is_empty() {
-                    row.push(((center as usize).min(src - 1) as u32, 1.0));
-                }
-                let total: f32 = row.iter().map(|t| t.1).sum();
-                row.iter_mut().for_each(|t| t.1 /= total);
-                row
-            })
-            .collect();
-        Taps { rows }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Filter {
-    Box,
-    Triangle,
-}
-
-impl Filter {
-    fn support(self) -> f64 {
-        match self {
-            Filter::Box => 0.5,
-            Filter::Triangle => 1.0,
-        }
-    }
-    fn eval(self, x: f64) -> f64 {
-        match self {
-            Filter::Box => f64::from(u8::from(x > -0.5 && x <= 0.5)),
-            Filter::Triangle => (1.0 - x.abs()).max(0.0),
-        }
-    }
+/// The same 1-D `kernel` along rows and columns of a plane `w` wide, reflected borders.
+pub(crate) fn convolve_separable(plane: &[f32], w: usize, kernel: &[f32]) -> Vec<f32> {
+    let h = plane.len() / w;
+    separable(plane, w, &convolution_taps(kernel, w), &convolution_taps(kernel, h))
 }
 
 /// Applies `tx` along rows and `ty` along columns of a `w x h` plane. The result is
@@ -182,21 +131,20 @@ pub(crate) fn gaussian_blur_plane(plane: &[f32], w: usize, sigma: f32) -> Vec<f3
 }
 
 pub(crate) fn gaussian_blur_plane_truncated(plane: &[f32], w: usize, sigma: f32, truncate: f32) -> Vec<f32> {
-    let h = plane.len() / w;
-    let k = gaussian_kernel(sigma, truncate);
-    separable(plane, w, &Taps::convolution(&k, w), &Taps::convolution(&k, h))
+    convolve_separable(plane, w, &gaussian_kernel(sigma, truncate))
 }
 
 pub(crate) fn gaussian_blur(image: &Image, sigma: f32) -> Image {
     map_planes(image, |p| gaussian_blur_plane(p, image.width, sigma))
 }
 
-/// Resizes a plane (PIL semantics, see `Taps::resize`).
+/// Resizes a plane (PIL semantics, see `Taps::resize`; the transforms share those coefficients
+/// but normalise them in f64 and apply them to interleaved pixels, horizontal pass first).
 pub(crate) fn resize_plane(plane: &[f32], w: usize, h: usize, dw: usize, dh: usize, filter: Filter) -> Vec<f32> {
     if (w, h) == (dw, dh) {
         return plane.to_vec();
     }
-    separable(plane, w, &Taps::resize(w, dw, filter), &Taps::resize(h, dh, filter))
+    separable(plane, w, &Taps::resize(w, dw, filter, Normalize::F32), &Taps::resize(h, dh, filter, Normalize::F32))
 }
 
 /// 2-D convolution with a square `(2r+1)^2` kernel (row-major), reflected borders. Each

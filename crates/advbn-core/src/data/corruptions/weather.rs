@@ -9,8 +9,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::filters::{gaussian_blur_plane, luma, map_rgb, motion_blur_plane, resize_plane, zoom_center, Filter};
+use super::filters::{gaussian_blur_plane, luma, map_rgb, motion_blur_plane, resize_plane, zoom_center};
 use super::Ctx;
+use crate::data::resample::Filter;
 use crate::data::Image;
 
 /// (mean, std, zoom, threshold, blur radius, blur sigma, image weight).
@@ -256,9 +257,7 @@ fn chamfer_distance(source: &[bool], w: usize, h: usize) -> Vec<f32> {
 
 /// 3x3 mean (cv2.blur), reflected borders.
 fn box3(plane: &[f32], w: usize) -> Vec<f32> {
-    let k = [1.0f32 / 3.0; 3];
-    let h = plane.len() / w;
-    super::filters::separable(plane, w, &super::filters::Taps::convolution(&k, w), &super::filters::Taps::convolution(&k, h))
+    super::filters::convolve_separable(plane, w, &[1.0f32 / 3.0; 3])
 }
 
 /// The liquid spatter's alpha: the reference shades each blob by its (truncated,
