@@ -105,7 +105,7 @@ export class Model implements Disposable {
 
   /** True once an AdvBN fine-tune has created the adversarial BatchNorm branch. */
   get hasAdvBn(): boolean {
-    return this.#native !== null && this.#native.hasAdvBn;
+    return this.#native?.hasAdvBn ?? false;
   }
 
   /** True after {@link Model.dispose}. */

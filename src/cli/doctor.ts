@@ -59,7 +59,7 @@ export function formatDoctorReport(report: DoctorReport): string {
     lines.push(`native ${report.native.version} (${report.native.variant} build, candle ${report.native.candleVersion})`);
   }
   lines.push(`binary: ${report.load.path ?? 'none loaded'}`, `why:    ${report.load.reason}`, '', 'load attempts:');
-  lines.push(table(report.load.attempts.map((a) => ['  ' + (a.ok ? 'ok  ' : 'fail'), a.candidate, a.error ?? ''])));
+  lines.push(table(report.load.attempts.map((a) => [`  ${a.ok ? 'ok  ' : 'fail'}`, a.candidate, a.error ?? ''])));
   if (report.devices.length > 0) {
     lines.push('', 'devices:');
     lines.push(table(report.devices.map((d) => [`  ${d.id}`, d.kind, d.name])));

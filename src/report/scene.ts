@@ -75,7 +75,7 @@ export function sceneToSvg(scene: Scene, title: string): string {
     }
   }
   out.push('</svg>');
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 /** Rasterises a scene and encodes it as PNG. Text outside printable ASCII is drawn as `?`. */

@@ -326,7 +326,7 @@ function check(schema: Schema, value: unknown, path: string, errors: string[]): 
     if (typeof schema.minItems === 'number' && value.length < schema.minItems) errors.push(`${path}: must have at least ${schema.minItems} items, got ${value.length}`);
     if (typeof schema.maxItems === 'number' && value.length > schema.maxItems) errors.push(`${path}: must have at most ${schema.maxItems} items, got ${value.length}`);
     if (schema.uniqueItems === true && new Set(value.map((v) => JSON.stringify(v))).size !== value.length) errors.push(`${path}: items must be unique`);
-    if (schema.items) value.forEach((item, i) => check(schema.items as Schema, item, childPath(path, i), errors));
+    if (schema.items) value.forEach((item, i) => void check(schema.items as Schema, item, childPath(path, i), errors));
   }
   if (actual === 'object') {
     const object = value as Record<string, unknown>;

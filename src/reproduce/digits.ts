@@ -33,7 +33,10 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
   const seconds: Record<string, number> = {};
   const datasets: Dataset[] = [];
   let targetCount = 0;
-  const keep = (d: Dataset) => (datasets.push(d), d);
+  const keep = (d: Dataset) => {
+    datasets.push(d);
+    return d;
+  };
   try {
     const train = keep(await digits.train(sources, { limit: config.trainPerDomain, seed }));
     const target = keep(await digits.domain(heldOut, { split: 'test', limit: config.targetLimit, seed: TEST_SEED }));

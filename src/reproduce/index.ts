@@ -8,6 +8,7 @@ import { listDevices } from '../devices.js';
 import { packageInfo } from '../package-root.js';
 import { writeReport, type Protocol, type Results } from '../report/index.js';
 import { OptionReader } from '../validation.js';
+import type { PairOutcome } from './aggregate.js';
 import { runDigits } from './digits.js';
 import { summarize, type PairRun } from './lodo.js';
 import { runPacs } from './pacs.js';
@@ -104,7 +105,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
   const progress = new Progress(pairCount * (1 + methods.length));
   const started = performance.now();
   const tmp = mkdtempSync(join(tmpdir(), 'advbn-reproduce-'));
-  let pairs;
+  let pairs: PairOutcome[];
   try {
     const common = { methods, seeds, device: resolvedDevice, progress, modelDir: saveModels ? resolve(saveModels) : tmp, ...(saveModels && { saveModels: resolve(saveModels) }) };
     pairs =
