@@ -164,22 +164,22 @@ export function nativeLoadReport(): NativeLoadReport {
   return { ...state.report, attempts: state.report.attempts.map((a) => ({ ...a })) };
 }
 
-const NATIVE_MESSAGE = /^\[(ADVBN_[A-Z_]+)(?: option=([^\]\s]+))?\]\s*([\s\S]*)$/;
+/** What the addon throws (crates/advbn-node/src/errors.rs): an `Error` whose own `code` names the failure, with `option` and `value` when an option was rejected. */
+interface NativeErrorFields {
+  code?: unknown;
+  option?: unknown;
+  value?: unknown;
+}
 
-/** Maps an error thrown by the addon (`[ADVBN_CODE option=NAME] text`) to the typed error class. */
+/** Maps an error thrown by the addon to the exported class of its `code`; no message is parsed. */
 export function wrapNativeError(err: unknown): Error {
   if (err instanceof AdvbnError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  const match = NATIVE_MESSAGE.exec(message);
-  if (!match) {
-    // napi-rs reports contained panics in its own words when an entry point lacks our mapping.
-    if (/panic/i.test(message)) return new NativePanicError(`native code panicked: ${message}`, { cause: err });
-    return new AdvbnError(message, 'ADVBN_NATIVE', { cause: err });
-  }
-  const [, code, option, text = ''] = match;
+  if (!(err instanceof Error)) return new AdvbnError(String(err), 'ADVBN_NATIVE', { cause: err });
+  const { code, option, value } = err as Error & NativeErrorFields;
+  const text = err.message;
   switch (code) {
     case 'ADVBN_INVALID_OPTION':
-      return new InvalidOptionError(text, option ?? 'unknown', undefined, { cause: err });
+      return new InvalidOptionError(text, typeof option === 'string' ? option : 'unknown', value, { cause: err });
     case 'ADVBN_INVALID_DATA':
       return new InvalidDataError(text, { cause: err });
     case 'ADVBN_DEVICE':
@@ -190,8 +190,12 @@ export function wrapNativeError(err: unknown): Error {
       return new NativePanicError(text, { cause: err });
     case 'ADVBN_DIVERGED':
       return new TrainingDivergedError(text, { cause: err });
+    case 'ADVBN_BUSY':
+      return new AdvbnError(text, 'ADVBN_BUSY', { cause: err });
     default:
-      return new AdvbnError(text, code ?? 'ADVBN_NATIVE', { cause: err });
+      // ADVBN_NATIVE (a numeric failure inside Candle), or napi-rs's own argument conversion
+      // errors (code `InvalidArg`, `NumberExpected`, ...): kept under one code, the original as cause.
+      return new AdvbnError(text, 'ADVBN_NATIVE', { cause: err });
   }
 }
 

@@ -1,5 +1,16 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DeviceError, DisposedError, InvalidDataError, InvalidOptionError, NativePanicError, listDevices, nativeInfo, nativeLoadReport } from '../src/index.js';
+import {
+  DeviceError,
+  DisposedError,
+  InvalidDataError,
+  InvalidOptionError,
+  NativePanicError,
+  TrainingDivergedError,
+  listDevices,
+  nativeInfo,
+  nativeLoadReport,
+} from '../src/index.js';
 import { loadNative, wrapNativeError } from '../src/native.js';
 import { tinyModel } from './helpers.js';
 
@@ -42,17 +53,54 @@ describe('native addon', () => {
     expect(model.parameterCount).toBeGreaterThan(0);
   });
 
-  it('maps every native error code to its class', () => {
-    const option = wrapNativeError(new Error('[ADVBN_INVALID_OPTION option=lr] lr must be positive, got -1'));
+  it('maps every native error code to its class by the code property, never by the message', () => {
+    const thrown = (message: string, fields: Record<string, unknown>) => Object.assign(new Error(message), fields);
+    const option = wrapNativeError(thrown('option `lr` = -1 is invalid: must be positive', { code: 'ADVBN_INVALID_OPTION', option: 'lr', value: -1 }));
     expect(option).toBeInstanceOf(InvalidOptionError);
-    expect((option as InvalidOptionError).option).toBe('lr');
-    expect(option.message).toBe('lr must be positive, got -1');
-    expect(wrapNativeError(new Error('[ADVBN_INVALID_DATA] NaN at 3'))).toBeInstanceOf(InvalidDataError);
-    expect(wrapNativeError(new Error('[ADVBN_DEVICE] no CUDA'))).toBeInstanceOf(DeviceError);
-    expect(wrapNativeError(new Error('[ADVBN_DISPOSED] gone'))).toBeInstanceOf(DisposedError);
-    expect(wrapNativeError(new Error('[ADVBN_PANIC] boom'))).toBeInstanceOf(NativePanicError);
-    const other = wrapNativeError(new Error('[ADVBN_NATIVE] candle said no'));
-    expect(other).toMatchObject({ code: 'ADVBN_NATIVE', message: 'candle said no' });
-    expect(wrapNativeError(new Error('plain'))).toMatchObject({ code: 'ADVBN_NATIVE', message: 'plain' });
+    expect(option).toMatchObject({ code: 'ADVBN_INVALID_OPTION', option: 'lr', value: -1, message: 'option `lr` = -1 is invalid: must be positive' });
+    expect(wrapNativeError(thrown('NaN at 3', { code: 'ADVBN_INVALID_DATA' }))).toBeInstanceOf(InvalidDataError);
+    expect(wrapNativeError(thrown('no CUDA', { code: 'ADVBN_DEVICE' }))).toBeInstanceOf(DeviceError);
+    expect(wrapNativeError(thrown('gone', { code: 'ADVBN_DISPOSED' }))).toBeInstanceOf(DisposedError);
+    expect(wrapNativeError(thrown('boom', { code: 'ADVBN_PANIC' }))).toBeInstanceOf(NativePanicError);
+    expect(wrapNativeError(thrown('loss is NaN', { code: 'ADVBN_DIVERGED' }))).toBeInstanceOf(TrainingDivergedError);
+    expect(wrapNativeError(thrown('wait', { code: 'ADVBN_BUSY' }))).toMatchObject({ code: 'ADVBN_BUSY', message: 'wait' });
+    expect(wrapNativeError(thrown('candle said no', { code: 'ADVBN_NATIVE' }))).toMatchObject({ code: 'ADVBN_NATIVE', message: 'candle said no' });
+    // A message that looks like the old text protocol is just a message now.
+    const old = wrapNativeError(new Error('[ADVBN_INVALID_OPTION option=lr] lr must be positive'));
+    expect(old).not.toBeInstanceOf(InvalidOptionError);
+    expect(old).toMatchObject({ code: 'ADVBN_NATIVE', message: '[ADVBN_INVALID_OPTION option=lr] lr must be positive' });
+  });
+
+  it('receives code, option and value as properties of the error the addon throws, sync and async', async () => {
+    const native = loadNative();
+    // Synchronous: a corruption name the core does not know.
+    let sync: unknown;
+    try {
+      native.corruptionMetrics({ clean: 0.1, corruptions: { no_such_corruption: [0, 0, 0, 0, 0] } }, { clean: 0.1, corruptions: {} });
+    } catch (err) {
+      sync = err;
+    }
+    expect(sync).toBeInstanceOf(Error);
+    expect(sync).toMatchObject({ code: 'ADVBN_INVALID_OPTION', option: 'corruption', value: 'no_such_corruption' });
+    expect(wrapNativeError(sync)).toBeInstanceOf(InvalidOptionError);
+    // Asynchronous: the rejection of a task carries the same fields (this file is no weights file).
+    const notWeights = fileURLToPath(import.meta.url);
+    const rejected = await native.createModel({ arch: 'resnet18', numClasses: 3, device: 'cpu', seed: 0, weights: notWeights }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(rejected).toBeInstanceOf(Error);
+    expect(rejected).toMatchObject({ code: 'ADVBN_INVALID_OPTION', option: 'weights', value: notWeights });
+    const typed = wrapNativeError(rejected);
+    expect(typed).toBeInstanceOf(InvalidOptionError);
+    expect(typed).toMatchObject({ option: 'weights', value: notWeights });
+    // A number stays a number.
+    let count: unknown;
+    try {
+      native.createModel({ arch: 'resnet18', numClasses: 0, device: 'cpu', seed: 0 });
+    } catch (err) {
+      count = err;
+    }
+    expect(count).toMatchObject({ code: 'ADVBN_INVALID_OPTION', option: 'numClasses', value: 0 });
   });
 });

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::{disposed, IntoNapi};
+use crate::errors::{task, Failure, Outcome, Typed, Work};
 use crate::executor;
 
 #[derive(Clone)]
@@ -18,8 +18,8 @@ impl SharedBatch {
     }
 
     /// (images, labels), cheap clones of the device tensors.
-    pub fn tensors(&self) -> napi::Result<(Tensor, Tensor)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| disposed("batch"))
+    pub fn tensors(&self) -> Outcome<(Tensor, Tensor)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| Failure::disposed("batch"))
     }
 }
 
@@ -62,8 +62,8 @@ impl NativeBatch {
 
     /// Copies the batch back to host memory (for tests and inspection).
     #[napi(ts_return_type = "Promise<BatchArrays>")]
-    pub fn to_arrays(&self) -> AsyncTask<ToArraysTask> {
-        AsyncTask::new(ToArraysTask(self.inner.clone()))
+    pub fn to_arrays(&self) -> AsyncTask<Typed<ToArraysTask>> {
+        task(ToArraysTask(self.inner.clone()))
     }
 
     #[napi]
@@ -82,17 +82,17 @@ pub struct BatchArrays {
 
 pub struct ToArraysTask(SharedBatch);
 
-impl Task for ToArraysTask {
+impl Work for ToArraysTask {
     type Output = (Vec<f32>, Vec<u32>, Vec<i32>);
     type JsValue = BatchArrays;
 
-    fn compute(&mut self) -> Result<Self::Output> {
+    fn compute(&mut self) -> Outcome<Self::Output> {
         let batch = self.0.clone();
         executor::run(move || {
             let (images, labels) = batch.tensors()?;
             let shape = images.dims().iter().map(|&d| d as u32).collect();
-            let pixels = images.flatten_all().and_then(|t| t.to_vec1::<f32>()).into_napi()?;
-            let labels = labels.to_vec1::<u32>().into_napi()?.into_iter().map(|l| l as i32).collect();
+            let pixels = images.flatten_all().and_then(|t| t.to_vec1::<f32>())?;
+            let labels = labels.to_vec1::<u32>()?.into_iter().map(|l| l as i32).collect();
             Ok((pixels, shape, labels))
         })
     }

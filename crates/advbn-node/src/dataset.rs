@@ -8,7 +8,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::batch::NativeBatch;
-use crate::errors::IntoNapi;
+use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 
 #[napi(object)]
@@ -31,23 +31,23 @@ impl NativeDataset {
         Self { inner: Some(Arc::new(dataset)) }
     }
 
-    fn data(&self) -> Result<&Arc<ArrayDataset>> {
-        self.inner.as_ref().ok_or_else(|| crate::errors::disposed("dataset"))
+    fn data(&self) -> Outcome<&Arc<ArrayDataset>> {
+        self.inner.as_ref().ok_or_else(|| Failure::disposed("dataset"))
     }
 
-    fn build(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
-        let layout = ImageLayout::parse(&options.layout).into_napi()?;
+    fn build(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Outcome<Self> {
+        let layout = ImageLayout::parse(&options.layout)?;
         let shape: Vec<usize> = options.shape.iter().map(|&d| d as usize).collect();
         let normalize = match (&options.mean, &options.std) {
             (Some(mean), Some(std)) => Some((mean.as_slice(), std.as_slice())),
             (None, None) => None,
-            _ => return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("normalize", "mean/std", "give both mean and std, or neither"))),
+            _ => return Err(advbn_core::Error::invalid_option("normalize", "mean/std", "give both mean and std, or neither").into()),
         };
         let pixels = match &images {
             Either::A(f) => PixelData::F32(f.as_ref()),
             Either::B(u) => PixelData::U8(u.as_ref()),
         };
-        let dataset = ArrayDataset::new(pixels, labels.as_ref(), &shape, layout, options.num_classes.map(|n| n as usize), normalize).into_napi()?;
+        let dataset = ArrayDataset::new(pixels, labels.as_ref(), &shape, layout, options.num_classes.map(|n| n as usize), normalize)?;
         Ok(Self { inner: Some(Arc::new(dataset)) })
     }
 }
@@ -56,45 +56,47 @@ impl NativeDataset {
 impl NativeDataset {
     /// Copies and validates the arrays (shape, NaN/inf, label range).
     #[napi(factory)]
-    pub fn from_arrays(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
-        crate::errors::catch_panics(|| Self::build(images, labels, options))
+    pub fn from_arrays(env: Env, images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Result<Self> {
+        sync(&env, || Self::build(images, labels, options))
     }
 
     #[napi(getter)]
-    pub fn length(&self) -> Result<u32> {
-        Ok(self.data()?.len() as u32)
+    pub fn length(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.data()?.len() as u32))
     }
 
     #[napi(getter)]
-    pub fn num_classes(&self) -> Result<u32> {
-        Ok(self.data()?.num_classes() as u32)
+    pub fn num_classes(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.data()?.num_classes() as u32))
     }
 
     #[napi(getter)]
-    pub fn channels(&self) -> Result<u32> {
-        Ok(self.data()?.image_shape().0 as u32)
+    pub fn channels(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.data()?.image_shape().0 as u32))
     }
 
     #[napi(getter)]
-    pub fn height(&self) -> Result<u32> {
-        Ok(self.data()?.image_shape().1 as u32)
+    pub fn height(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.data()?.image_shape().1 as u32))
     }
 
     #[napi(getter)]
-    pub fn width(&self) -> Result<u32> {
-        Ok(self.data()?.image_shape().2 as u32)
+    pub fn width(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.data()?.image_shape().2 as u32))
     }
 
     /// Gathers the given sample indices into a batch on `device`. With `augmix` = [seed, epoch],
     /// every image goes through AugMix first (seeded per sample).
     #[napi(ts_return_type = "Promise<NativeBatch>")]
-    pub fn batch(&self, indices: Uint32Array, device: String, augmix: Option<Vec<u32>>) -> Result<AsyncTask<BatchTask>> {
-        let augment = match augmix.as_deref() {
-            None => None,
-            Some([seed, epoch]) => Some((*seed as u64, *epoch as u64)),
-            Some(other) => return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("augmix", format!("{other:?}"), "expected [seed, epoch]"))),
-        };
-        Ok(AsyncTask::new(BatchTask { dataset: self.data()?.clone(), indices: indices.to_vec(), device, augment }))
+    pub fn batch(&self, env: Env, indices: Uint32Array, device: String, augmix: Option<Vec<u32>>) -> Result<AsyncTask<Typed<BatchTask>>> {
+        sync(&env, || {
+            let augment = match augmix.as_deref() {
+                None => None,
+                Some([seed, epoch]) => Some((*seed as u64, *epoch as u64)),
+                Some(other) => return Err(advbn_core::Error::invalid_option("augmix", format!("{other:?}"), "expected [seed, epoch]").into()),
+            };
+            Ok(task(BatchTask { dataset: self.data()?.clone(), indices: indices.to_vec(), device, augment }))
+        })
     }
 
     /// The data is shared with in-flight batches; dropping the handle frees it when they finish.
@@ -111,17 +113,17 @@ pub struct BatchTask {
     augment: Option<(u64, u64)>,
 }
 
-impl Task for BatchTask {
+impl Work for BatchTask {
     type Output = NativeBatch;
     type JsValue = NativeBatch;
 
-    fn compute(&mut self) -> Result<NativeBatch> {
+    fn compute(&mut self) -> Outcome<NativeBatch> {
         let (dataset, indices, device, augment) = (self.dataset.clone(), std::mem::take(&mut self.indices), self.device.clone(), self.augment);
         // Gathering (and AugMix) is host work: it runs here; only the upload uses the compute thread.
-        let (pixels, labels) = dataset.gather(&indices, augment).into_napi()?;
+        let (pixels, labels) = dataset.gather(&indices, augment)?;
         executor::run_for(&device.clone(), move || {
-            let device = parse_device(&device).into_napi()?;
-            let (images, labels) = dataset.to_tensors(pixels, labels, &device).into_napi()?;
+            let device = parse_device(&device)?;
+            let (images, labels) = dataset.to_tensors(pixels, labels, &device)?;
             Ok(NativeBatch::new(images, labels))
         })
     }

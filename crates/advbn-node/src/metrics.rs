@@ -7,7 +7,7 @@ use advbn_core::eval::metrics::{corruption_error, mean_corruption_error, relativ
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::errors::IntoNapi;
+use crate::errors::sync;
 
 /** Top-1 errors of one model: clean, and per corruption the 5 severities (fractions). */
 #[napi(object)]
@@ -51,19 +51,21 @@ fn table(errors: &ErrorTable) -> advbn_core::Result<CorruptionErrors> {
 
 /// mCE and relative mCE of `model` against `baseline` over the 15 benchmark corruptions.
 #[napi]
-pub fn corruption_metrics(model: ErrorTable, baseline: ErrorTable) -> Result<CorruptionMetrics> {
-    let (m, b) = (table(&model).into_napi()?, table(&baseline).into_napi()?);
-    let m_ce = mean_corruption_error(&m, &b).into_napi()?;
-    let relative_m_ce = relative_mce(&m, model.clean, &b, baseline.clean).ok();
-    let mut per_corruption = HashMap::new();
-    for c in Corruption::BENCHMARK {
-        let (mc, bc) = (&m[&c], &b[&c]);
-        per_corruption.insert(
-            c.name().to_string(),
-            CorruptionScore { ce: corruption_error(mc, bc).into_napi()?, relative_ce: relative_corruption_error(mc, model.clean, bc, baseline.clean).ok() },
-        );
-    }
-    Ok(CorruptionMetrics { m_ce, relative_m_ce, per_corruption })
+pub fn corruption_metrics(env: Env, model: ErrorTable, baseline: ErrorTable) -> Result<CorruptionMetrics> {
+    sync(&env, || {
+        let (m, b) = (table(&model)?, table(&baseline)?);
+        let m_ce = mean_corruption_error(&m, &b)?;
+        let relative_m_ce = relative_mce(&m, model.clean, &b, baseline.clean).ok();
+        let mut per_corruption = HashMap::new();
+        for c in Corruption::BENCHMARK {
+            let (mc, bc) = (&m[&c], &b[&c]);
+            per_corruption.insert(
+                c.name().to_string(),
+                CorruptionScore { ce: corruption_error(mc, bc)?, relative_ce: relative_corruption_error(mc, model.clean, bc, baseline.clean).ok() },
+            );
+        }
+        Ok(CorruptionMetrics { m_ce, relative_m_ce, per_corruption })
+    })
 }
 
 /// Names of the 15 benchmark corruptions, in the ImageNet-C order.

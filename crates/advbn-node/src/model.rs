@@ -10,7 +10,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::batch::{NativeBatch, SharedBatch};
-use crate::errors::{disposed, IntoNapi};
+use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 
 pub type SharedModel = Arc<RwLock<Option<ResNet>>>;
@@ -56,11 +56,11 @@ pub struct NativeModel {
 }
 
 /// Runs `f` with the model, failing cleanly if it was disposed.
-pub(crate) fn with_model<T>(model: &SharedModel, f: impl FnOnce(&ResNet) -> Result<T>) -> Result<T> {
+pub(crate) fn with_model<T>(model: &SharedModel, f: impl FnOnce(&ResNet) -> Outcome<T>) -> Outcome<T> {
     let guard = model.read().unwrap_or_else(|e| e.into_inner());
     match guard.as_ref() {
         Some(m) => f(m),
-        None => Err(disposed("model")),
+        None => Err(Failure::disposed("model")),
     }
 }
 
@@ -77,28 +77,28 @@ impl NativeModel {
     }
 
     #[napi(getter)]
-    pub fn num_classes(&self) -> Result<u32> {
-        with_model(&self.inner, |m| Ok(m.num_classes() as u32))
+    pub fn num_classes(&self, env: Env) -> Result<u32> {
+        sync(&env, || with_model(&self.inner, |m| Ok(m.num_classes() as u32)))
     }
 
     #[napi(getter)]
-    pub fn num_stages(&self) -> Result<u32> {
-        with_model(&self.inner, |m| Ok(m.num_stages() as u32))
+    pub fn num_stages(&self, env: Env) -> Result<u32> {
+        sync(&env, || with_model(&self.inner, |m| Ok(m.num_stages() as u32)))
     }
 
     #[napi(getter)]
-    pub fn in_channels(&self) -> Result<u32> {
-        with_model(&self.inner, |m| Ok(m.config().in_channels as u32))
+    pub fn in_channels(&self, env: Env) -> Result<u32> {
+        sync(&env, || with_model(&self.inner, |m| Ok(m.config().in_channels as u32)))
     }
 
     #[napi(getter)]
-    pub fn has_adv_bn(&self) -> Result<bool> {
-        with_model(&self.inner, |m| Ok(m.has_adv_bn()))
+    pub fn has_adv_bn(&self, env: Env) -> Result<bool> {
+        sync(&env, || with_model(&self.inner, |m| Ok(m.has_adv_bn())))
     }
 
     #[napi(getter)]
-    pub fn parameter_count(&self) -> Result<f64> {
-        with_model(&self.inner, |m| Ok(m.params().parameter_count() as f64))
+    pub fn parameter_count(&self, env: Env) -> Result<f64> {
+        sync(&env, || with_model(&self.inner, |m| Ok(m.params().parameter_count() as f64)))
     }
 
     #[napi(getter)]
@@ -108,15 +108,15 @@ impl NativeModel {
 
     /// Logits, row-major [batch.size, numClasses].
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<PredictTask>> {
-        let branch = BnBranch::parse(&bn).into_napi()?;
-        Ok(AsyncTask::new(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
+    pub fn predict(&self, env: Env, batch: &NativeBatch, bn: String) -> Result<AsyncTask<Typed<PredictTask>>> {
+        let branch = sync(&env, || Ok(BnBranch::parse(&bn)?))?;
+        Ok(task(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
     }
 
     #[napi(ts_return_type = "Promise<EvalStats>")]
-    pub fn evaluate(&self, batch: &NativeBatch, bn: String) -> Result<AsyncTask<EvaluateTask>> {
-        let branch = BnBranch::parse(&bn).into_napi()?;
-        Ok(AsyncTask::new(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
+    pub fn evaluate(&self, env: Env, batch: &NativeBatch, bn: String) -> Result<AsyncTask<Typed<EvaluateTask>>> {
+        let branch = sync(&env, || Ok(BnBranch::parse(&bn)?))?;
+        Ok(task(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
     }
 
     /// What loading the weights file did, when the model was built from one.
@@ -127,8 +127,8 @@ impl NativeModel {
 
     /// Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn save_weights(&self, path: String) -> AsyncTask<SaveWeightsTask> {
-        AsyncTask::new(SaveWeightsTask { model: self.inner.clone(), path, device: self.device.clone() })
+    pub fn save_weights(&self, path: String) -> AsyncTask<Typed<SaveWeightsTask>> {
+        task(SaveWeightsTask { model: self.inner.clone(), path, device: self.device.clone() })
     }
 
     /// Frees the weights now instead of at garbage collection.
@@ -144,20 +144,20 @@ pub struct CreateModelTask {
     weights: Option<String>,
 }
 
-impl Task for CreateModelTask {
+impl Work for CreateModelTask {
     type Output = (ResNet, Option<WeightsReport>);
     type JsValue = NativeModel;
 
-    fn compute(&mut self) -> Result<Self::Output> {
+    fn compute(&mut self) -> Outcome<Self::Output> {
         let (config, device, weights) = (self.config.clone(), self.device.clone(), self.weights.clone());
         executor::run_for(&self.device, move || {
-            let device = parse_device(&device).into_napi()?;
-            let mut model = ResNet::new(config, &device).into_napi()?;
+            let device = parse_device(&device)?;
+            let mut model = ResNet::new(config, &device)?;
             let report = match weights {
                 None => None,
                 Some(path) => {
                     // A checkpoint for another class count keeps everything but the classifier.
-                    let r = model.load_weights(std::path::Path::new(&path), true).into_napi()?;
+                    let r = model.load_weights(std::path::Path::new(&path), true)?;
                     Some(WeightsReport { path, loaded: r.loaded as u32, reinitialized: r.reinitialized, ignored: r.ignored })
                 }
             };
@@ -176,13 +176,13 @@ pub struct SaveWeightsTask {
     device: String,
 }
 
-impl Task for SaveWeightsTask {
+impl Work for SaveWeightsTask {
     type Output = ();
     type JsValue = ();
 
-    fn compute(&mut self) -> Result<()> {
+    fn compute(&mut self) -> Outcome<()> {
         let (model, path) = (self.model.clone(), self.path.clone());
-        executor::run_for(&self.device, move || with_model(&model, |m| m.save_weights(std::path::Path::new(&path)).into_napi()))
+        executor::run_for(&self.device, move || with_model(&model, |m| Ok(m.save_weights(std::path::Path::new(&path))?)))
     }
 
     fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
@@ -191,20 +191,22 @@ impl Task for SaveWeightsTask {
 }
 
 #[napi(ts_return_type = "Promise<NativeModel>")]
-pub fn create_model(config: ModelConfig) -> Result<AsyncTask<CreateModelTask>> {
-    let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize)).into_napi()?;
-    if !(config.seed.is_finite() && config.seed >= 0.0 && config.seed.fract() == 0.0) {
-        return Err(crate::errors::to_napi(advbn_core::Error::invalid_option("seed", config.seed, "must be a non-negative integer")));
-    }
-    let core = CoreModelConfig {
-        arch,
-        num_classes: config.num_classes as usize,
-        in_channels: config.in_channels.unwrap_or(3) as usize,
-        seed: config.seed as u64,
-        dtype: candle_core::DType::F32,
-    };
-    core.validate().into_napi()?;
-    Ok(AsyncTask::new(CreateModelTask { config: core, device: config.device, weights: config.weights }))
+pub fn create_model(env: Env, config: ModelConfig) -> Result<AsyncTask<Typed<CreateModelTask>>> {
+    sync(&env, || {
+        let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize))?;
+        if !(config.seed.is_finite() && config.seed >= 0.0 && config.seed.fract() == 0.0) {
+            return Err(advbn_core::Error::invalid_option("seed", config.seed, "must be a non-negative integer").into());
+        }
+        let core = CoreModelConfig {
+            arch,
+            num_classes: config.num_classes as usize,
+            in_channels: config.in_channels.unwrap_or(3) as usize,
+            seed: config.seed as u64,
+            dtype: candle_core::DType::F32,
+        };
+        core.validate()?;
+        Ok(task(CreateModelTask { config: core, device: config.device, weights: config.weights }))
+    })
 }
 
 pub struct PredictTask {
@@ -214,15 +216,15 @@ pub struct PredictTask {
     device: String,
 }
 
-impl Task for PredictTask {
+impl Work for PredictTask {
     type Output = Vec<f32>;
     type JsValue = Float32Array;
 
-    fn compute(&mut self) -> Result<Vec<f32>> {
+    fn compute(&mut self) -> Outcome<Vec<f32>> {
         let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
         executor::run_for(&self.device, move || {
             let (images, _) = batch.tensors()?;
-            with_model(&model, |m| predict(m, &images, branch).and_then(|l| Ok(l.flatten_all()?.to_vec1::<f32>()?)).into_napi())
+            with_model(&model, |m| Ok(predict(m, &images, branch).and_then(|l| Ok(l.flatten_all()?.to_vec1::<f32>()?))?))
         })
     }
 
@@ -238,15 +240,15 @@ pub struct EvaluateTask {
     device: String,
 }
 
-impl Task for EvaluateTask {
+impl Work for EvaluateTask {
     type Output = EvalStats;
     type JsValue = EvalStats;
 
-    fn compute(&mut self) -> Result<EvalStats> {
+    fn compute(&mut self) -> Outcome<EvalStats> {
         let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
         executor::run_for(&self.device, move || {
             let (images, labels) = batch.tensors()?;
-            let stats = with_model(&model, |m| evaluate_batch(m, &images, &labels, branch).into_napi())?;
+            let stats = with_model(&model, |m| Ok(evaluate_batch(m, &images, &labels, branch)?))?;
             Ok(EvalStats { loss_sum: stats.loss_sum, correct: stats.correct as u32, count: stats.count as u32 })
         })
     }

@@ -17,7 +17,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::batch::NativeBatch;
-use crate::errors::{catch_panics, disposed, to_napi, IntoNapi};
+use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 
 enum SourceSpec {
@@ -32,8 +32,8 @@ pub struct NativeSource {
 }
 
 impl NativeSource {
-    fn source(&self) -> Result<&Arc<dyn Source>> {
-        self.inner.as_ref().ok_or_else(|| disposed("data source"))
+    fn source(&self) -> Outcome<&Arc<dyn Source>> {
+        self.inner.as_ref().ok_or_else(|| Failure::disposed("data source"))
     }
 }
 
@@ -41,35 +41,35 @@ impl NativeSource {
 impl NativeSource {
     /// Lists `root/<class>/**/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`.
     #[napi(ts_return_type = "Promise<NativeSource>")]
-    pub fn image_folder(root: String, classes: Option<Vec<String>>) -> AsyncTask<OpenSourceTask> {
-        AsyncTask::new(OpenSourceTask(Some(SourceSpec::Folder { root, classes })))
+    pub fn image_folder(root: String, classes: Option<Vec<String>>) -> AsyncTask<Typed<OpenSourceTask>> {
+        task(OpenSourceTask(Some(SourceSpec::Folder { root, classes })))
     }
 
     /// Reads an IDX3 image file and an IDX1 label file (uncompressed).
     #[napi(ts_return_type = "Promise<NativeSource>")]
-    pub fn mnist(images_path: String, labels_path: String) -> AsyncTask<OpenSourceTask> {
-        AsyncTask::new(OpenSourceTask(Some(SourceSpec::Mnist { images: images_path, labels: labels_path })))
+    pub fn mnist(images_path: String, labels_path: String) -> AsyncTask<Typed<OpenSourceTask>> {
+        task(OpenSourceTask(Some(SourceSpec::Mnist { images: images_path, labels: labels_path })))
     }
 
     /// Reads CIFAR-10 binary batch files, concatenated in the order given.
     #[napi(ts_return_type = "Promise<NativeSource>")]
-    pub fn cifar10(paths: Vec<String>) -> AsyncTask<OpenSourceTask> {
-        AsyncTask::new(OpenSourceTask(Some(SourceSpec::Cifar10 { paths })))
+    pub fn cifar10(paths: Vec<String>) -> AsyncTask<Typed<OpenSourceTask>> {
+        task(OpenSourceTask(Some(SourceSpec::Cifar10 { paths })))
     }
 
     #[napi(getter)]
-    pub fn length(&self) -> Result<u32> {
-        Ok(self.source()?.len() as u32)
+    pub fn length(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.source()?.len() as u32))
     }
 
     #[napi(getter)]
-    pub fn num_classes(&self) -> Result<u32> {
-        Ok(self.source()?.num_classes() as u32)
+    pub fn num_classes(&self, env: Env) -> Result<u32> {
+        sync(&env, || Ok(self.source()?.num_classes() as u32))
     }
 
     #[napi(getter)]
-    pub fn class_names(&self) -> Result<Vec<String>> {
-        Ok(self.source()?.class_names())
+    pub fn class_names(&self, env: Env) -> Result<Vec<String>> {
+        sync(&env, || Ok(self.source()?.class_names()))
     }
 
     /// Loaders already made keep the source alive until they are closed.
@@ -81,23 +81,21 @@ impl NativeSource {
 
 pub struct OpenSourceTask(Option<SourceSpec>);
 
-impl Task for OpenSourceTask {
+impl Work for OpenSourceTask {
     type Output = Arc<dyn Source>;
     type JsValue = NativeSource;
 
-    fn compute(&mut self) -> Result<Arc<dyn Source>> {
-        let spec = self.0.take().ok_or_else(|| Error::invalid_data("the source was already opened")).into_napi()?;
-        catch_panics(move || {
-            let source: Arc<dyn Source> = match spec {
-                SourceSpec::Folder { root, classes } => Arc::new(ImageFolder::new(root, classes).into_napi()?),
-                SourceSpec::Mnist { images, labels } => Arc::new(Mnist::from_idx(images, labels).into_napi()?),
-                SourceSpec::Cifar10 { paths } => {
-                    let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();
-                    Arc::new(Cifar10::from_batches(&paths).into_napi()?)
-                }
-            };
-            Ok(source)
-        })
+    fn compute(&mut self) -> Outcome<Arc<dyn Source>> {
+        let spec = self.0.take().ok_or_else(|| Error::invalid_data("the source was already opened"))?;
+        let source: Arc<dyn Source> = match spec {
+            SourceSpec::Folder { root, classes } => Arc::new(ImageFolder::new(root, classes)?),
+            SourceSpec::Mnist { images, labels } => Arc::new(Mnist::from_idx(images, labels)?),
+            SourceSpec::Cifar10 { paths } => {
+                let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();
+                Arc::new(Cifar10::from_batches(&paths)?)
+            }
+        };
+        Ok(source)
     }
 
     fn resolve(&mut self, _env: Env, source: Arc<dyn Source>) -> Result<NativeSource> {
@@ -239,11 +237,11 @@ pub struct NativeLoader {
 }
 
 impl NativeLoader {
-    fn lock_now(&self) -> Result<Option<MutexGuard<'_, EpochState>>> {
+    fn lock_now(&self) -> Option<MutexGuard<'_, EpochState>> {
         match self.state.try_lock() {
-            Ok(guard) => Ok(Some(guard)),
-            Err(TryLockError::Poisoned(p)) => Ok(Some(p.into_inner())),
-            Err(TryLockError::WouldBlock) => Ok(None),
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         }
     }
 
@@ -253,7 +251,7 @@ impl NativeLoader {
             stopper.stop();
         }
         // A next() in flight holds the state: it sees `closed` and drops the pass itself.
-        if let Ok(Some(mut state)) = self.lock_now() {
+        if let Some(mut state) = self.lock_now() {
             state.peeked = None;
             drop_in_background(state.iter.take());
         }
@@ -263,10 +261,10 @@ impl NativeLoader {
 #[napi]
 impl NativeLoader {
     #[napi(constructor)]
-    pub fn new(source: &NativeSource, options: LoaderOptions) -> Result<Self> {
-        catch_panics(|| {
+    pub fn new(env: Env, source: &NativeSource, options: LoaderOptions) -> Result<Self> {
+        sync(&env, || {
             let source = source.source()?.clone();
-            let loader = Loader::new(source, loader_config(&options).into_napi()?).into_napi()?;
+            let loader = Loader::new(source, loader_config(&options)?)?;
             Ok(Self { loader: Arc::new(loader), state: Arc::new(Mutex::new(EpochState::default())), stopper: None, closed: Arc::new(AtomicBool::new(false)) })
         })
     }
@@ -279,21 +277,39 @@ impl NativeLoader {
 
     /// [channels, height, width] of the first sample that loads, after the transforms.
     #[napi(ts_return_type = "Promise<Array<number>>")]
-    pub fn first_sample_shape(&self) -> AsyncTask<ProbeTask> {
-        AsyncTask::new(ProbeTask { loader: self.loader.clone() })
+    pub fn first_sample_shape(&self) -> AsyncTask<Typed<ProbeTask>> {
+        task(ProbeTask { loader: self.loader.clone() })
     }
 
     /// Starts pass `epoch` (its order and random draws); stops the workers of the previous one.
     #[napi]
-    pub fn epoch(&mut self, epoch: u32) -> Result<()> {
+    pub fn epoch(&mut self, env: Env, epoch: u32) -> Result<()> {
+        sync(&env, || self.start_epoch(epoch))
+    }
+
+    /// The next batch of the pass on `device`, with the samples skipped as bad; null at the end.
+    #[napi(ts_return_type = "Promise<NativeBatch | null>")]
+    pub fn next(&self, device: String) -> AsyncTask<Typed<NextTask>> {
+        task(NextTask { state: self.state.clone(), closed: self.closed.clone(), device })
+    }
+
+    /// Stops the workers now (they finish at most the sample in hand); the loader is unusable after.
+    #[napi]
+    pub fn close(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl NativeLoader {
+    fn start_epoch(&mut self, epoch: u32) -> Outcome<()> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(disposed("loader"));
+            return Err(Failure::disposed("loader"));
         }
         if let Some(stopper) = self.stopper.take() {
             stopper.stop();
         }
-        let Some(mut state) = self.lock_now()? else {
-            return Err(napi::Error::from_reason("[ADVBN_BUSY] a batch of this loader is still loading; await next() first"));
+        let Some(mut state) = self.lock_now() else {
+            return Err(Failure::busy("a batch of this loader is still loading; await next() first"));
         };
         let iter = self.loader.epoch(epoch as u64);
         let stopper = iter.stopper();
@@ -304,18 +320,6 @@ impl NativeLoader {
         self.stopper = Some(stopper);
         drop_in_background(old);
         Ok(())
-    }
-
-    /// The next batch of the pass on `device`, with the samples skipped as bad; null at the end.
-    #[napi(ts_return_type = "Promise<NativeBatch | null>")]
-    pub fn next(&self, device: String) -> AsyncTask<NextTask> {
-        AsyncTask::new(NextTask { state: self.state.clone(), closed: self.closed.clone(), device })
-    }
-
-    /// Stops the workers now (they finish at most the sample in hand); the loader is unusable after.
-    #[napi]
-    pub fn close(&mut self) {
-        self.shut_down();
     }
 }
 
@@ -329,16 +333,13 @@ pub struct ProbeTask {
     loader: Arc<Loader>,
 }
 
-impl Task for ProbeTask {
+impl Work for ProbeTask {
     type Output = Vec<u32>;
     type JsValue = Vec<u32>;
 
-    fn compute(&mut self) -> Result<Vec<u32>> {
-        let loader = self.loader.clone();
-        catch_panics(move || {
-            let (c, h, w) = loader.first_sample_shape().into_napi()?;
-            Ok(vec![c as u32, h as u32, w as u32])
-        })
+    fn compute(&mut self) -> Outcome<Vec<u32>> {
+        let (c, h, w) = self.loader.first_sample_shape()?;
+        Ok(vec![c as u32, h as u32, w as u32])
     }
 
     fn resolve(&mut self, _env: Env, shape: Vec<u32>) -> Result<Vec<u32>> {
@@ -356,17 +357,17 @@ impl NextTask {
     /// Waits (on this libuv thread) for the next non-empty batch. Batches whose every sample
     /// was skipped are folded into a neighbour: the ones before into this batch, and by peeking
     /// one batch ahead, the ones right after too, so a trailing run of them is still reported.
-    fn next_batch(&self) -> Result<Option<(Batch, Vec<String>)>> {
+    fn next_batch(&self) -> Outcome<Option<(Batch, Vec<String>)>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let closed = |state: &mut EpochState| {
             drop_in_background(state.iter.take());
-            Err(disposed("loader"))
+            Err(Failure::disposed("loader"))
         };
         if self.closed.load(Ordering::Relaxed) {
             return closed(&mut state);
         }
         if !state.started {
-            return Err(Error::invalid_data("call epoch(n) before next()")).into_napi();
+            return Err(Error::invalid_data("call epoch(n) before next()").into());
         }
         let mut skipped = Vec::new();
         let batch = loop {
@@ -381,12 +382,13 @@ impl NextTask {
                         return Ok(None);
                     }
                     let first: &String = &skipped[0];
-                    return Err(Error::invalid_data(format!("every sample of this pass was skipped as bad ({} samples; the first: {first})", skipped.len())))
-                        .into_napi();
+                    return Err(
+                        Error::invalid_data(format!("every sample of this pass was skipped as bad ({} samples; the first: {first})", skipped.len())).into()
+                    );
                 }
                 Some(Err(e)) => {
                     state.iter = None;
-                    return Err(to_napi(e));
+                    return Err(e.into());
                 }
                 Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
                 Some(Ok(b)) => break b,
@@ -413,16 +415,16 @@ impl NextTask {
     }
 }
 
-impl Task for NextTask {
+impl Work for NextTask {
     type Output = Option<NativeBatch>;
     type JsValue = Option<NativeBatch>;
 
-    fn compute(&mut self) -> Result<Option<NativeBatch>> {
-        let Some((batch, skipped)) = catch_panics(|| self.next_batch())? else { return Ok(None) };
+    fn compute(&mut self) -> Outcome<Option<NativeBatch>> {
+        let Some((batch, skipped)) = self.next_batch()? else { return Ok(None) };
         let device = self.device.clone();
         executor::run(move || {
-            let device = parse_device(&device).into_napi()?;
-            let (images, labels) = batch.to_tensors(&device).into_napi()?;
+            let device = parse_device(&device)?;
+            let (images, labels) = batch.to_tensors(&device)?;
             Ok(Some(NativeBatch::new(images, labels).with_skipped(skipped)))
         })
     }
@@ -468,38 +470,38 @@ pub struct CorruptFilesSummary {
 
 /// Writes every input image once per (corruption, severity), keeping its format and layout.
 #[napi(ts_return_type = "Promise<CorruptFilesSummary>")]
-pub fn corrupt_files(options: CorruptFilesOptions) -> Result<AsyncTask<CorruptFilesTask>> {
-    let corruptions = options.corruptions.iter().map(|n| Corruption::parse(n)).collect::<advbn_core::Result<Vec<_>>>().into_napi()?;
-    if let Some(s) = options.severities.iter().find(|s| !(1..=5).contains(*s)) {
-        return Err(to_napi(Error::invalid_option("severity", s, "expected an integer in 1..=5")));
-    }
-    if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
-        return Err(to_napi(Error::invalid_option("seed", options.seed, "must be a non-negative integer")));
-    }
-    Ok(AsyncTask::new(CorruptFilesTask(CorruptFilesJob {
-        input: options.input.into(),
-        output: options.output.into(),
-        corruptions,
-        severities: options.severities.iter().map(|&s| s as u8).collect(),
-        seed: options.seed as u64,
-        threads: options.threads as usize,
-    })))
+pub fn corrupt_files(env: Env, options: CorruptFilesOptions) -> Result<AsyncTask<Typed<CorruptFilesTask>>> {
+    sync(&env, || {
+        let corruptions = options.corruptions.iter().map(|n| Corruption::parse(n)).collect::<advbn_core::Result<Vec<_>>>()?;
+        if let Some(s) = options.severities.iter().find(|s| !(1..=5).contains(*s)) {
+            return Err(Error::invalid_option("severity", s, "expected an integer in 1..=5").into());
+        }
+        if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
+            return Err(Error::invalid_option("seed", options.seed, "must be a non-negative integer").into());
+        }
+        Ok(task(CorruptFilesTask(CorruptFilesJob {
+            input: options.input.into(),
+            output: options.output.into(),
+            corruptions,
+            severities: options.severities.iter().map(|&s| s as u8).collect(),
+            seed: options.seed as u64,
+            threads: options.threads as usize,
+        })))
+    })
 }
 
 pub struct CorruptFilesTask(CorruptFilesJob);
 
-impl Task for CorruptFilesTask {
+impl Work for CorruptFilesTask {
     type Output = CorruptFilesSummary;
     type JsValue = CorruptFilesSummary;
 
-    fn compute(&mut self) -> Result<CorruptFilesSummary> {
-        catch_panics(|| {
-            let summary = core_corrupt_files(&self.0).into_napi()?;
-            Ok(CorruptFilesSummary {
-                images: summary.images as u32,
-                written: summary.written as u32,
-                per_corruption: summary.per_corruption.into_iter().map(|(c, n)| CorruptionCount { name: c.name().to_string(), written: n as u32 }).collect(),
-            })
+    fn compute(&mut self) -> Outcome<CorruptFilesSummary> {
+        let summary = core_corrupt_files(&self.0)?;
+        Ok(CorruptFilesSummary {
+            images: summary.images as u32,
+            written: summary.written as u32,
+            per_corruption: summary.per_corruption.into_iter().map(|(c, n)| CorruptionCount { name: c.name().to_string(), written: n as u32 }).collect(),
         })
     }
 
@@ -511,14 +513,14 @@ impl Task for CorruptFilesTask {
 /// PNG or JPEG (quality 95) bytes of 8-bit interleaved pixels (height, width, channels);
 /// lets tests write image files without an encoder of their own.
 #[napi]
-pub fn encode_image(pixels: Uint8Array, width: u32, height: u32, channels: u32, format: String) -> Result<Buffer> {
-    catch_panics(|| {
-        let image = Image::from_u8(width as usize, height as usize, channels as usize, &pixels).into_napi()?;
+pub fn encode_image(env: Env, pixels: Uint8Array, width: u32, height: u32, channels: u32, format: String) -> Result<Buffer> {
+    sync(&env, || {
+        let image = Image::from_u8(width as usize, height as usize, channels as usize, &pixels)?;
         let bytes = match format.as_str() {
             "png" => encode_png(&image),
             "jpeg" => encode_jpeg(&image),
             other => Err(Error::invalid_option("format", format!("{other:?}"), "expected \"png\" or \"jpeg\"")),
         };
-        Ok(bytes.into_napi()?.into())
+        Ok(bytes?.into())
     })
 }

@@ -9,7 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::batch::{NativeBatch, SharedBatch};
-use crate::errors::{to_napi, IntoNapi};
+use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 use crate::model::{with_model, NativeModel, SharedModel};
 
@@ -118,16 +118,18 @@ pub struct NativeTrainer {
 #[napi]
 impl NativeTrainer {
     #[napi(constructor)]
-    pub fn new(model: &NativeModel, config: TrainerConfig) -> Result<Self> {
-        let core = core_config(&config).into_napi()?;
-        with_model(&model.inner, |m| core.validate(m).into_napi())?;
-        Ok(Self { model: model.inner.clone(), device: model.device(), state: Arc::new(Mutex::new(TrainerState::Pending(core.clone()))), config: core })
+    pub fn new(env: Env, model: &NativeModel, config: TrainerConfig) -> Result<Self> {
+        sync(&env, || {
+            let core = core_config(&config)?;
+            with_model(&model.inner, |m| Ok(core.validate(m)?))?;
+            Ok(Self { model: model.inner.clone(), device: model.device(), state: Arc::new(Mutex::new(TrainerState::Pending(core.clone()))), config: core })
+        })
     }
 
     /// One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule.
     #[napi(ts_return_type = "Promise<StepLogs>")]
-    pub fn step(&self, batch: &NativeBatch, epoch: u32, step_in_epoch: u32) -> AsyncTask<StepTask> {
-        AsyncTask::new(StepTask {
+    pub fn step(&self, batch: &NativeBatch, epoch: u32, step_in_epoch: u32) -> AsyncTask<Typed<StepTask>> {
+        task(StepTask {
             model: self.model.clone(),
             device: self.device.clone(),
             state: self.state.clone(),
@@ -139,14 +141,14 @@ impl NativeTrainer {
 
     /// Writes model, optimiser state and `meta` (JSON text) to `path` atomically.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<CheckpointTask> {
-        AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
+    pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<Typed<CheckpointTask>> {
+        task(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
     }
 
     /// Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn load_checkpoint(&self, path: String) -> AsyncTask<CheckpointTask> {
-        AsyncTask::new(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: None })
+    pub fn load_checkpoint(&self, path: String) -> AsyncTask<Typed<CheckpointTask>> {
+        task(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: None })
     }
 
     #[napi]
@@ -165,15 +167,15 @@ pub struct StepTask {
     step: usize,
 }
 
-impl Task for StepTask {
+impl Work for StepTask {
     type Output = StepLogs;
     type JsValue = StepLogs;
 
-    fn compute(&mut self) -> Result<StepLogs> {
+    fn compute(&mut self) -> Outcome<StepLogs> {
         let (model, state, batch, epoch, step) = (self.model.clone(), self.state.clone(), self.batch.clone(), self.epoch, self.step);
         executor::run_for(&self.device, move || {
             let (images, labels) = batch.tensors()?;
-            with_trainer(&model, &state, |model, trainer| Ok(trainer.step(model, &images, &labels, epoch, step).map_err(to_napi)?.into()))
+            with_trainer(&model, &state, |model, trainer| Ok(trainer.step(model, &images, &labels, epoch, step)?.into()))
         })
     }
 
@@ -183,12 +185,16 @@ impl Task for StepTask {
 }
 
 /// Runs `f` on the compute thread's model and trainer, creating the trainer on first use.
-fn with_trainer<T>(model: &SharedModel, state: &Mutex<TrainerState>, f: impl FnOnce(&mut advbn_core::models::ResNet, &mut Trainer) -> Result<T>) -> Result<T> {
+fn with_trainer<T>(
+    model: &SharedModel,
+    state: &Mutex<TrainerState>,
+    f: impl FnOnce(&mut advbn_core::models::ResNet, &mut Trainer) -> Outcome<T>,
+) -> Outcome<T> {
     let mut guard = model.write().unwrap_or_else(|e| e.into_inner());
-    let model = guard.as_mut().ok_or_else(|| crate::errors::disposed("model"))?;
+    let model = guard.as_mut().ok_or_else(|| Failure::disposed("model"))?;
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     if let TrainerState::Pending(config) = &*state {
-        *state = TrainerState::Ready(Trainer::new(model, config.clone()).into_napi()?);
+        *state = TrainerState::Ready(Trainer::new(model, config.clone())?);
     }
     let TrainerState::Ready(trainer) = &mut *state else { unreachable!("trainer initialised above") };
     f(model, trainer)
@@ -203,17 +209,17 @@ pub struct CheckpointTask {
     save_meta: Option<String>,
 }
 
-impl Task for CheckpointTask {
+impl Work for CheckpointTask {
     type Output = String;
     type JsValue = String;
 
-    fn compute(&mut self) -> Result<String> {
+    fn compute(&mut self) -> Outcome<String> {
         let (model, state, path, save_meta) = (self.model.clone(), self.state.clone(), self.path.clone(), self.save_meta.clone());
         executor::run_for(&self.device, move || {
             let path = std::path::PathBuf::from(path);
             with_trainer(&model, &state, |model, trainer| match save_meta {
-                Some(meta) => save_checkpoint(&path, model, trainer, &meta).map(|_| meta).into_napi(),
-                None => load_checkpoint(&path, model, trainer).map(|info| info.meta).into_napi(),
+                Some(meta) => Ok(save_checkpoint(&path, model, trainer, &meta).map(|_| meta)?),
+                None => Ok(load_checkpoint(&path, model, trainer).map(|info| info.meta)?),
             })
         })
     }

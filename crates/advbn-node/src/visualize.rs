@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::batch::{NativeBatch, SharedBatch};
-use crate::errors::IntoNapi;
+use crate::errors::{task, Outcome, Typed, Work};
 use crate::executor;
 use crate::model::{with_model, NativeModel, SharedModel};
 
@@ -37,16 +37,16 @@ pub struct VisualizeTask {
     config: VisualizeConfig,
 }
 
-impl Task for VisualizeTask {
+impl Work for VisualizeTask {
     type Output = (Vec<u8>, Vec<f64>);
     type JsValue = VisualizeResult;
 
-    fn compute(&mut self) -> Result<Self::Output> {
+    fn compute(&mut self) -> Outcome<Self::Output> {
         let (model, batch, config) = (self.model.clone(), self.batch.clone(), self.config.clone());
         executor::run_for(&self.device, move || {
             let (images, labels) = batch.tensors()?;
-            let (picture, losses) = with_model(&model, |m| visualize(m, &images, &labels, &config).into_napi())?;
-            Ok((encode_png(&picture).into_napi()?, losses))
+            let (picture, losses) = with_model(&model, |m| Ok(visualize(m, &images, &labels, &config)?))?;
+            Ok((encode_png(&picture)?, losses))
         })
     }
 
@@ -58,8 +58,8 @@ impl Task for VisualizeTask {
 /// Trains a decoder that inverts `model`'s encoder at the cut on `batch` (images in [0, 1]) and
 /// renders AdvBN-perturbed features at increasing strength.
 #[napi(ts_return_type = "Promise<VisualizeResult>")]
-pub fn visualize_features(model: &NativeModel, batch: &NativeBatch, options: VisualizeOptions) -> AsyncTask<VisualizeTask> {
-    AsyncTask::new(VisualizeTask {
+pub fn visualize_features(model: &NativeModel, batch: &NativeBatch, options: VisualizeOptions) -> AsyncTask<Typed<VisualizeTask>> {
+    task(VisualizeTask {
         model: model.inner.clone(),
         device: model.device(),
         batch: batch.shared(),
