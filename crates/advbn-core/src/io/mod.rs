@@ -1,11 +1,15 @@
-//! File writing that never leaves a half-written file behind: write a temp file next to the
-//! target, fsync it, rename it over the target, fsync the directory.
+//! File formats and file handling: writing that never leaves a half-written file behind
+//! ([`write_atomically`]), and reading PyTorch checkpoints without executing them (`pth`).
+
+pub(crate) mod pth;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Writes `path` through `write` without ever leaving a half-written file: `write` fills a temp
+/// file next to the target, which is fsynced, renamed over the target, then the directory fsynced.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
