@@ -9,6 +9,7 @@ use crate::data::Image;
 use crate::error::{check_option, Error, Result};
 use crate::models::ResNet;
 use crate::nn::layers::{conv2d, Conv2d};
+use crate::nn::readout::scalar;
 use crate::nn::ForwardMode;
 use crate::params::ParamStore;
 use crate::train::{Optimizer, OptimizerConfig};
@@ -110,7 +111,7 @@ fn visualize_here(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &Visual
         let y = decoder.forward(&model.encode(&x, cfg.cut)?)?;
         let y = if y.dims() == x.dims() { y } else { y.upsample_nearest2d(height, width)? };
         let loss = ((&y - &x)?.sqr()?.mean_all()? + (total_variation(&y)? * cfg.tv_weight)?)?;
-        losses.push(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+        losses.push(scalar(&loss)?);
         optimizer.step(&loss.backward()?, cfg.lr)?;
     }
     // Columns: input, reconstruction, then one per attack strength.

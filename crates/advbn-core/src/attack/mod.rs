@@ -1,10 +1,11 @@
 //! The inner maximisation of AdvBN: sign-gradient ascent on the per-channel perturbation
 //! (alpha, beta) of the feature statistics, projected onto the box [1 - eps, 1 + eps].
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{Tensor, Var};
 
 use crate::error::{check_option, Error, Result};
 use crate::models::ResNet;
+use crate::nn::readout::scalar;
 use crate::nn::{advbn, BnBranch, BnMode, ForwardMode};
 
 /// Attack settings; defaults are the reference's (K = 6, step 0.2, eps 1.1).
@@ -76,9 +77,4 @@ pub fn attack(model: &ResNet, features: &Tensor, labels: &Tensor, cut: usize, cf
         None => adv_loss, // K = 0: the "perturbed" features are the clean ones
     };
     Ok(AttackResult { features: y, alpha: alpha.as_tensor().detach(), beta: beta.as_tensor().detach(), clean_loss, adv_loss })
-}
-
-/// A rank-0 tensor as f64.
-pub(crate) fn scalar(t: &Tensor) -> candle_core::Result<f64> {
-    t.to_dtype(DType::F64)?.to_scalar::<f64>()
 }

@@ -4,11 +4,10 @@ pub mod metrics;
 
 use candle_core::{DType, Tensor};
 
-use crate::attack::scalar;
 use crate::error::Result;
 use crate::models::ResNet;
+use crate::nn::readout::{count_correct, scalar};
 use crate::nn::{BnBranch, BnMode, ForwardMode};
-use crate::train::count_correct;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EvalStats {

@@ -9,6 +9,7 @@ pub mod dual_bn;
 pub mod layers;
 pub mod mixstyle;
 pub mod mode;
+pub mod readout;
 
 pub use advbn::advbn;
 pub use batch_norm::{batch_norm, BatchNorm};

@@ -8,4 +8,4 @@ pub mod trainer;
 pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointInfo};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
-pub use trainer::{count_correct, Method, StepLogs, StylePerturbation, TrainConfig, Trainer};
+pub use trainer::{Method, StepLogs, StylePerturbation, TrainConfig, Trainer};

@@ -7,9 +7,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::optim::{Optimizer, OptimizerConfig};
 use super::schedule::Schedule;
-use crate::attack::{attack, scalar, AttackConfig};
+use crate::attack::{attack, AttackConfig};
 use crate::error::{check_option, Error, Result};
 use crate::models::ResNet;
+use crate::nn::readout::{count_correct, scalar};
 use crate::nn::{dsu, mixstyle, BnBranch, BnMode, DsuConfig, ForwardMode, MixStyleConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -269,13 +270,6 @@ fn step_rng(seed: u64, epoch: usize, step: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream((1 << 63) | ((epoch as u64) << 32) | step as u64);
     rng
-}
-
-/// Number of rows whose arg-max equals the label.
-pub fn count_correct(logits: &Tensor, labels: &Tensor) -> candle_core::Result<usize> {
-    let predicted = logits.argmax(1)?;
-    let hits = predicted.eq(&labels.to_dtype(predicted.dtype())?)?;
-    Ok(hits.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
 }
 
 fn min_max(t: &Tensor) -> candle_core::Result<(f64, f64)> {
