@@ -167,11 +167,6 @@ export interface CorruptionScore {
 
 export declare function createModel(config: ModelConfig): Promise<NativeModel>
 
-/** Test hook: panics inside native code; must surface as a JS error, never kill the process. */
-export declare function debugPanic(message: string): void
-
-export declare function debugPanicAsync(message: string): Promise<void>
-
 export interface DeviceInfo {
   id: string
   kind: string
@@ -344,4 +339,14 @@ export interface WeightsReport {
   reinitialized: Array<string>
   /** File entries not used (BatchNorm `num_batches_tracked` counters).  */
   ignored: Array<string>
+}
+
+export declare namespace testing {
+  /**
+   * Test hook (the addon's `testing` namespace, not part of the library's API): panics inside
+   * native code; must surface as a JS error, never kill the process.
+   */
+  export function debugPanic(message: string): void
+  /** Test hook (`testing` namespace): panics inside an async task. */
+  export function debugPanicAsync(message: string): Promise<void>
 }

@@ -32,7 +32,7 @@ describe('native addon', () => {
     const native = loadNative();
     let caught: unknown;
     try {
-      native.debugPanic('sync boom');
+      native.testing.debugPanic('sync boom');
     } catch (err) {
       caught = wrapNativeError(err);
     }
@@ -42,7 +42,7 @@ describe('native addon', () => {
 
   it('turns a panic in an async native task into a rejected promise', async () => {
     const native = loadNative();
-    const err = await native.debugPanicAsync('async boom').then(
+    const err = await native.testing.debugPanicAsync('async boom').then(
       () => undefined,
       (e: unknown) => wrapNativeError(e),
     );

@@ -204,15 +204,16 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
       case 'randomResizedCrop': {
         t.rejectUnknown(['type', 'size', 'scale', 'ratio']);
         const size = t.requiredNumber('size', SIDE);
-        const scale = readRange(t, 'scale', [0.08, 1], 1);
-        const ratio = readRange(t, 'ratio', [3 / 4, 4 / 3], Number.MAX_VALUE);
-        out.specs.push({ type, size, scale, ratio });
+        // Absent ranges stay absent: the core's torchvision defaults apply.
+        const scale = readRange(t, 'scale', 1);
+        const ratio = readRange(t, 'ratio', Number.MAX_VALUE);
+        out.specs.push({ type, size, ...(scale && { scale }), ...(ratio && { ratio }) });
         out.size = [size, size];
         break;
       }
       case 'horizontalFlip':
         t.rejectUnknown(['type', 'p']);
-        out.specs.push({ type, p: t.number('p', 0.5, { min: 0, max: 1 }) });
+        out.specs.push({ type, ...(t.has('p') && { p: t.number('p', 0.5, { min: 0, max: 1 }) }) });
         break;
       case 'grayscale': {
         t.rejectUnknown(['type', 'channels']);
@@ -251,8 +252,9 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
   return out;
 }
 
-function readRange(t: OptionReader, name: string, fallback: [number, number], max: number): [number, number] {
-  const value = t.numberArray(name, fallback, { positive: true });
+function readRange(t: OptionReader, name: string, max: number): [number, number] | undefined {
+  if (!t.has(name)) return undefined;
+  const value = t.numberArray(name, [], { positive: true });
   const [lo, hi] = value;
   if (value.length !== 2 || lo === undefined || hi === undefined || lo > hi || hi > max) {
     throw t.fail(name, `[min, max] with 0 < min <= max${max === 1 ? ' <= 1' : ''}`);

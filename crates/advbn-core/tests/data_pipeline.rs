@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use advbn_core::data::transforms::{resize_region, sample_rng};
 use advbn_core::data::{
-    decode_image, epoch_order, BadSample, Batch, Cifar10, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pipeline, Source, Transform, IMAGENET_MEAN,
+    decode_image, epoch_order, BadSample, Batch, Cifar10, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Transform, IMAGENET_MEAN,
     IMAGENET_STD,
 };
 
@@ -368,4 +368,54 @@ fn dropping_the_iterator_mid_epoch_stops_the_workers() {
     let config = LoaderConfig { batch_size: 2, threads: 2, pipeline: Arc::new(Pipeline::new(vec![panics], None).unwrap()), ..LoaderConfig::default() };
     let e = err_text(Loader::new(Arc::new(Slow), config).unwrap().epoch(0).next().unwrap());
     assert!(e.contains("panicked"), "{e}");
+}
+
+/// Samples whose index is in `bad` fail to load.
+struct Flaky {
+    len: usize,
+    bad: Vec<usize>,
+}
+
+impl Source for Flaky {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn num_classes(&self) -> usize {
+        1
+    }
+    fn class_names(&self) -> Vec<String> {
+        vec!["x".into()]
+    }
+    fn load(&self, index: usize) -> advbn_core::error::Result<(Image, u32)> {
+        if self.bad.contains(&index) {
+            return Err(advbn_core::Error::invalid_data(format!("sample {index} is broken")));
+        }
+        Ok((Image::filled(2, 2, 1, index as f32 / 10.0), 0))
+    }
+    fn describe(&self, index: usize) -> String {
+        format!("flaky {index}")
+    }
+}
+
+fn skip_loader(len: usize, bad: &[usize]) -> Loader {
+    let config = LoaderConfig { batch_size: 2, shuffle: false, threads: 2, on_bad_sample: BadSample::Skip, ..LoaderConfig::default() };
+    Loader::new(Arc::new(Flaky { len, bad: bad.to_vec() }), config).unwrap()
+}
+
+#[test]
+fn a_pass_folds_batches_of_skipped_samples_into_their_neighbours() {
+    // Batches of 2 over 10 samples: [0 1] all bad, [2 3] ok, [4 5] one bad, [6 7] ok, [8 9] all bad.
+    let mut pass = Pass::new(skip_loader(10, &[0, 1, 5, 8, 9]).epoch(0));
+    let mut seen = Vec::new();
+    while let Some((batch, skipped)) = pass.next_batch().unwrap() {
+        let skipped: Vec<usize> = skipped.iter().map(|s| s.split(':').next().unwrap().trim_start_matches("flaky ").parse().unwrap()).collect();
+        seen.push((batch.len(), skipped));
+    }
+    // The leading empty batch joins the first real one; the trailing one is reported by the
+    // look-ahead with the last real batch; nothing is lost or counted twice.
+    assert_eq!(seen, vec![(2, vec![0, 1]), (1, vec![5]), (2, vec![8, 9])]);
+    assert!(pass.next_batch().unwrap().is_none(), "the pass stays over");
+    // Every sample bad: an error naming the first one, not an empty pass.
+    let e = err_text(Pass::new(skip_loader(4, &[0, 1, 2, 3]).epoch(0)).next_batch());
+    assert!(e.contains("every sample of this pass was skipped") && e.contains("flaky 0"), "{e}");
 }

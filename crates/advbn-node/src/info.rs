@@ -81,8 +81,9 @@ pub fn self_check_device(device: String) -> AsyncTask<Typed<SelfCheckTask>> {
     task(SelfCheckTask { device })
 }
 
-/// Test hook: panics inside native code; must surface as a JS error, never kill the process.
-#[napi]
+/// Test hook (the addon's `testing` namespace, not part of the library's API): panics inside
+/// native code; must surface as a JS error, never kill the process.
+#[napi(namespace = "testing")]
 pub fn debug_panic(env: Env, message: String) -> Result<()> {
     sync(&env, || panic!("{message}"))
 }
@@ -105,7 +106,8 @@ impl Work for PanicTask {
     }
 }
 
-#[napi(ts_return_type = "Promise<void>")]
+/// Test hook (`testing` namespace): panics inside an async task.
+#[napi(namespace = "testing", ts_return_type = "Promise<void>")]
 pub fn debug_panic_async(message: String) -> AsyncTask<Typed<PanicTask>> {
     task(PanicTask { message })
 }

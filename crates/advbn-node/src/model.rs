@@ -194,14 +194,11 @@ impl Work for SaveWeightsTask {
 pub fn create_model(env: Env, config: ModelConfig) -> Result<AsyncTask<Typed<CreateModelTask>>> {
     sync(&env, || {
         let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize))?;
-        if !(config.seed.is_finite() && config.seed >= 0.0 && config.seed.fract() == 0.0) {
-            return Err(advbn_core::Error::invalid_option("seed", config.seed, "must be a non-negative integer").into());
-        }
         let core = CoreModelConfig {
             arch,
             num_classes: config.num_classes as usize,
             in_channels: config.in_channels.unwrap_or(3) as usize,
-            seed: config.seed as u64,
+            seed: advbn_core::error::seed_from_f64("seed", config.seed)?,
             dtype: candle_core::DType::F32,
         };
         core.validate()?;

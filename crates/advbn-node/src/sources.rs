@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use advbn_core::data::corruptions::{corrupt_files as core_corrupt_files, corruption_transform, encode_jpeg, encode_png, CorruptFilesJob, Corruption};
 use advbn_core::data::loader::Stopper;
-use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pipeline, Source, Transform};
+use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Transform};
 use advbn_core::device::parse_device;
+use advbn_core::error::seed_from_f64;
 use advbn_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -153,11 +154,11 @@ fn transform(at: usize, spec: &TransformSpec) -> advbn_core::Result<Transform> {
         "centerCrop" => Transform::CenterCrop(required("size", spec.size)?),
         "randomResizedCrop" => Transform::RandomResizedCrop {
             size: required("size", spec.size)?,
-            scale: range("scale", &spec.scale, (0.08, 1.0))?,
-            ratio: range("ratio", &spec.ratio, (3.0 / 4.0, 4.0 / 3.0))?,
+            scale: range("scale", &spec.scale, Transform::CROP_SCALE)?,
+            ratio: range("ratio", &spec.ratio, Transform::CROP_RATIO)?,
         },
-        "horizontalFlip" => Transform::HorizontalFlip(spec.p.unwrap_or(0.5)),
-        "grayscale" => Transform::Grayscale(spec.channels.unwrap_or(1) as usize),
+        "horizontalFlip" => Transform::HorizontalFlip(spec.p.unwrap_or(Transform::FLIP_P)),
+        "grayscale" => Transform::Grayscale(spec.channels.map_or(Transform::GRAYSCALE_CHANNELS, |c| c as usize)),
         "toRgb" => Transform::ToRgb,
         "augmix" => advbn_core::data::augmix::augmix_transform(),
         "corrupt" => {
@@ -197,13 +198,10 @@ fn loader_config(options: &LoaderOptions) -> advbn_core::Result<LoaderConfig> {
         Some(&[c, h, w]) => Some((c as usize, h as usize, w as usize)),
         Some(other) => return Err(Error::invalid_option("imageShape", format!("{other:?}"), "needs [channels, height, width]")),
     };
-    if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
-        return Err(Error::invalid_option("seed", options.seed, "must be a non-negative integer"));
-    }
     Ok(LoaderConfig {
         batch_size: options.batch_size as usize,
         shuffle: options.shuffle,
-        seed: options.seed as u64,
+        seed: seed_from_f64("seed", options.seed)?,
         drop_last: options.drop_last,
         threads: options.threads as usize,
         prefetch: options.prefetch as usize,
@@ -213,12 +211,18 @@ fn loader_config(options: &LoaderOptions) -> advbn_core::Result<LoaderConfig> {
     })
 }
 
-/// The pass in progress. `peeked` is the batch after the one last handed out (see `NextTask`).
+/// The pass in progress (`None` before the first `epoch()` and after the end).
 #[derive(Default)]
 struct EpochState {
     started: bool,
-    iter: Option<EpochIter>,
-    peeked: Option<advbn_core::Result<Batch>>,
+    pass: Option<Pass>,
+}
+
+impl EpochState {
+    fn abandon(&mut self) {
+        drop_in_background(self.pass.as_mut().and_then(Pass::take_workers));
+        self.pass = None;
+    }
 }
 
 /// Joins an abandoned pass's workers (already told to stop) off the calling thread.
@@ -252,8 +256,7 @@ impl NativeLoader {
         }
         // A next() in flight holds the state: it sees `closed` and drops the pass itself.
         if let Some(mut state) = self.lock_now() {
-            state.peeked = None;
-            drop_in_background(state.iter.take());
+            state.abandon();
         }
     }
 }
@@ -313,12 +316,11 @@ impl NativeLoader {
         };
         let iter = self.loader.epoch(epoch as u64);
         let stopper = iter.stopper();
-        let old = state.iter.replace(iter);
-        state.peeked = None;
+        state.abandon();
+        state.pass = Some(Pass::new(iter));
         state.started = true;
         drop(state);
         self.stopper = Some(stopper);
-        drop_in_background(old);
         Ok(())
     }
 }
@@ -354,64 +356,22 @@ pub struct NextTask {
 }
 
 impl NextTask {
-    /// Waits (on this libuv thread) for the next non-empty batch. Batches whose every sample
-    /// was skipped are folded into a neighbour: the ones before into this batch, and by peeking
-    /// one batch ahead, the ones right after too, so a trailing run of them is still reported.
+    /// Waits (on this libuv thread) for the pass's next batch with samples.
     fn next_batch(&self) -> Outcome<Option<(Batch, Vec<String>)>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let closed = |state: &mut EpochState| {
-            drop_in_background(state.iter.take());
-            Err(Failure::disposed("loader"))
-        };
-        if self.closed.load(Ordering::Relaxed) {
-            return closed(&mut state);
-        }
-        if !state.started {
+        if !self.closed.load(Ordering::Relaxed) && !state.started {
             return Err(Error::invalid_data("call epoch(n) before next()").into());
         }
-        let mut skipped = Vec::new();
-        let batch = loop {
-            let item = match state.peeked.take() {
-                Some(item) => Some(item),
-                None => state.iter.as_mut().and_then(Iterator::next),
-            };
-            match item {
-                None => {
-                    state.iter = None;
-                    if skipped.is_empty() {
-                        return Ok(None);
-                    }
-                    let first: &String = &skipped[0];
-                    return Err(
-                        Error::invalid_data(format!("every sample of this pass was skipped as bad ({} samples; the first: {first})", skipped.len())).into()
-                    );
-                }
-                Some(Err(e)) => {
-                    state.iter = None;
-                    return Err(e.into());
-                }
-                Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
-                Some(Ok(b)) => break b,
-            }
+        let next = match state.pass.as_mut() {
+            Some(pass) if !self.closed.load(Ordering::Relaxed) => pass.next_batch()?,
+            _ => None,
         };
+        // Closed before or while waiting: the workers are joined elsewhere.
         if self.closed.load(Ordering::Relaxed) {
-            return closed(&mut state);
+            state.abandon();
+            return Err(Failure::disposed("loader"));
         }
-        skipped.extend(batch.skipped.iter().cloned());
-        loop {
-            match state.iter.as_mut().and_then(Iterator::next) {
-                Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
-                None => {
-                    state.iter = None;
-                    break;
-                }
-                other => {
-                    state.peeked = other;
-                    break;
-                }
-            }
-        }
-        Ok(Some((batch, skipped)))
+        Ok(next)
     }
 }
 
@@ -476,15 +436,12 @@ pub fn corrupt_files(env: Env, options: CorruptFilesOptions) -> Result<AsyncTask
         if let Some(s) = options.severities.iter().find(|s| !(1..=5).contains(*s)) {
             return Err(Error::invalid_option("severity", s, "expected an integer in 1..=5").into());
         }
-        if !(options.seed.is_finite() && options.seed >= 0.0 && options.seed.fract() == 0.0) {
-            return Err(Error::invalid_option("seed", options.seed, "must be a non-negative integer").into());
-        }
         Ok(task(CorruptFilesTask(CorruptFilesJob {
             input: options.input.into(),
             output: options.output.into(),
             corruptions,
             severities: options.severities.iter().map(|&s| s as u8).collect(),
-            seed: options.seed as u64,
+            seed: seed_from_f64("seed", options.seed)?,
             threads: options.threads as usize,
         })))
     })

@@ -94,7 +94,7 @@ fn core_config(c: &TrainerConfig) -> advbn_core::Result<TrainConfig> {
         schedule,
         epochs: c.epochs as usize,
         steps_per_epoch: c.steps_per_epoch as usize,
-        seed: c.seed as u64,
+        seed: advbn_core::error::seed_from_f64("seed", c.seed)?,
         // Every ResNet cut point follows a ReLU, so the clamp is on unless asked otherwise.
         attack: AttackConfig { steps: c.adv_steps as usize, step_size: c.adv_step_size, epsilon: c.adv_epsilon, relu_clamp: c.relu_clamp.unwrap_or(true) },
     })
@@ -153,8 +153,7 @@ impl NativeTrainer {
 
     #[napi]
     pub fn learning_rate(&self, epoch: u32, step_in_epoch: u32) -> f64 {
-        let position = epoch as f64 + step_in_epoch as f64 / self.config.steps_per_epoch as f64;
-        self.config.schedule.lr_at(self.config.lr, position, self.config.epochs)
+        self.config.lr_at(epoch as usize, step_in_epoch as usize)
     }
 }
 

@@ -392,3 +392,68 @@ impl Drop for EpochIter {
         self.shutdown();
     }
 }
+
+/// One pass as a training loop consumes it: batches whose every sample was skipped as bad are
+/// folded into a neighbour, so each batch handed out has samples and reports every skip. Skips
+/// before a batch join it, and by looking one batch ahead so do the ones right after it, so a
+/// trailing run of empty batches is still reported with the last real batch.
+pub struct Pass {
+    iter: Option<EpochIter>,
+    peeked: Option<Result<Batch>>,
+}
+
+impl Pass {
+    pub fn new(iter: EpochIter) -> Self {
+        Self { iter: Some(iter), peeked: None }
+    }
+
+    /// Gives up the pass's workers (e.g. to join them on another thread); the pass is then over.
+    pub fn take_workers(&mut self) -> Option<EpochIter> {
+        self.peeked = None;
+        self.iter.take()
+    }
+
+    fn pull(&mut self) -> Option<Result<Batch>> {
+        self.peeked.take().or_else(|| self.iter.as_mut().and_then(Iterator::next))
+    }
+
+    /// The next batch with samples, and every sample skipped since the previous one
+    /// ("<sample>: <reason>", its own included); `None` at the end. An error ends the pass, as
+    /// does a pass whose every sample was skipped (an error naming the first).
+    pub fn next_batch(&mut self) -> Result<Option<(Batch, Vec<String>)>> {
+        let mut skipped = Vec::new();
+        let batch = loop {
+            match self.pull() {
+                None => {
+                    self.iter = None;
+                    if skipped.is_empty() {
+                        return Ok(None);
+                    }
+                    let first = &skipped[0];
+                    return Err(Error::invalid_data(format!("every sample of this pass was skipped as bad ({} samples; the first: {first})", skipped.len())));
+                }
+                Some(Err(e)) => {
+                    self.iter = None;
+                    return Err(e);
+                }
+                Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
+                Some(Ok(b)) => break b,
+            }
+        };
+        skipped.extend(batch.skipped.iter().cloned());
+        loop {
+            match self.iter.as_mut().and_then(Iterator::next) {
+                Some(Ok(b)) if b.is_empty() => skipped.extend(b.skipped),
+                None => {
+                    self.iter = None;
+                    break;
+                }
+                other => {
+                    self.peeked = other;
+                    break;
+                }
+            }
+        }
+        Ok(Some((batch, skipped)))
+    }
+}

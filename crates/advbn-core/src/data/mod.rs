@@ -16,6 +16,6 @@ pub use decode::decode_image;
 pub mod loader;
 pub mod sources;
 pub mod transforms;
-pub use loader::{BadSample, Batch, EpochIter, Loader, LoaderConfig};
+pub use loader::{BadSample, Batch, EpochIter, Loader, LoaderConfig, Pass};
 pub use sources::{Cifar10, ImageFolder, Mnist, Source};
 pub use transforms::{Pipeline, Transform, IMAGENET_MEAN, IMAGENET_STD};

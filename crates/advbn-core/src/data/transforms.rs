@@ -53,9 +53,18 @@ pub enum Transform {
 }
 
 impl Transform {
-    /// `RandomResizedCrop` with torchvision's defaults: scale (0.08, 1), ratio (3/4, 4/3).
+    /// torchvision's default area fraction of `RandomResizedCrop`.
+    pub const CROP_SCALE: (f64, f64) = (0.08, 1.0);
+    /// torchvision's default aspect-ratio range of `RandomResizedCrop`.
+    pub const CROP_RATIO: (f64, f64) = (3.0 / 4.0, 4.0 / 3.0);
+    /// torchvision's default probability of `RandomHorizontalFlip`.
+    pub const FLIP_P: f64 = 0.5;
+    /// Output channels of `Grayscale` when none are given (PIL's `convert("L")`).
+    pub const GRAYSCALE_CHANNELS: usize = 1;
+
+    /// `RandomResizedCrop` with torchvision's defaults.
     pub fn random_resized_crop(size: usize) -> Self {
-        Transform::RandomResizedCrop { size, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
+        Transform::RandomResizedCrop { size, scale: Self::CROP_SCALE, ratio: Self::CROP_RATIO }
     }
 
     fn check(&self, at: usize) -> Result<()> {

@@ -132,6 +132,12 @@ impl TrainConfig {
         }
     }
 
+    /// The scheduled learning rate at step `step` (0-based) of epoch `epoch`.
+    pub fn lr_at(&self, epoch: usize, step: usize) -> f64 {
+        let position = epoch as f64 + step as f64 / self.steps_per_epoch as f64;
+        self.schedule.lr_at(self.lr, position, self.epochs)
+    }
+
     pub fn validate(&self, model: &ResNet) -> Result<()> {
         check_option("lr", self.lr, self.lr > 0.0, "must be a positive finite number")?;
         if self.epochs == 0 {
@@ -205,8 +211,7 @@ impl Trainer {
     }
 
     pub fn lr_at(&self, epoch: usize, step: usize) -> f64 {
-        let position = epoch as f64 + step as f64 / self.config.steps_per_epoch as f64;
-        self.config.schedule.lr_at(self.config.lr, position, self.config.epochs)
+        self.config.lr_at(epoch, step)
     }
 
     /// One step on a batch of images [N, C, H, W] and u32 labels [N] (on the CPU compute pool
