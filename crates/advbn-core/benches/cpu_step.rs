@@ -117,8 +117,10 @@ fn gemm_gflops(m: usize, n: usize, k: usize) -> f64 {
     let mut c = vec![0f32; m * n];
     let threads = candle_core::utils::get_num_threads();
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: a, b and c are row-major buffers of exactly m * k, k * n and m * n elements and the
+    // strides below (1 along a row, the row length between rows) stay inside them; `c` is
+    // borrowed mutably by the closure, so it aliases neither operand.
     let mut run = || unsafe {
-        // SAFETY: row-major buffers of exactly m*k, k*n and m*n elements with matching strides.
         gemm::gemm(
             m,
             n,

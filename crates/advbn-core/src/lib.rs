@@ -4,6 +4,8 @@
 //! fine-tuned on both clean features and features whose per-channel statistics were shifted
 //! adversarially (see `attack`). No napi here: the Node binding lives in `advbn-node`.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod attack;
 pub mod data;
 pub mod device;

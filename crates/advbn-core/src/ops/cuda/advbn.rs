@@ -23,7 +23,11 @@ pub fn advbn_apply(xs: &CudaStorage, xl: &Layout, ps: &CudaStorage, pl: &Layout,
             b.arg(&c_i);
             b.arg(&hw_i);
             b.arg(&relu_i);
-            // SAFETY: argument list matches the kernel signature.
+            // SAFETY: the pushed arguments are advbn_apply_<T>'s (x, params, y, C, HW, relu), in order, with T
+            // the dtype `suffix` named, which `wrap_output` allocated y in. The grid has N * C block rows
+            // and `for_each_in_plane` stops at HW, so x and y (N * C * HW elements each) are indexed in
+            // range; params (float32, checked by `f32_slice`) is read at [0, 3C), the 3C floats (alpha,
+            // beta, mu) `advbn_fused` built.
             unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
         });
         Ok(())
@@ -59,7 +63,12 @@ pub fn advbn_grad_sums(
             b.arg(&hw_i);
             b.arg(&chunks_i);
             b.arg(&relu_i);
-            // SAFETY: argument list matches the kernel signature.
+            // SAFETY: the pushed arguments are advbn_backward_partials_<T>'s (x, g, params, partial, N, C, HW,
+            // chunks, relu), in order. The (chunks, C) grid is what `channel_pair_partials` expects: it
+            // reads planes n < N, elements p < HW of x and g (N * C * HW elements each, g has x's shape and
+            // dtype as the gradient of this op's output), and writes partial[(k * C + c) * chunks + chunk]
+            // for k < 2, inside the 2 * C * chunks floats allocated above; params is read at [C, 3C), the
+            // 3C floats (alpha, beta, mu) `advbn_fused` built.
             unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
         })
     });
@@ -96,7 +105,11 @@ pub fn advbn_input_grad(
                 b.arg(&hw_i);
                 b.arg(&m_i);
                 b.arg(&relu_i);
-                // SAFETY: argument list matches the kernel signature.
+                // SAFETY: the pushed arguments are advbn_input_grad_<T>'s (x, g, params, sums, dx, C, HW, M, relu),
+                // in order, with T the dtype `suffix` named, which `wrap_output` allocated dx in. The grid has
+                // N * C block rows and `for_each_in_plane` stops at HW, so x, g and dx (N * C * HW elements: g
+                // is the gradient of this op's output, x's shape and dtype) are indexed in range; params and
+                // sums are the [0, 3C) and [3C, 4C) views cudarc's `slice` bounds-checked, read at c < C.
                 unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
             })
         });

@@ -37,7 +37,11 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         b.arg(&c_i);
         b.arg(&hw_i);
         b.arg(&chunks_i);
-        // SAFETY: argument list matches the kernel signature.
+        // SAFETY: the pushed arguments are bn_stats_partials_<T>'s (x, partial, N, C, HW, chunks), in order,
+        // T being x's dtype. The (chunks, C) grid is what `channel_pair_partials` expects: it reads
+        // planes n < N, elements p < HW of x (N * C * HW elements) plus the sample x[c * HW] (N, HW >= 1
+        // as for the finalize below), and writes 2 floats per (c, chunk) inside the 2 * C * chunks
+        // floats allocated above.
         unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
         let mut b = finalize_fn.builder();
         b.arg(&x);
@@ -48,7 +52,11 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         b.arg(&chunks_i);
         b.arg(&m_i);
         let cfg = LaunchConfig { grid_dim: ((c as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-        // SAFETY: argument list matches the kernel signature.
+        // SAFETY: the pushed arguments are bn_stats_finalize_<T>'s (x, partial, stats, C, HW, chunks, M), in
+        // order. Threads with c >= C return at once; the others read partial below 2 * C * chunks (the
+        // allocation above, filled by the launch before on the same stream), write stats[c] and
+        // stats[C + c] inside its 2C floats, and read the sample x[c * HW], in range because callers pass
+        // N, HW >= 1 (the model checks N >= 1 and H, W >= 8; an empty x is not checked here).
         unsafe { b.launch(cfg) }.w()?;
     });
     Ok((f32_storage(xs, stats), Shape::from(2 * c)))
@@ -69,7 +77,11 @@ pub fn apply(xs: &CudaStorage, xl: &Layout, cs: &CudaStorage, cl: &Layout, optio
             b.arg(&hw_i);
             b.arg(&eps);
             b.arg(&relu);
-            // SAFETY: argument list matches the kernel signature.
+            // SAFETY: the pushed arguments are bn_apply_<T>'s (x, coeffs, y, C, HW, eps, relu), in order, with T
+            // the dtype `suffix` named, which `wrap_output` allocated y in. The grid has N * C block rows
+            // and `for_each_in_plane` stops at HW, so x and y (N * C * HW elements each) are indexed in
+            // range; coeffs (float32, checked by `f32_slice`) is the 4C-float [gamma, beta, mean, var]
+            // that `batch_norm_fused` built, read at c < C.
             unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
         });
         Ok(())
@@ -108,7 +120,12 @@ pub fn grad_sums(
             b.arg(&chunks_i);
             b.arg(&eps);
             b.arg(&relu);
-            // SAFETY: argument list matches the kernel signature.
+            // SAFETY: the pushed arguments are bn_backward_partials_<T>'s (x, g, coeffs, partial, N, C, HW,
+            // chunks, eps, relu), in order. The (chunks, C) grid is what `channel_pair_partials` expects:
+            // it reads planes n < N, elements p < HW of x and g (N * C * HW elements each, g has x's shape
+            // and dtype as the gradient of this op's output) and writes 2 floats per (c, chunk) inside the
+            // 2 * C * chunks allocated above; coeffs is the 4C-float [gamma, beta, mean, var] that
+            // `batch_norm_fused` built, read at c < C.
             unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
         })
     });
@@ -147,7 +164,11 @@ pub fn input_grad(
                 b.arg(&eps);
                 b.arg(&relu);
                 b.arg(&train);
-                // SAFETY: argument list matches the kernel signature.
+                // SAFETY: the pushed arguments are bn_input_grad_<T>'s (x, g, coeffs, sums, dx, C, HW, M, eps, relu,
+                // train), in order, with T the dtype `suffix` named, which `wrap_output` allocated dx in. The
+                // grid has N * C block rows and `for_each_in_plane` stops at HW, so x, g and dx (N * C * HW
+                // elements; g is the gradient of this op's output, x's shape and dtype) are indexed in range;
+                // coeffs and sums are the [0, 4C) and [4C, 6C) views cudarc's `slice` bounds-checked.
                 unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
             })
         });

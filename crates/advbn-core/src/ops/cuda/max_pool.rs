@@ -35,7 +35,11 @@ pub fn forward(xs: &CudaStorage, xl: &Layout, g: &PoolGeometry) -> Result<CudaSt
             for a in &args {
                 b.arg(a);
             }
-            // SAFETY: argument list matches the kernel signature.
+            // SAFETY: the pushed arguments are max_pool2d_forward_<T>'s (x, y, H, W, OH, OW, k, s, p), in order,
+            // with T x's dtype, which `wrap_output` allocated y in (N * C * OH * OW elements). `int_args`
+            // checked every size fits an int; the grid has N * C block rows and each thread stops at
+            // OH * OW within its plane; `window_argmax` clips every window to the H x W plane, and
+            // `MaxPool2d::geometry` (padding <= k / 2, H, W >= 1) leaves each window one element at least.
             unsafe { b.launch(plane_grid(g.planes(), g.oh * g.ow)) }.w()?;
         });
         Ok(())
@@ -60,7 +64,11 @@ pub fn backward(xs: &CudaStorage, xl: &Layout, gs: &CudaStorage, gl: &Layout, g:
                 for a in &args {
                     b.arg(a);
                 }
-                // SAFETY: argument list matches the kernel signature.
+                // SAFETY: the pushed arguments are max_pool2d_backward_<T>'s (x, g, dx, H, W, OH, OW, k, s, p), in
+                // order, with x and g of one dtype (checked above) and dx allocated in it by `wrap_output`.
+                // `int_args` checked every size fits an int and N * C >= 1; the grid has N * C block rows,
+                // each thread stops at H * W within its plane of x and dx, and reads g only at outputs
+                // oh < OH, ow < OW of its plane (g has N * C * OH * OW elements: it is this op's output's grad).
                 unsafe { b.launch(plane_grid(g.planes(), g.h * g.w)) }.w()?;
             })
         });

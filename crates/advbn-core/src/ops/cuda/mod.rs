@@ -79,7 +79,10 @@ pub(crate) fn reduce(dev: &CudaDevice, partial: &CudaSlice<f32>, kc: usize, chun
     b.arg(&chunks_i);
     b.arg(&scale);
     let cfg = LaunchConfig { grid_dim: ((kc as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-    // SAFETY: argument list matches the kernel signature.
+    // SAFETY: the pushed arguments are reduce_partials' (const float* partial, float* out, int KC, int
+    // chunks, float scale), in order. Threads with i >= KC return; the others read
+    // partial[i * chunks + j] for j < chunks, inside the KC * chunks floats every caller's partial
+    // buffer holds (2 * C * chunks with KC = 2C), and write out[i] inside the KC floats allocated above.
     unsafe { b.launch(cfg) }.w()?;
     Ok(out)
 }

@@ -30,7 +30,9 @@ struct OptimHyper {
     first: i32,
 }
 
-// SAFETY: plain-old-data with the C layout of the kernels' by-value argument.
+// SAFETY: `#[repr(C)]` with eleven f32 then two i32 fields, the order and types of the C struct
+// `OptimHyper` in cuda/optim.cu, so no padding and no pointers: any bit pattern is valid and the
+// kernels receive exactly the bytes of this value.
 unsafe impl DeviceRepr for OptimHyper {}
 
 fn contiguous_mut<'a, T>(slice: &'a mut CudaSlice<T>, layout: &Layout, what: &str) -> Result<CudaViewMut<'a, T>> {
@@ -79,8 +81,12 @@ fn launch(
             builder.arg(&bv);
             builder.arg(&n_u64);
             builder.arg(&h);
-            // SAFETY: argument list matches the kernel signature; the kernel reads and writes at
-            // most the views' lengths (n, or 2n for the packed AdamW moments, checked by callers).
+            // SAFETY: the pushed arguments are `<kernel>_<T>`'s (T* x, const T* a, const T* b,
+            // size_t n, OptimHyper h), in order, and the match below only reaches here when x, a
+            // and b all hold T. The kernels grid-stride over i < n and touch x[i], a[i], b[i]
+            // (adamw_moments x[i] and x[n + i], its packed m and v); each caller checked with
+            // `same_len` that x holds n (2n) elements, and a.2, b.2 are n-element ranges that
+            // cudarc's `slice` bounds-checks.
             unsafe { builder.launch(grid(n, 16 / std::mem::size_of::<$ty>())) }.w()?;
         }};
     }
