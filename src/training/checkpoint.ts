@@ -1,13 +1,14 @@
 // Checkpoints of a fineTune run: one file, `<dir>/checkpoint.safetensors`, replaced atomically
-// (temp file, fsync, rename) so a crash at any moment leaves the previous checkpoint intact. It
-// holds the weights (both BatchNorm branches and their running statistics), the optimiser state
-// and, as JSON, the position in the run (epoch, next batch), the partial epoch sums and the
-// history so far. The sample order and the attack are functions of (seed, epoch), so the
+// (temp file, fsync, rename) so a crash at any moment leaves the previous checkpoint intact. The
+// core owns the format (crates/advbn-core/src/train/checkpoint.rs): the weights (both BatchNorm
+// branches and their running statistics), the optimiser state, the position in the run, every
+// setting a resume must match, a checksum; fineTune adds its record (the partial epoch sums and
+// the history so far). The sample order and the attack are functions of (seed, epoch), so the
 // position is all the RNG state a resumed run needs.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NativeTrainer } from '../../index.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidDataError } from '../errors.js';
 import { callNative } from '../native.js';
 import type { OptionReader } from '../validation.js';
 
@@ -26,19 +27,35 @@ export interface ResolvedCheckpoint {
   resume: boolean;
 }
 
-/** @internal What a checkpoint records besides tensors. */
-export interface RunPosition<Totals, Series> {
+/** @internal Serialisable sums of a partly trained epoch (checkpoints carry them). */
+export interface EpochTotalsState {
+  count: number;
+  correct: number;
+  loss: number;
+  cleanLoss: number;
+  advLoss?: number;
+  attackLoss?: number;
+  skipped?: number;
+}
+
+/**
+ * @internal What fineTune keeps in a checkpoint besides what the core owns (tensors, position,
+ * settings): the partial sums of the epoch in progress and the history so far.
+ */
+export interface FineTuneRecord {
+  totals: EpochTotalsState;
+  /** Completed epochs' numbers. */
+  epochs: number[];
+  /** Per-epoch series, one entry per completed epoch. */
+  history: Record<string, number[]>;
+}
+
+/** @internal A checkpoint restored: where to continue, and the record. */
+export interface Restored extends FineTuneRecord {
   /** Epoch to continue in. */
   epoch: number;
   /** First batch of `epoch` not yet trained on. */
   nextBatch: number;
-  /** Partial sums of `epoch` so far. */
-  totals: Totals;
-  /** Completed epochs' numbers and series. */
-  epochs: number[];
-  history: Series;
-  /** Settings of the run, which a resume must match. */
-  params: Record<string, unknown>;
 }
 
 export function readCheckpointOptions(o: OptionReader): ResolvedCheckpoint | undefined {
@@ -57,27 +74,66 @@ export function readCheckpointOptions(o: OptionReader): ResolvedCheckpoint | und
   return { file: join(dir, 'checkpoint.safetensors'), everySteps: typeof every === 'number' ? every : undefined, resume };
 }
 
-export async function saveCheckpoint<T, S>(trainer: NativeTrainer, checkpoint: ResolvedCheckpoint, position: RunPosition<T, S>): Promise<void> {
+/**
+ * Saves the run (the core writes and owns the format). `settings` are the run's own settings a
+ * resume must match besides the trainer's, which the core adds and compares itself.
+ */
+export async function saveCheckpoint(
+  trainer: NativeTrainer,
+  checkpoint: ResolvedCheckpoint,
+  position: { epoch: number; nextBatch: number },
+  settings: Record<string, unknown>,
+  record: FineTuneRecord,
+): Promise<void> {
   mkdirSync(join(checkpoint.file, '..'), { recursive: true });
-  await callNative(() => trainer.saveCheckpoint(checkpoint.file, JSON.stringify(position)));
+  await callNative(() => trainer.saveCheckpoint(checkpoint.file, position.epoch, position.nextBatch, JSON.stringify(settings), JSON.stringify(record)));
 }
 
 /**
  * Restores the run from the checkpoint when there is one (a first run with `resume: true` just
- * starts). Rejects when the checkpoint was made with other settings, naming the first difference.
+ * starts). The core refuses a damaged file or one made with other settings (naming the first
+ * difference); the record is read field by field, each failure naming the file and the field.
  */
-export async function restoreCheckpoint<T, S>(trainer: NativeTrainer, checkpoint: ResolvedCheckpoint, params: Record<string, unknown>): Promise<RunPosition<T, S> | undefined> {
+export async function restoreCheckpoint(trainer: NativeTrainer, checkpoint: ResolvedCheckpoint, settings: Record<string, unknown>): Promise<Restored | undefined> {
   if (!checkpoint.resume || !existsSync(checkpoint.file)) return undefined;
-  const meta = await callNative(() => trainer.loadCheckpoint(checkpoint.file));
-  const position = JSON.parse(meta) as RunPosition<T, S>;
-  for (const [key, value] of Object.entries(params)) {
-    if (JSON.stringify(position.params[key]) !== JSON.stringify(value)) {
-      throw new InvalidOptionError(
-        `fineTune: option "resume" cannot continue ${checkpoint.file}: it was made with ${key}=${JSON.stringify(position.params[key])}, this run has ${key}=${JSON.stringify(value)}`,
-        'resume',
-        true,
-      );
-    }
+  const loaded = await callNative(() => trainer.loadCheckpoint(checkpoint.file, JSON.stringify(settings)));
+  return { epoch: loaded.epoch, nextBatch: loaded.nextBatch, ...readRecord(loaded.record, checkpoint.file) };
+}
+
+const TOTALS = ['count', 'correct', 'loss', 'cleanLoss'] as const;
+const OPTIONAL_TOTALS = ['advLoss', 'attackLoss', 'skipped'] as const;
+const SERIES_NAME = /^[a-zA-Z]+$/;
+
+/** Parses a checkpoint's record; anything else than what fineTune writes is an InvalidDataError naming the field. */
+export function readRecord(text: string, file: string): FineTuneRecord {
+  const fail = (field: string, rule: string) => new InvalidDataError(`checkpoint ${file}: record${field} must be ${rule}`);
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidDataError(`checkpoint ${file}: the record is not JSON (${(err as Error).message})`, { cause: err });
   }
-  return position;
+  if (!isObject(value)) throw fail('', 'an object');
+  const { totals, epochs, history } = value;
+  if (!Array.isArray(epochs) || !epochs.every((e) => Number.isInteger(e) && e >= 0)) throw fail('.epochs', 'an array of epoch numbers');
+  if (!isObject(totals)) throw fail('.totals', 'an object');
+  const state = {} as EpochTotalsState;
+  for (const key of [...TOTALS, ...OPTIONAL_TOTALS]) {
+    const v = totals[key];
+    if (v === undefined && (OPTIONAL_TOTALS as readonly string[]).includes(key)) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw fail(`.totals.${key}`, 'a finite number >= 0');
+    state[key] = v;
+  }
+  if (!isObject(history)) throw fail('.history', 'an object');
+  // Built without a prototype's setters: a "__proto__" key is just refused.
+  const series: Record<string, number[]> = {};
+  for (const [key, v] of Object.entries(history)) {
+    if (!SERIES_NAME.test(key)) throw fail(`.history[${JSON.stringify(key)}]`, 'a series named in letters');
+    if (!Array.isArray(v) || v.length > epochs.length || !v.every((x) => typeof x === 'number' || x === null)) {
+      throw fail(`.history.${key}`, `an array of at most ${epochs.length} numbers (one per completed epoch)`);
+    }
+    series[key] = v as number[];
+  }
+  return { totals: state, epochs: epochs as number[], history: series };
 }

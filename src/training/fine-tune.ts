@@ -7,7 +7,7 @@ import { evaluateIn } from '../evaluation/evaluate.js';
 import { beginTraining, type Model } from '../models.js';
 import { callNative, callNativeSync } from '../native.js';
 import { runHook, type BatchLogs, type EpochLogs } from './callbacks.js';
-import { restoreCheckpoint, saveCheckpoint, type RunPosition } from './checkpoint.js';
+import { type EpochTotalsState, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveFineTuneOptions, type FineTuneOptions, type ResolvedFineTune } from './options.js';
 
 /** Per-epoch series of a training run (tfjs-style). */
@@ -127,25 +127,23 @@ async function trainLoop(
   };
   let last: EpochLogs | undefined;
   throwIfAborted(signal);
-  // Everything a resumed run must share with the run that wrote the checkpoint.
-  const runParams = { ...history.params, shuffle: resolved.shuffle, augmix: resolved.augmix, advbn: [config.advSteps, config.advStepSize, config.advEpsilon] };
+  // What a resumed run must share with the run that wrote the checkpoint besides the trainer's
+  // settings (which the core records and compares itself).
+  const runSettings = { batchSize: resolved.batchSize, samples: data.length, shuffle: resolved.shuffle, augmix: resolved.augmix };
   const checkpoint = resolved.checkpoint;
-  const resumed = checkpoint && (await restoreCheckpoint<EpochTotalsState, HistoryRecord>(trainer, checkpoint, runParams));
+  const resumed = checkpoint && (await restoreCheckpoint(trainer, checkpoint, runSettings));
   if (resumed) {
     history.epochs = resumed.epochs;
-    history.history = resumed.history;
+    history.history = resumed.history as unknown as HistoryRecord;
   }
-  const save = (epoch: number, nextBatch: number, totals: EpochTotals) => {
-    const position: RunPosition<EpochTotalsState, HistoryRecord> = {
-      epoch,
-      nextBatch,
-      totals: totals.state(),
-      epochs: history.epochs,
-      history: history.history,
-      params: runParams,
-    };
-    return checkpoint ? saveCheckpoint(trainer, checkpoint, position) : Promise.resolve();
-  };
+  const save = (epoch: number, nextBatch: number, totals: EpochTotals) =>
+    checkpoint
+      ? saveCheckpoint(trainer, checkpoint, { epoch, nextBatch }, runSettings, {
+          totals: totals.state(),
+          epochs: history.epochs,
+          history: { ...history.history } as Record<string, number[]>,
+        })
+      : Promise.resolve();
   let stepsDone = 0;
   await runHook(callbacks, 'onTrainBegin', { epochs: config.epochs, stepsPerEpoch, samples: data.length });
   for (let epoch = resumed?.epoch ?? 0; epoch < config.epochs; epoch += 1) {
@@ -198,18 +196,6 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 function batchLogs(batch: number, step: StepLogs, skipped: readonly string[] = []): BatchLogs {
   const { correct, count, attackCleanLoss: _unused, ...losses } = step;
   return { batch, size: count, ...losses, accuracy: correct / count, ...(skipped.length > 0 && { skippedSamples: skipped }) };
-}
-
-/** Serialisable sums of a partly trained epoch (checkpoints carry them). */
-interface EpochTotalsState {
-  count: number;
-  correct: number;
-  loss: number;
-  cleanLoss: number;
-  advLoss?: number;
-  attackLoss?: number;
-  /** Absent in checkpoints written before skipped samples were counted. */
-  skipped?: number;
 }
 
 /** Sample-weighted sums of one epoch's step logs. */

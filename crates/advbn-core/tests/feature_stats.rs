@@ -8,7 +8,7 @@ use advbn_core::eval::evaluate_batch;
 use advbn_core::nn::dsu::{draw_noise, resample_stats, DsuDraw};
 use advbn_core::nn::mixstyle::{draw_mix, mix_styles, MixDraw, INSTANCE_EPS};
 use advbn_core::nn::{dsu, mixstyle, BnBranch, DsuConfig, MixPartner, MixStyleConfig};
-use advbn_core::train::{load_checkpoint, save_checkpoint, Method, Schedule, StepLogs, TrainConfig, Trainer};
+use advbn_core::train::{load_checkpoint, save_checkpoint, CheckpointRecord, Method, RunPosition, Schedule, StepLogs, TrainConfig, Trainer};
 use candle_core::{DType, Device, Tensor, Var};
 use common::{max_abs_diff, separable_batch, tiny_model, values};
 use rand::{Rng, SeedableRng};
@@ -277,10 +277,11 @@ fn resumed_baseline_runs_draw_what_the_uninterrupted_run_drew() {
         let mut first = tiny_model(1, DType::F32, 4);
         let mut trainer = Trainer::new(&mut first, config.clone()).unwrap();
         let mut got: Vec<f64> = (0..2).map(|e| trainer.step(&first, &images, &labels, e, 0).unwrap().loss).collect();
-        save_checkpoint(&path, &first, &trainer, "{}").unwrap();
+        let record = CheckpointRecord { position: RunPosition { epoch: 2, next_batch: 0 }, settings: "{}", record: "{}" };
+        save_checkpoint(&path, &first, &trainer, &record).unwrap();
         let mut resumed = tiny_model(1, DType::F32, 4);
         let mut trainer = Trainer::new(&mut resumed, config).unwrap();
-        load_checkpoint(&path, &mut resumed, &mut trainer).unwrap();
+        load_checkpoint(&path, &mut resumed, &mut trainer, "{}").unwrap();
         got.extend((2..4).map(|e| trainer.step(&resumed, &images, &labels, e, 0).unwrap().loss));
         assert_eq!(got, want, "{}", method.name());
     }

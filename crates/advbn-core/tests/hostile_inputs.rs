@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use advbn_core::data::{decode_image, Cifar10, Mnist, Source};
 use advbn_core::models::{Arch, ModelConfig, ResNet};
-use advbn_core::train::{load_checkpoint, save_checkpoint, Method, TrainConfig, Trainer};
+use advbn_core::train::{load_checkpoint, save_checkpoint, CheckpointRecord, Method, RunPosition, TrainConfig, Trainer};
 use candle_core::{DType, Device};
 
 struct Counting;
@@ -411,7 +411,8 @@ fn checkpoint_bytes() -> Vec<u8> {
     let path = std::env::temp_dir().join(format!("advbn-hostile-{}-good.ckpt", std::process::id()));
     let mut model = tiny();
     let trainer = Trainer::new(&mut model, TrainConfig::reference(Method::AdvBn, 2)).unwrap();
-    save_checkpoint(&path, &model, &trainer, r#"{"epoch":1}"#).unwrap();
+    let record = CheckpointRecord { position: RunPosition { epoch: 1, next_batch: 0 }, settings: "{}", record: "{}" };
+    save_checkpoint(&path, &model, &trainer, &record).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     bytes
@@ -421,8 +422,8 @@ fn refused_checkpoint(name: &str, bytes: &[u8]) -> String {
     let path = temp_file(name, bytes);
     let mut model = tiny();
     let mut trainer = Trainer::new(&mut model, TrainConfig::reference(Method::AdvBn, 2)).unwrap();
-    let (result, largest) = largest_allocation(|| load_checkpoint(&path, &mut model, &mut trainer));
-    let err = result.err().expect("a hostile checkpoint was accepted");
+    let (result, largest) = largest_allocation(|| load_checkpoint(&path, &mut model, &mut trainer, "{}"));
+    let err = result.expect_err("a hostile checkpoint was accepted");
     assert!(largest <= MIB, "{name}: allocated {largest} bytes at once");
     err.to_string()
 }

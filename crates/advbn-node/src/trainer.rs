@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use advbn_core::attack::AttackConfig;
-use advbn_core::train::{load_checkpoint, save_checkpoint, Method, OptimizerConfig, Schedule, StepLogs as CoreStepLogs, TrainConfig, Trainer};
+use advbn_core::train::{
+    load_checkpoint, save_checkpoint, CheckpointRecord, Method, OptimizerConfig, RunPosition, Schedule, StepLogs as CoreStepLogs, TrainConfig, Trainer,
+};
 use advbn_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -139,16 +141,20 @@ impl NativeTrainer {
         })
     }
 
-    /// Writes model, optimiser state and `meta` (JSON text) to `path` atomically.
+    /// Writes model, optimiser state, the position (the next step is batch `nextBatch` of
+    /// `epoch`), the run's own `settings` (a JSON object a resume must match) and the caller's
+    /// `record` (JSON) to `path` atomically, in the core's checkpoint format.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn save_checkpoint(&self, path: String, meta: String) -> AsyncTask<Typed<CheckpointTask>> {
-        task(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: Some(meta) })
+    pub fn save_checkpoint(&self, path: String, epoch: u32, next_batch: u32, settings: String, record: String) -> AsyncTask<Typed<CheckpointTask>> {
+        let save = Some(SaveRequest { position: RunPosition { epoch: epoch as usize, next_batch: next_batch as usize }, record });
+        task(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, settings, save })
     }
 
-    /// Restores model and optimiser state from `path`; resolves to the saved `meta` JSON text.
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn load_checkpoint(&self, path: String) -> AsyncTask<Typed<CheckpointTask>> {
-        task(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, save_meta: None })
+    /// Checks `path` against this run (its trainer settings and the caller's `settings`, which must
+    /// equal the saved ones) and restores model and optimiser state from it.
+    #[napi(ts_return_type = "Promise<LoadedCheckpoint>")]
+    pub fn load_checkpoint(&self, path: String, settings: String) -> AsyncTask<Typed<CheckpointTask>> {
+        task(CheckpointTask { model: self.model.clone(), device: self.device.clone(), state: self.state.clone(), path, settings, save: None })
     }
 
     #[napi]
@@ -199,31 +205,52 @@ fn with_trainer<T>(
     f(model, trainer)
 }
 
+/** Where a loaded checkpoint left its run, and the caller's record. */
+#[napi(object)]
+pub struct LoadedCheckpoint {
+    pub epoch: u32,
+    pub next_batch: u32,
+    /** The JSON saved as `record`. */
+    pub record: String,
+}
+
+struct SaveRequest {
+    position: RunPosition,
+    record: String,
+}
+
 pub struct CheckpointTask {
     model: SharedModel,
     device: String,
     state: Arc<Mutex<TrainerState>>,
     path: String,
-    /// Some(meta): save with this metadata; None: load.
-    save_meta: Option<String>,
+    settings: String,
+    /// Some: save; None: load.
+    save: Option<SaveRequest>,
 }
 
 impl Work for CheckpointTask {
-    type Output = String;
-    type JsValue = String;
+    type Output = Option<LoadedCheckpoint>;
+    type JsValue = Option<LoadedCheckpoint>;
 
-    fn compute(&mut self) -> Outcome<String> {
-        let (model, state, path, save_meta) = (self.model.clone(), self.state.clone(), self.path.clone(), self.save_meta.clone());
+    fn compute(&mut self) -> Outcome<Option<LoadedCheckpoint>> {
+        let (model, state, path, settings, save) = (self.model.clone(), self.state.clone(), self.path.clone(), self.settings.clone(), self.save.take());
         executor::run_for(&self.device, move || {
             let path = std::path::PathBuf::from(path);
-            with_trainer(&model, &state, |model, trainer| match save_meta {
-                Some(meta) => Ok(save_checkpoint(&path, model, trainer, &meta).map(|_| meta)?),
-                None => Ok(load_checkpoint(&path, model, trainer).map(|info| info.meta)?),
+            with_trainer(&model, &state, |model, trainer| match save {
+                Some(SaveRequest { position, record }) => {
+                    save_checkpoint(&path, model, trainer, &CheckpointRecord { position, settings: &settings, record: &record })?;
+                    Ok(None)
+                }
+                None => {
+                    let info = load_checkpoint(&path, model, trainer, &settings)?;
+                    Ok(Some(LoadedCheckpoint { epoch: info.position.epoch as u32, next_batch: info.position.next_batch as u32, record: info.record }))
+                }
             })
         })
     }
 
-    fn resolve(&mut self, _env: Env, meta: String) -> Result<String> {
-        Ok(meta)
+    fn resolve(&mut self, _env: Env, loaded: Option<LoadedCheckpoint>) -> Result<Option<LoadedCheckpoint>> {
+        Ok(loaded)
     }
 }
