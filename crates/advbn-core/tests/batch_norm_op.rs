@@ -192,4 +192,9 @@ fn statistics_are_the_batch_mean_and_biased_variance() {
     assert_eq!(values(&var), vec![17.25, 17.25]);
     let err = batch_stats(&Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap()).unwrap_err().to_string();
     assert!(err.contains("rank") || err.contains("dims") || err.contains("4"), "{err}");
+    // No samples, or no pixels: an error on every device (the CUDA kernels would read past the end).
+    for shape in [(0, 3, 2, 2), (2, 3, 0, 2)] {
+        let err = batch_stats(&Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("empty tensor"), "{shape:?}: {err}");
+    }
 }

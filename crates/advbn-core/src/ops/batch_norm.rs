@@ -373,6 +373,10 @@ impl CustomOp3 for BnInputGrad {
 /// (float64 for float64 inputs).
 pub fn batch_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
     let c = x.dim(1)?;
+    // The CUDA kernels read each channel's first element: an empty batch has none.
+    if x.elem_count() == 0 {
+        candle_core::bail!("batch statistics of an empty tensor {:?}: every channel needs at least one value", x.dims());
+    }
     let stats = x.contiguous()?.apply_op1_no_bwd(&BnStats)?;
     Ok((stats.narrow(0, 0, c)?, stats.narrow(0, c, c)?))
 }
