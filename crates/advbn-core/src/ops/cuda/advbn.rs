@@ -4,16 +4,18 @@ use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, channel_grid, dims, f32_slice, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output};
+use super::{alloc_like, channel_grid, f32_slice, int, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output, Sizes};
 
 pub(crate) const MODULE: &str = "advbn";
 
 pub fn advbn_apply(xs: &CudaStorage, xl: &Layout, ps: &CudaStorage, pl: &Layout, relu: bool) -> Result<(CudaStorage, Shape)> {
     let dev = &xs.device;
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c, hw) = (size.n, size.c, size.hw);
     let params = f32_slice(ps, pl, "advbn params")?;
     let func = dev.get_or_load_custom_func(&format!("advbn_apply_{}", suffix(xs)?), MODULE, advbn_kernels::ADVBN)?;
-    let (c_i, hw_i, relu_i) = (c as i32, hw as i32, relu as i32);
+    let (c_i, hw_i, relu_i) = (size.c_i, size.hw_i, relu as i32);
+    let grid = plane_grid(n * c, hw)?;
     let out = wrap_output(dev, xs, n * c * hw, |out| {
         with_view!(xs, xl, "advbn input", |x| {
             let mut b = func.builder();
@@ -28,7 +30,7 @@ pub fn advbn_apply(xs: &CudaStorage, xl: &Layout, ps: &CudaStorage, pl: &Layout,
             // and `for_each_in_plane` stops at HW, so x and y (N * C * HW elements each) are indexed in
             // range; params (float32, checked by `f32_slice`) is read at [0, 3C), the 3C floats (alpha,
             // beta, mu) `advbn_fused` built.
-            unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+            unsafe { b.launch(grid) }.w()?;
         });
         Ok(())
     })?;
@@ -45,12 +47,14 @@ pub fn advbn_grad_sums(
     relu: bool,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = &xs.device;
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c) = (size.n, size.c);
     let chunks = sum_chunks(n, c);
     let params = f32_slice(ps, pl, "advbn params")?;
     let func = dev.get_or_load_custom_func(&format!("advbn_backward_partials_{}", suffix(xs)?), MODULE, advbn_kernels::ADVBN)?;
     let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
-    let (n_i, c_i, hw_i, chunks_i, relu_i) = (n as i32, c as i32, hw as i32, chunks as i32, relu as i32);
+    let (n_i, c_i, hw_i, chunks_i, relu_i) = (size.n_i, size.c_i, size.hw_i, int("chunks", chunks)?, relu as i32);
+    let grid = channel_grid(chunks, c)?;
     with_view!(xs, xl, "advbn input", |x| {
         with_view!(gs, gl, "advbn grad", |g| {
             let mut b = func.builder();
@@ -69,7 +73,7 @@ pub fn advbn_grad_sums(
             // dtype as the gradient of this op's output), and writes partial[(k * C + c) * chunks + chunk]
             // for k < 2, inside the 2 * C * chunks floats allocated above; params is read at [C, 3C), the
             // 3C floats (alpha, beta, mu) `advbn_fused` built.
-            unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
+            unsafe { b.launch(grid) }.w()?;
         })
     });
     let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;
@@ -86,12 +90,14 @@ pub fn advbn_input_grad(
     relu: bool,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = &xs.device;
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c, hw) = (size.n, size.c, size.hw);
     let coeffs = f32_slice(cs, cl, "advbn coefficients")?;
     let sums = coeffs.slice(3 * c..4 * c);
     let params = coeffs.slice(0..3 * c);
     let func = dev.get_or_load_custom_func(&format!("advbn_input_grad_{}", suffix(xs)?), MODULE, advbn_kernels::ADVBN)?;
-    let (c_i, hw_i, m_i, relu_i) = (c as i32, hw as i32, (n * hw) as i32, relu as i32);
+    let (c_i, hw_i, m_i, relu_i) = (size.c_i, size.hw_i, size.m_i, relu as i32);
+    let grid = plane_grid(n * c, hw)?;
     let out = wrap_output(dev, xs, n * c * hw, |out| {
         with_view!(xs, xl, "advbn input", |x| {
             with_view!(gs, gl, "advbn grad", |g| {
@@ -110,7 +116,7 @@ pub fn advbn_input_grad(
                 // N * C block rows and `for_each_in_plane` stops at HW, so x, g and dx (N * C * HW elements: g
                 // is the gradient of this op's output, x's shape and dtype) are indexed in range; params and
                 // sums are the [0, 3C) and [3C, 4C) views cudarc's `slice` bounds-checked, read at c < C.
-                unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+                unsafe { b.launch(grid) }.w()?;
             })
         });
         Ok(())

@@ -4,7 +4,7 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, channel_grid, dims, f32_slice, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output, THREADS};
+use super::{alloc_like, channel_grid, f32_slice, int, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output, Sizes, THREADS};
 use crate::ops::batch_norm::BnOptions;
 
 const MODULE: &str = "batch_norm";
@@ -23,11 +23,13 @@ fn f32_storage(storage: &CudaStorage, slice: candle_core::cuda_backend::cudarc::
 /// [mean (C), biased var (C)], float32.
 pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
     let dev = &xs.device;
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c) = (size.n, size.c);
     let chunks = sum_chunks(n, c);
     let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
     let stats = alloc_like::<f32>(dev, 2 * c)?;
-    let (n_i, c_i, hw_i, chunks_i, m_i) = (n as i32, c as i32, hw as i32, chunks as i32, (n * hw) as i32);
+    let (n_i, c_i, hw_i, chunks_i, m_i) = (size.n_i, size.c_i, size.hw_i, int("chunks", chunks)?, size.m_i);
+    let grid = channel_grid(chunks, c)?;
     let (partials_fn, finalize_fn) = (func!(xs, "bn_stats_partials"), func!(xs, "bn_stats_finalize"));
     with_view!(xs, xl, "batch norm input", |x| {
         let mut b = partials_fn.builder();
@@ -42,7 +44,7 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         // planes n < N, elements p < HW of x (N * C * HW elements) plus the sample x[c * HW] (N, HW >= 1
         // as for the finalize below), and writes 2 floats per (c, chunk) inside the 2 * C * chunks
         // floats allocated above.
-        unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
+        unsafe { b.launch(grid) }.w()?;
         let mut b = finalize_fn.builder();
         b.arg(&x);
         b.arg(&partial);
@@ -51,7 +53,8 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         b.arg(&hw_i);
         b.arg(&chunks_i);
         b.arg(&m_i);
-        let cfg = LaunchConfig { grid_dim: ((c as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        // C fits an int (`Sizes`), so its block count fits the grid's x dimension.
+        let cfg = LaunchConfig { grid_dim: ((c_i as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: the pushed arguments are bn_stats_finalize_<T>'s (x, partial, stats, C, HW, chunks, M), in
         // order. Threads with c >= C return at once; the others read partial below 2 * C * chunks (the
         // allocation above, filled by the launch before on the same stream), write stats[c] and
@@ -63,10 +66,12 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
 }
 
 pub fn apply(xs: &CudaStorage, xl: &Layout, cs: &CudaStorage, cl: &Layout, options: BnOptions) -> Result<(CudaStorage, Shape)> {
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c, hw) = (size.n, size.c, size.hw);
     let coeffs = f32_slice(cs, cl, "batch norm coefficients")?;
     let f = func!(xs, "bn_apply");
-    let (c_i, hw_i, eps, relu) = (c as i32, hw as i32, options.eps as f32, options.relu as i32);
+    let (c_i, hw_i, eps, relu) = (size.c_i, size.hw_i, options.eps as f32, options.relu as i32);
+    let grid = plane_grid(n * c, hw)?;
     let out = wrap_output(&xs.device, xs, n * c * hw, |out| {
         with_view!(xs, xl, "batch norm input", |x| {
             let mut b = f.builder();
@@ -82,7 +87,7 @@ pub fn apply(xs: &CudaStorage, xl: &Layout, cs: &CudaStorage, cl: &Layout, optio
             // and `for_each_in_plane` stops at HW, so x and y (N * C * HW elements each) are indexed in
             // range; coeffs (float32, checked by `f32_slice`) is the 4C-float [gamma, beta, mean, var]
             // that `batch_norm_fused` built, read at c < C.
-            unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+            unsafe { b.launch(grid) }.w()?;
         });
         Ok(())
     })?;
@@ -100,12 +105,14 @@ pub fn grad_sums(
     options: BnOptions,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = &xs.device;
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c) = (size.n, size.c);
     let chunks = sum_chunks(n, c);
     let coeffs = f32_slice(cs, cl, "batch norm coefficients")?;
     let f = func!(xs, "bn_backward_partials");
     let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
-    let (n_i, c_i, hw_i, chunks_i) = (n as i32, c as i32, hw as i32, chunks as i32);
+    let (n_i, c_i, hw_i, chunks_i) = (size.n_i, size.c_i, size.hw_i, int("chunks", chunks)?);
+    let grid = channel_grid(chunks, c)?;
     let (eps, relu) = (options.eps as f32, options.relu as i32);
     with_view!(xs, xl, "batch norm input", |x| {
         with_view!(gs, gl, "batch norm gradient", |g| {
@@ -126,7 +133,7 @@ pub fn grad_sums(
             // and dtype as the gradient of this op's output) and writes 2 floats per (c, chunk) inside the
             // 2 * C * chunks allocated above; coeffs is the 4C-float [gamma, beta, mean, var] that
             // `batch_norm_fused` built, read at c < C.
-            unsafe { b.launch(channel_grid(chunks, c)) }.w()?;
+            unsafe { b.launch(grid) }.w()?;
         })
     });
     let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;
@@ -143,12 +150,14 @@ pub fn input_grad(
     pl: &Layout,
     options: BnOptions,
 ) -> Result<(CudaStorage, Shape)> {
-    let (n, c, hw) = dims(xl)?;
+    let size = Sizes::of(xl)?;
+    let (n, c, hw) = (size.n, size.c, size.hw);
     let packed = f32_slice(ps, pl, "batch norm coefficients")?;
     let (coeffs, sums) = (packed.slice(0..4 * c), packed.slice(4 * c..6 * c));
     let f = func!(xs, "bn_input_grad");
-    let (c_i, hw_i, m_i) = (c as i32, hw as i32, (n * hw) as i32);
+    let (c_i, hw_i, m_i) = (size.c_i, size.hw_i, size.m_i);
     let (eps, relu, train) = (options.eps as f32, options.relu as i32, options.train as i32);
+    let grid = plane_grid(n * c, hw)?;
     let out = wrap_output(&xs.device, xs, n * c * hw, |out| {
         with_view!(xs, xl, "batch norm input", |x| {
             with_view!(gs, gl, "batch norm gradient", |g| {
@@ -169,7 +178,7 @@ pub fn input_grad(
                 // grid has N * C block rows and `for_each_in_plane` stops at HW, so x, g and dx (N * C * HW
                 // elements; g is the gradient of this op's output, x's shape and dtype) are indexed in range;
                 // coeffs and sums are the [0, 4C) and [4C, 6C) views cudarc's `slice` bounds-checked.
-                unsafe { b.launch(plane_grid(n * c, hw)) }.w()?;
+                unsafe { b.launch(grid) }.w()?;
             })
         });
         Ok(())

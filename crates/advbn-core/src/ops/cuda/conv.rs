@@ -65,9 +65,10 @@ fn wrap<T>(r: std::result::Result<T, cudnn::CudnnError>) -> Result<T> {
     r.map_err(candle_core::Error::wrap)
 }
 
+/// cuDNN takes each dimension as an `int`: checked.
 fn dims4(shape: &Shape) -> Result<[i32; 4]> {
     let (a, b, c, d) = shape.dims4()?;
-    Ok([a as i32, b as i32, c as i32, d as i32])
+    Ok([super::int("N", a)?, super::int("C", b)?, super::int("H", c)?, super::int("W", d)?])
 }
 
 /// The descriptors of one convolution: x [N, C, H, W], w [O, C, KH, KW], y [N, O, OH, OW].
@@ -81,7 +82,7 @@ impl Problem {
     fn y(&self) -> Result<[i32; 4]> {
         let out_h = self.params.out_size(self.x[2] as usize, self.w[2] as usize)?;
         let out_w = self.params.out_size(self.x[3] as usize, self.w[3] as usize)?;
-        Ok([self.x[0], self.w[0], out_h as i32, out_w as i32])
+        Ok([self.x[0], self.w[0], super::int("output height", out_h)?, super::int("output width", out_w)?])
     }
 }
 

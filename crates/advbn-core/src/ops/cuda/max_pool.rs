@@ -27,6 +27,7 @@ pub fn forward(xs: &CudaStorage, xl: &Layout, g: &PoolGeometry) -> Result<CudaSt
     let dev = &xs.device;
     let args = int_args(g)?;
     let func = dev.get_or_load_custom_func(&format!("max_pool2d_forward_{}", suffix(xs)?), MODULE, advbn_kernels::MAX_POOL)?;
+    let grid = plane_grid(g.planes(), g.oh * g.ow)?;
     wrap_output(dev, xs, g.planes() * g.oh * g.ow, |out| {
         with_view!(xs, xl, "max_pool2d input", |x| {
             let mut b = func.builder();
@@ -40,7 +41,7 @@ pub fn forward(xs: &CudaStorage, xl: &Layout, g: &PoolGeometry) -> Result<CudaSt
             // checked every size fits an int; the grid has N * C block rows and each thread stops at
             // OH * OW within its plane; `window_argmax` clips every window to the H x W plane, and
             // `MaxPool2d::geometry` (padding <= k / 2, H, W >= 1) leaves each window one element at least.
-            unsafe { b.launch(plane_grid(g.planes(), g.oh * g.ow)) }.w()?;
+            unsafe { b.launch(grid) }.w()?;
         });
         Ok(())
     })
@@ -54,6 +55,7 @@ pub fn backward(xs: &CudaStorage, xl: &Layout, gs: &CudaStorage, gl: &Layout, g:
         candle_core::bail!("max_pool2d backward: input and gradient must share a dtype");
     }
     let func = dev.get_or_load_custom_func(&format!("max_pool2d_backward_{}", suffix(xs)?), MODULE, advbn_kernels::MAX_POOL)?;
+    let grid = plane_grid(g.planes(), g.h * g.w)?;
     wrap_output(dev, xs, g.planes() * g.h * g.w, |out| {
         with_view!(xs, xl, "max_pool2d input", |x| {
             with_view!(gs, gl, "max_pool2d gradient", |grad| {
@@ -69,7 +71,7 @@ pub fn backward(xs: &CudaStorage, xl: &Layout, gs: &CudaStorage, gl: &Layout, g:
                 // `int_args` checked every size fits an int and N * C >= 1; the grid has N * C block rows,
                 // each thread stops at H * W within its plane of x and dx, and reads g only at outputs
                 // oh < OH, ow < OW of its plane (g has N * C * OH * OW elements: it is this op's output's grad).
-                unsafe { b.launch(plane_grid(g.planes(), g.h * g.w)) }.w()?;
+                unsafe { b.launch(grid) }.w()?;
             })
         });
         Ok(())

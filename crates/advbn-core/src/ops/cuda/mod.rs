@@ -52,19 +52,51 @@ pub(crate) fn sum_chunks(n: usize, c: usize) -> usize {
     n.clamp(1, 1024usize.div_ceil(c).max(1))
 }
 
-/// Grid for the two-phase per-channel sums: (chunks, C) blocks of THREADS.
-pub(crate) fn channel_grid(chunks: usize, c: usize) -> LaunchConfig {
-    LaunchConfig { grid_dim: (chunks as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+/// A size the kernels take as an `int`, checked.
+pub(crate) fn int(what: &str, value: usize) -> Result<i32> {
+    i32::try_from(value).map_err(|_| candle_core::Error::Msg(format!("{what} = {value} exceeds the CUDA kernels' int range ({})", i32::MAX)))
 }
 
-pub(crate) fn plane_grid(planes: usize, hw: usize) -> LaunchConfig {
-    let per_plane = (hw as u32).div_ceil(THREADS).clamp(1, 64);
-    LaunchConfig { grid_dim: (planes as u32, per_plane, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+/// The sizes of an NCHW tensor, and the kernels' `int`s of them, checked once: N, C, H*W and a
+/// channel's element count N*H*W each fit an `int`, and the N*C planes a grid's x dimension.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+    pub n_i: i32,
+    pub c_i: i32,
+    pub hw_i: i32,
+    /// N * H * W: the elements of one channel.
+    pub m_i: i32,
 }
 
-pub(crate) fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
-    let (n, c, h, w) = layout.shape().dims4()?;
-    Ok((n, c, h * w))
+impl Sizes {
+    pub(crate) fn of(layout: &Layout) -> Result<Self> {
+        let (n, c, hw) = super::storage::nchw(layout)?;
+        let m = n.saturating_mul(hw);
+        int("N * C planes", n.saturating_mul(c))?;
+        Ok(Self { n, c, hw, n_i: int("N", n)?, c_i: int("C", c)?, hw_i: int("H * W", hw)?, m_i: int("N * H * W", m)? })
+    }
+}
+
+/// Grid for the two-phase per-channel sums: (chunks, C) blocks of THREADS. C is a grid's y
+/// dimension, which CUDA caps at 65535.
+pub(crate) fn channel_grid(chunks: usize, c: usize) -> Result<LaunchConfig> {
+    const MAX_Y: usize = 65_535;
+    if c > MAX_Y {
+        candle_core::bail!("{c} channels: the CUDA per-channel sums launch one block row per channel, at most {MAX_Y}");
+    }
+    Ok(LaunchConfig { grid_dim: (int("chunks", chunks)? as u32, c as u32, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 })
+}
+
+/// One block row per plane (`planes` checked by `Sizes::of` or the caller to fit an `int`), up
+/// to 64 blocks along each plane.
+pub(crate) fn plane_grid(planes: usize, hw: usize) -> Result<LaunchConfig> {
+    let planes = u32::try_from(planes).ok().filter(|&p| p <= i32::MAX as u32);
+    let Some(planes) = planes else { candle_core::bail!("more planes than a CUDA grid's x dimension holds ({})", i32::MAX) };
+    let per_plane = hw.div_ceil(THREADS as usize).clamp(1, 64) as u32;
+    Ok(LaunchConfig { grid_dim: (planes, per_plane, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 })
 }
 
 /// Reduces [K*C, chunks] partials into a new [K*C] buffer scaled by `scale`.
@@ -72,13 +104,14 @@ pub(crate) fn reduce(dev: &CudaDevice, partial: &CudaSlice<f32>, kc: usize, chun
     let func = dev.get_or_load_custom_func("reduce_partials", advbn::MODULE, advbn_kernels::ADVBN)?;
     let out = alloc_like::<f32>(dev, kc)?;
     let mut b = func.builder();
-    let (kc_i, chunks_i) = (kc as i32, chunks as i32);
+    let (kc_i, chunks_i) = (int("K * C", kc)?, int("chunks", chunks)?);
     b.arg(partial);
     b.arg(&out);
     b.arg(&kc_i);
     b.arg(&chunks_i);
     b.arg(&scale);
-    let cfg = LaunchConfig { grid_dim: ((kc as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+    // KC fits an int, so its block count fits the grid's x dimension.
+    let cfg = LaunchConfig { grid_dim: ((kc_i as u32).div_ceil(THREADS), 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: the pushed arguments are reduce_partials' (const float* partial, float* out, int KC, int
     // chunks, float scale), in order. Threads with i >= KC return; the others read
     // partial[i * chunks + j] for j < chunks, inside the KC * chunks floats every caller's partial
@@ -137,4 +170,23 @@ pub(crate) fn push_out<'a>(b: &mut candle_core::cuda_backend::cudarc::driver::La
         _ => candle_core::bail!("unsupported output dtype"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_grids_refuse_what_the_kernels_cannot_index() {
+        let layout = |dims: &[usize]| Layout::contiguous(dims);
+        let s = Sizes::of(&layout(&[2, 3, 4, 5])).unwrap();
+        assert_eq!((s.n, s.c, s.hw, s.n_i, s.c_i, s.hw_i, s.m_i), (2, 3, 20, 2, 3, 20, 40));
+        // A channel of more than i32::MAX elements, and more planes than the grid holds.
+        assert!(Sizes::of(&layout(&[1 << 16, 1, 1 << 8, 1 << 8])).unwrap_err().to_string().contains("N * H * W"));
+        assert!(Sizes::of(&layout(&[1 << 20, 1 << 12, 1, 1])).unwrap_err().to_string().contains("planes"));
+        assert!(channel_grid(4, 65_535).is_ok());
+        assert!(channel_grid(4, 65_536).unwrap_err().to_string().contains("65535"));
+        assert_eq!(plane_grid(6, 1000).unwrap().grid_dim, (6, 4, 1));
+        assert!(plane_grid(usize::MAX, 1).is_err());
+    }
 }
