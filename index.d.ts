@@ -254,6 +254,28 @@ export interface NativeInfo {
   candleVersion: string
 }
 
+/** Whether `value` satisfies the rule `key`. */
+export declare function optionAccepts(key: string, value: number): boolean
+
+/** One numeric option: its default and range, as the core checks it.  */
+export interface OptionRule {
+  /** Unique key, `<entry>.<option>` (e.g. `fineTune.advbn.steps`).  */
+  key: string
+  /** Dotted option name as users write it (e.g. `advbn.steps`).  */
+  name: string
+  default?: number
+  min?: number
+  minExclusive: boolean
+  max?: number
+  maxExclusive: boolean
+  integer: boolean
+  /** What a valid value is, in words (e.g. "an integer in 0..=1000").  */
+  requirement: string
+}
+
+/** Every numeric option's rule. */
+export declare function optionRules(): Array<OptionRule>
+
 /** Runs a tiny AdvBN training step on the device and checks the result is finite and sane. */
 export declare function selfCheck(device: string): Promise<SelfCheckReport>
 

@@ -214,10 +214,10 @@ function readCommon(context: string, options: unknown, extra: readonly string[])
   return {
     o,
     config: {
-      numClasses: o.requiredNumber('numClasses', { integer: true, min: 2 }),
+      numClasses: o.ruled('numClasses', 'model.numClasses'),
       device: o.string('device', 'auto', DEVICE_PATTERN, DEVICE_RULE),
       seed: o.number('seed', 0, SEED_RULE),
-      inChannels: o.number('inChannels', 3, { integer: true, min: 1 }),
+      inChannels: o.ruled('inChannels', 'model.inChannels'),
       ...(weights !== undefined && { weights }),
     },
   };
@@ -248,9 +248,9 @@ export const resnet50: (options: ModelOptions) => Promise<Model> = imagenetResne
 /** CIFAR-style ResNet of depth 6n+2 with 3 stages (He et al. 2016), for small images and tests. */
 export async function smallResnet(options: SmallResnetOptions): Promise<Model> {
   const { o, config } = readCommon('smallResnet', options, ['depth', 'width']);
-  const depth = o.number('depth', 20, { integer: true, min: 8 });
+  const depth = o.ruled('depth', 'model.depth');
   if ((depth - 2) % 6 !== 0) throw o.fail('depth', 'of the form 6n+2 (8, 14, 20, 32, 44, 56, ...)');
-  const width = o.number('width', 16, { integer: true, min: 1 });
+  const width = o.ruled('width', 'model.width');
   return build({ arch: 'small_resnet', ...config, depth, width });
 }
 

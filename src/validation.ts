@@ -1,6 +1,8 @@
 // The one place where user-supplied options are checked. Every rejection is an
 // InvalidOptionError whose message reads `<context>: option "<name>" must be <rule>, got <value>`.
+import type { OptionRule } from '../index.js';
 import { InvalidOptionError } from './errors.js';
+import { loadNative } from './native.js';
 
 /** Renders a rejected value for an error message: short, unambiguous, never throws. */
 export function describeValue(value: unknown): string {
@@ -110,6 +112,22 @@ export class OptionReader {
     return value;
   }
 
+  /**
+   * A number whose default and range the core owns (`crates/advbn-core/src/options.rs`): `key`
+   * names the rule, e.g. `fineTune.advbn.steps`. Absent gives the rule's default (an error when
+   * it has none); the value is checked by the core's own test, the message uses its wording.
+   */
+  ruled(name: string, key: string): number {
+    const rule = optionRule(key);
+    const value = this.values[name];
+    if (value === undefined) {
+      if (rule.default === undefined || rule.default === null) throw this.fail(name, rule.requirement);
+      return rule.default;
+    }
+    if (typeof value !== 'number' || !loadNative().optionAccepts(key, value)) throw this.fail(name, rule.requirement);
+    return value;
+  }
+
   /** A required number: absent is an error. */
   requiredNumber(name: string, rule: NumberRule = {}): number {
     const value = this.number(name, undefined, rule);
@@ -173,3 +191,17 @@ export const DEVICE_PATTERN = /^(cpu|cuda|cuda:\d+|auto)$/;
 export const DEVICE_RULE = `"cpu", "cuda", "cuda:N" or "auto"`;
 /** Seeds cross into Rust as u32-safe integers. */
 export const SEED_RULE = { integer: true, min: 0, max: 0xffff_ffff } as const;
+
+let rules: Map<string, OptionRule> | undefined;
+
+/** The core's rule `key` (defaults and ranges of the numeric options, read once from the addon). */
+export function optionRule(key: string): OptionRule {
+  rules ??= new Map(
+    loadNative()
+      .optionRules()
+      .map((r) => [r.key, r]),
+  );
+  const rule = rules.get(key);
+  if (!rule) throw new Error(`advbn internal error: no option rule "${key}"`);
+  return rule;
+}

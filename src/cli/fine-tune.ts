@@ -10,6 +10,7 @@ import { Progress } from '../reproduce/progress.js';
 import { fineTune } from '../training/fine-tune.js';
 import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
 import { badFlag, parseFlags, runCommand } from './args.js';
+import { optionRule } from '../validation.js';
 
 const USAGE = `usage: advbn fine-tune --data DIR --out DIR [--model resnet18|resnet34|resnet50] [--weights FILE]
                        [--method advbn|erm|mixstyle|dsu|advbn_mixstyle|advbn_dsu] [--epochs N] [--batch-size N] [--lr X]
@@ -57,9 +58,10 @@ function readFlags(args: readonly string[]) {
   const settings = {
     model,
     method,
-    epochs: number('epochs', v.epochs, 10, true),
-    batchSize: number('batch-size', v['batch-size'], 64, true),
-    lr: number('lr', v.lr, 1e-3, false),
+    // The library's defaults (the core's option rules), so the CLI and fineTune() agree.
+    epochs: number('epochs', v.epochs, optionRule('fineTune.epochs').default!, true),
+    batchSize: number('batch-size', v['batch-size'], optionRule('fineTune.batchSize').default!, true),
+    lr: number('lr', v.lr, optionRule('fineTune.lr').default!, false),
     cut: number('cut', v.cut, 1, true),
     size: number('size', v.size, 224, true),
     seed: v.seed === undefined ? 0 : Number(v.seed),

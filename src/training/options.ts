@@ -2,7 +2,7 @@
 import type { TrainerConfig } from '../../index.js';
 import type { DatasetInput } from '../data/dataset.js';
 import type { Model } from '../models.js';
-import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
+import { OptionReader, SEED_RULE, invalidOption, optionRule } from '../validation.js';
 import type { Callback } from './callbacks.js';
 import { readCheckpointOptions, type CheckpointOptions, type ResolvedCheckpoint } from './checkpoint.js';
 
@@ -174,8 +174,8 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
   const method = o.oneOf<FineTuneMethod>('method', FINE_TUNE_METHODS, 'advbn');
   const minCut = method === 'erm' ? 0 : 1;
   const cut = o.number('cut', 1, { integer: true, min: minCut, max: model.numStages });
-  const epochs = o.number('epochs', 20, { integer: true, min: 1 });
-  const batchSize = o.number('batchSize', 64, { integer: true, min: 1 });
+  const epochs = o.ruled('epochs', 'fineTune.epochs');
+  const batchSize = o.ruled('batchSize', 'fineTune.batchSize');
   const shuffle = o.boolean('shuffle', true);
   const seed = o.number('seed', 0, SEED_RULE);
   return {
@@ -194,17 +194,18 @@ function readOptimizer(o: OptionReader) {
   const type = opt.oneOf('type', ['sgd', 'adamw'] as const, 'sgd');
   opt.rejectUnknown(type === 'sgd' ? ['type', 'lr', 'momentum', 'weightDecay', 'nesterov'] : ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
   if (o.has('lr') && opt.has('lr')) throw o.fail('lr', 'omitted when optimizer.lr is given (they are the same setting)');
-  const lr = o.has('lr') ? o.number('lr', 1e-3, { positive: true }) : opt.number('lr', 1e-3, { positive: true });
-  const unit = { min: 0, max: 0.999999 };
+  const lr = o.has('lr') ? o.ruled('lr', 'fineTune.lr') : opt.ruled('lr', 'fineTune.lr');
+  // The core reads the AdamW fields only for AdamW; SGD runs send the rules' defaults.
+  const adamw = (name: 'beta1' | 'beta2' | 'eps') => (type === 'adamw' ? opt.ruled(name, `fineTune.adamw.${name}`) : optionRule(`fineTune.adamw.${name}`).default!);
   return {
     optimizer: type,
     lr,
-    momentum: type === 'sgd' ? opt.number('momentum', 0.9, unit) : 0,
+    momentum: type === 'sgd' ? opt.ruled('momentum', 'fineTune.sgd.momentum') : 0,
     nesterov: type === 'sgd' ? opt.boolean('nesterov', false) : false,
-    weightDecay: opt.number('weightDecay', type === 'sgd' ? 1e-4 : 1e-2, { min: 0 }),
-    beta1: type === 'adamw' ? opt.number('beta1', 0.9, unit) : 0.9,
-    beta2: type === 'adamw' ? opt.number('beta2', 0.999, unit) : 0.999,
-    adamEps: type === 'adamw' ? opt.number('eps', 1e-8, { positive: true }) : 1e-8,
+    weightDecay: opt.ruled('weightDecay', `fineTune.${type}.weightDecay`),
+    beta1: adamw('beta1'),
+    beta2: adamw('beta2'),
+    adamEps: adamw('eps'),
   };
 }
 
@@ -219,10 +220,17 @@ function readSchedule(o: OptionReader, epochs: number) {
   return {
     schedule: type,
     milestones: type === 'step' ? milestones : [],
-    gamma: s.number('gamma', 0.1, { positive: true }),
-    minLr: s.number('minLr', 0, { min: 0 }),
-    warmupEpochs: s.number('warmupEpochs', 0, { integer: true, min: 0, max: epochs }),
+    gamma: s.ruled('gamma', 'fineTune.schedule.gamma'),
+    minLr: s.ruled('minLr', 'fineTune.schedule.minLr'),
+    warmupEpochs: warmupEpochs(s, epochs),
   };
+}
+
+/** At most the run's epochs, on top of the core's rule. */
+function warmupEpochs(s: OptionReader, epochs: number): number {
+  const value = s.ruled('warmupEpochs', 'fineTune.schedule.warmupEpochs');
+  if (value > epochs) throw s.fail('warmupEpochs', `at most the ${epochs} epochs`);
+  return value;
 }
 
 function readAttack(o: OptionReader) {
@@ -230,9 +238,9 @@ function readAttack(o: OptionReader) {
   const reluClamp = a.values.reluClamp;
   if (reluClamp !== undefined && reluClamp !== 'auto' && typeof reluClamp !== 'boolean') throw a.fail('reluClamp', '"auto", true or false');
   return {
-    advSteps: a.number('steps', 6, { integer: true, min: 0 }),
-    advStepSize: a.number('stepSize', 0.2, { min: 0 }),
-    advEpsilon: a.number('epsilon', 1.1, { positive: true }),
+    advSteps: a.ruled('steps', 'fineTune.advbn.steps'),
+    advStepSize: a.ruled('stepSize', 'fineTune.advbn.stepSize'),
+    advEpsilon: a.ruled('epsilon', 'fineTune.advbn.epsilon'),
     ...(typeof reluClamp === 'boolean' && { reluClamp }),
   };
 }

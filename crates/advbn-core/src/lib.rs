@@ -15,6 +15,7 @@ pub mod io;
 pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod options;
 pub mod params;
 pub mod selfcheck;
 pub mod threads;

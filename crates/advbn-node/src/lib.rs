@@ -9,6 +9,7 @@ pub mod executor;
 pub mod info;
 pub mod metrics;
 pub mod model;
+pub mod options;
 pub mod sources;
 pub mod trainer;
 pub mod visualize;

@@ -3,10 +3,11 @@
 
 use candle_core::{Tensor, Var};
 
-use crate::error::{check_option, Error, Result};
+use crate::error::Result;
 use crate::models::ResNet;
 use crate::nn::readout::scalar;
 use crate::nn::{advbn, BnBranch, BnMode, ForwardMode};
+use crate::options;
 
 /// Attack settings; defaults are the reference's (K = 6, step 0.2, eps 1.1).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,17 +20,20 @@ pub struct AttackConfig {
 
 impl Default for AttackConfig {
     fn default() -> Self {
-        Self { steps: 6, step_size: 0.2, epsilon: 1.1, relu_clamp: true }
+        Self {
+            steps: options::ADVBN_STEPS.default_value() as usize,
+            step_size: options::ADVBN_STEP_SIZE.default_value(),
+            epsilon: options::ADVBN_EPSILON.default_value(),
+            relu_clamp: true,
+        }
     }
 }
 
 impl AttackConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.steps > 1000 {
-            return Err(Error::invalid_option("advbn.steps", self.steps, "must be in 0..=1000"));
-        }
-        check_option("advbn.stepSize", self.step_size, self.step_size >= 0.0, "must be a finite number >= 0")?;
-        check_option("advbn.epsilon", self.epsilon, self.epsilon > 0.0, "must be a finite number > 0")
+        options::ADVBN_STEPS.check(self.steps as f64)?;
+        options::ADVBN_STEP_SIZE.check(self.step_size)?;
+        options::ADVBN_EPSILON.check(self.epsilon).map(|_| ())
     }
 }
 

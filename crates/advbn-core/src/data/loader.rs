@@ -104,9 +104,7 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
-        if config.batch_size == 0 {
-            return Err(Error::invalid_option("batch_size", 0, "must be >= 1"));
-        }
+        crate::options::BATCH_SIZE.check(config.batch_size as f64)?;
         if config.prefetch == 0 {
             return Err(Error::invalid_option("prefetch", 0, "must be >= 1"));
         }

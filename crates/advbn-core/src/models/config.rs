@@ -3,6 +3,7 @@
 use candle_core::DType;
 
 use crate::error::{Error, Result};
+use crate::options;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -34,7 +35,10 @@ impl Arch {
             "resnet18" => Arch::ResNet18,
             "resnet34" => Arch::ResNet34,
             "resnet50" => Arch::ResNet50,
-            "small_resnet" => Arch::SmallResNet { depth: depth.unwrap_or(20), width: width.unwrap_or(16) },
+            "small_resnet" => Arch::SmallResNet {
+                depth: depth.unwrap_or(options::SMALL_RESNET_DEPTH.default_value() as usize),
+                width: width.unwrap_or(options::SMALL_RESNET_WIDTH.default_value() as usize),
+            },
             other => return Err(Error::invalid_option("arch", format!("{other:?}"), "expected resnet18, resnet34, resnet50 or small_resnet")),
         };
         if !matches!(arch, Arch::SmallResNet { .. }) && (depth.is_some() || width.is_some()) {
@@ -65,12 +69,11 @@ impl Arch {
             Arch::ResNet34 => imagenet(false, [3, 4, 6, 3]),
             Arch::ResNet50 => imagenet(true, [3, 4, 6, 3]),
             Arch::SmallResNet { depth, width } => {
-                if depth < 8 || (depth - 2) % 6 != 0 {
-                    return Err(Error::invalid_option("depth", depth, "small_resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, ...)"));
+                options::SMALL_RESNET_DEPTH.check(depth as f64)?;
+                if (depth - 2) % 6 != 0 {
+                    return Err(Error::invalid_option("depth", depth, "must be of the form 6n+2 (8, 14, 20, 32, 44, 56, ...)"));
                 }
-                if !(1..=512).contains(&width) {
-                    return Err(Error::invalid_option("width", width, "must be in 1..=512"));
-                }
+                options::SMALL_RESNET_WIDTH.check(width as f64)?;
                 let n = (depth - 2) / 6;
                 StageLayout { bottleneck: false, blocks: vec![n; 3], planes: vec![width, 2 * width, 4 * width], imagenet_stem: false, stem_channels: width }
             }
@@ -89,16 +92,12 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     pub fn new(arch: Arch, num_classes: usize) -> Self {
-        Self { arch, num_classes, in_channels: 3, seed: 0, dtype: DType::F32 }
+        Self { arch, num_classes, in_channels: options::IN_CHANNELS.default_value() as usize, seed: 0, dtype: DType::F32 }
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !(1..=100_000).contains(&self.num_classes) {
-            return Err(Error::invalid_option("numClasses", self.num_classes, "must be an integer in 1..=100000"));
-        }
-        if !(1..=64).contains(&self.in_channels) {
-            return Err(Error::invalid_option("inChannels", self.in_channels, "must be an integer in 1..=64"));
-        }
+        options::NUM_CLASSES.check(self.num_classes as f64)?;
+        options::IN_CHANNELS.check(self.in_channels as f64)?;
         self.arch.layout().map(|_| ())
     }
 }

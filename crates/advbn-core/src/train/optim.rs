@@ -5,8 +5,9 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use crate::error::{check_option, Result};
+use crate::error::Result;
 use crate::ops::optim::{AdamWMoments, AdamWParam, SgdMomentum, SgdParam};
+use crate::options;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerConfig {
@@ -18,18 +19,18 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<()> {
         match *self {
             OptimizerConfig::Sgd { momentum, weight_decay, nesterov } => {
-                check_option("optimizer.momentum", momentum, (0.0..1.0).contains(&momentum), "must be in [0, 1)")?;
-                check_option("optimizer.weightDecay", weight_decay, weight_decay >= 0.0, "must be >= 0")?;
+                options::SGD_MOMENTUM.check(momentum)?;
+                options::SGD_WEIGHT_DECAY.check(weight_decay)?;
                 if nesterov && momentum <= 0.0 {
                     return Err(crate::Error::invalid_option("optimizer.nesterov", true, "Nesterov needs momentum > 0"));
                 }
                 Ok(())
             }
             OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay } => {
-                check_option("optimizer.beta1", beta1, (0.0..1.0).contains(&beta1), "must be in [0, 1)")?;
-                check_option("optimizer.beta2", beta2, (0.0..1.0).contains(&beta2), "must be in [0, 1)")?;
-                check_option("optimizer.eps", eps, eps > 0.0, "must be > 0")?;
-                check_option("optimizer.weightDecay", weight_decay, weight_decay >= 0.0, "must be >= 0")
+                options::ADAMW_BETA1.check(beta1)?;
+                options::ADAMW_BETA2.check(beta2)?;
+                options::ADAMW_EPS.check(eps)?;
+                options::ADAMW_WEIGHT_DECAY.check(weight_decay).map(|_| ())
             }
         }
     }

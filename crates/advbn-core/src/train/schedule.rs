@@ -1,6 +1,7 @@
 //! Learning-rate schedules, stateless in the position (epoch, step) the trainer passes in.
 
 use crate::error::{check_option, Error, Result};
+use crate::options;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
@@ -22,7 +23,7 @@ impl Schedule {
         match self {
             Schedule::Constant => Ok(()),
             Schedule::Step { milestones, gamma } => {
-                check_option("schedule.gamma", *gamma, *gamma > 0.0, "must be > 0")?;
+                options::SCHEDULE_GAMMA.check(*gamma)?;
                 for &m in milestones {
                     check_option("schedule.milestones", m, m >= 0.0, "milestones must be epochs >= 0")?;
                 }
@@ -32,8 +33,9 @@ impl Schedule {
                 Ok(())
             }
             Schedule::Cosine { min_lr, warmup_epochs } => {
-                check_option("schedule.minLr", *min_lr, *min_lr >= 0.0, "must be >= 0")?;
-                check_option("schedule.warmupEpochs", *warmup_epochs, *warmup_epochs >= 0.0 && *warmup_epochs <= epochs as f64, "must be in [0, epochs]")
+                options::SCHEDULE_MIN_LR.check(*min_lr)?;
+                options::SCHEDULE_WARMUP_EPOCHS.check(*warmup_epochs)?;
+                check_option("schedule.warmupEpochs", *warmup_epochs, *warmup_epochs <= epochs as f64, &format!("must be at most the {epochs} epochs"))
             }
         }
     }

@@ -8,10 +8,11 @@ use rand_chacha::ChaCha8Rng;
 use super::optim::{Optimizer, OptimizerConfig};
 use super::schedule::Schedule;
 use crate::attack::{attack, AttackConfig};
-use crate::error::{check_option, Error, Result};
+use crate::error::{Error, Result};
 use crate::models::ResNet;
 use crate::nn::readout::{count_correct, scalar};
 use crate::nn::{dsu, mixstyle, BnBranch, BnMode, DsuConfig, ForwardMode, MixStyleConfig};
+use crate::options;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
@@ -122,10 +123,14 @@ impl TrainConfig {
         Self {
             method,
             cut: 1,
-            lr: 1e-3,
-            optimizer: OptimizerConfig::Sgd { momentum: 0.9, weight_decay: 1e-4, nesterov: false },
-            schedule: Schedule::Step { milestones: vec![10.0], gamma: 0.1 },
-            epochs: 20,
+            lr: options::LR.default_value(),
+            optimizer: OptimizerConfig::Sgd {
+                momentum: options::SGD_MOMENTUM.default_value(),
+                weight_decay: options::SGD_WEIGHT_DECAY.default_value(),
+                nesterov: false,
+            },
+            schedule: Schedule::Step { milestones: vec![10.0], gamma: options::SCHEDULE_GAMMA.default_value() },
+            epochs: options::EPOCHS.default_value() as usize,
             steps_per_epoch,
             attack: AttackConfig::default(),
             seed: 0,
@@ -139,10 +144,8 @@ impl TrainConfig {
     }
 
     pub fn validate(&self, model: &ResNet) -> Result<()> {
-        check_option("lr", self.lr, self.lr > 0.0, "must be a positive finite number")?;
-        if self.epochs == 0 {
-            return Err(Error::invalid_option("epochs", self.epochs, "must be >= 1"));
-        }
+        options::LR.check(self.lr)?;
+        options::EPOCHS.check(self.epochs as f64)?;
         if self.steps_per_epoch == 0 {
             return Err(Error::invalid_option("stepsPerEpoch", self.steps_per_epoch, "must be >= 1"));
         }

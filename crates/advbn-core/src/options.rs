@@ -1,0 +1,147 @@
+//! The numeric options users set, each with its one default and its one range. The core's
+//! validators check values against these rules; the binding hands the same table to TypeScript
+//! (`optionRules()`), which reads its defaults, bounds and wording from it: the two sides cannot
+//! drift. Bounds that depend on other settings (the cut on the model's stage count, warm-up
+//! epochs on the epoch count) are checked where both are known, on top of these.
+
+use crate::error::{Error, Result};
+
+/// One numeric option: its default and its range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumberRule {
+    /// Unique key of the rule, `<entry>.<option>` (e.g. `fineTune.advbn.steps`; the SGD and
+    /// AdamW weight decays are `fineTune.sgd.weightDecay` and `fineTune.adamw.weightDecay`).
+    pub key: &'static str,
+    /// The option's dotted name as users write it and errors name it, e.g. `advbn.steps`.
+    pub name: &'static str,
+    pub default: Option<f64>,
+    pub min: Option<f64>,
+    /// `min` itself is excluded (for example a learning rate > 0).
+    pub min_exclusive: bool,
+    pub max: Option<f64>,
+    /// `max` itself is excluded (for example a momentum < 1).
+    pub max_exclusive: bool,
+    pub integer: bool,
+}
+
+impl NumberRule {
+    const fn new(key: &'static str, name: &'static str) -> Self {
+        Self { key, name, default: None, min: None, min_exclusive: false, max: None, max_exclusive: false, integer: false }
+    }
+
+    const fn default(mut self, value: f64) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    const fn integer(mut self) -> Self {
+        self.integer = true;
+        self
+    }
+
+    const fn at_least(mut self, min: f64) -> Self {
+        self.min = Some(min);
+        self
+    }
+
+    const fn above(mut self, min: f64) -> Self {
+        self.min = Some(min);
+        self.min_exclusive = true;
+        self
+    }
+
+    const fn at_most(mut self, max: f64) -> Self {
+        self.max = Some(max);
+        self
+    }
+
+    const fn below(mut self, max: f64) -> Self {
+        self.max = Some(max);
+        self.max_exclusive = true;
+        self
+    }
+
+    /// What a valid value is, in words (the same in Rust's and TypeScript's errors).
+    pub fn requirement(&self) -> String {
+        let kind = if self.integer { "an integer" } else { "a finite number" };
+        let lo = |v: f64| if self.min_exclusive { format!("({v}") } else { format!("[{v}") };
+        let hi = |v: f64| if self.max_exclusive { format!("{v})") } else { format!("{v}]") };
+        match (self.min, self.max) {
+            (Some(a), None) if a == 0.0 && self.min_exclusive => format!("a positive {}", if self.integer { "integer" } else { "finite number" }),
+            (Some(a), Some(b)) if self.integer && !self.min_exclusive && !self.max_exclusive => format!("{kind} in {a}..={b}"),
+            (Some(a), Some(b)) => format!("{kind} in {}, {}", lo(a), hi(b)),
+            (Some(a), None) => format!("{kind} {} {a}", if self.min_exclusive { ">" } else { ">=" }),
+            (None, Some(b)) => format!("{kind} {} {b}", if self.max_exclusive { "<" } else { "<=" }),
+            (None, None) => kind.to_string(),
+        }
+    }
+
+    /// Whether `value` satisfies the rule.
+    pub fn accepts(&self, value: f64) -> bool {
+        value.is_finite()
+            && (!self.integer || value.fract() == 0.0)
+            && self.min.is_none_or(|m| if self.min_exclusive { value > m } else { value >= m })
+            && self.max.is_none_or(|m| if self.max_exclusive { value < m } else { value <= m })
+    }
+
+    /// `value`, or an `InvalidOption` naming the option and the requirement.
+    pub fn check(&self, value: f64) -> Result<f64> {
+        if self.accepts(value) {
+            Ok(value)
+        } else {
+            Err(Error::invalid_option(self.name, value, format!("must be {}", self.requirement())))
+        }
+    }
+
+    /// The default, for rules that have one (a missing one is a bug in this table).
+    pub fn default_value(&self) -> f64 {
+        self.default.unwrap_or_else(|| panic!("option rule {} has no default", self.key))
+    }
+}
+
+pub const EPOCHS: NumberRule = NumberRule::new("fineTune.epochs", "epochs").default(20.0).integer().at_least(1.0).at_most(100_000.0);
+pub const BATCH_SIZE: NumberRule = NumberRule::new("fineTune.batchSize", "batchSize").default(64.0).integer().at_least(1.0).at_most(65_536.0);
+pub const LR: NumberRule = NumberRule::new("fineTune.lr", "lr").default(1e-3).above(0.0);
+pub const SGD_MOMENTUM: NumberRule = NumberRule::new("fineTune.sgd.momentum", "optimizer.momentum").default(0.9).at_least(0.0).below(1.0);
+pub const SGD_WEIGHT_DECAY: NumberRule = NumberRule::new("fineTune.sgd.weightDecay", "optimizer.weightDecay").default(1e-4).at_least(0.0);
+pub const ADAMW_BETA1: NumberRule = NumberRule::new("fineTune.adamw.beta1", "optimizer.beta1").default(0.9).at_least(0.0).below(1.0);
+pub const ADAMW_BETA2: NumberRule = NumberRule::new("fineTune.adamw.beta2", "optimizer.beta2").default(0.999).at_least(0.0).below(1.0);
+pub const ADAMW_EPS: NumberRule = NumberRule::new("fineTune.adamw.eps", "optimizer.eps").default(1e-8).above(0.0);
+pub const ADAMW_WEIGHT_DECAY: NumberRule = NumberRule::new("fineTune.adamw.weightDecay", "optimizer.weightDecay").default(1e-2).at_least(0.0);
+pub const SCHEDULE_GAMMA: NumberRule = NumberRule::new("fineTune.schedule.gamma", "schedule.gamma").default(0.1).above(0.0);
+pub const SCHEDULE_MIN_LR: NumberRule = NumberRule::new("fineTune.schedule.minLr", "schedule.minLr").default(0.0).at_least(0.0);
+/// At most the run's epoch count too (checked with it).
+pub const SCHEDULE_WARMUP_EPOCHS: NumberRule = NumberRule::new("fineTune.schedule.warmupEpochs", "schedule.warmupEpochs").default(0.0).at_least(0.0);
+pub const ADVBN_STEPS: NumberRule = NumberRule::new("fineTune.advbn.steps", "advbn.steps").default(6.0).integer().at_least(0.0).at_most(1000.0);
+pub const ADVBN_STEP_SIZE: NumberRule = NumberRule::new("fineTune.advbn.stepSize", "advbn.stepSize").default(0.2).at_least(0.0);
+pub const ADVBN_EPSILON: NumberRule = NumberRule::new("fineTune.advbn.epsilon", "advbn.epsilon").default(1.1).above(0.0);
+/// A classifier needs two classes at least.
+pub const NUM_CLASSES: NumberRule = NumberRule::new("model.numClasses", "numClasses").integer().at_least(2.0).at_most(100_000.0);
+pub const IN_CHANNELS: NumberRule = NumberRule::new("model.inChannels", "inChannels").default(3.0).integer().at_least(1.0).at_most(64.0);
+/// Of the form 6n + 2 too (checked by the architecture). 1202 is the deepest CIFAR ResNet of
+/// He et al. (2016); deeper ones only exhaust memory.
+pub const SMALL_RESNET_DEPTH: NumberRule = NumberRule::new("model.depth", "depth").default(20.0).integer().at_least(8.0).at_most(1202.0);
+pub const SMALL_RESNET_WIDTH: NumberRule = NumberRule::new("model.width", "width").default(16.0).integer().at_least(1.0).at_most(512.0);
+
+/// Every rule, for the binding's `optionRules()`.
+pub const ALL: &[NumberRule] = &[
+    EPOCHS,
+    BATCH_SIZE,
+    LR,
+    SGD_MOMENTUM,
+    SGD_WEIGHT_DECAY,
+    ADAMW_BETA1,
+    ADAMW_BETA2,
+    ADAMW_EPS,
+    ADAMW_WEIGHT_DECAY,
+    SCHEDULE_GAMMA,
+    SCHEDULE_MIN_LR,
+    SCHEDULE_WARMUP_EPOCHS,
+    ADVBN_STEPS,
+    ADVBN_STEP_SIZE,
+    ADVBN_EPSILON,
+    NUM_CLASSES,
+    IN_CHANNELS,
+    SMALL_RESNET_DEPTH,
+    SMALL_RESNET_WIDTH,
+];

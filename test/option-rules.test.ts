@@ -1,0 +1,125 @@
+// The numeric options' defaults and ranges come from one place, the core's rule table
+// (crates/advbn-core/src/options.rs): for every rule, TypeScript's fineTune and model option
+// readers give the rule's default, take its boundary values and refuse the values just outside,
+// naming the option with the rule's own wording. crates/advbn-core/tests/options.rs checks the
+// Rust validators against the same table.
+import { describe, expect, it } from 'vitest';
+import { InvalidOptionError, smallResnet } from '../src/index.js';
+import { loadNative } from '../src/native.js';
+import { resolveFineTuneOptions } from '../src/training/options.js';
+import { separableData, tinyModel } from './helpers.js';
+
+type Resolved = ReturnType<typeof resolveFineTuneOptions>;
+type Place = { set: (v: number) => Record<string, unknown>; get: (r: Resolved) => number; path: string };
+
+/** Where each fineTune rule's option is written, and where its resolved value lands. */
+const FINE_TUNE: Record<string, Place> = {
+  'fineTune.epochs': { path: 'epochs', set: (v) => ({ epochs: v }), get: (r) => r.trainer.epochs },
+  'fineTune.batchSize': { path: 'batchSize', set: (v) => ({ batchSize: v }), get: (r) => r.batchSize },
+  'fineTune.lr': { path: 'lr', set: (v) => ({ lr: v }), get: (r) => r.trainer.lr },
+  'fineTune.sgd.momentum': { path: 'optimizer.momentum', set: (v) => ({ optimizer: { type: 'sgd', momentum: v } }), get: (r) => r.trainer.momentum },
+  'fineTune.sgd.weightDecay': { path: 'optimizer.weightDecay', set: (v) => ({ optimizer: { type: 'sgd', weightDecay: v } }), get: (r) => r.trainer.weightDecay },
+  'fineTune.adamw.beta1': { path: 'optimizer.beta1', set: (v) => ({ optimizer: { type: 'adamw', beta1: v } }), get: (r) => r.trainer.beta1 },
+  'fineTune.adamw.beta2': { path: 'optimizer.beta2', set: (v) => ({ optimizer: { type: 'adamw', beta2: v } }), get: (r) => r.trainer.beta2 },
+  'fineTune.adamw.eps': { path: 'optimizer.eps', set: (v) => ({ optimizer: { type: 'adamw', eps: v } }), get: (r) => r.trainer.adamEps },
+  'fineTune.adamw.weightDecay': { path: 'optimizer.weightDecay', set: (v) => ({ optimizer: { type: 'adamw', weightDecay: v } }), get: (r) => r.trainer.weightDecay },
+  'fineTune.schedule.gamma': { path: 'schedule.gamma', set: (v) => ({ schedule: { type: 'step', gamma: v } }), get: (r) => r.trainer.gamma },
+  'fineTune.schedule.minLr': { path: 'schedule.minLr', set: (v) => ({ schedule: { type: 'cosine', minLr: v } }), get: (r) => r.trainer.minLr },
+  'fineTune.schedule.warmupEpochs': {
+    path: 'schedule.warmupEpochs',
+    set: (v) => ({ epochs: 100_000, schedule: { type: 'cosine', warmupEpochs: v } }),
+    get: (r) => r.trainer.warmupEpochs,
+  },
+  'fineTune.advbn.steps': { path: 'advbn.steps', set: (v) => ({ advbn: { steps: v } }), get: (r) => r.trainer.advSteps },
+  'fineTune.advbn.stepSize': { path: 'advbn.stepSize', set: (v) => ({ advbn: { stepSize: v } }), get: (r) => r.trainer.advStepSize },
+  'fineTune.advbn.epsilon': { path: 'advbn.epsilon', set: (v) => ({ advbn: { epsilon: v } }), get: (r) => r.trainer.advEpsilon },
+};
+
+const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
+
+interface Rule {
+  key: string;
+  name: string;
+  default?: number | null;
+  min?: number | null;
+  minExclusive: boolean;
+  max?: number | null;
+  maxExclusive: boolean;
+  integer: boolean;
+  requirement: string;
+}
+
+/** Values a rule must take and values it must refuse (the same probes as the Rust test, negatives included). */
+function probes(rule: Rule): { pass: number[]; fail: number[] } {
+  const step = (at: number) => (rule.integer ? 1 : 1e-9 * Math.max(1, Math.abs(at)));
+  const pass: number[] = rule.default === undefined || rule.default === null ? [] : [rule.default];
+  const fail: number[] = [Number.NaN, Number.POSITIVE_INFINITY];
+  const { min, max } = rule;
+  if (min !== undefined && min !== null) {
+    pass.push(rule.minExclusive ? min + step(min) : min);
+    fail.push(rule.minExclusive ? min : min - step(min));
+  }
+  if (max !== undefined && max !== null) {
+    pass.push(rule.maxExclusive ? max - step(max) : max);
+    fail.push(rule.maxExclusive ? max : max + step(max));
+  }
+  if (rule.integer) fail.push((pass[0] ?? 1) + 0.5);
+  return { pass, fail };
+}
+
+function refusal(run: () => unknown): InvalidOptionError {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof InvalidOptionError) return err;
+    throw err;
+  }
+  throw new Error('accepted');
+}
+
+describe('option rules', () => {
+  const rules = loadNative().optionRules() as Rule[];
+
+  it('cover every numeric option TypeScript reads, and nothing else', () => {
+    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL].sort());
+  });
+
+  it('give fineTune its defaults, boundaries and refusals, in the core wording', async () => {
+    using model = await tinyModel(0);
+    const data = separableData(4);
+    const resolve = (extra: Record<string, unknown>) => resolveFineTuneOptions({ data, ...extra }, model);
+    for (const rule of rules.filter((r) => r.key.startsWith('fineTune.'))) {
+      const place = FINE_TUNE[rule.key]!;
+      expect(place.path, rule.key).toBe(rule.name);
+      const { pass, fail } = probes(rule);
+      // Absent: the rule's default (an AdamW or cosine rule needs its type chosen).
+      const typed = place.set(Number.NaN);
+      const bare = Object.fromEntries(Object.entries(typed).map(([k, v]) => [k, typeof v === 'object' ? { type: (v as { type: string }).type } : undefined]));
+      if (rule.default !== undefined && rule.default !== null) expect(place.get(resolve(bare)), rule.key).toBe(rule.default);
+      for (const v of pass) expect(place.get(resolve(place.set(v))), `${rule.key} = ${v}`).toBe(v);
+      for (const v of fail) {
+        const err = refusal(() => resolve(place.set(v)));
+        expect(err.option, `${rule.key} = ${v}`).toBe(rule.name);
+        expect(err.message, `${rule.key} = ${v}`).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
+    // The issue's drift: TypeScript took advbn.steps 5000 that Rust refused.
+    expect(refusal(() => resolve({ advbn: { steps: 5000 } })).message).toBe('fineTune: option "advbn.steps" must be an integer in 0..=1000, got 5000');
+  });
+
+  it('give the model builders their refusals in the core wording', async () => {
+    const base = { numClasses: 3, device: 'cpu', depth: 8, width: 4 };
+    for (const rule of rules.filter((r) => r.key.startsWith('model.'))) {
+      for (const v of probes(rule).fail) {
+        const err = await smallResnet({ ...base, [rule.name]: v }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
+        expect((err as InvalidOptionError).option).toBe(rule.name);
+        expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
+    await expect(smallResnet({ ...base, inChannels: 65 })).rejects.toThrow(/inChannels.*an integer in 1\.\.=64/);
+  });
+});
