@@ -109,6 +109,14 @@ export declare class NativeTrainer {
   learningRate(epoch: number, stepInEpoch: number): number
 }
 
+/** The attack, as `fineTune`'s `advbn` option resolved (`reluClamp` absent: on, every ResNet cut follows a ReLU).  */
+export interface AdvbnSettings {
+  steps: number
+  stepSize: number
+  epsilon: number
+  reluClamp?: boolean
+}
+
 export interface ArrayDatasetOptions {
   shape: Array<number>
   layout: string
@@ -254,6 +262,11 @@ export interface NativeInfo {
   candleVersion: string
 }
 
+/** The optimiser, as `fineTune`'s `optimizer` option resolved (every field given).  */
+export type OptimizerSettings =
+  | { type: 'sgd'; momentum: number; weightDecay: number; nesterov: boolean }
+  | { type: 'adamw'; beta1: number; beta2: number; eps: number; weightDecay: number }
+
 /** Whether `value` satisfies the rule `key`. */
 export declare function optionAccepts(key: string, value: number): boolean
 
@@ -275,6 +288,12 @@ export interface OptionRule {
 
 /** Every numeric option's rule. */
 export declare function optionRules(): Array<OptionRule>
+
+/** The learning-rate schedule, as `fineTune`'s `schedule` option resolved.  */
+export type ScheduleSettings =
+  | { type: 'constant' }
+  | { type: 'step'; milestones: Array<number>; gamma: number }
+  | { type: 'cosine'; minLr: number; warmupEpochs: number }
 
 /** Runs a tiny AdvBN training step on the device and checks the result is finite and sane. */
 export declare function selfCheck(device: string): Promise<SelfCheckReport>
@@ -303,28 +322,17 @@ export interface StepLogs {
   lr: number
 }
 
+/** A fine-tune run's settings: `fineTune`'s options as resolved, one name per option in each language.  */
 export interface TrainerConfig {
+  /** A method name of the core (`Method::parse`).  */
   method: string
   cut: number
-  optimizer: string
   lr: number
-  momentum: number
-  weightDecay: number
-  nesterov: boolean
-  beta1: number
-  beta2: number
-  adamEps: number
-  schedule: string
-  milestones: Array<number>
-  gamma: number
-  minLr: number
-  warmupEpochs: number
+  optimizer: OptimizerSettings
+  schedule: ScheduleSettings
   epochs: number
   stepsPerEpoch: number
-  advSteps: number
-  advStepSize: number
-  advEpsilon: number
-  reluClamp?: boolean
+  advbn: AdvbnSettings
   seed: number
 }
 

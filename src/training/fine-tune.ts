@@ -119,9 +119,9 @@ async function trainLoop(
       batchSize: resolved.batchSize,
       stepsPerEpoch,
       samples: data.length,
-      optimizer: config.optimizer,
+      optimizer: config.optimizer.type,
       lr: config.lr,
-      schedule: config.schedule,
+      schedule: config.schedule.type,
       seed: config.seed,
     },
   };

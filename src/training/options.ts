@@ -1,8 +1,8 @@
 // fineTune options: public types, defaults (from the AdvBN paper's recipe) and validation.
-import type { TrainerConfig } from '../../index.js';
+import type { AdvbnSettings, OptimizerSettings, ScheduleSettings, TrainerConfig } from '../../index.js';
 import type { DatasetInput } from '../data/dataset.js';
 import type { Model } from '../models.js';
-import { OptionReader, SEED_RULE, invalidOption, optionRule } from '../validation.js';
+import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
 import type { Callback } from './callbacks.js';
 import { readCheckpointOptions, type CheckpointOptions, type ResolvedCheckpoint } from './checkpoint.js';
 
@@ -179,7 +179,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
   const shuffle = o.boolean('shuffle', true);
   const seed = o.number('seed', 0, SEED_RULE);
   return {
-    trainer: { method, cut, epochs, seed, ...readOptimizer(o), ...readSchedule(o, epochs), ...readAttack(o) },
+    trainer: { method, cut, epochs, seed, ...readOptimizer(o), schedule: readSchedule(o, epochs), advbn: readAttack(o) },
     batchSize,
     shuffle,
     callbacks: readCallbacks(o),
@@ -189,41 +189,35 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
   };
 }
 
-function readOptimizer(o: OptionReader) {
+function readOptimizer(o: OptionReader): { lr: number; optimizer: OptimizerSettings } {
   const opt = o.nested('optimizer');
   const type = opt.oneOf('type', ['sgd', 'adamw'] as const, 'sgd');
   opt.rejectUnknown(type === 'sgd' ? ['type', 'lr', 'momentum', 'weightDecay', 'nesterov'] : ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
   if (o.has('lr') && opt.has('lr')) throw o.fail('lr', 'omitted when optimizer.lr is given (they are the same setting)');
   const lr = o.has('lr') ? o.ruled('lr', 'fineTune.lr') : opt.ruled('lr', 'fineTune.lr');
-  // The core reads the AdamW fields only for AdamW; SGD runs send the rules' defaults.
-  const adamw = (name: 'beta1' | 'beta2' | 'eps') => (type === 'adamw' ? opt.ruled(name, `fineTune.adamw.${name}`) : optionRule(`fineTune.adamw.${name}`).default!);
-  return {
-    optimizer: type,
-    lr,
-    momentum: type === 'sgd' ? opt.ruled('momentum', 'fineTune.sgd.momentum') : 0,
-    nesterov: type === 'sgd' ? opt.boolean('nesterov', false) : false,
-    weightDecay: opt.ruled('weightDecay', `fineTune.${type}.weightDecay`),
-    beta1: adamw('beta1'),
-    beta2: adamw('beta2'),
-    adamEps: adamw('eps'),
-  };
+  const weightDecay = opt.ruled('weightDecay', `fineTune.${type}.weightDecay`);
+  if (type === 'sgd') return { lr, optimizer: { type, momentum: opt.ruled('momentum', 'fineTune.sgd.momentum'), weightDecay, nesterov: opt.boolean('nesterov', false) } };
+  const [beta1, beta2, eps] = (['beta1', 'beta2', 'eps'] as const).map((name) => opt.ruled(name, `fineTune.adamw.${name}`)) as [number, number, number];
+  return { lr, optimizer: { type, beta1, beta2, eps, weightDecay } };
 }
 
-function readSchedule(o: OptionReader, epochs: number) {
+function readSchedule(o: OptionReader, epochs: number): ScheduleSettings {
   const s = o.nested('schedule');
   const type = s.oneOf('type', ['step', 'cosine', 'constant'] as const, 'step');
   const known = { step: ['type', 'milestones', 'gamma'], cosine: ['type', 'minLr', 'warmupEpochs'], constant: ['type'] } as const;
   s.rejectUnknown(known[type]);
-  const half = Math.floor(epochs / 2);
-  const milestones = s.numberArray('milestones', half >= 1 ? [half] : [], { integer: true, min: 1 });
-  if (milestones.some((m, i) => i > 0 && m <= milestones[i - 1]!)) throw s.fail('milestones', 'strictly increasing');
-  return {
-    schedule: type,
-    milestones: type === 'step' ? milestones : [],
-    gamma: s.ruled('gamma', 'fineTune.schedule.gamma'),
-    minLr: s.ruled('minLr', 'fineTune.schedule.minLr'),
-    warmupEpochs: warmupEpochs(s, epochs),
-  };
+  switch (type) {
+    case 'constant':
+      return { type };
+    case 'cosine':
+      return { type, minLr: s.ruled('minLr', 'fineTune.schedule.minLr'), warmupEpochs: warmupEpochs(s, epochs) };
+    case 'step': {
+      const half = Math.floor(epochs / 2);
+      const milestones = s.numberArray('milestones', half >= 1 ? [half] : [], { integer: true, min: 1 });
+      if (milestones.some((m, i) => i > 0 && m <= milestones[i - 1]!)) throw s.fail('milestones', 'strictly increasing');
+      return { type, milestones, gamma: s.ruled('gamma', 'fineTune.schedule.gamma') };
+    }
+  }
 }
 
 /** At most the run's epochs, on top of the core's rule. */
@@ -233,14 +227,14 @@ function warmupEpochs(s: OptionReader, epochs: number): number {
   return value;
 }
 
-function readAttack(o: OptionReader) {
+function readAttack(o: OptionReader): AdvbnSettings {
   const a = o.nested('advbn').rejectUnknown(['steps', 'stepSize', 'epsilon', 'reluClamp']);
   const reluClamp = a.values.reluClamp;
   if (reluClamp !== undefined && reluClamp !== 'auto' && typeof reluClamp !== 'boolean') throw a.fail('reluClamp', '"auto", true or false');
   return {
-    advSteps: a.ruled('steps', 'fineTune.advbn.steps'),
-    advStepSize: a.ruled('stepSize', 'fineTune.advbn.stepSize'),
-    advEpsilon: a.ruled('epsilon', 'fineTune.advbn.epsilon'),
+    steps: a.ruled('steps', 'fineTune.advbn.steps'),
+    stepSize: a.ruled('stepSize', 'fineTune.advbn.stepSize'),
+    epsilon: a.ruled('epsilon', 'fineTune.advbn.epsilon'),
     ...(typeof reluClamp === 'boolean' && { reluClamp }),
   };
 }

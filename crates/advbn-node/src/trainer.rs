@@ -6,7 +6,6 @@ use advbn_core::attack::AttackConfig;
 use advbn_core::train::{
     load_checkpoint, save_checkpoint, CheckpointRecord, Method, OptimizerConfig, RunPosition, Schedule, StepLogs as CoreStepLogs, TrainConfig, Trainer,
 };
-use advbn_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -15,29 +14,42 @@ use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 use crate::model::{with_model, NativeModel, SharedModel};
 
+/** The optimiser, as `fineTune`'s `optimizer` option resolved (every field given). */
+#[napi(discriminant = "type", discriminant_case = "lowercase")]
+pub enum OptimizerSettings {
+    Sgd { momentum: f64, weight_decay: f64, nesterov: bool },
+    AdamW { beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+}
+
+/** The learning-rate schedule, as `fineTune`'s `schedule` option resolved. */
+#[napi(discriminant = "type", discriminant_case = "lowercase")]
+pub enum ScheduleSettings {
+    Constant,
+    Step { milestones: Vec<f64>, gamma: f64 },
+    Cosine { min_lr: f64, warmup_epochs: f64 },
+}
+
+/** The attack, as `fineTune`'s `advbn` option resolved (`reluClamp` absent: on, every ResNet cut follows a ReLU). */
+#[napi(object)]
+pub struct AdvbnSettings {
+    pub steps: u32,
+    pub step_size: f64,
+    pub epsilon: f64,
+    pub relu_clamp: Option<bool>,
+}
+
+/** A fine-tune run's settings: `fineTune`'s options as resolved, one name per option in each language. */
 #[napi(object)]
 pub struct TrainerConfig {
+    /** A method name of the core (`Method::parse`). */
     pub method: String,
     pub cut: u32,
-    pub optimizer: String,
     pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub adam_eps: f64,
-    pub schedule: String,
-    pub milestones: Vec<f64>,
-    pub gamma: f64,
-    pub min_lr: f64,
-    pub warmup_epochs: f64,
+    pub optimizer: OptimizerSettings,
+    pub schedule: ScheduleSettings,
     pub epochs: u32,
     pub steps_per_epoch: u32,
-    pub adv_steps: u32,
-    pub adv_step_size: f64,
-    pub adv_epsilon: f64,
-    pub relu_clamp: Option<bool>,
+    pub advbn: AdvbnSettings,
     pub seed: f64,
 }
 
@@ -77,17 +89,16 @@ impl From<CoreStepLogs> for StepLogs {
 }
 
 fn core_config(c: &TrainerConfig) -> advbn_core::Result<TrainConfig> {
-    let optimizer = match c.optimizer.as_str() {
-        "sgd" => OptimizerConfig::Sgd { momentum: c.momentum, weight_decay: c.weight_decay, nesterov: c.nesterov },
-        "adamw" => OptimizerConfig::AdamW { beta1: c.beta1, beta2: c.beta2, eps: c.adam_eps, weight_decay: c.weight_decay },
-        other => return Err(Error::invalid_option("optimizer.type", format!("{other:?}"), "expected \"sgd\" or \"adamw\"")),
+    let optimizer = match c.optimizer {
+        OptimizerSettings::Sgd { momentum, weight_decay, nesterov } => OptimizerConfig::Sgd { momentum, weight_decay, nesterov },
+        OptimizerSettings::AdamW { beta1, beta2, eps, weight_decay } => OptimizerConfig::AdamW { beta1, beta2, eps, weight_decay },
     };
-    let schedule = match c.schedule.as_str() {
-        "constant" => Schedule::Constant,
-        "step" => Schedule::Step { milestones: c.milestones.clone(), gamma: c.gamma },
-        "cosine" => Schedule::Cosine { min_lr: c.min_lr, warmup_epochs: c.warmup_epochs },
-        other => return Err(Error::invalid_option("schedule.type", format!("{other:?}"), "expected \"constant\", \"step\" or \"cosine\"")),
+    let schedule = match &c.schedule {
+        ScheduleSettings::Constant => Schedule::Constant,
+        ScheduleSettings::Step { milestones, gamma } => Schedule::Step { milestones: milestones.clone(), gamma: *gamma },
+        ScheduleSettings::Cosine { min_lr, warmup_epochs } => Schedule::Cosine { min_lr: *min_lr, warmup_epochs: *warmup_epochs },
     };
+    let a = &c.advbn;
     Ok(TrainConfig {
         method: Method::parse(&c.method)?,
         cut: c.cut as usize,
@@ -98,7 +109,7 @@ fn core_config(c: &TrainerConfig) -> advbn_core::Result<TrainConfig> {
         steps_per_epoch: c.steps_per_epoch as usize,
         seed: advbn_core::error::seed_from_f64("seed", c.seed)?,
         // Every ResNet cut point follows a ReLU, so the clamp is on unless asked otherwise.
-        attack: AttackConfig { steps: c.adv_steps as usize, step_size: c.adv_step_size, epsilon: c.adv_epsilon, relu_clamp: c.relu_clamp.unwrap_or(true) },
+        attack: AttackConfig { steps: a.steps as usize, step_size: a.step_size, epsilon: a.epsilon, relu_clamp: a.relu_clamp.unwrap_or(true) },
     })
 }
 
