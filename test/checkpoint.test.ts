@@ -69,6 +69,37 @@ describe('checkpoints', () => {
   });
 });
 
+describe('early refusals', () => {
+  it('a non-model and a checkpoint folder below a file are typed errors before any training', async () => {
+    await expect(fineTune(null as never, { data: separableData(4) })).rejects.toMatchObject({ code: 'ADVBN_INVALID_OPTION', option: 'model' });
+    await expect(fineTune({} as never, { data: separableData(4) })).rejects.toBeInstanceOf(InvalidOptionError);
+    const tmp = mkdtempSync(join(tmpdir(), 'advbn-ckdir-'));
+    const file = join(tmp, 'plain-file');
+    writeFileSync(file, 'x');
+    const model = await tinyModel(0);
+    let began = false;
+    const err = await fineTune(model, {
+      data: separableData(8),
+      epochs: 1,
+      batchSize: 4,
+      checkpoint: { dir: join(file, 'ckpt') },
+      callbacks: {
+        onTrainBegin: () => {
+          began = true;
+        },
+      },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    expect(err).toMatchObject({ option: 'checkpoint.dir' });
+    expect((err as Error).message).toMatch(/plain-file.*a part of the path is a file/);
+    expect(began).toBe(false);
+    model.dispose();
+  });
+});
+
 describe('checkpoint record', () => {
   it('is read field by field: every malformed record is an InvalidDataError naming the file and the field', () => {
     const good = { totals: { count: 4, correct: 3, loss: 2.5, cleanLoss: 2.5, skipped: 0 }, epochs: [0], history: { loss: [0.6], accuracy: [0.75] } };

@@ -5,10 +5,10 @@
 // setting a resume must match, a checksum; fineTune adds its record (the partial epoch sums and
 // the history so far). The sample order and the attack are functions of (seed, epoch), so the
 // position is all the RNG state a resumed run needs.
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { NativeTrainer } from '../../index.js';
-import { InvalidDataError } from '../errors.js';
+import { InvalidDataError, InvalidOptionError } from '../errors.js';
 import { callNative } from '../native.js';
 import type { OptionReader } from '../validation.js';
 
@@ -75,6 +75,31 @@ export function readCheckpointOptions(o: OptionReader): ResolvedCheckpoint | und
 }
 
 /**
+ * Creates the checkpoint folder and checks that it can be written, before any training: an
+ * InvalidOptionError of `checkpoint.dir` naming the folder and the reason (below a regular file,
+ * not writable, ...).
+ */
+export function prepareCheckpointDir(checkpoint: ResolvedCheckpoint): void {
+  const dir = dirname(checkpoint.file);
+  const fail = (why: string, cause?: unknown) =>
+    new InvalidOptionError(`fineTune: option "checkpoint.dir" must be a folder this process can write, got ${JSON.stringify(dir)}: ${why}`, 'checkpoint.dir', dir, {
+      cause,
+    });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw fail(code === 'ENOTDIR' || code === 'EEXIST' ? 'a part of the path is a file, not a folder' : (err as Error).message, err);
+  }
+  if (!statSync(dir).isDirectory()) throw fail('it is a file, not a folder');
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw fail('not writable', err);
+  }
+}
+
+/**
  * Saves the run (the core writes and owns the format). `settings` are the run's own settings a
  * resume must match besides the trainer's, which the core adds and compares itself.
  */
@@ -85,7 +110,7 @@ export async function saveCheckpoint(
   settings: Record<string, unknown>,
   record: FineTuneRecord,
 ): Promise<void> {
-  mkdirSync(join(checkpoint.file, '..'), { recursive: true });
+  prepareCheckpointDir(checkpoint);
   await callNative(() => trainer.saveCheckpoint(checkpoint.file, position.epoch, position.nextBatch, JSON.stringify(settings), JSON.stringify(record)));
 }
 

@@ -4,10 +4,11 @@ import type { NativeTrainer, StepLogs } from '../../index.js';
 import { assertFitsModel, resolveDataset, type Dataset, type ResolvedDataset } from '../data/dataset.js';
 import { AbortError } from '../errors.js';
 import { evaluateIn } from '../evaluation/evaluate.js';
-import { beginTraining, type Model } from '../models.js';
+import { Model, beginTraining } from '../models.js';
 import { callNative, callNativeSync } from '../native.js';
+import { invalidOption } from '../validation.js';
 import { runHook, type BatchLogs, type EpochLogs } from './callbacks.js';
-import { type EpochTotalsState, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type EpochTotalsState, prepareCheckpointDir, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveFineTuneOptions, type FineTuneOptions, type ResolvedFineTune } from './options.js';
 
 /** Per-epoch series of a training run (tfjs-style). */
@@ -78,8 +79,11 @@ const CONTEXT = 'fineTune';
  * twin trained on worst-case feature-statistics perturbations.
  */
 export async function fineTune(model: Model, options: FineTuneOptions): Promise<History> {
+  if (!(model instanceof Model)) throw invalidOption(CONTEXT, 'model', model, 'a Model (from resnet18(), smallResnet(), loadModel() ...)');
   const nativeModel = model.nativeHandle(CONTEXT);
   const resolved = resolveFineTuneOptions(options, model);
+  // A checkpoint folder that cannot be written fails now, not after the first epoch.
+  if (resolved.checkpoint) prepareCheckpointDir(resolved.checkpoint);
   const endTraining = beginTraining(model, CONTEXT);
   const owned: ResolvedDataset[] = [];
   try {

@@ -112,3 +112,25 @@ fn truncated_and_empty_files_give_clear_errors() {
     std::fs::write(&wrong, b"hello").unwrap();
     assert_eq!(model.load_weights(&wrong, false).unwrap_err().option(), Some("weights"));
 }
+
+#[test]
+fn integer_tensors_are_refused_by_name_before_any_weight_changes() {
+    let path = temp_path("integer.safetensors");
+    let source = tiny(3, 1);
+    source.save_weights(&path).unwrap();
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    let name = "fc.weight".to_string();
+    tensors.insert(name.clone(), tensors[&name].to_dtype(DType::I64).unwrap());
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+
+    let mut model = tiny(3, 2);
+    let before = model.state_dict().unwrap();
+    let err = model.load_weights(&path, false).unwrap_err().to_string();
+    assert!(err.contains("fc.weight (I64)") && err.contains("floating point"), "{err}");
+    let after = model.state_dict().unwrap();
+    for (name, t) in &before {
+        let same = t.flatten_all().unwrap().to_vec1::<f32>().unwrap() == after[name].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(same, "{name} changed although the file was refused");
+    }
+    std::fs::remove_file(&path).ok();
+}

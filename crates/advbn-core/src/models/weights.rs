@@ -78,7 +78,7 @@ impl ResNet {
                         mis_shaped.push(format!("{name}: file {:?}, model {:?}", t.dims(), var.dims()));
                     }
                 }
-                Some(t) => pending.push((var.clone(), t)),
+                Some(t) => pending.push((name, var.clone(), t)),
             }
         }
         let mut unexpected: Vec<String> = file.into_keys().collect();
@@ -97,12 +97,22 @@ impl ResNet {
             }
             return Err(Error::invalid_data(format!("{origin} does not fit {}: {}", self.config().arch.name(), problems.join(" | "))));
         }
+        // Every dtype checked before any weight changes: a refused file leaves the model as it was.
+        let not_float: Vec<String> = pending
+            .iter()
+            .filter(|(_, _, t)| !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16))
+            .map(|(name, _, t)| format!("{name} ({:?})", t.dtype()))
+            .collect();
+        if !not_float.is_empty() {
+            return Err(Error::invalid_data(format!(
+                "{origin}: weights must be floating point; {} tensor(s) are not: {}",
+                not_float.len(),
+                not_float.join(", ")
+            )));
+        }
         let dtype = self.params().dtype();
         let device = self.device().clone();
-        for (var, t) in pending {
-            if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
-                return Err(Error::invalid_data(format!("{origin}: a tensor has dtype {:?}", t.dtype())));
-            }
+        for (_, var, t) in pending {
             var.set(&t.to_dtype(dtype)?.to_device(&device)?)?;
             report.loaded += 1;
         }
