@@ -79,7 +79,7 @@ export declare class NativeModel {
 
 export declare class NativeSource {
   /** Lists `root/<class>/**\/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`. */
-  static imageFolder(root: string, classes?: Array<string> | undefined | null): Promise<NativeSource>
+  static imageFolder(root: string, classes?: Array<string> | undefined | null, limits?: FolderLimits | undefined | null): Promise<NativeSource>
   /** Reads an IDX3 image file and an IDX1 label file (uncompressed). */
   static mnist(imagesPath: string, labelsPath: string): Promise<NativeSource>
   /** Reads CIFAR-10 binary batch files, concatenated in the order given. */
@@ -207,6 +207,12 @@ export interface EvalStats {
   lossSum: number
   correct: number
   count: number
+}
+
+/** What one folder sample may cost (the core's `imageFolder.maxPixels` / `maxFileBytes` rules).  */
+export interface FolderLimits {
+  maxPixels: number
+  maxFileBytes: number
 }
 
 /** The 19 corruption names: the 15 ImageNet-C benchmark ones in their order, then the 4 extra. */

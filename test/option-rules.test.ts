@@ -4,7 +4,10 @@
 // naming the option with the rule's own wording. crates/advbn-core/tests/options.rs checks the
 // Rust validators against the same table.
 import { describe, expect, it } from 'vitest';
-import { InvalidOptionError, smallResnet } from '../src/index.js';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidOptionError, imageFolder, smallResnet } from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { resolveFineTuneOptions } from '../src/training/options.js';
 import { separableData, tinyModel } from './helpers.js';
@@ -48,6 +51,7 @@ const FINE_TUNE: Record<string, Place> = {
 };
 
 const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
+const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes'];
 
 interface Rule {
   key: string;
@@ -93,7 +97,7 @@ describe('option rules', () => {
   const rules = loadNative().optionRules() as Rule[];
 
   it('cover every numeric option TypeScript reads, and nothing else', () => {
-    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL].sort());
+    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER].sort());
   });
 
   it('give fineTune its defaults, boundaries and refusals, in the core wording', async () => {
@@ -133,5 +137,21 @@ describe('option rules', () => {
       }
     }
     await expect(smallResnet({ ...base, inChannels: 65 })).rejects.toThrow(/inChannels.*an integer in 1\.\.=64/);
+  });
+
+  it('give imageFolder its limits and refusals in the core wording', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'advbn-rules-'));
+    mkdirSync(join(root, 'cls'));
+    for (const rule of rules.filter((r) => r.key.startsWith('imageFolder.'))) {
+      for (const v of probes(rule).fail) {
+        const err = await imageFolder(root, { [rule.name]: v }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
+        expect((err as InvalidOptionError).option).toBe(rule.name);
+        expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
   });
 });

@@ -43,6 +43,13 @@ export interface ImageFolderOptions extends SourceOptions {
    * `convert("RGB")`) or 1 (luma).
    */
   channels?: 1 | 3;
+  /**
+   * Largest image (width x height) a file may declare; larger ones are bad samples, refused from
+   * the header before any decoding (an image bomb costs nothing). Default 40,000,000.
+   */
+  maxPixels?: number;
+  /** Largest file read, in bytes; larger files, and anything but regular files, are bad samples. Default 128 MiB. */
+  maxFileBytes?: number;
 }
 
 /** Options of {@link mnist}: the two uncompressed IDX files (MNIST, Fashion-MNIST, KMNIST, ...). */
@@ -100,7 +107,7 @@ function readPath(o: OptionReader, name: string, value: unknown = o.values[name]
  * Without a `normalize` transform, the ImageNet mean and std are applied.
  */
 export async function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<SourceDataset> {
-  const o = new OptionReader('imageFolder', options).rejectUnknown([...SOURCE_OPTIONS, 'classes', 'channels']);
+  const o = new OptionReader('imageFolder', options).rejectUnknown([...SOURCE_OPTIONS, 'classes', 'channels', 'maxPixels', 'maxFileBytes']);
   const path = readPath(o, 'root', root);
   let classes: string[] | undefined;
   if (o.has('classes')) {
@@ -114,7 +121,8 @@ export async function imageFolder(root: string, options: ImageFolderOptions = {}
   if (channels === 2) throw o.fail('channels', '1 or 3');
   const convert: TransformSpec = channels === 3 ? { type: 'toRgb' } : { type: 'grayscale', channels: 1 };
   const settings = readSourceOptions(o, channels, true, [convert]);
-  return open(await callNative((n) => n.NativeSource.imageFolder(path, classes)), settings);
+  const limits = { maxPixels: o.ruled('maxPixels', 'imageFolder.maxPixels'), maxFileBytes: o.ruled('maxFileBytes', 'imageFolder.maxFileBytes') };
+  return open(await callNative((n) => n.NativeSource.imageFolder(path, classes, limits)), settings);
 }
 
 /** MNIST-style IDX files (uncompressed): 1-channel images, labels 0-9. */

@@ -123,6 +123,15 @@ pub const IN_CHANNELS: NumberRule = NumberRule::new("model.inChannels", "inChann
 pub const SMALL_RESNET_DEPTH: NumberRule = NumberRule::new("model.depth", "depth").default(20.0).integer().at_least(8.0).at_most(1202.0);
 pub const SMALL_RESNET_WIDTH: NumberRule = NumberRule::new("model.width", "width").default(16.0).integer().at_least(1.0).at_most(512.0);
 
+/// Largest image (width x height) a folder sample may declare: checked from the header before
+/// decoding, so a small file declaring a huge image (an image bomb) costs nothing. The default
+/// bounds a decoded sample near 0.5 GB (float RGB); the cap is the decoder's own.
+pub const MAX_PIXELS: NumberRule = NumberRule::new("imageFolder.maxPixels", "maxPixels").default(40_000_000.0).integer().at_least(1.0).at_most(100_000_000.0);
+/// Largest file a folder sample may be, in bytes (read with this limit: a device or a growing
+/// file cannot exhaust memory).
+pub const MAX_FILE_BYTES: NumberRule =
+    NumberRule::new("imageFolder.maxFileBytes", "maxFileBytes").default(134_217_728.0).integer().at_least(1.0).at_most(4_294_967_296.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -144,4 +153,6 @@ pub const ALL: &[NumberRule] = &[
     IN_CHANNELS,
     SMALL_RESNET_DEPTH,
     SMALL_RESNET_WIDTH,
+    MAX_PIXELS,
+    MAX_FILE_BYTES,
 ];

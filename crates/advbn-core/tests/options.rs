@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use advbn_core::data::{Image, Loader, LoaderConfig, Source};
+use advbn_core::data::{FileLimits, Image, Loader, LoaderConfig, Source};
 use advbn_core::models::{Arch, ModelConfig};
 use advbn_core::options::{NumberRule, ALL};
 use advbn_core::train::{Method, OptimizerConfig, Schedule, TrainConfig};
@@ -64,6 +64,8 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "model.inChannels" => ModelConfig { in_channels: n, ..ModelConfig::new(Arch::ResNet18, 10) }.validate(),
         "model.depth" => Arch::SmallResNet { depth: n, width: 16 }.layout().map(|_| ()),
         "model.width" => Arch::SmallResNet { depth: 20, width: n }.layout().map(|_| ()),
+        "imageFolder.maxPixels" => FileLimits { max_pixels: n as u64, ..FileLimits::default() }.validate(),
+        "imageFolder.maxFileBytes" => FileLimits { max_file_bytes: n as u64, ..FileLimits::default() }.validate(),
         other => panic!("option rule {other} has no validator in this test: add it"),
     };
     result.map_err(|e| e.to_string())

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use advbn_core::data::corruptions::{corrupt_files as core_corrupt_files, corruption_transform, encode_jpeg, encode_png, CorruptFilesJob, Corruption};
 use advbn_core::data::loader::Stopper;
-use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Transform};
+use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, FileLimits, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Transform};
 use advbn_core::device::parse_device;
 use advbn_core::error::seed_from_f64;
 use advbn_core::Error;
@@ -22,7 +22,7 @@ use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 
 enum SourceSpec {
-    Folder { root: String, classes: Option<Vec<String>> },
+    Folder { root: String, classes: Option<Vec<String>>, limits: FileLimits },
     Mnist { images: String, labels: String },
     Cifar10 { paths: Vec<String> },
 }
@@ -42,8 +42,10 @@ impl NativeSource {
 impl NativeSource {
     /// Lists `root/<class>/**/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`.
     #[napi(ts_return_type = "Promise<NativeSource>")]
-    pub fn image_folder(root: String, classes: Option<Vec<String>>) -> AsyncTask<Typed<OpenSourceTask>> {
-        task(OpenSourceTask(Some(SourceSpec::Folder { root, classes })))
+    pub fn image_folder(root: String, classes: Option<Vec<String>>, limits: Option<FolderLimits>) -> AsyncTask<Typed<OpenSourceTask>> {
+        // Checked by the core's rules when the folder opens (a negative or NaN value becomes 0: refused).
+        let limits = limits.map_or_else(FileLimits::default, |l| FileLimits { max_pixels: l.max_pixels as u64, max_file_bytes: l.max_file_bytes as u64 });
+        task(OpenSourceTask(Some(SourceSpec::Folder { root, classes, limits })))
     }
 
     /// Reads an IDX3 image file and an IDX1 label file (uncompressed).
@@ -89,7 +91,7 @@ impl Work for OpenSourceTask {
     fn compute(&mut self) -> Outcome<Arc<dyn Source>> {
         let spec = self.0.take().ok_or_else(|| Error::invalid_data("the source was already opened"))?;
         let source: Arc<dyn Source> = match spec {
-            SourceSpec::Folder { root, classes } => Arc::new(ImageFolder::new(root, classes)?),
+            SourceSpec::Folder { root, classes, limits } => Arc::new(ImageFolder::with_limits(root, classes, limits)?),
             SourceSpec::Mnist { images, labels } => Arc::new(Mnist::from_idx(images, labels)?),
             SourceSpec::Cifar10 { paths } => {
                 let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();
@@ -102,6 +104,13 @@ impl Work for OpenSourceTask {
     fn resolve(&mut self, _env: Env, source: Arc<dyn Source>) -> Result<NativeSource> {
         Ok(NativeSource { inner: Some(source) })
     }
+}
+
+/** What one folder sample may cost (the core's `imageFolder.maxPixels` / `maxFileBytes` rules). */
+#[napi(object)]
+pub struct FolderLimits {
+    pub max_pixels: f64,
+    pub max_file_bytes: f64,
 }
 
 /// One step of the per-sample pipeline; which fields apply depends on `type`.

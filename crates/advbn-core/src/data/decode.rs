@@ -9,12 +9,19 @@ use crate::error::{Error, Result};
 
 /// Largest accepted side, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
-/// Largest accepted pixel count (width * height).
+/// Largest accepted pixel count (width * height) at all.
 pub const MAX_PIXELS: u64 = 100_000_000;
 
-/// Decodes a JPEG or PNG (8- or 16-bit, gray or RGB; alpha is dropped) to floats in [0, 1].
-/// Every error names `origin` (usually the file path) and the reason.
+/// Decodes a JPEG or PNG (8- or 16-bit, gray or RGB; alpha is dropped) to floats in [0, 1],
+/// refusing images that declare more than the default `maxPixels`. Every error names `origin`
+/// (usually the file path) and the reason.
 pub fn decode_image(bytes: &[u8], origin: &str) -> Result<Image> {
+    decode_image_within(bytes, origin, crate::options::MAX_PIXELS.default_value() as u64)
+}
+
+/// [`decode_image`] refusing images whose header declares more than `max_pixels`, before any
+/// pixel is decoded.
+pub fn decode_image_within(bytes: &[u8], origin: &str, max_pixels: u64) -> Result<Image> {
     let fail = |reason: String| Error::invalid_data(format!("{origin}: {}", reason.trim_end()));
     if bytes.is_empty() {
         return Err(fail("empty file, not an image".into()));
@@ -29,6 +36,12 @@ pub fn decode_image(bytes: &[u8], origin: &str) -> Result<Image> {
     let (w, h) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(reason)?;
     if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
         return Err(fail(format!("{name} of {w}x{h} pixels is outside the accepted size (1..={MAX_SIDE} a side, at most {MAX_PIXELS} pixels)")));
+    }
+    if w as u64 * h as u64 > max_pixels {
+        return Err(fail(format!(
+            "{name} declares {w}x{h} = {} pixels, more than the limit of {max_pixels} (maxPixels); nothing was decoded",
+            w as u64 * h as u64
+        )));
     }
     if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
         // zune-jpeg fills missing scan data with grey instead of failing.

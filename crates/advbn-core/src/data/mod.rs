@@ -17,5 +17,5 @@ pub mod loader;
 pub mod sources;
 pub mod transforms;
 pub use loader::{BadSample, Batch, EpochIter, Loader, LoaderConfig, Pass};
-pub use sources::{Cifar10, ImageFolder, Mnist, Source};
+pub use sources::{Cifar10, FileLimits, ImageFolder, Mnist, Source};
 pub use transforms::{Pipeline, Transform, IMAGENET_MEAN, IMAGENET_STD};

@@ -103,8 +103,7 @@ fn list_inputs(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     if !input.is_dir() {
         return Err(Error::invalid_data(format!("{}: no such image file or folder", input.display())));
     }
-    let mut paths = Vec::new();
-    collect_images(input, 0, &mut paths)?;
+    let mut paths = collect_images(input)?;
     if paths.is_empty() {
         return Err(Error::invalid_data(format!("{}: no .jpg/.jpeg/.png files in the folder", input.display())));
     }
@@ -129,7 +128,7 @@ fn check_output(input: &Path, output: &Path) -> Result<()> {
 
 fn corrupt_one(job: &CorruptFilesJob, path: &Path, relative: &Path, counts: &[AtomicUsize]) -> Result<()> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::invalid_data(format!("{name}: cannot read: {e}")))?;
+    let bytes = crate::data::sources::read_file(path, crate::data::FileLimits::default().max_file_bytes)?;
     let format = match image::guess_format(&bytes) {
         Ok(ImageFormat::Png) => ImageFormat::Png,
         _ => ImageFormat::Jpeg, // anything else fails to decode below, naming the file

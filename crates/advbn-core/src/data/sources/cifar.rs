@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_file, Source};
+use super::{read_file, Source, DATASET_FILE_BYTES};
 use crate::data::Image;
 use crate::error::{Error, Result};
 
@@ -26,7 +26,7 @@ impl Cifar10 {
         let mut records = Vec::new();
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            let bytes = read_file(path)?;
+            let bytes = read_file(path, DATASET_FILE_BYTES)?;
             if bytes.is_empty() || bytes.len() % RECORD != 0 {
                 return Err(Error::invalid_data(format!(
                     "{}: {} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes each)",

@@ -1,10 +1,12 @@
 //! `root/<class>/**/<image>` trees, like torchvision's `ImageFolder`. Files are listed once,
 //! decoded lazily in `load`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::{read_file, Source};
-use crate::data::{decode_image, Image};
+use super::{read_file, FileLimits, Source};
+use crate::data::decode::decode_image_within;
+use crate::data::Image;
 use crate::error::{Error, Result};
 
 const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
@@ -13,6 +15,7 @@ pub struct ImageFolder {
     root: PathBuf,
     classes: Vec<String>,
     samples: Vec<(PathBuf, u32)>,
+    limits: FileLimits,
 }
 
 impl ImageFolder {
@@ -20,6 +23,12 @@ impl ImageFolder {
     /// order given. Each class folder is searched recursively for .jpg/.jpeg/.png files (any
     /// case; hidden entries skipped), sorted by path. Other files are ignored.
     pub fn new(root: impl AsRef<Path>, classes: Option<Vec<String>>) -> Result<Self> {
+        Self::with_limits(root, classes, FileLimits::default())
+    }
+
+    /// [`ImageFolder::new`] whose samples may cost at most `limits` (file size, declared pixels).
+    pub fn with_limits(root: impl AsRef<Path>, classes: Option<Vec<String>>, limits: FileLimits) -> Result<Self> {
+        limits.validate()?;
         let root = root.as_ref().to_path_buf();
         if !root.is_dir() {
             return Err(Error::invalid_data(format!("{}: image folder root is not a directory", root.display())));
@@ -59,8 +68,7 @@ impl ImageFolder {
         let mut samples = Vec::new();
         for (label, name) in classes.iter().enumerate() {
             let dir = root.join(name);
-            let mut files = Vec::new();
-            collect_images(&dir, 0, &mut files)?;
+            let mut files = collect_images(&dir)?;
             if files.is_empty() {
                 return Err(Error::invalid_data(format!("{}: class folder has no .jpg/.jpeg/.png files", dir.display())));
             }
@@ -70,7 +78,7 @@ impl ImageFolder {
         if samples.len() > u32::MAX as usize {
             return Err(Error::invalid_data(format!("{}: more than 2^32 images", root.display())));
         }
-        Ok(Self { root, classes, samples })
+        Ok(Self { root, classes, samples, limits })
     }
 
     pub fn root(&self) -> &Path {
@@ -99,8 +107,8 @@ impl Source for ImageFolder {
     fn load(&self, index: usize) -> Result<(Image, u32)> {
         let (path, label) =
             self.samples.get(index).ok_or_else(|| Error::invalid_data(format!("sample index {index} is out of range ({} images)", self.len())))?;
-        let bytes = read_file(path)?;
-        Ok((decode_image(&bytes, &path.display().to_string())?, *label))
+        let bytes = read_file(path, self.limits.max_file_bytes)?;
+        Ok((decode_image_within(&bytes, &path.display().to_string(), self.limits.max_pixels)?, *label))
     }
 
     fn describe(&self, index: usize) -> String {
@@ -112,6 +120,8 @@ fn file_name(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
+/// The entries of `dir` but hidden ones, sorted (so a file reached twice is always kept under
+/// the same path).
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::invalid_data(format!("{}: cannot list: {e}", dir.display())))?;
     let mut out = Vec::new();
@@ -122,23 +132,38 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
             out.push(path);
         }
     }
+    out.sort();
     Ok(out)
 }
 
 /// Folders nested deeper than this are taken to be a symlink cycle.
 const MAX_DEPTH: usize = 32;
 
-/// The .jpg/.jpeg/.png files (any case) under `dir`, recursively, hidden entries skipped.
-pub(crate) fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The .jpg/.jpeg/.png files (any case) under `dir`, recursively, hidden entries skipped. Each
+/// real file and folder counts once however many links lead to it (by canonical path: a DAG of
+/// symlinks does not multiply the samples or the walk), and an entry that cannot be examined (a
+/// path too long, a dangling link, no permission) is an error naming it, never silently left out.
+pub(crate) fn collect_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let (mut seen_dirs, mut seen_files, mut out) = (HashSet::new(), HashSet::new(), Vec::new());
+    walk(dir, 0, &mut seen_dirs, &mut seen_files, &mut out)?;
+    Ok(out)
+}
+
+fn walk(dir: &Path, depth: usize, seen_dirs: &mut HashSet<PathBuf>, seen_files: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::invalid_data(format!("{}: folders nested deeper than {MAX_DEPTH} (a symlink cycle?)", dir.display())));
+        return Err(Error::invalid_data(format!("{}: folders nested deeper than {MAX_DEPTH}", dir.display())));
+    }
+    let cannot = |path: &Path, e: std::io::Error| Error::invalid_data(format!("{}: cannot be listed: {e}", path.display()));
+    if !seen_dirs.insert(dir.canonicalize().map_err(|e| cannot(dir, e))?) {
+        return Ok(());
     }
     for path in list_dir(dir)? {
-        if path.is_dir() {
-            collect_images(&path, depth + 1, out)?;
+        let meta = std::fs::metadata(&path).map_err(|e| cannot(&path, e))?;
+        if meta.is_dir() {
+            walk(&path, depth + 1, seen_dirs, seen_files, out)?;
         } else {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            if EXTENSIONS.contains(&ext.as_str()) {
+            if EXTENSIONS.contains(&ext.as_str()) && seen_files.insert(path.canonicalize().map_err(|e| cannot(&path, e))?) {
                 out.push(path);
             }
         }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{read_file, Source};
+use super::{read_file, Source, DATASET_FILE_BYTES};
 use crate::data::Image;
 use crate::error::{Error, Result};
 
@@ -25,7 +25,7 @@ impl Mnist {
     /// unpacked first.
     pub fn from_idx(images_path: impl AsRef<Path>, labels_path: impl AsRef<Path>) -> Result<Self> {
         let (ip, lp) = (images_path.as_ref(), labels_path.as_ref());
-        let (images, labels) = (read_file(ip)?, read_file(lp)?);
+        let (images, labels) = (read_file(ip, DATASET_FILE_BYTES)?, read_file(lp, DATASET_FILE_BYTES)?);
         Self::parse(&images, &ip.display().to_string(), &labels, &lp.display().to_string())
     }
 
