@@ -69,7 +69,7 @@ mod tests {
         for f in [&dead, &live, &other] {
             std::fs::write(f, b"partial").unwrap();
         }
-        write_atomically(&dir.join("ckpt.safetensors"), |tmp| Ok(std::fs::write(tmp, b"done").map_err(|e| Error::invalid_data(e.to_string()))?)).unwrap();
+        write_atomically(&dir.join("ckpt.safetensors"), |tmp| std::fs::write(tmp, b"done").map_err(|e| Error::invalid_data(e.to_string()))).unwrap();
         assert_eq!(std::fs::read(dir.join("ckpt.safetensors")).unwrap(), b"done");
         assert!(!dead.exists(), "a dead writer's temp file stayed");
         assert!(live.exists() && other.exists(), "a live writer's or another file's temp file was removed");
