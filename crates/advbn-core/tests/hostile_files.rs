@@ -65,7 +65,7 @@ fn load_error(root: &Path, limits: FileLimits) -> (String, Duration) {
     let folder = ImageFolder::with_limits(root, None, limits).unwrap();
     assert_eq!(folder.len(), 1);
     let started = Instant::now();
-    let err = folder.load(0).err().expect("the hostile sample loaded").to_string();
+    let err = folder.load(0).expect_err("the hostile sample loaded").to_string();
     (err, started.elapsed())
 }
 
