@@ -47,12 +47,12 @@ export async function visualizeAdversarialFeatures(model: Model, data: DatasetIn
   const o = new OptionReader(context, options).rejectUnknown(['cut', 'images', 'steps', 'batchSize', 'lr', 'tvWeight', 'strengths', 'rows', 'seed', 'out']);
   const config = {
     cut: o.number('cut', 1, { integer: true, min: 1, max: model.numStages }),
-    steps: o.number('steps', 300, { integer: true, min: 1 }),
-    batchSize: o.number('batchSize', 32, { integer: true, min: 1 }),
-    lr: o.number('lr', 2e-3, { positive: true }),
-    tvWeight: o.number('tvWeight', 1e-3, { min: 0 }),
+    steps: o.ruled('steps', 'visualize.steps'),
+    batchSize: o.ruled('batchSize', 'visualize.batchSize'),
+    lr: o.ruled('lr', 'visualize.lr'),
+    tvWeight: o.ruled('tvWeight', 'visualize.tvWeight'),
     strengths: o.numberArray('strengths', [0.3, 0.6, 1.1], { positive: true }),
-    rows: o.number('rows', 6, { integer: true, min: 1 }),
+    rows: o.ruled('rows', 'visualize.rows'),
     seed: o.number('seed', 0, SEED_RULE),
   };
   const count = o.number('images', 256, { integer: true, min: 1 });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidOptionError, imageFolder, smallResnet } from '../src/index.js';
+import { InvalidOptionError, imageFolder, smallResnet, visualizeAdversarialFeatures } from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { resolveFineTuneOptions } from '../src/training/options.js';
 import { separableData, tinyModel } from './helpers.js';
@@ -51,7 +51,8 @@ const FINE_TUNE: Record<string, Place> = {
 };
 
 const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
-const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes'];
+const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes', 'source.threads', 'source.prefetch'];
+const VISUALIZE = ['visualize.steps', 'visualize.batchSize', 'visualize.lr', 'visualize.tvWeight', 'visualize.rows'];
 
 interface Rule {
   key: string;
@@ -97,7 +98,7 @@ describe('option rules', () => {
   const rules = loadNative().optionRules() as Rule[];
 
   it('cover every numeric option TypeScript reads, and nothing else', () => {
-    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER].sort());
+    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...VISUALIZE].sort());
   });
 
   it('give fineTune its defaults, boundaries and refusals, in the core wording', async () => {
@@ -139,12 +140,28 @@ describe('option rules', () => {
     await expect(smallResnet({ ...base, inChannels: 65 })).rejects.toThrow(/inChannels.*an integer in 1\.\.=64/);
   });
 
-  it('give imageFolder its limits and refusals in the core wording', async () => {
+  it('give imageFolder its limits and loader settings, and their refusals in the core wording', async () => {
     const root = mkdtempSync(join(tmpdir(), 'advbn-rules-'));
     mkdirSync(join(root, 'cls'));
-    for (const rule of rules.filter((r) => r.key.startsWith('imageFolder.'))) {
+    for (const rule of rules.filter((r) => IMAGE_FOLDER.includes(r.key))) {
       for (const v of probes(rule).fail) {
         const err = await imageFolder(root, { [rule.name]: v }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
+        expect((err as InvalidOptionError).option).toBe(rule.name);
+        expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
+  });
+
+  it('give visualizeAdversarialFeatures its refusals in the core wording', async () => {
+    using model = await tinyModel(0);
+    const data = separableData(4);
+    for (const rule of rules.filter((r) => VISUALIZE.includes(r.key))) {
+      for (const v of probes(rule).fail) {
+        const err = await visualizeAdversarialFeatures(model, data, { [rule.name]: v }).then(
           () => undefined,
           (e: unknown) => e,
         );

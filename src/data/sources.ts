@@ -84,8 +84,8 @@ interface LoaderSettings {
 function readSourceOptions(o: OptionReader, channels: number, imagenetDefault: boolean, prefix: TransformSpec[] = []): LoaderSettings {
   return {
     pipeline: resolvePipeline(o, channels, imagenetDefault, prefix),
-    threads: o.number('threads', 0, { integer: true, min: 0, max: 1024 }),
-    prefetch: o.number('prefetch', 2, { integer: true, min: 1, max: 1024 }),
+    threads: o.ruled('threads', 'source.threads'),
+    prefetch: o.ruled('prefetch', 'source.prefetch'),
     onBadSample: o.oneOf('onBadSample', ['error', 'skip'], 'error'),
   };
 }

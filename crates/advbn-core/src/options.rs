@@ -132,6 +132,17 @@ pub const MAX_PIXELS: NumberRule = NumberRule::new("imageFolder.maxPixels", "max
 pub const MAX_FILE_BYTES: NumberRule =
     NumberRule::new("imageFolder.maxFileBytes", "maxFileBytes").default(134_217_728.0).integer().at_least(1.0).at_most(4_294_967_296.0);
 
+/// Decoding threads of a data source's loader; 0 is one per core.
+pub const LOADER_THREADS: NumberRule = NumberRule::new("source.threads", "threads").default(0.0).integer().at_least(0.0).at_most(1024.0);
+/// Batches a loader prepares ahead.
+pub const LOADER_PREFETCH: NumberRule = NumberRule::new("source.prefetch", "prefetch").default(2.0).integer().at_least(1.0).at_most(1024.0);
+pub const VISUALIZE_STEPS: NumberRule = NumberRule::new("visualize.steps", "steps").default(300.0).integer().at_least(1.0).at_most(100_000.0);
+pub const VISUALIZE_BATCH_SIZE: NumberRule = NumberRule::new("visualize.batchSize", "batchSize").default(32.0).integer().at_least(1.0).at_most(65_536.0);
+pub const VISUALIZE_LR: NumberRule = NumberRule::new("visualize.lr", "lr").default(2e-3).above(0.0);
+pub const VISUALIZE_TV_WEIGHT: NumberRule = NumberRule::new("visualize.tvWeight", "tvWeight").default(1e-3).at_least(0.0);
+/// At most the images given too (checked with them).
+pub const VISUALIZE_ROWS: NumberRule = NumberRule::new("visualize.rows", "rows").default(6.0).integer().at_least(1.0).at_most(1024.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -155,4 +166,11 @@ pub const ALL: &[NumberRule] = &[
     SMALL_RESNET_WIDTH,
     MAX_PIXELS,
     MAX_FILE_BYTES,
+    LOADER_THREADS,
+    LOADER_PREFETCH,
+    VISUALIZE_STEPS,
+    VISUALIZE_BATCH_SIZE,
+    VISUALIZE_LR,
+    VISUALIZE_TV_WEIGHT,
+    VISUALIZE_ROWS,
 ];

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::attack::{attack, AttackConfig};
 use crate::data::Image;
-use crate::error::{check_option, Error, Result};
+use crate::error::{Error, Result};
 use crate::models::ResNet;
 use crate::nn::layers::{conv2d, Conv2d};
 use crate::nn::readout::scalar;
@@ -84,6 +84,19 @@ fn total_variation(x: &Tensor) -> candle_core::Result<Tensor> {
 /// Trains the decoder on `images` ([N, C, H, W] in [0, 1]), then returns the picture (rows of
 /// input, reconstruction, decoded perturbed features per strength) and the training losses
 /// (on the CPU compute pool for CPU models).
+impl VisualizeConfig {
+    /// The options' own ranges (the cut and the row count are checked against the model and
+    /// the images too).
+    pub fn validate(&self) -> Result<()> {
+        use crate::options::{VISUALIZE_BATCH_SIZE, VISUALIZE_LR, VISUALIZE_ROWS, VISUALIZE_STEPS, VISUALIZE_TV_WEIGHT};
+        VISUALIZE_STEPS.check(self.steps as f64)?;
+        VISUALIZE_BATCH_SIZE.check(self.batch_size as f64)?;
+        VISUALIZE_LR.check(self.lr)?;
+        VISUALIZE_TV_WEIGHT.check(self.tv_weight)?;
+        VISUALIZE_ROWS.check(self.rows as f64).map(|_| ())
+    }
+}
+
 pub fn visualize(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &VisualizeConfig) -> Result<(Image, Vec<f64>)> {
     crate::threads::run_on(model.device(), || visualize_here(model, images, labels, cfg))
 }
@@ -91,11 +104,10 @@ pub fn visualize(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &Visuali
 fn visualize_here(model: &ResNet, images: &Tensor, labels: &Tensor, cfg: &VisualizeConfig) -> Result<(Image, Vec<f64>)> {
     model.check_cut(cfg.cut, 1)?;
     model.check_input(images)?;
-    check_option("lr", cfg.lr, cfg.lr > 0.0, "must be > 0")?;
-    check_option("tvWeight", cfg.tv_weight, cfg.tv_weight >= 0.0, "must be >= 0")?;
+    cfg.validate()?;
     let (n, channels, height, width) = images.dims4()?;
-    if cfg.rows == 0 || cfg.rows > n || cfg.batch_size == 0 || cfg.steps == 0 {
-        return Err(Error::invalid_option("rows", cfg.rows, format!("rows, batchSize and steps must be >= 1 and rows <= {n} images")));
+    if cfg.rows > n {
+        return Err(Error::invalid_option("rows", cfg.rows, format!("must be at most the {n} images given")));
     }
     let probe = model.encode(&images.narrow(0, 0, 1)?, cfg.cut)?;
     let (_, feat_c, feat_h, _) = probe.dims4()?;

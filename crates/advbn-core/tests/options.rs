@@ -11,6 +11,7 @@ use advbn_core::data::{FileLimits, Image, Loader, LoaderConfig, Source};
 use advbn_core::models::{Arch, ModelConfig};
 use advbn_core::options::{NumberRule, ALL};
 use advbn_core::train::{Method, OptimizerConfig, Schedule, TrainConfig};
+use advbn_core::visualize::VisualizeConfig;
 use candle_core::DType;
 
 struct One;
@@ -31,6 +32,10 @@ impl Source for One {
     fn describe(&self, index: usize) -> String {
         format!("one {index}")
     }
+}
+
+fn visualize_config() -> VisualizeConfig {
+    VisualizeConfig { cut: 1, steps: 300, batch_size: 32, lr: 2e-3, tv_weight: 1e-3, strengths: vec![1.1], rows: 6, seed: 0 }
 }
 
 /// Runs the validator that owns `rule` with the option set to `v`.
@@ -64,6 +69,13 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "model.inChannels" => ModelConfig { in_channels: n, ..ModelConfig::new(Arch::ResNet18, 10) }.validate(),
         "model.depth" => Arch::SmallResNet { depth: n, width: 16 }.layout().map(|_| ()),
         "model.width" => Arch::SmallResNet { depth: 20, width: n }.layout().map(|_| ()),
+        "source.threads" => Loader::new(Arc::new(One), LoaderConfig { threads: n, ..LoaderConfig::default() }).map(|_| ()),
+        "source.prefetch" => Loader::new(Arc::new(One), LoaderConfig { prefetch: n, ..LoaderConfig::default() }).map(|_| ()),
+        "visualize.steps" => VisualizeConfig { steps: n, ..visualize_config() }.validate(),
+        "visualize.batchSize" => VisualizeConfig { batch_size: n, ..visualize_config() }.validate(),
+        "visualize.lr" => VisualizeConfig { lr: v, ..visualize_config() }.validate(),
+        "visualize.tvWeight" => VisualizeConfig { tv_weight: v, ..visualize_config() }.validate(),
+        "visualize.rows" => VisualizeConfig { rows: n, ..visualize_config() }.validate(),
         "imageFolder.maxPixels" => FileLimits { max_pixels: n as u64, ..FileLimits::default() }.validate(),
         "imageFolder.maxFileBytes" => FileLimits { max_file_bytes: n as u64, ..FileLimits::default() }.validate(),
         other => panic!("option rule {other} has no validator in this test: add it"),

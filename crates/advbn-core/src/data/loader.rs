@@ -105,9 +105,8 @@ pub struct Loader {
 impl Loader {
     pub fn new(source: Arc<dyn Source>, config: LoaderConfig) -> Result<Self> {
         crate::options::BATCH_SIZE.check(config.batch_size as f64)?;
-        if config.prefetch == 0 {
-            return Err(Error::invalid_option("prefetch", 0, "must be >= 1"));
-        }
+        crate::options::LOADER_THREADS.check(config.threads as f64)?;
+        crate::options::LOADER_PREFETCH.check(config.prefetch as f64)?;
         if source.is_empty() {
             return Err(Error::invalid_data("the source has no samples"));
         }
