@@ -67,8 +67,8 @@ export declare class NativeModel {
   get parameterCount(): number
   get disposed(): boolean
   /** Logits, row-major [batch.size, numClasses]. */
-  predict(batch: NativeBatch, bn: string): Promise<Float32Array>
-  evaluate(batch: NativeBatch, bn: string): Promise<EvalStats>
+  predict(batch: NativeBatch, bn: BnBranchName): Promise<Float32Array>
+  evaluate(batch: NativeBatch, bn: BnBranchName): Promise<EvalStats>
   /** What loading the weights file did, when the model was built from one. */
   get weightsReport(): WeightsReport | null
   /** Writes the weights as safetensors (torchvision names; adversarial BNs under `adv.`). */
@@ -119,7 +119,7 @@ export interface AdvbnSettings {
 
 export interface ArrayDatasetOptions {
   shape: Array<number>
-  layout: string
+  layout: Layout
   numClasses?: number
   mean?: Array<number>
   std?: Array<number>
@@ -134,6 +134,9 @@ export interface BatchArrays {
 
 /** Names of the 15 benchmark corruptions, in the ImageNet-C order. */
 export declare function benchmarkCorruptions(): Array<string>
+
+/** Which BatchNorm branch a forward pass uses.  */
+export type BnBranchName = 'clean' | 'adv'
 
 /** Writes every input image once per (corruption, severity), keeping its format and layout. */
 export declare function corruptFiles(options: CorruptFilesOptions): Promise<CorruptFilesSummary>
@@ -215,6 +218,9 @@ export interface FolderLimits {
   maxFileBytes: number
 }
 
+/** How the pixels of an array dataset are ordered.  */
+export type Layout = 'nchw' | 'nhwc'
+
 /** The 19 corruption names: the 15 ImageNet-C benchmark ones in their order, then the 4 extra. */
 export declare function listCorruptions(): Array<string>
 
@@ -239,8 +245,7 @@ export interface LoaderOptions {
   /** Worker threads; 0 = one per core. */
   threads: number
   prefetch: number
-  /** "error" or "skip". */
-  onBadSample: string
+  onBadSample: OnBadSample
   transforms: Array<TransformSpec>
   mean?: Array<number>
   std?: Array<number>
@@ -267,6 +272,9 @@ export interface NativeInfo {
   variant: string
   candleVersion: string
 }
+
+/** What a loader does with a sample it cannot read, decode or transform.  */
+export type OnBadSample = 'error' | 'skip'
 
 /** The optimiser, as `fineTune`'s `optimizer` option resolved (every field given).  */
 export type OptimizerSettings =
@@ -342,21 +350,17 @@ export interface TrainerConfig {
   seed: number
 }
 
-/** One step of the per-sample pipeline; which fields apply depends on `type`. */
-export interface TransformSpec {
-  /** resize | resizeShorter | centerCrop | randomResizedCrop | horizontalFlip | grayscale | toRgb | corrupt */
-  type: string
-  size?: number
-  height?: number
-  width?: number
-  scale?: Array<number>
-  ratio?: Array<number>
-  p?: number
-  channels?: number
-  /** Corruption name (corrupt). */
-  name?: string
-  severity?: number
-}
+/** One step of the per-sample pipeline, discriminated by `type`. */
+export type TransformSpec =
+  | { type: 'resize'; height: number; width: number }
+  | { type: 'resizeShorter'; size: number }
+  | { type: 'centerCrop'; size: number }
+  | { type: 'randomResizedCrop'; size: number; scale?: Array<number>; ratio?: Array<number> }
+  | { type: 'horizontalFlip'; p?: number }
+  | { type: 'grayscale'; channels?: number }
+  | { type: 'toRgb' }
+  | { type: 'augmix' }
+  | { type: 'corrupt'; name: string; severity: number }
 
 /**
  * Trains a decoder that inverts `model`'s encoder at the cut on `batch` (images in [0, 1]) and

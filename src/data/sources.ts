@@ -176,7 +176,7 @@ function newLoader(
 ): NativeLoader {
   const { pipeline, threads, prefetch, onBadSample } = settings;
   // Augmentation works on [0, 1] pixels: it runs after the transforms, before normalisation.
-  const transforms = augment === 'augmix' ? [...pipeline.specs, { type: 'augmix' }] : pipeline.specs;
+  const transforms: TransformSpec[] = augment === 'augmix' ? [...pipeline.specs, { type: 'augmix' }] : pipeline.specs;
   return callNativeSync(
     (n) =>
       new n.NativeLoader(source, {

@@ -11,10 +11,17 @@ use crate::batch::NativeBatch;
 use crate::errors::{sync, task, Failure, Outcome, Typed, Work};
 use crate::executor;
 
+/** How the pixels of an array dataset are ordered. */
+#[napi(string_enum = "lowercase")]
+pub enum Layout {
+    Nchw,
+    Nhwc,
+}
+
 #[napi(object)]
 pub struct ArrayDatasetOptions {
     pub shape: Vec<u32>,
-    pub layout: String,
+    pub layout: Layout,
     pub num_classes: Option<u32>,
     pub mean: Option<Vec<f64>>,
     pub std: Option<Vec<f64>>,
@@ -36,7 +43,10 @@ impl NativeDataset {
     }
 
     fn build(images: Either<Float32Array, Uint8Array>, labels: Int32Array, options: ArrayDatasetOptions) -> Outcome<Self> {
-        let layout = ImageLayout::parse(&options.layout)?;
+        let layout = match options.layout {
+            Layout::Nchw => ImageLayout::Nchw,
+            Layout::Nhwc => ImageLayout::Nhwc,
+        };
         let shape: Vec<usize> = options.shape.iter().map(|&d| d as usize).collect();
         let normalize = match (&options.mean, &options.std) {
             (Some(mean), Some(std)) => Some((mean.as_slice(), std.as_slice())),

@@ -40,6 +40,24 @@ pub struct WeightsReport {
     pub ignored: Vec<String>,
 }
 
+/** Which BatchNorm branch a forward pass uses. */
+#[napi(string_enum = "lowercase")]
+pub enum BnBranchName {
+    /** The standard BNs. */
+    Clean,
+    /** The adversarial BNs AdvBN trained (the clean ones where there are none). */
+    Adv,
+}
+
+impl From<BnBranchName> for BnBranch {
+    fn from(name: BnBranchName) -> Self {
+        match name {
+            BnBranchName::Clean => BnBranch::Clean,
+            BnBranchName::Adv => BnBranch::Adv,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct EvalStats {
     pub loss_sum: f64,
@@ -108,15 +126,13 @@ impl NativeModel {
 
     /// Logits, row-major [batch.size, numClasses].
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict(&self, env: Env, batch: &NativeBatch, bn: String) -> Result<AsyncTask<Typed<PredictTask>>> {
-        let branch = sync(&env, || Ok(BnBranch::parse(&bn)?))?;
-        Ok(task(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
+    pub fn predict(&self, batch: &NativeBatch, bn: BnBranchName) -> AsyncTask<Typed<PredictTask>> {
+        task(PredictTask { model: self.inner.clone(), batch: batch.shared(), branch: bn.into(), device: self.device.clone() })
     }
 
     #[napi(ts_return_type = "Promise<EvalStats>")]
-    pub fn evaluate(&self, env: Env, batch: &NativeBatch, bn: String) -> Result<AsyncTask<Typed<EvaluateTask>>> {
-        let branch = sync(&env, || Ok(BnBranch::parse(&bn)?))?;
-        Ok(task(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch, device: self.device.clone() }))
+    pub fn evaluate(&self, batch: &NativeBatch, bn: BnBranchName) -> AsyncTask<Typed<EvaluateTask>> {
+        task(EvaluateTask { model: self.inner.clone(), batch: batch.shared(), branch: bn.into(), device: self.device.clone() })
     }
 
     /// What loading the weights file did, when the model was built from one.

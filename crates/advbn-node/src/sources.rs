@@ -113,22 +113,46 @@ pub struct FolderLimits {
     pub max_file_bytes: f64,
 }
 
-/// One step of the per-sample pipeline; which fields apply depends on `type`.
-#[napi(object)]
-pub struct TransformSpec {
-    /// resize | resizeShorter | centerCrop | randomResizedCrop | horizontalFlip | grayscale | toRgb | corrupt
-    #[napi(js_name = "type")]
-    pub kind: String,
-    pub size: Option<u32>,
-    pub height: Option<u32>,
-    pub width: Option<u32>,
-    pub scale: Option<Vec<f64>>,
-    pub ratio: Option<Vec<f64>>,
-    pub p: Option<f64>,
-    pub channels: Option<u32>,
-    /// Corruption name (corrupt).
-    pub name: Option<String>,
-    pub severity: Option<u32>,
+/// One step of the per-sample pipeline, discriminated by `type`.
+#[napi(discriminant = "type", discriminant_case = "camelCase")]
+pub enum TransformSpec {
+    Resize {
+        height: u32,
+        width: u32,
+    },
+    ResizeShorter {
+        size: u32,
+    },
+    CenterCrop {
+        size: u32,
+    },
+    /// `scale` and `ratio` absent: torchvision's defaults.
+    RandomResizedCrop {
+        size: u32,
+        scale: Option<Vec<f64>>,
+        ratio: Option<Vec<f64>>,
+    },
+    HorizontalFlip {
+        p: Option<f64>,
+    },
+    Grayscale {
+        channels: Option<u32>,
+    },
+    ToRgb,
+    Augmix,
+    Corrupt {
+        name: String,
+        severity: u32,
+    },
+}
+
+/** What a loader does with a sample it cannot read, decode or transform. */
+#[napi(string_enum = "lowercase")]
+pub enum OnBadSample {
+    /** End the pass with an error naming the sample. */
+    Error,
+    /** Leave it out of its batch and report it. */
+    Skip,
 }
 
 #[napi(object)]
@@ -140,8 +164,7 @@ pub struct LoaderOptions {
     /// Worker threads; 0 = one per core.
     pub threads: u32,
     pub prefetch: u32,
-    /// "error" or "skip".
-    pub on_bad_sample: String,
+    pub on_bad_sample: OnBadSample,
     pub transforms: Vec<TransformSpec>,
     pub mean: Option<Vec<f64>>,
     pub std: Option<Vec<f64>>,
@@ -151,49 +174,39 @@ pub struct LoaderOptions {
 
 fn transform(at: usize, spec: &TransformSpec) -> advbn_core::Result<Transform> {
     let option = |field: &str| format!("transforms[{at}].{field}");
-    let required = |field: &str, value: Option<u32>| value.map(|v| v as usize).ok_or_else(|| Error::invalid_option(&option(field), "undefined", "is required"));
     let range = |field: &str, value: &Option<Vec<f64>>, default: (f64, f64)| match value.as_deref() {
         None => Ok(default),
         Some(&[lo, hi]) => Ok((lo, hi)),
         Some(other) => Err(Error::invalid_option(&option(field), format!("{other:?}"), "needs two numbers [min, max]")),
     };
-    Ok(match spec.kind.as_str() {
-        "resize" => Transform::Resize(required("height", spec.height)?, required("width", spec.width)?),
-        "resizeShorter" => Transform::ResizeShorter(required("size", spec.size)?),
-        "centerCrop" => Transform::CenterCrop(required("size", spec.size)?),
-        "randomResizedCrop" => Transform::RandomResizedCrop {
-            size: required("size", spec.size)?,
-            scale: range("scale", &spec.scale, Transform::CROP_SCALE)?,
-            ratio: range("ratio", &spec.ratio, Transform::CROP_RATIO)?,
+    let side = |v: u32| v as usize;
+    Ok(match spec {
+        TransformSpec::Resize { height, width } => Transform::Resize(side(*height), side(*width)),
+        TransformSpec::ResizeShorter { size } => Transform::ResizeShorter(side(*size)),
+        TransformSpec::CenterCrop { size } => Transform::CenterCrop(side(*size)),
+        TransformSpec::RandomResizedCrop { size, scale, ratio } => Transform::RandomResizedCrop {
+            size: side(*size),
+            scale: range("scale", scale, Transform::CROP_SCALE)?,
+            ratio: range("ratio", ratio, Transform::CROP_RATIO)?,
         },
-        "horizontalFlip" => Transform::HorizontalFlip(spec.p.unwrap_or(Transform::FLIP_P)),
-        "grayscale" => Transform::Grayscale(spec.channels.map_or(Transform::GRAYSCALE_CHANNELS, |c| c as usize)),
-        "toRgb" => Transform::ToRgb,
-        "augmix" => advbn_core::data::augmix::augmix_transform(),
-        "corrupt" => {
-            let name = spec.name.as_deref().unwrap_or("");
+        TransformSpec::HorizontalFlip { p } => Transform::HorizontalFlip(p.unwrap_or(Transform::FLIP_P)),
+        TransformSpec::Grayscale { channels } => Transform::Grayscale(channels.map_or(Transform::GRAYSCALE_CHANNELS, |c| c as usize)),
+        TransformSpec::ToRgb => Transform::ToRgb,
+        TransformSpec::Augmix => advbn_core::data::augmix::augmix_transform(),
+        TransformSpec::Corrupt { name, severity } => {
             let corruption = Corruption::parse(name)
                 .map_err(|_| Error::invalid_option(&option("name"), format!("{name:?}"), "expected a corruption name (see listCorruptions())"))?;
-            let severity = spec.severity.filter(|s| (1..=5).contains(s));
-            let severity =
-                severity.ok_or_else(|| Error::invalid_option(&option("severity"), format!("{:?}", spec.severity), "expected an integer in 1..=5"))?;
-            corruption_transform(corruption, severity as u8)?
-        }
-        other => {
-            return Err(Error::invalid_option(
-                &option("type"),
-                format!("{other:?}"),
-                "expected resize, resizeShorter, centerCrop, randomResizedCrop, horizontalFlip, grayscale, toRgb or corrupt",
-            ))
+            let severity = u8::try_from(*severity).ok().filter(|s| (1..=5).contains(s));
+            let severity = severity.ok_or_else(|| Error::invalid_option(&option("severity"), format!("{severity:?}"), "expected an integer in 1..=5"))?;
+            corruption_transform(corruption, severity)?
         }
     })
 }
 
 fn loader_config(options: &LoaderOptions) -> advbn_core::Result<LoaderConfig> {
-    let on_bad_sample = match options.on_bad_sample.as_str() {
-        "error" => BadSample::Error,
-        "skip" => BadSample::Skip,
-        other => return Err(Error::invalid_option("onBadSample", format!("{other:?}"), "expected \"error\" or \"skip\"")),
+    let on_bad_sample = match options.on_bad_sample {
+        OnBadSample::Error => BadSample::Error,
+        OnBadSample::Skip => BadSample::Skip,
     };
     let transforms = options.transforms.iter().enumerate().map(|(i, t)| transform(i, t)).collect::<advbn_core::Result<_>>()?;
     let to_f32 = |v: &Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();

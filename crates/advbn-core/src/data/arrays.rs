@@ -15,16 +15,6 @@ pub enum ImageLayout {
     Nhwc,
 }
 
-impl ImageLayout {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "nchw" => Ok(ImageLayout::Nchw),
-            "nhwc" => Ok(ImageLayout::Nhwc),
-            other => Err(Error::invalid_option("layout", format!("{other:?}"), "expected \"nchw\" or \"nhwc\"")),
-        }
-    }
-}
-
 /// Pixels as given by the caller. uint8 is scaled to [0, 1].
 pub enum PixelData<'a> {
     U8(&'a [u8]),

@@ -17,14 +17,6 @@ pub enum BnBranch {
 }
 
 impl BnBranch {
-    pub fn parse(name: &str) -> crate::Result<Self> {
-        match name {
-            "clean" => Ok(BnBranch::Clean),
-            "adv" => Ok(BnBranch::Adv),
-            other => Err(crate::Error::invalid_option("bn", format!("{other:?}"), "expected \"clean\" or \"adv\"")),
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             BnBranch::Clean => "clean",
