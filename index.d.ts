@@ -191,6 +191,9 @@ export interface DeviceInfo {
   name: string
 }
 
+/** The digit domains the core renders, in the benchmark's order. */
+export declare function digitDomains(): Array<string>
+
 /**
  * PNG or JPEG (quality 95) bytes of 8-bit interleaved pixels (height, width, channels);
  * lets tests write image files without an encoder of their own.
@@ -252,6 +255,12 @@ export interface LoaderOptions {
   /** [channels, height, width] every sample must have after the transforms. */
   imageShape?: Array<number>
 }
+
+/**
+ * The fine-tune method names the core knows (`Method::NAMES`), for TypeScript's literal list to
+ * be checked against.
+ */
+export declare function methodNames(): Array<string>
 
 export interface ModelConfig {
   arch: string

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidOptionError, imageFolder, smallResnet, visualizeAdversarialFeatures } from '../src/index.js';
+import { CORRUPTION_NAMES, DIGIT_DOMAINS, FINE_TUNE_METHODS, InvalidOptionError, imageFolder, smallResnet, visualizeAdversarialFeatures } from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { resolveFineTuneOptions } from '../src/training/options.js';
 import { separableData, tinyModel } from './helpers.js';
@@ -170,5 +170,12 @@ describe('option rules', () => {
         expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
       }
     }
+  });
+
+  it('name lists: the literal types TypeScript exports equal the core lists', () => {
+    const native = loadNative();
+    expect([...FINE_TUNE_METHODS].sort()).toEqual(native.methodNames().sort());
+    expect([...DIGIT_DOMAINS]).toEqual(native.digitDomains());
+    expect([...CORRUPTION_NAMES]).toEqual(native.listCorruptions());
   });
 });

@@ -1,5 +1,5 @@
-//! The core's option rules (defaults and ranges of the numeric options), for TypeScript to read
-//! instead of keeping its own copy.
+//! The core's option rules (defaults and ranges of the numeric options) and name lists, for
+//! TypeScript to read or check its literal types against instead of keeping its own copy.
 
 use advbn_core::options::{NumberRule, ALL};
 use napi::bindgen_prelude::*;
@@ -44,6 +44,19 @@ impl From<&NumberRule> for OptionRule {
 #[napi]
 pub fn option_rules() -> Vec<OptionRule> {
     ALL.iter().map(OptionRule::from).collect()
+}
+
+/// The fine-tune method names the core knows (`Method::NAMES`), for TypeScript's literal list to
+/// be checked against.
+#[napi]
+pub fn method_names() -> Vec<String> {
+    advbn_core::train::Method::NAMES.iter().map(|n| n.to_string()).collect()
+}
+
+/// The digit domains the core renders, in the benchmark's order.
+#[napi]
+pub fn digit_domains() -> Vec<String> {
+    advbn_core::data::digits::DigitDomain::ALL.iter().map(|d| d.name().to_string()).collect()
 }
 
 /// Whether `value` satisfies the rule `key`.
