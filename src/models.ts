@@ -4,7 +4,7 @@ import { AdvbnError, DisposedError } from './errors.js';
 import { assertFitsModel, fromArrays, type Dataset } from './data/dataset.js';
 import { checkImages, type ImageArray } from './data/images.js';
 import { callNative } from './native.js';
-import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, SEED_RULE, invalidOption } from './validation.js';
+import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, invalidOption } from './validation.js';
 
 /** Options shared by every model builder. */
 export interface ModelOptions {
@@ -216,7 +216,7 @@ function readCommon(context: string, options: unknown, extra: readonly string[])
     config: {
       numClasses: o.ruled('numClasses', 'model.numClasses'),
       device: o.string('device', 'auto', DEVICE_PATTERN, DEVICE_RULE),
-      seed: o.number('seed', 0, SEED_RULE),
+      seed: o.ruled('seed', 'seed'),
       inChannels: o.ruled('inChannels', 'model.inChannels'),
       ...(weights !== undefined && { weights }),
     },

@@ -189,8 +189,6 @@ export class OptionReader {
 /** Device strings accepted everywhere a device is chosen. */
 export const DEVICE_PATTERN = /^(cpu|cuda|cuda:\d+|auto)$/;
 export const DEVICE_RULE = `"cpu", "cuda", "cuda:N" or "auto"`;
-/** Seeds cross into Rust as u32-safe integers. */
-export const SEED_RULE = { integer: true, min: 0, max: 0xffff_ffff } as const;
 
 let rules: Map<string, OptionRule> | undefined;
 

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { resolveDataset, assertFitsModel, type DatasetInput } from './data/dataset.js';
 import type { Model } from './models.js';
 import { callNative } from './native.js';
-import { OptionReader, SEED_RULE } from './validation.js';
+import { OptionReader } from './validation.js';
 
 /** Options of {@link visualizeAdversarialFeatures}. */
 export interface VisualizeOptions {
@@ -53,7 +53,7 @@ export async function visualizeAdversarialFeatures(model: Model, data: DatasetIn
     tvWeight: o.ruled('tvWeight', 'visualize.tvWeight'),
     strengths: o.numberArray('strengths', [0.3, 0.6, 1.1], { positive: true }),
     rows: o.ruled('rows', 'visualize.rows'),
-    seed: o.number('seed', 0, SEED_RULE),
+    seed: o.ruled('seed', 'seed'),
   };
   const count = o.number('images', 256, { integer: true, min: 1 });
   const out = o.optionalString('out');

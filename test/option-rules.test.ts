@@ -17,6 +17,7 @@ type Place = { set: (v: number) => Record<string, unknown>; get: (r: Resolved) =
 
 /** Where each fineTune rule's option is written, and where its resolved value lands. */
 const FINE_TUNE: Record<string, Place> = {
+  seed: { path: 'seed', set: (v) => ({ seed: v }), get: (r) => r.trainer.seed },
   'fineTune.epochs': { path: 'epochs', set: (v) => ({ epochs: v }), get: (r) => r.trainer.epochs },
   'fineTune.batchSize': { path: 'batchSize', set: (v) => ({ batchSize: v }), get: (r) => r.batchSize },
   'fineTune.lr': { path: 'lr', set: (v) => ({ lr: v }), get: (r) => r.trainer.lr },
@@ -52,6 +53,7 @@ const FINE_TUNE: Record<string, Place> = {
 
 const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
 const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes', 'source.threads', 'source.prefetch'];
+const TRANSFORM = ['transform.side', 'transform.p'];
 const VISUALIZE = ['visualize.steps', 'visualize.batchSize', 'visualize.lr', 'visualize.tvWeight', 'visualize.rows'];
 
 interface Rule {
@@ -98,14 +100,14 @@ describe('option rules', () => {
   const rules = loadNative().optionRules() as Rule[];
 
   it('cover every numeric option TypeScript reads, and nothing else', () => {
-    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...VISUALIZE].sort());
+    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...TRANSFORM, ...VISUALIZE].sort());
   });
 
   it('give fineTune its defaults, boundaries and refusals, in the core wording', async () => {
     using model = await tinyModel(0);
     const data = separableData(4);
     const resolve = (extra: Record<string, unknown>) => resolveFineTuneOptions({ data, ...extra }, model);
-    for (const rule of rules.filter((r) => r.key.startsWith('fineTune.'))) {
+    for (const rule of rules.filter((r) => r.key in FINE_TUNE)) {
       const place = FINE_TUNE[rule.key]!;
       expect(place.path, rule.key).toBe(rule.name);
       const { pass, fail } = probes(rule);
@@ -177,5 +179,22 @@ describe('option rules', () => {
     expect([...FINE_TUNE_METHODS].sort()).toEqual(native.methodNames().sort());
     expect([...DIGIT_DOMAINS]).toEqual(native.digitDomains());
     expect([...CORRUPTION_NAMES]).toEqual(native.listCorruptions());
+  });
+
+  it('give the transforms their refusals in the core wording, naming the transform', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'advbn-rules-'));
+    mkdirSync(join(root, 'cls'));
+    const transform = { 'transform.side': (v: number) => ({ type: 'centerCrop', size: v }), 'transform.p': (v: number) => ({ type: 'horizontalFlip', p: v }) };
+    for (const rule of rules.filter((r) => TRANSFORM.includes(r.key))) {
+      for (const v of probes(rule).fail) {
+        const err = await imageFolder(root, { transforms: [transform[rule.key as keyof typeof transform](v)] as never }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
+        expect((err as InvalidOptionError).option).toBe(`transforms[0].${rule.name}`);
+        expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
   });
 });

@@ -1,7 +1,7 @@
 // ImageNet-C corruptions: their names, and writing corrupted copies of image files
 // (`advbn corrupt` runs this). The pixel work runs in Rust, off the JS thread.
 import { callNative, callNativeSync } from '../native.js';
-import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
+import { OptionReader, invalidOption } from '../validation.js';
 
 /**
  * The 19 corruptions: the 15 ImageNet-C benchmark ones (Hendrycks & Dietterich, 2019) in their
@@ -102,7 +102,7 @@ export async function corruptFiles(options: CorruptFilesOptions): Promise<Corrup
     (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 5,
     'an array of integers between 1 and 5, or "all"',
   );
-  const seed = o.number('seed', 0, SEED_RULE);
+  const seed = o.ruled('seed', 'seed');
   const threads = o.number('threads', 0, { integer: true, min: 0, max: 1024 });
   const summary = await callNative((n) => n.corruptFiles({ input, output, corruptions: [...corruptions], severities: [...severities], seed, threads }));
   return { ...summary, perCorruption: summary.perCorruption.map((c) => ({ name: c.name as CorruptionName, written: c.written })) };

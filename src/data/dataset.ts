@@ -4,7 +4,7 @@
 import type { NativeBatch, NativeDataset } from '../../index.js';
 import { DisposedError, InvalidDataError } from '../errors.js';
 import { callNative, callNativeSync } from '../native.js';
-import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, SEED_RULE, describeValue, invalidOption, isPlainObject } from '../validation.js';
+import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, describeValue, invalidOption, isPlainObject } from '../validation.js';
 import { checkImages, type ImageArray, type Layout } from './images.js';
 
 /** How {@link Dataset.batches} splits and orders one pass over a dataset. */
@@ -173,7 +173,7 @@ export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
     augment: o.values.augment === undefined ? undefined : o.oneOf('augment', ['augmix'] as const, 'augmix'),
     batchSize: o.number('batchSize', 64, { integer: true, min: 1 }),
     shuffle: o.boolean('shuffle', false),
-    seed: o.number('seed', 0, SEED_RULE),
+    seed: o.ruled('seed', 'seed'),
     epoch: o.number('epoch', 0, { integer: true, min: 0 }),
     dropLast: o.boolean('dropLast', false),
     device: o.string('device', 'cpu', DEVICE_PATTERN, DEVICE_RULE),

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
 import { callNativeSync } from '../native.js';
 import { packageInfo } from '../package-root.js';
-import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
+import { OptionReader, invalidOption } from '../validation.js';
 import type { Batch, Dataset } from './dataset.js';
 import { DIGIT_DOMAINS, loadDigits, type DigitDomain, type DigitPart } from './digits.js';
 
@@ -105,7 +105,7 @@ export async function exportDigits(options: ExportDigitsOptions): Promise<Digits
   if (out === undefined) throw o.fail('out', 'an output folder');
   const split = o.oneOf('split', ['train', 'test', 'both'] as const, 'both');
   const perDomain = o.number('perDomain', undefined, { integer: true, min: 1 });
-  const seed = o.number('seed', 0, SEED_RULE);
+  const seed = o.ruled('seed', 'seed');
   const data = o.optionalString('data');
   const domains = options.domains ?? [...DIGIT_DOMAINS];
   if (!Array.isArray(domains) || domains.length === 0 || domains.some((d) => !(DIGIT_DOMAINS as readonly string[]).includes(d)) || new Set(domains).size !== domains.length) {

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { NativeDigits } from '../../index.js';
 import { callNative, callNativeSync } from '../native.js';
-import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
+import { OptionReader, invalidOption } from '../validation.js';
 import { wrapNativeDataset, type Dataset } from './dataset.js';
 
 /** Domains of the digits benchmark, in its order (`'mnist'` is plain MNIST). */
@@ -103,7 +103,7 @@ export class DigitsBenchmark {
 }
 
 function readSplit(o: OptionReader) {
-  return { limit: o.number('limit', undefined, { integer: true, min: 1 }), seed: o.number('seed', 0, SEED_RULE) };
+  return { limit: o.number('limit', undefined, { integer: true, min: 1 }), seed: o.ruled('seed', 'seed') };
 }
 
 function readDomain(context: string, domain: unknown): DigitDomain {

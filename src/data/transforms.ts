@@ -158,7 +158,6 @@ export function normalize(mean: readonly number[] = IMAGENET_MEAN, std: readonly
 }
 
 const TYPES = ['resize', 'resizeShorter', 'centerCrop', 'randomResizedCrop', 'horizontalFlip', 'grayscale', 'corrupt', 'normalize'] as const;
-const SIDE = { integer: true, min: 1, max: 16_384 } as const;
 
 /** A validated transform list in the form the native loader takes. */
 export interface ResolvedPipeline {
@@ -187,8 +186,8 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
     switch (type) {
       case 'resize': {
         t.rejectUnknown(['type', 'height', 'width']);
-        const height = t.requiredNumber('height', SIDE);
-        const width = t.requiredNumber('width', SIDE);
+        const height = t.ruled('height', 'transform.side');
+        const width = t.ruled('width', 'transform.side');
         out.specs.push({ type, height, width });
         out.size = [height, width];
         break;
@@ -196,14 +195,14 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
       case 'resizeShorter':
       case 'centerCrop': {
         t.rejectUnknown(['type', 'size']);
-        const size = t.requiredNumber('size', SIDE);
+        const size = t.ruled('size', 'transform.side');
         out.specs.push({ type, size });
         out.size = type === 'centerCrop' ? [size, size] : undefined;
         break;
       }
       case 'randomResizedCrop': {
         t.rejectUnknown(['type', 'size', 'scale', 'ratio']);
-        const size = t.requiredNumber('size', SIDE);
+        const size = t.ruled('size', 'transform.side');
         // Absent ranges stay absent: the core's torchvision defaults apply.
         const scale = readRange(t, 'scale', 1);
         const ratio = readRange(t, 'ratio', Number.MAX_VALUE);
@@ -213,7 +212,7 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
       }
       case 'horizontalFlip':
         t.rejectUnknown(['type', 'p']);
-        out.specs.push({ type, ...(t.has('p') && { p: t.number('p', 0.5, { min: 0, max: 1 }) }) });
+        out.specs.push({ type, ...(t.has('p') && { p: t.ruled('p', 'transform.p') }) });
         break;
       case 'grayscale': {
         t.rejectUnknown(['type', 'channels']);

@@ -2,7 +2,7 @@
 import type { AdvbnSettings, OptimizerSettings, ScheduleSettings, TrainerConfig } from '../../index.js';
 import type { DatasetInput } from '../data/dataset.js';
 import type { Model } from '../models.js';
-import { OptionReader, SEED_RULE, invalidOption } from '../validation.js';
+import { OptionReader, invalidOption } from '../validation.js';
 import type { Callback } from './callbacks.js';
 import { readCheckpointOptions, type CheckpointOptions, type ResolvedCheckpoint } from './checkpoint.js';
 
@@ -177,7 +177,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
   const epochs = o.ruled('epochs', 'fineTune.epochs');
   const batchSize = o.ruled('batchSize', 'fineTune.batchSize');
   const shuffle = o.boolean('shuffle', true);
-  const seed = o.number('seed', 0, SEED_RULE);
+  const seed = o.ruled('seed', 'seed');
   return {
     trainer: { method, cut, epochs, seed, ...readOptimizer(o), schedule: readSchedule(o, epochs), advbn: readAttack(o) },
     batchSize,

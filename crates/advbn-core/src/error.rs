@@ -62,9 +62,8 @@ pub fn check_option(option: &str, value: f64, ok: bool, requirement: &str) -> Re
     }
 }
 
-/// A seed that arrived as a JavaScript number: a non-negative integer, else an `InvalidOption`
-/// naming `option`.
+/// A seed that arrived as a JavaScript number, checked by the `SEED` rule (an `InvalidOption`
+/// naming `option`).
 pub fn seed_from_f64(option: &str, value: f64) -> Result<u64> {
-    check_option(option, value, value >= 0.0 && value.fract() == 0.0, "must be a non-negative integer")?;
-    Ok(value as u64)
+    crate::options::SEED.check_as(option, value).map(|v| v as u64)
 }

@@ -86,10 +86,16 @@ impl NumberRule {
 
     /// `value`, or an `InvalidOption` naming the option and the requirement.
     pub fn check(&self, value: f64) -> Result<f64> {
+        self.check_as(self.name, value)
+    }
+
+    /// [`NumberRule::check`] for a rule shared by several options (a seed, a transform's size),
+    /// the error naming `option`.
+    pub fn check_as(&self, option: &str, value: f64) -> Result<f64> {
         if self.accepts(value) {
             Ok(value)
         } else {
-            Err(Error::invalid_option(self.name, value, format!("must be {}", self.requirement())))
+            Err(Error::invalid_option(option, value, format!("must be {}", self.requirement())))
         }
     }
 
@@ -143,6 +149,14 @@ pub const VISUALIZE_TV_WEIGHT: NumberRule = NumberRule::new("visualize.tvWeight"
 /// At most the images given too (checked with them).
 pub const VISUALIZE_ROWS: NumberRule = NumberRule::new("visualize.rows", "rows").default(6.0).integer().at_least(1.0).at_most(1024.0);
 
+/// Every seed (fine-tuning, models, loaders, corruptions, digits, visualisation): what crosses
+/// into Rust as an exact integer of every RNG used.
+pub const SEED: NumberRule = NumberRule::new("seed", "seed").default(0.0).integer().at_least(0.0).at_most(4_294_967_295.0);
+/// A transform's output side (`size`, `height`, `width`), in pixels.
+pub const TRANSFORM_SIDE: NumberRule = NumberRule::new("transform.side", "size").integer().at_least(1.0).at_most(16_384.0);
+/// `horizontalFlip`'s probability (torchvision's default).
+pub const TRANSFORM_FLIP_P: NumberRule = NumberRule::new("transform.p", "p").default(0.5).at_least(0.0).at_most(1.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -173,4 +187,7 @@ pub const ALL: &[NumberRule] = &[
     VISUALIZE_LR,
     VISUALIZE_TV_WEIGHT,
     VISUALIZE_ROWS,
+    SEED,
+    TRANSFORM_SIDE,
+    TRANSFORM_FLIP_P,
 ];

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use advbn_core::data::{FileLimits, Image, Loader, LoaderConfig, Source};
+use advbn_core::data::{FileLimits, Image, Loader, LoaderConfig, Pipeline, Source, Transform};
 use advbn_core::models::{Arch, ModelConfig};
 use advbn_core::options::{NumberRule, ALL};
 use advbn_core::train::{Method, OptimizerConfig, Schedule, TrainConfig};
@@ -76,6 +76,9 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "visualize.lr" => VisualizeConfig { lr: v, ..visualize_config() }.validate(),
         "visualize.tvWeight" => VisualizeConfig { tv_weight: v, ..visualize_config() }.validate(),
         "visualize.rows" => VisualizeConfig { rows: n, ..visualize_config() }.validate(),
+        "seed" => advbn_core::error::seed_from_f64("seed", v).map(|_| ()),
+        "transform.side" => Pipeline::new(vec![Transform::CenterCrop(n)], None).map(|_| ()),
+        "transform.p" => Pipeline::new(vec![Transform::HorizontalFlip(v)], None).map(|_| ()),
         "imageFolder.maxPixels" => FileLimits { max_pixels: n as u64, ..FileLimits::default() }.validate(),
         "imageFolder.maxFileBytes" => FileLimits { max_file_bytes: n as u64, ..FileLimits::default() }.validate(),
         other => panic!("option rule {other} has no validator in this test: add it"),
@@ -127,7 +130,8 @@ fn every_rule_is_what_its_validator_enforces() {
         }
         for v in fail {
             let e = validate(rule, v).err().unwrap_or_else(|| panic!("{}: {v} must fail", rule.key));
-            assert!(e.contains(&format!("`{}`", rule.name)) && e.contains(&rule.requirement()), "{}: {v}: {e}", rule.key);
+            // Shared rules name the option they check (`transforms[0].size`), ending in the rule's name.
+            assert!(e.contains(&format!("{}`", rule.name)) && e.contains(&rule.requirement()), "{}: {v}: {e}", rule.key);
         }
     }
 }

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::resample::{Filter, Normalize, Taps};
 use crate::data::Image;
 use crate::error::{Error, Result};
+use crate::options;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -58,7 +59,7 @@ impl Transform {
     /// torchvision's default aspect-ratio range of `RandomResizedCrop`.
     pub const CROP_RATIO: (f64, f64) = (3.0 / 4.0, 4.0 / 3.0);
     /// torchvision's default probability of `RandomHorizontalFlip`.
-    pub const FLIP_P: f64 = 0.5;
+    pub const FLIP_P: f64 = options::TRANSFORM_FLIP_P.default.unwrap();
     /// Output channels of `Grayscale` when none are given (PIL's `convert("L")`).
     pub const GRAYSCALE_CHANNELS: usize = 1;
 
@@ -68,13 +69,7 @@ impl Transform {
     }
 
     fn check(&self, at: usize) -> Result<()> {
-        let positive = |name: &str, v: usize| {
-            if v == 0 {
-                Err(Error::invalid_option(&format!("transforms[{at}].{name}"), v, "must be >= 1"))
-            } else {
-                Ok(())
-            }
-        };
+        let positive = |name: &str, v: usize| options::TRANSFORM_SIDE.check_as(&format!("transforms[{at}].{name}"), v as f64).map(|_| ());
         let range = |name: &str, (lo, hi): (f64, f64), max: f64| {
             if lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= hi && hi <= max {
                 Ok(())
@@ -88,7 +83,7 @@ impl Transform {
             Transform::RandomResizedCrop { size, scale, ratio } => {
                 positive("size", *size).and(range("scale", *scale, 1.0)).and(range("ratio", *ratio, f64::MAX))
             }
-            Transform::HorizontalFlip(p) if !(0.0..=1.0).contains(p) => Err(Error::invalid_option(&format!("transforms[{at}].p"), p, "must be in [0, 1]")),
+            Transform::HorizontalFlip(p) => options::TRANSFORM_FLIP_P.check_as(&format!("transforms[{at}].p"), *p).map(|_| ()),
             Transform::Grayscale(c) if *c != 1 && *c != 3 => Err(Error::invalid_option(&format!("transforms[{at}].channels"), c, "must be 1 or 3")),
             _ => Ok(()),
         }
