@@ -142,7 +142,7 @@ export class Model implements Disposable {
     const native = this.nativeHandle(context);
     const o = new OptionReader(context, options).rejectUnknown(['bn', 'batchSize', 'mean', 'std']);
     const bn = readBnBranch(o, this);
-    const batchSize = o.number('batchSize', 256, { integer: true, min: 1 });
+    const batchSize = o.ruled('batchSize', 'evaluate.batchSize');
     const dataset = toPredictionDataset(context, images, this.numClasses, options);
     try {
       assertFitsModel(context, 'images', dataset.dataset, this);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CORRUPTION_NAMES, DIGIT_DOMAINS, FINE_TUNE_METHODS, InvalidOptionError, imageFolder, smallResnet, visualizeAdversarialFeatures } from '../src/index.js';
+import { CORRUPTION_NAMES, DIGIT_DOMAINS, FINE_TUNE_METHODS, InvalidOptionError, evaluate, imageFolder, smallResnet, visualizeAdversarialFeatures } from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { resolveFineTuneOptions } from '../src/training/options.js';
 import { separableData, tinyModel } from './helpers.js';
@@ -54,6 +54,7 @@ const FINE_TUNE: Record<string, Place> = {
 const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
 const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes', 'source.threads', 'source.prefetch'];
 const TRANSFORM = ['transform.side', 'transform.p'];
+const EVALUATE = ['evaluate.batchSize'];
 const VISUALIZE = ['visualize.steps', 'visualize.batchSize', 'visualize.lr', 'visualize.tvWeight', 'visualize.rows'];
 
 interface Rule {
@@ -100,7 +101,7 @@ describe('option rules', () => {
   const rules = loadNative().optionRules() as Rule[];
 
   it('cover every numeric option TypeScript reads, and nothing else', () => {
-    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...TRANSFORM, ...VISUALIZE].sort());
+    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...TRANSFORM, ...VISUALIZE, ...EVALUATE].sort());
   });
 
   it('give fineTune its defaults, boundaries and refusals, in the core wording', async () => {
@@ -193,6 +194,25 @@ describe('option rules', () => {
         );
         expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
         expect((err as InvalidOptionError).option).toBe(`transforms[0].${rule.name}`);
+        expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
+  });
+
+  it('give evaluate and predict their batch size refusals in the core wording', async () => {
+    using model = await tinyModel(0);
+    const data = separableData(4);
+    const rule = rules.find((r) => r.key === 'evaluate.batchSize')!;
+    for (const v of probes(rule).fail) {
+      const runs: (() => Promise<unknown>)[] = [() => evaluate(model, data, { batchSize: v }), () => model.predict(data.images, { batchSize: v })];
+      for (const run of runs) {
+        const err = await Promise.resolve()
+          .then(run)
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(err, `batchSize = ${v}`).toBeInstanceOf(InvalidOptionError);
         expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
       }
     }

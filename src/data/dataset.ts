@@ -171,7 +171,7 @@ export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
   const o = new OptionReader('batches', options).rejectUnknown(['batchSize', 'shuffle', 'seed', 'epoch', 'dropLast', 'device', 'augment']);
   return {
     augment: o.values.augment === undefined ? undefined : o.oneOf('augment', ['augmix'] as const, 'augmix'),
-    batchSize: o.number('batchSize', 64, { integer: true, min: 1 }),
+    batchSize: o.ruled('batchSize', 'fineTune.batchSize'),
     shuffle: o.boolean('shuffle', false),
     seed: o.ruled('seed', 'seed'),
     epoch: o.number('epoch', 0, { integer: true, min: 0 }),

@@ -39,7 +39,7 @@ export async function evaluateIn(context: string, model: Model, data: DatasetInp
   const native = model.nativeHandle(context);
   const o = new OptionReader(context, options).rejectUnknown(['bn', 'batchSize', 'device']);
   const bn = readBnBranch(o, model);
-  const batchSize = o.number('batchSize', 256, { integer: true, min: 1 });
+  const batchSize = o.ruled('batchSize', 'evaluate.batchSize');
   const device = o.string('device', model.device, DEVICE_PATTERN, DEVICE_RULE);
   const { dataset, owned } = resolveDataset(context, 'data', data, model.numClasses);
   try {

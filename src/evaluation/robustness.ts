@@ -82,7 +82,7 @@ const SEVERITIES = [1, 2, 3, 4, 5] as const;
 export async function evaluateRobustness(model: Model, options: RobustnessOptions): Promise<RobustnessReport> {
   const o = new OptionReader(CONTEXT, options).rejectUnknown(['clean', 'domains', 'corruptions', 'baseline', 'batchSize', 'onProgress']);
   if (!o.has('clean')) throw o.fail('clean', 'a Dataset or { images, labels }');
-  const batchSize = o.number('batchSize', 256, { integer: true, min: 1 });
+  const batchSize = o.ruled('batchSize', 'evaluate.batchSize');
   const domains = options.domains ?? {};
   if (!isPlainObject(domains)) throw o.fail('domains', 'an object of datasets by name');
   const provider = options.corruptions;

@@ -157,6 +157,10 @@ pub const TRANSFORM_SIDE: NumberRule = NumberRule::new("transform.side", "size")
 /// `horizontalFlip`'s probability (torchvision's default).
 pub const TRANSFORM_FLIP_P: NumberRule = NumberRule::new("transform.p", "p").default(0.5).at_least(0.0).at_most(1.0);
 
+/// Samples per forward pass of `evaluate`, `predict` and `evaluateRobustness`: the loop runs in
+/// TypeScript (one native call per batch), the rule lives here with the others.
+pub const EVAL_BATCH_SIZE: NumberRule = NumberRule::new("evaluate.batchSize", "batchSize").default(256.0).integer().at_least(1.0).at_most(65_536.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -190,4 +194,5 @@ pub const ALL: &[NumberRule] = &[
     SEED,
     TRANSFORM_SIDE,
     TRANSFORM_FLIP_P,
+    EVAL_BATCH_SIZE,
 ];

@@ -76,6 +76,8 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "visualize.lr" => VisualizeConfig { lr: v, ..visualize_config() }.validate(),
         "visualize.tvWeight" => VisualizeConfig { tv_weight: v, ..visualize_config() }.validate(),
         "visualize.rows" => VisualizeConfig { rows: n, ..visualize_config() }.validate(),
+        // Checked where its loop runs (TypeScript): the rule itself.
+        "evaluate.batchSize" => rule.check(v).map(|_| ()),
         "seed" => advbn_core::error::seed_from_f64("seed", v).map(|_| ()),
         "transform.side" => Pipeline::new(vec![Transform::CenterCrop(n)], None).map(|_| ()),
         "transform.p" => Pipeline::new(vec![Transform::HorizontalFlip(v)], None).map(|_| ()),
