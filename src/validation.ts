@@ -128,6 +128,18 @@ export class OptionReader {
     return value;
   }
 
+  /** An array of numbers each satisfying the core's rule `key` (see {@link OptionReader.ruled}); absent gives `fallback`. */
+  ruledArray(name: string, key: string, fallback: number[]): number[] {
+    const rule = optionRule(key);
+    const value = this.values[name];
+    if (value === undefined) return fallback;
+    const native = loadNative();
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && native.optionAccepts(key, v))) {
+      throw this.fail(name, `an array whose every element is ${rule.requirement}`);
+    }
+    return [...(value as number[])];
+  }
+
   /** A required number: absent is an error. */
   requiredNumber(name: string, rule: NumberRule = {}): number {
     const value = this.number(name, undefined, rule);

@@ -39,6 +39,11 @@ const FINE_TUNE: Record<string, Place> = {
     set: (v) => ({ optimizer: { type: 'adamw', weightDecay: v } }),
     get: (r) => (r.trainer.optimizer as { weightDecay: number }).weightDecay,
   },
+  'fineTune.schedule.milestones': {
+    path: 'schedule.milestones',
+    set: (v) => ({ schedule: { type: 'step', milestones: [v] } }),
+    get: (r) => (r.trainer.schedule as { milestones: number[] }).milestones[0]!,
+  },
   'fineTune.schedule.gamma': { path: 'schedule.gamma', set: (v) => ({ schedule: { type: 'step', gamma: v } }), get: (r) => (r.trainer.schedule as { gamma: number }).gamma },
   'fineTune.schedule.minLr': { path: 'schedule.minLr', set: (v) => ({ schedule: { type: 'cosine', minLr: v } }), get: (r) => (r.trainer.schedule as { minLr: number }).minLr },
   'fineTune.schedule.warmupEpochs': {
@@ -120,7 +125,7 @@ describe('option rules', () => {
       for (const v of fail) {
         const err = refusal(() => resolve(place.set(v)));
         expect(err.option, `${rule.key} = ${v}`).toBe(rule.name);
-        expect(err.message, `${rule.key} = ${v}`).toContain(`must be ${rule.requirement}, got`);
+        expect(err.message, `${rule.key} = ${v}`).toContain(`${rule.requirement}, got`);
       }
     }
     // The issue's drift: TypeScript took advbn.steps 5000 that Rust refused.

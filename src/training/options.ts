@@ -213,7 +213,7 @@ function readSchedule(o: OptionReader, epochs: number): ScheduleSettings {
       return { type, minLr: s.ruled('minLr', 'fineTune.schedule.minLr'), warmupEpochs: warmupEpochs(s, epochs) };
     case 'step': {
       const half = Math.floor(epochs / 2);
-      const milestones = s.numberArray('milestones', half >= 1 ? [half] : [], { integer: true, min: 1 });
+      const milestones = s.ruledArray('milestones', 'fineTune.schedule.milestones', half >= 1 ? [half] : []);
       if (milestones.some((m, i) => i > 0 && m <= milestones[i - 1]!)) throw s.fail('milestones', 'strictly increasing');
       return { type, milestones, gamma: s.ruled('gamma', 'fineTune.schedule.gamma') };
     }

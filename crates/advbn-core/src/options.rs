@@ -161,6 +161,10 @@ pub const TRANSFORM_FLIP_P: NumberRule = NumberRule::new("transform.p", "p").def
 /// TypeScript (one native call per batch), the rule lives here with the others.
 pub const EVAL_BATCH_SIZE: NumberRule = NumberRule::new("evaluate.batchSize", "batchSize").default(256.0).integer().at_least(1.0).at_most(65_536.0);
 
+/// Each of a step schedule's milestones: a whole epoch from which the rate is multiplied
+/// (strictly increasing too, checked with the list).
+pub const SCHEDULE_MILESTONE: NumberRule = NumberRule::new("fineTune.schedule.milestones", "schedule.milestones").integer().at_least(1.0).at_most(100_000.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -195,4 +199,5 @@ pub const ALL: &[NumberRule] = &[
     TRANSFORM_SIDE,
     TRANSFORM_FLIP_P,
     EVAL_BATCH_SIZE,
+    SCHEDULE_MILESTONE,
 ];

@@ -60,6 +60,7 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "fineTune.adamw.eps" => train(&|c| c.optimizer = adamw(0.9, 0.999, v, 0.0)),
         "fineTune.adamw.weightDecay" => train(&|c| c.optimizer = adamw(0.9, 0.999, 1e-8, v)),
         "fineTune.schedule.gamma" => train(&|c| c.schedule = Schedule::Step { milestones: vec![], gamma: v }),
+        "fineTune.schedule.milestones" => train(&|c| c.schedule = Schedule::Step { milestones: vec![v], gamma: 0.1 }),
         "fineTune.schedule.minLr" => train(&|c| c.schedule = Schedule::Cosine { min_lr: v, warmup_epochs: 0.0 }),
         "fineTune.schedule.warmupEpochs" => train(&|c| c.schedule = Schedule::Cosine { min_lr: 0.0, warmup_epochs: v }),
         "fineTune.advbn.steps" => train(&|c| c.attack.steps = n),

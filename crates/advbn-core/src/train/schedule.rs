@@ -25,10 +25,10 @@ impl Schedule {
             Schedule::Step { milestones, gamma } => {
                 options::SCHEDULE_GAMMA.check(*gamma)?;
                 for &m in milestones {
-                    check_option("schedule.milestones", m, m >= 0.0, "milestones must be epochs >= 0")?;
+                    options::SCHEDULE_MILESTONE.check(m)?;
                 }
-                if milestones.windows(2).any(|w| w[0] > w[1]) {
-                    return Err(Error::invalid_option("schedule.milestones", format!("{milestones:?}"), "must be increasing"));
+                if milestones.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(Error::invalid_option("schedule.milestones", format!("{milestones:?}"), "must be strictly increasing"));
                 }
                 Ok(())
             }
