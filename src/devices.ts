@@ -2,6 +2,9 @@
 import { callNative, callNativeSync } from './native.js';
 import { DEVICE_PATTERN, DEVICE_RULE, invalidOption } from './validation.js';
 
+/** A device to run on: `'cpu'`, `'cuda'` (the first GPU), `'cuda:N'`, or `'auto'` (CUDA when available, else CPU). */
+export type DeviceName = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
+
 /** Build information of the loaded native addon. */
 export interface NativeInfo {
   /** Version of the native crate. */

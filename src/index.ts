@@ -127,7 +127,7 @@ export {
   type RobustnessOptions,
   type RobustnessReport,
 } from './evaluation/robustness.js';
-export { listDevices, nativeInfo, selfCheck, type DeviceInfo, type NativeInfo, type SelfCheckReport } from './devices.js';
+export { listDevices, nativeInfo, selfCheck, type DeviceInfo, type DeviceName, type NativeInfo, type SelfCheckReport } from './devices.js';
 export { nativeLoadReport, type NativeLoadAttempt, type NativeLoadReport, type NativeVariant } from './native.js';
 export {
   PALETTE,

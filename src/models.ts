@@ -1,4 +1,5 @@
 // Model builders and the Model handle users hold.
+import type { DeviceName } from './devices.js';
 import type { NativeModel } from '../index.js';
 import { AdvbnError, DisposedError } from './errors.js';
 import { assertFitsModel, fromArrays, type Dataset } from './data/dataset.js';
@@ -11,7 +12,7 @@ export interface ModelOptions {
   /** Number of output classes (required, >= 2). */
   numClasses: number;
   /** `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'` (CUDA when available, else CPU); default `'auto'`. */
-  device?: string;
+  device?: DeviceName;
   /** Seed of the weight initialisation; default 0. */
   seed?: number;
   /** Channels of the input images; default 3. */
@@ -85,7 +86,7 @@ export class Model implements Disposable {
   /** Channels of the input images. */
   readonly inChannels: number;
   /** Device the weights live on, e.g. `'cpu'` or `'cuda:0'`. */
-  readonly device: string;
+  readonly device: DeviceName;
   /** Number of parameters. */
   readonly parameterCount: number;
   /** What loading {@link ModelOptions.weights} did; `undefined` for a randomly initialised model. */
@@ -98,7 +99,8 @@ export class Model implements Disposable {
     this.numClasses = native.numClasses;
     this.numStages = native.numStages;
     this.inChannels = native.inChannels;
-    this.device = native.device;
+    // The addon reports the device it resolved ('cpu', 'cuda:0', ...).
+    this.device = native.device as DeviceName;
     this.parameterCount = native.parameterCount;
     this.weightsReport = native.weightsReport ?? undefined;
   }

@@ -1,6 +1,7 @@
 // The one place where user-supplied options are checked. Every rejection is an
 // InvalidOptionError whose message reads `<context>: option "<name>" must be <rule>, got <value>`.
 import type { OptionRule } from '../index.js';
+import type { DeviceName } from './devices.js';
 import { InvalidOptionError } from './errors.js';
 import { loadNative } from './native.js';
 
@@ -196,6 +197,11 @@ export class OptionReader {
     if (value !== undefined && !isPlainObject(value)) throw this.fail(name, 'an object');
     return new OptionReader(this.context, value, `${this.path(name)}.`);
   }
+}
+
+/** A device option, checked against {@link DEVICE_PATTERN}. */
+export function readDevice(o: OptionReader, name: string, fallback: DeviceName): DeviceName {
+  return o.string(name, fallback, DEVICE_PATTERN, DEVICE_RULE) as DeviceName;
 }
 
 /** Device strings accepted everywhere a device is chosen. */

@@ -133,7 +133,7 @@ describe('option rules', () => {
   });
 
   it('give the model builders their refusals in the core wording', async () => {
-    const base = { numClasses: 3, device: 'cpu', depth: 8, width: 4 };
+    const base = { numClasses: 3, device: 'cpu' as const, depth: 8, width: 4 };
     for (const rule of rules.filter((r) => r.key.startsWith('model.'))) {
       for (const v of probes(rule).fail) {
         const err = await smallResnet({ ...base, [rule.name]: v }).then(

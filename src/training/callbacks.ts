@@ -67,20 +67,20 @@ export interface EpochBeginLogs {
   lr: number;
 }
 
-/** Training hooks; each is optional and may return a promise, which is awaited. */
+/** Training hooks; each is optional. A returned promise is awaited; any other return value is ignored. */
 export interface Callback {
   /** Before the first epoch. */
-  onTrainBegin?(logs: { epochs: number; stepsPerEpoch: number; samples: number }): void | Promise<void>;
+  onTrainBegin?(logs: { epochs: number; stepsPerEpoch: number; samples: number }): unknown;
   /** Before each epoch (0-based). */
-  onEpochBegin?(epoch: number, logs: EpochBeginLogs): void | Promise<void>;
+  onEpochBegin?(epoch: number, logs: EpochBeginLogs): unknown;
   /** Before each batch (0-based within the epoch). */
-  onBatchBegin?(batch: number, logs: BatchBeginLogs): void | Promise<void>;
+  onBatchBegin?(batch: number, logs: BatchBeginLogs): unknown;
   /** After each optimisation step. */
-  onBatchEnd?(batch: number, logs: BatchLogs): void | Promise<void>;
+  onBatchEnd?(batch: number, logs: BatchLogs): unknown;
   /** After each epoch, with its aggregated logs. */
-  onEpochEnd?(epoch: number, logs: EpochLogs): void | Promise<void>;
+  onEpochEnd?(epoch: number, logs: EpochLogs): unknown;
   /** After the last epoch, with the last epoch's logs. */
-  onTrainEnd?(logs: EpochLogs | undefined): void | Promise<void>;
+  onTrainEnd?(logs: EpochLogs | undefined): unknown;
 }
 
 type HookArgs<K extends keyof Callback> = Parameters<NonNullable<Callback[K]>>;
@@ -88,7 +88,7 @@ type HookArgs<K extends keyof Callback> = Parameters<NonNullable<Callback[K]>>;
 /** Calls one hook on every callback, in order, awaiting each. */
 export async function runHook<K extends keyof Callback>(callbacks: readonly Callback[], hook: K, ...args: HookArgs<K>): Promise<void> {
   for (const callback of callbacks) {
-    const fn = callback[hook] as ((...a: HookArgs<K>) => void | Promise<void>) | undefined;
+    const fn = callback[hook] as ((...a: HookArgs<K>) => unknown) | undefined;
     if (fn) await fn.apply(callback, args);
   }
 }

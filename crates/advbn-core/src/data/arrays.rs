@@ -72,8 +72,9 @@ impl ArrayDataset {
         let num_classes = num_classes.unwrap_or(max_label + 1);
         if let Some(i) = labels.iter().position(|&l| l as usize >= num_classes) {
             return Err(Error::invalid_data(format!(
-                "labels[{i}] = {} is out of range for {num_classes} classes (labels must be in 0..{num_classes})",
-                labels[i]
+                "labels[{i}] = {} is out of range for {num_classes} classes (labels must be integers from 0 to {})",
+                labels[i],
+                num_classes.saturating_sub(1)
             )));
         }
         let (mean, std) = match normalize {
