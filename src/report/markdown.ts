@@ -147,7 +147,11 @@ export function renderReportMarkdown(results: Results): string {
         ['device', cell(results.device)],
         ['hardware', cell(results.hardware)],
         ['mCE baseline', cell(results.baseline)],
-        ...Object.entries(results.config).map(([k, v]) => [cell(k), cell(typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v)))]),
+        // Numbers to 6 significant digits: a scheduled lr prints 0.005, not 0.005000000000000001.
+        ...Object.entries(results.config).map(([k, v]) => [
+          cell(k),
+          cell(typeof v === 'string' ? v : (JSON.stringify(v, (_, x) => (typeof x === 'number' ? Number(x.toPrecision(6)) : x)) ?? String(v))),
+        ]),
       ],
     ),
     '',

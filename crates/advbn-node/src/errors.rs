@@ -50,7 +50,10 @@ impl Failure {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic payload".to_string());
-        Self::new("ADVBN_PANIC", format!("native code panicked: {text}"))
+        match CONTAINED_AT.with(|at| at.take()) {
+            Some(at) => Self::new("ADVBN_PANIC", format!("native code panicked at {at}: {text}")),
+            None => Self::new("ADVBN_PANIC", format!("native code panicked: {text}")),
+        }
     }
 
     /// The JS `Error` with `code`, and `option` / `value` when known. Should building it fail
@@ -117,9 +120,39 @@ fn strip_backtrace(error: candle_core::Error) -> candle_core::Error {
     }
 }
 
+thread_local! {
+    /// How many `catch_panics` scopes this thread is inside.
+    static CONTAINING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Where the last contained panic happened, for its `Failure`.
+    static CONTAINED_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A panic inside `catch_panics` becomes a JS error carrying its message and location, so the
+/// default hook's report (and backtrace, with RUST_BACKTRACE set) on stderr is left out; any
+/// other panic is reported as before. ADVBN_DEBUG_PANICS=1 reports every panic.
+fn quiet_contained_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let report = std::panic::take_hook();
+        let debug = std::env::var_os("ADVBN_DEBUG_PANICS").is_some_and(|v| v != "0");
+        std::panic::set_hook(Box::new(move |info| {
+            if CONTAINING.with(|c| c.get()) > 0 && !debug {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                CONTAINED_AT.with(|slot| *slot.borrow_mut() = at);
+            } else {
+                report(info);
+            }
+        }));
+    });
+}
+
 /// Runs `f` with panics caught.
 pub fn catch_panics<T>(f: impl FnOnce() -> Outcome<T>) -> Outcome<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(Failure::panic(payload)))
+    quiet_contained_panics();
+    CONTAINING.with(|c| c.set(c.get() + 1));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(c.get() - 1));
+    result.unwrap_or_else(|payload| Err(Failure::panic(payload)))
 }
 
 /// The body of a synchronous entry point: panics caught, a failure thrown as its typed JS error.
