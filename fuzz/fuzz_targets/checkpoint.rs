@@ -1,10 +1,11 @@
 #![no_main]
-//! `load_checkpoint` on arbitrary bytes, into a tiny model and an SGD-momentum trainer.
+//! `load_checkpoint` on arbitrary bytes, into a tiny model and an SGD-momentum trainer (format 2:
+//! header, tensor list and CRC-32 checked before anything is restored).
 
 use std::cell::RefCell;
 
 use advbn_core::models::ResNet;
-use advbn_core::train::{load_checkpoint, Method, Trainer, TrainConfig};
+use advbn_core::train::{load_checkpoint, Method, TrainConfig, Trainer};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
@@ -19,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
     let path = advbn_fuzz::scratch("ckpt.safetensors", data);
     STATE.with(|s| {
         let (model, trainer) = &mut *s.borrow_mut();
-        let _ = load_checkpoint(&path, model, trainer);
+        let _ = load_checkpoint(&path, model, trainer, "{}");
     });
 });
