@@ -240,14 +240,34 @@ function imagenetResnet(arch: 'resnet18' | 'resnet34' | 'resnet50') {
   };
 }
 
-/** ResNet-18 (ImageNet layout, 4 stages), randomly initialised. */
+/**
+ * ResNet-18 (ImageNet layout, 4 stages), randomly initialised or from `weights`.
+ *
+ * @example
+ * ```ts
+ * import { resnet18 } from 'advbn';
+ *
+ * // torchvision's weights; a different class count re-initialises only the classifier.
+ * const model = await resnet18({ numClasses: 10, weights: 'resnet18-f37072fd.pth', device: 'auto' });
+ * console.log(model.weightsReport?.reinitialized); // ['fc.weight', 'fc.bias']
+ * ```
+ */
 export const resnet18: (options: ModelOptions) => Promise<Model> = imagenetResnet('resnet18');
 /** ResNet-34 (ImageNet layout, 4 stages), randomly initialised. */
 export const resnet34: (options: ModelOptions) => Promise<Model> = imagenetResnet('resnet34');
 /** ResNet-50 (ImageNet layout, bottleneck blocks, 4 stages), randomly initialised. */
 export const resnet50: (options: ModelOptions) => Promise<Model> = imagenetResnet('resnet50');
 
-/** CIFAR-style ResNet of depth 6n+2 with 3 stages (He et al. 2016), for small images and tests. */
+/**
+ * CIFAR-style ResNet of depth 6n+2 with 3 stages (He et al. 2016), for small images and tests.
+ *
+ * @example
+ * ```ts
+ * import { smallResnet } from 'advbn';
+ *
+ * const model = await smallResnet({ numClasses: 10, depth: 20, width: 16, device: 'cpu' });
+ * ```
+ */
 export async function smallResnet(options: SmallResnetOptions): Promise<Model> {
   const { o, config } = readCommon('smallResnet', options, ['depth', 'width']);
   const depth = o.ruled('depth', 'model.depth');

@@ -185,6 +185,14 @@ export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
  * Wraps in-memory images and labels as a {@link Dataset}. The data is copied and validated once
  * (NaN/Infinity, label range, shape); `Uint8Array` pixels are scaled by 1/255, then normalised
  * with `mean`/`std` when given.
+ *
+ * @example
+ * ```ts
+ * import { fromArrays } from 'advbn';
+ *
+ * const images = { data: new Float32Array(8 * 3 * 32 * 32), shape: [8, 3, 32, 32] as const };
+ * const data = fromArrays(images, Int32Array.from([0, 1, 0, 1, 0, 1, 0, 1]));
+ * ```
  */
 export function fromArrays(images: ImageArray, labels: Int32Array, options: FromArraysOptions = {}): Dataset {
   const context = 'fromArrays';

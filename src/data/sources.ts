@@ -105,6 +105,14 @@ function readPath(o: OptionReader, name: string, value: unknown = o.values[name]
  * now and its size after the transforms is the dataset's. Every sample must have that shape:
  * one that differs ends the pass with an `InvalidDataError` asking for a resize or crop.
  * Without a `normalize` transform, the ImageNet mean and std are applied.
+ *
+ * @example
+ * ```ts
+ * import { centerCrop, imageFolder, resizeShorter } from 'advbn';
+ *
+ * const val = await imageFolder('imagenette/val', { transforms: [resizeShorter(256), centerCrop(224)], onBadSample: 'skip' });
+ * console.log(val.length, val.classNames);
+ * ```
  */
 export async function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<SourceDataset> {
   const o = new OptionReader('imageFolder', options).rejectUnknown([...SOURCE_OPTIONS, 'classes', 'channels', 'maxPixels', 'maxFileBytes']);

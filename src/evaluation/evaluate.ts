@@ -30,7 +30,16 @@ export interface EvaluationResult {
   bn: BnBranch;
 }
 
-/** Mean loss and top-1 accuracy of `model` on `data`, in inference mode. */
+/**
+ * Mean loss and top-1 accuracy of `model` on `data`, in inference mode.
+ *
+ * @example
+ * ```ts
+ * import { evaluate } from 'advbn';
+ *
+ * const { accuracy } = await evaluate(model, val, { bn: 'adv' }); // the adversarial BatchNorms AdvBN trained
+ * ```
+ */
 export async function evaluate(model: Model, data: DatasetInput, options: EvaluateOptions = {}): Promise<EvaluationResult> {
   return evaluateIn('evaluate', model, data, options);
 }

@@ -78,7 +78,17 @@ export interface RobustnessReport {
 const CONTEXT = 'evaluateRobustness';
 const SEVERITIES = [1, 2, 3, 4, 5] as const;
 
-/** Measures a model's robustness to style shifts and corruptions; see {@link RobustnessReport}. */
+/**
+ * Measures a model's robustness to style shifts and corruptions; see {@link RobustnessReport}.
+ *
+ * @example
+ * ```ts
+ * import { evaluateRobustness } from 'advbn';
+ *
+ * const baseline = await evaluateRobustness(erm, { clean, domains: { sketch } });
+ * const report = await evaluateRobustness(advbnModel, { clean, domains: { sketch }, baseline });
+ * ```
+ */
 export async function evaluateRobustness(model: Model, options: RobustnessOptions): Promise<RobustnessReport> {
   const o = new OptionReader(CONTEXT, options).rejectUnknown(['clean', 'domains', 'corruptions', 'baseline', 'batchSize', 'onProgress']);
   if (!o.has('clean')) throw o.fail('clean', 'a Dataset or { images, labels }');

@@ -51,7 +51,17 @@ export interface ReproduceOutput {
   files: string[];
 }
 
-/** Runs the comparison and writes the report; resolves with the results and the files written. */
+/**
+ * Runs the comparison and writes the report; resolves with the results and the files written.
+ * `advbn reproduce` runs this.
+ *
+ * @example
+ * ```ts
+ * import { reproduce } from 'advbn';
+ *
+ * const { results, files } = await reproduce({ out: 'advbn-results', quick: true });
+ * ```
+ */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceOutput> {
   const o = new OptionReader('reproduce', options).rejectUnknown([
     'preset',

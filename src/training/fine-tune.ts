@@ -77,6 +77,16 @@ const CONTEXT = 'fineTune';
  * Fine-tunes `model` in place with AdvBN (default) or plain ERM and resolves with the per-epoch
  * history. The encoder up to `cut` is frozen; with AdvBN the tail's BatchNorms get an adversarial
  * twin trained on worst-case feature-statistics perturbations.
+ *
+ * @example
+ * ```ts
+ * import { fineTune, imageFolder, randomResizedCrop, horizontalFlip, resnet18 } from 'advbn';
+ *
+ * const data = await imageFolder('imagenette/train', { transforms: [randomResizedCrop(224), horizontalFlip()] });
+ * const model = await resnet18({ numClasses: data.numClasses, weights: 'resnet18-f37072fd.pth' });
+ * const history = await fineTune(model, { data, epochs: 20, checkpoint: { dir: 'ckpt' } });
+ * console.log(history.history.loss);
+ * ```
  */
 export async function fineTune(model: Model, options: FineTuneOptions): Promise<History> {
   if (!(model instanceof Model)) throw invalidOption(CONTEXT, 'model', model, 'a Model (from resnet18(), smallResnet(), loadModel() ...)');

@@ -1,0 +1,25 @@
+/**
+ * Reports: the reproduction (`advbn reproduce`), its presets, results.json (schema and
+ * validation) and the report writer. The command line itself is documented in the README.
+ *
+ * @module Reports
+ */
+export { reproduce, type ReproduceOptions, type ReproduceOutput } from '../reproduce/index.js';
+export type { DigitsConfig } from '../reproduce/presets.js';
+export { DIGITS as DIGITS_PRESET, METHODS as REPRODUCE_METHODS, type MethodSpec } from '../reproduce/presets.js';
+export {
+  RESULTS_SCHEMA,
+  renderReportMarkdown,
+  validateResults,
+  writeReport,
+  type AlternateFigures,
+  type BnChoice,
+  type BranchFigures,
+  type ComparisonResult,
+  type CorruptionStats,
+  type MethodResult,
+  type Protocol,
+  type Results as ReproduceResults,
+  type Stat,
+  type TargetStat,
+} from '../report/index.js';
