@@ -19,5 +19,19 @@ export {
   type StepScheduleOptions,
 } from '../training/options.js';
 export type { BatchBeginLogs, BatchLogs, Callback, EpochBeginLogs, EpochLogs } from '../training/callbacks.js';
+export {
+  csvLogger,
+  earlyStopping,
+  jsonLogger,
+  modelCheckpoint,
+  progressLogger,
+  type EarlyStopping,
+  type EarlyStoppingOptions,
+  type ModelCheckpoint,
+  type ModelCheckpointOptions,
+  type Monitor,
+  type MonitorMode,
+  type ProgressStream,
+} from '../training/builtins.js';
 export type { CheckpointOptions } from '../training/checkpoint.js';
 export { visualizeAdversarialFeatures, type VisualizeOptions, type VisualizeResult } from '../visualize.js';

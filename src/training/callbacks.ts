@@ -1,5 +1,6 @@
 // Training hooks in the shape tfjs-layers users know: every hook is optional and may be async;
 // the loop awaits each one before going on, so a hook can throttle or inspect training.
+import type { Model } from '../models.js';
 
 /** Logs passed to `onBatchBegin`. */
 export interface BatchBeginLogs {
@@ -69,6 +70,10 @@ export interface EpochBeginLogs {
 
 /** Training hooks; each is optional. A returned promise is awaited; any other return value is ignored. */
 export interface Callback {
+  /** Called once before training with the model being trained (as Keras' `set_model`). */
+  setModel?(model: Model): unknown;
+  /** Asked after every epoch: `true` ends training there (the epoch's checkpoint is written first). */
+  shouldStop?(): boolean;
   /** Before the first epoch. */
   onTrainBegin?(logs: { epochs: number; stepsPerEpoch: number; samples: number }): unknown;
   /** Before each epoch (0-based). */

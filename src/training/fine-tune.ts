@@ -159,6 +159,7 @@ async function trainLoop(
         })
       : Promise.resolve();
   let stepsDone = 0;
+  for (const callback of callbacks) await callback.setModel?.(model);
   await runHook(callbacks, 'onTrainBegin', { epochs: config.epochs, stepsPerEpoch, samples: data.length });
   for (let epoch = resumed?.epoch ?? 0; epoch < config.epochs; epoch += 1) {
     const started = performance.now();
@@ -198,6 +199,7 @@ async function trainLoop(
     record(history, epoch, last);
     await save(epoch + 1, 0, new EpochTotals());
     await runHook(callbacks, 'onEpochEnd', epoch, last);
+    if (callbacks.some((c) => c.shouldStop?.() === true)) break;
   }
   await runHook(callbacks, 'onTrainEnd', last);
   return history;

@@ -3,6 +3,7 @@ import type { AdvbnSettings, OptimizerSettings, ScheduleSettings, TrainerConfig 
 import type { DatasetInput } from '../data/dataset.js';
 import type { Model } from '../models.js';
 import { OptionReader, invalidOption } from '../validation.js';
+import { progressLogger } from './builtins.js';
 import type { Callback } from './callbacks.js';
 import { readCheckpointOptions, type CheckpointOptions, type ResolvedCheckpoint } from './checkpoint.js';
 
@@ -127,6 +128,8 @@ export interface FineTuneOptions {
    * the method: the paper's "complementary" setting. Default `false`.
    */
   augmix?: boolean;
+  /** 1: print a Keras-style progress line per epoch (images/s, ETA, losses) on stdout; 0 (default): silent. */
+  verbose?: 0 | 1;
   /** Write a crash-safe checkpoint every epoch (or every N steps) to `checkpoint.dir`. */
   checkpoint?: CheckpointOptions;
   /**
@@ -148,7 +151,7 @@ export interface ResolvedFineTune {
 }
 
 const CONTEXT = 'fineTune';
-const CALLBACK_HOOKS = ['onTrainBegin', 'onEpochBegin', 'onBatchBegin', 'onBatchEnd', 'onEpochEnd', 'onTrainEnd'] as const;
+const CALLBACK_HOOKS = ['setModel', 'shouldStop', 'onTrainBegin', 'onEpochBegin', 'onBatchBegin', 'onBatchEnd', 'onEpochEnd', 'onTrainEnd'] as const;
 
 export function resolveFineTuneOptions(options: unknown, model: Model): ResolvedFineTune {
   const o = new OptionReader(CONTEXT, options).rejectUnknown([
@@ -169,6 +172,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
     'checkpoint',
     'resume',
     'augmix',
+    'verbose',
   ]);
   if (!o.has('data')) throw o.fail('data', 'a Dataset or an object { images, labels }');
   const method = o.oneOf<FineTuneMethod>('method', FINE_TUNE_METHODS, 'advbn');
@@ -182,7 +186,7 @@ export function resolveFineTuneOptions(options: unknown, model: Model): Resolved
     trainer: { method, cut, epochs, seed, ...readOptimizer(o), schedule: readSchedule(o, epochs), advbn: readAttack(o) },
     batchSize,
     shuffle,
-    callbacks: readCallbacks(o),
+    callbacks: [...readCallbacks(o), ...(readVerbose(o) === 1 ? [progressLogger()] : [])],
     signal: readSignal(o),
     checkpoint: readCheckpointOptions(o),
     augmix: o.boolean('augmix', false),
@@ -254,6 +258,12 @@ function readCallbacks(o: OptionReader): Callback[] {
     }
   }
   return list as Callback[];
+}
+
+function readVerbose(o: OptionReader): 0 | 1 {
+  const value = o.values.verbose ?? 0;
+  if (value !== 0 && value !== 1) throw o.fail('verbose', '0 or 1');
+  return value;
 }
 
 function readSignal(o: OptionReader): AbortSignal | undefined {

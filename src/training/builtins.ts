@@ -1,0 +1,250 @@
+// Built-in callbacks in Keras' shape: early stopping, keeping the best weights, CSV / JSON logs
+// and a one-line-per-epoch progress report. Each is a plain Callback; pass them in `callbacks`.
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { InvalidOptionError } from '../errors.js';
+import { type Model, saveWeights } from '../models.js';
+import type { BatchLogs, Callback, EpochLogs } from './callbacks.js';
+
+/** A figure of {@link EpochLogs} to watch, e.g. `'valLoss'` or `'valAccuracy'`. */
+export type Monitor = 'loss' | 'cleanLoss' | 'advLoss' | 'accuracy' | 'valLoss' | 'valAccuracy';
+
+const MONITORS: readonly Monitor[] = ['loss', 'cleanLoss', 'advLoss', 'accuracy', 'valLoss', 'valAccuracy'];
+
+/** Whether larger is better: `'auto'` picks max for accuracies, min for losses. */
+export type MonitorMode = 'min' | 'max' | 'auto';
+
+function checkMonitor(context: string, monitor: unknown, mode: unknown): { monitor: Monitor; better: (a: number, b: number, delta: number) => boolean } {
+  if (!MONITORS.includes(monitor as Monitor))
+    throw new InvalidOptionError(`${context}: option "monitor" must be one of ${MONITORS.join(', ')}, got ${String(monitor)}`, 'monitor', monitor);
+  if (mode !== 'min' && mode !== 'max' && mode !== 'auto')
+    throw new InvalidOptionError(`${context}: option "mode" must be "min", "max" or "auto", got ${String(mode)}`, 'mode', mode);
+  const max = mode === 'max' || (mode === 'auto' && /accuracy/i.test(monitor as string));
+  return { monitor: monitor as Monitor, better: max ? (a, b, d) => a > b + d : (a, b, d) => a < b - d };
+}
+
+function watched(context: string, logs: EpochLogs, monitor: Monitor): number {
+  const value = logs[monitor];
+  if (typeof value !== 'number') {
+    throw new InvalidOptionError(
+      `${context}: monitor "${monitor}" is not in the epoch logs (validationData gives valLoss/valAccuracy; AdvBN methods give advLoss)`,
+      'monitor',
+      monitor,
+    );
+  }
+  return value;
+}
+
+/** Options of {@link earlyStopping}. */
+export interface EarlyStoppingOptions {
+  /** Figure watched; default `'valLoss'`. */
+  monitor?: Monitor;
+  /** Epochs without improvement before stopping; default 0 (stop at the first epoch that does not improve). */
+  patience?: number;
+  /** Smallest change that counts as an improvement; default 0. */
+  minDelta?: number;
+  /** Default `'auto'`. */
+  mode?: MonitorMode;
+}
+
+/** An {@link earlyStopping} callback. */
+export interface EarlyStopping extends Callback {
+  /** The epoch after which training stopped, if it did. */
+  readonly stoppedEpoch: number | undefined;
+}
+
+/**
+ * Stops training when `monitor` has not improved by `minDelta` for `patience` epochs.
+ *
+ * @example
+ * ```ts
+ * await fineTune(model, { data, validationData: val, callbacks: [earlyStopping({ monitor: 'valLoss', patience: 3 })] });
+ * ```
+ */
+export function earlyStopping(options: EarlyStoppingOptions = {}): EarlyStopping {
+  const context = 'earlyStopping';
+  const { monitor, better } = checkMonitor(context, options.monitor ?? 'valLoss', options.mode ?? 'auto');
+  const patience = options.patience ?? 0;
+  const minDelta = options.minDelta ?? 0;
+  if (!Number.isInteger(patience) || patience < 0) throw new InvalidOptionError(`${context}: option "patience" must be an integer >= 0, got ${patience}`, 'patience', patience);
+  if (!Number.isFinite(minDelta) || minDelta < 0) throw new InvalidOptionError(`${context}: option "minDelta" must be a finite number >= 0, got ${minDelta}`, 'minDelta', minDelta);
+  let best: number | undefined;
+  let wait = 0;
+  let stop = false;
+  let stoppedEpoch: number | undefined;
+  return {
+    get stoppedEpoch() {
+      return stoppedEpoch;
+    },
+    onTrainBegin() {
+      best = undefined;
+      wait = 0;
+      stop = false;
+      stoppedEpoch = undefined;
+    },
+    onEpochEnd(epoch, logs) {
+      const value = watched(context, logs, monitor);
+      if (best === undefined || better(value, best, minDelta)) {
+        best = value;
+        wait = 0;
+      } else if (++wait > patience) {
+        stop = true;
+        stoppedEpoch = epoch;
+      }
+    },
+    shouldStop: () => stop,
+  };
+}
+
+/** Options of {@link modelCheckpoint}. */
+export interface ModelCheckpointOptions {
+  /** Weights file written (safetensors, as {@link saveWeights}); `{epoch}` is replaced by the 0-based epoch. */
+  path: string;
+  /** Figure watched with `saveBestOnly`; default `'valLoss'`. */
+  monitor?: Monitor;
+  /** Default `'auto'`. */
+  mode?: MonitorMode;
+  /** Write only when `monitor` improves (default `true`); otherwise after every epoch. */
+  saveBestOnly?: boolean;
+}
+
+/** A {@link modelCheckpoint} callback. */
+export interface ModelCheckpoint extends Callback {
+  /** The best value of `monitor` so far (with `saveBestOnly`). */
+  readonly best: number | undefined;
+}
+
+/**
+ * Saves the model's weights after an epoch: every epoch, or only when `monitor` improves (the
+ * best model so far stays on disk). Unlike `checkpoint`, it keeps weights only, for later use.
+ *
+ * @example
+ * ```ts
+ * await fineTune(model, { data, validationData: val, callbacks: [modelCheckpoint({ path: 'best.safetensors', monitor: 'valAccuracy' })] });
+ * ```
+ */
+export function modelCheckpoint(options: ModelCheckpointOptions): ModelCheckpoint {
+  const context = 'modelCheckpoint';
+  if (typeof options?.path !== 'string' || options.path === '')
+    throw new InvalidOptionError(`${context}: option "path" must be a file path, got ${String(options?.path)}`, 'path', options?.path);
+  const { monitor, better } = checkMonitor(context, options.monitor ?? 'valLoss', options.mode ?? 'auto');
+  const saveBestOnly = options.saveBestOnly ?? true;
+  let model: Model | undefined;
+  let best: number | undefined;
+  return {
+    get best() {
+      return best;
+    },
+    setModel(m) {
+      model = m;
+    },
+    async onEpochEnd(epoch, logs) {
+      if (!model) throw new InvalidOptionError(`${context}: not given a model (pass it in fineTune's callbacks)`, 'callbacks', undefined);
+      if (saveBestOnly) {
+        const value = watched(context, logs, monitor);
+        if (best !== undefined && !better(value, best, 0)) return;
+        best = value;
+      }
+      const path = options.path.replaceAll('{epoch}', String(epoch));
+      mkdirSync(dirname(path), { recursive: true });
+      await saveWeights(model, path);
+    },
+  };
+}
+
+const COLUMNS: readonly (keyof EpochLogs)[] = ['loss', 'cleanLoss', 'advLoss', 'attackLoss', 'accuracy', 'lr', 'valLoss', 'valAccuracy', 'skipped', 'valSkipped', 'timeMs'];
+
+/**
+ * Writes one CSV row per epoch to `path` (header `epoch,loss,cleanLoss,...`; a figure an epoch
+ * lacks is empty). The file is created (or emptied) when training begins.
+ *
+ * @example
+ * ```ts
+ * await fineTune(model, { data, callbacks: [csvLogger('runs/history.csv')] });
+ * ```
+ */
+export function csvLogger(path: string): Callback {
+  if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`csvLogger: option "path" must be a file path, got ${String(path)}`, 'path', path);
+  return {
+    onTrainBegin() {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, `${['epoch', ...COLUMNS].join(',')}\n`);
+    },
+    onEpochEnd(epoch, logs) {
+      appendFileSync(path, `${[epoch, ...COLUMNS.map((c) => logs[c] ?? '')].join(',')}\n`);
+    },
+  };
+}
+
+/** Writes one JSON object per epoch to `path` (JSON lines: `{"epoch":0,"loss":...}`), created when training begins. */
+export function jsonLogger(path: string): Callback {
+  if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`jsonLogger: option "path" must be a file path, got ${String(path)}`, 'path', path);
+  return {
+    onTrainBegin() {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, '');
+    },
+    onEpochEnd(epoch, logs) {
+      appendFileSync(path, `${JSON.stringify({ epoch, ...logs })}\n`);
+    },
+  };
+}
+
+/** Where {@link progressLogger} writes: `process.stdout` by default. */
+export interface ProgressStream {
+  /** Writes `text`; a `\r` redraws the line on a terminal. */
+  write(text: string): unknown;
+  /** A terminal: the bar is redrawn per batch; otherwise one line per epoch. */
+  isTTY?: boolean;
+}
+
+const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4));
+
+/**
+ * Keras' `verbose: 1`: a progress line per epoch (a bar redrawn on a terminal, one line per
+ * epoch otherwise) with images/s, ETA and the losses. `fineTune(model, { verbose: 1 })` adds it.
+ */
+export function progressLogger(stream: ProgressStream = process.stdout): Callback {
+  let epochs = 0;
+  let steps = 0;
+  let samples = 0;
+  let started = 0;
+  let seen = 0;
+  let epoch = 0;
+  const tty = stream.isTTY === true;
+  return {
+    onTrainBegin(logs) {
+      ({ epochs, stepsPerEpoch: steps } = logs);
+    },
+    onEpochBegin(e) {
+      epoch = e;
+      started = performance.now();
+      seen = 0;
+      samples = 0;
+    },
+    onBatchEnd(batch, logs: BatchLogs) {
+      seen = batch + 1;
+      samples += logs.size;
+      if (!tty) return;
+      const elapsed = (performance.now() - started) / 1000;
+      const eta = (elapsed / seen) * (steps - seen);
+      const width = 20;
+      const done = Math.round((width * seen) / Math.max(steps, 1));
+      stream.write(
+        `\rEpoch ${epoch + 1}/${epochs} ${seen}/${steps} [${'='.repeat(done)}${' '.repeat(width - done)}] ${(samples / Math.max(elapsed, 1e-9)).toFixed(0)} img/s ETA ${eta.toFixed(0)}s loss ${fmt(logs.loss)}`,
+      );
+    },
+    onEpochEnd(e, logs) {
+      const seconds = logs.timeMs / 1000;
+      const parts = [`loss ${fmt(logs.loss)}`, `clean ${fmt(logs.cleanLoss)}`];
+      if (logs.advLoss !== undefined) parts.push(`adv ${fmt(logs.advLoss)}`);
+      parts.push(`acc ${(100 * logs.accuracy).toFixed(1)}%`);
+      if (logs.valLoss !== undefined) parts.push(`val_loss ${fmt(logs.valLoss)}`);
+      if (logs.valAccuracy !== undefined) parts.push(`val_acc ${(100 * logs.valAccuracy).toFixed(1)}%`);
+      parts.push(`lr ${fmt(logs.lr)}`);
+      stream.write(
+        `${tty ? '\r' : ''}Epoch ${e + 1}/${epochs} ${seen}/${steps} - ${seconds.toFixed(1)}s ${(samples / Math.max(seconds, 1e-9)).toFixed(0)} img/s - ${parts.join(' - ')}\n`,
+      );
+    },
+  };
+}

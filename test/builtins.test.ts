@@ -1,0 +1,72 @@
+// The Keras-style built-in callbacks: early stopping, best-weights checkpoints, CSV / JSON logs
+// and the verbose progress line.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { csvLogger, earlyStopping, fineTune, InvalidOptionError, jsonLogger, modelCheckpoint, progressLogger, smallResnet } from '../src/index.js';
+import { separableData, tinyModel } from './helpers.js';
+
+describe('built-in callbacks', () => {
+  it('earlyStopping ends training when the monitored figure stops improving', async () => {
+    using model = await tinyModel(0);
+    // In 'max' mode a falling loss never improves: with patience 1 training stops after epoch 2.
+    const stop = earlyStopping({ monitor: 'loss', mode: 'max', patience: 1 });
+    const history = await fineTune(model, { data: separableData(16), epochs: 6, batchSize: 8, lr: 0.05, callbacks: [stop] });
+    expect(history.epochs).toEqual([0, 1, 2]);
+    expect(stop.stoppedEpoch).toBe(2);
+    // Improving every epoch: no stop.
+    const never = earlyStopping({ monitor: 'loss', patience: 0 });
+    const all = await fineTune(model, { data: separableData(16), epochs: 3, batchSize: 8, lr: 1e-4, method: 'erm', callbacks: [never] });
+    expect(all.epochs.length).toBe(3);
+  });
+
+  it('modelCheckpoint keeps the best weights, or every epoch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-cb-'));
+    using model = await tinyModel(0);
+    const best = modelCheckpoint({ path: join(dir, 'best.safetensors'), monitor: 'valAccuracy' });
+    const every = modelCheckpoint({ path: join(dir, 'epoch-{epoch}.safetensors'), saveBestOnly: false });
+    await fineTune(model, { data: separableData(16), validationData: separableData(8, 2), epochs: 2, batchSize: 8, callbacks: [best, every] });
+    expect(existsSync(join(dir, 'best.safetensors'))).toBe(true);
+    expect(best.best).toBeGreaterThanOrEqual(0);
+    expect([0, 1].every((e) => existsSync(join(dir, `epoch-${e}.safetensors`)))).toBe(true);
+    // The best file loads as weights of the same architecture.
+    const reloaded = await smallResnet({ numClasses: model.numClasses, depth: 8, width: 8, device: 'cpu', weights: join(dir, 'best.safetensors') });
+    expect(reloaded.weightsReport?.loaded).toBeGreaterThan(0);
+    reloaded.dispose();
+  });
+
+  it('csvLogger and jsonLogger write one record per epoch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-cb-'));
+    using model = await tinyModel(0);
+    await fineTune(model, { data: separableData(16), epochs: 2, batchSize: 8, callbacks: [csvLogger(join(dir, 'h.csv')), jsonLogger(join(dir, 'h.jsonl'))] });
+    const rows = readFileSync(join(dir, 'h.csv'), 'utf8').trim().split('\n');
+    expect(rows[0]).toBe('epoch,loss,cleanLoss,advLoss,attackLoss,accuracy,lr,valLoss,valAccuracy,skipped,valSkipped,timeMs');
+    expect(rows.slice(1).map((r) => r.split(',')[0])).toEqual(['0', '1']);
+    const lines = readFileSync(join(dir, 'h.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { epoch: number; loss: number });
+    expect(lines.map((l) => l.epoch)).toEqual([0, 1]);
+    expect(lines.every((l) => Number.isFinite(l.loss))).toBe(true);
+  });
+
+  it('progressLogger prints a line per epoch with images/s and the losses; verbose: 1 adds it', async () => {
+    using model = await tinyModel(0);
+    const out: string[] = [];
+    await fineTune(model, { data: separableData(16), epochs: 2, batchSize: 8, callbacks: [progressLogger({ write: (t: string) => out.push(t) })] });
+    const lines = out.join('').trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - lr \S+$/);
+    await expect(fineTune(model, { data: separableData(8), epochs: 1, batchSize: 8, verbose: 2 as never })).rejects.toThrow(/verbose.*0 or 1/);
+  });
+
+  it('bad options and missing figures are named errors', async () => {
+    expect(() => earlyStopping({ monitor: 'bogus' as never })).toThrow(InvalidOptionError);
+    expect(() => earlyStopping({ patience: -1 })).toThrow(/patience/);
+    expect(() => modelCheckpoint({ path: '' })).toThrow(/path/);
+    using model = await tinyModel(0);
+    // valLoss needs validationData.
+    await expect(fineTune(model, { data: separableData(8), epochs: 1, batchSize: 8, callbacks: [earlyStopping()] })).rejects.toThrow(/valLoss.*validationData/);
+  });
+});
