@@ -70,3 +70,10 @@ ln -s ../node_modules node_modules
 "$root/node_modules/.bin/tsc" -p tsconfig.json
 PATH="$clean_path" node out/esm.mjs
 PATH="$clean_path" node out/cjs.cjs
+
+# Each tarball is publishable as it stands (what the release workflow runs, without the upload).
+cd "$work"
+for tgz in "$root"/pack/*.tgz; do
+  out=$(npm publish --dry-run "$tgz" 2>&1) || { echo "$out" >&2; exit 1; }
+  echo "$out" | grep -E '^\+ ' || { echo "$out" >&2; echo "npm publish --dry-run $tgz: no package line" >&2; exit 1; }
+done
