@@ -370,6 +370,8 @@ export type TransformSpec =
   | { type: 'toRgb' }
   | { type: 'augmix' }
   | { type: 'corrupt'; name: string; severity: number }
+  | { type: 'colorJitter'; brightness?: number; contrast?: number; saturation?: number; hue?: number }
+  | { type: 'randomRotation'; degrees: number }
 
 /**
  * Trains a decoder that inverts `model`'s encoder at the cut on `batch` (images in [0, 1]) and

@@ -58,7 +58,7 @@ const FINE_TUNE: Record<string, Place> = {
 
 const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
 const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes', 'source.threads', 'source.prefetch'];
-const TRANSFORM = ['transform.side', 'transform.p'];
+const TRANSFORM = ['transform.side', 'transform.p', 'transform.jitter', 'transform.hue', 'transform.degrees'];
 const EVALUATE = ['evaluate.batchSize'];
 const VISUALIZE = ['visualize.steps', 'visualize.batchSize', 'visualize.lr', 'visualize.tvWeight', 'visualize.rows'];
 
@@ -190,7 +190,13 @@ describe('option rules', () => {
   it('give the transforms their refusals in the core wording, naming the transform', async () => {
     const root = mkdtempSync(join(tmpdir(), 'advbn-rules-'));
     mkdirSync(join(root, 'cls'));
-    const transform = { 'transform.side': (v: number) => ({ type: 'centerCrop', size: v }), 'transform.p': (v: number) => ({ type: 'horizontalFlip', p: v }) };
+    const transform = {
+      'transform.side': (v: number) => ({ type: 'centerCrop', size: v }),
+      'transform.p': (v: number) => ({ type: 'horizontalFlip', p: v }),
+      'transform.jitter': (v: number) => ({ type: 'colorJitter', brightness: v }),
+      'transform.hue': (v: number) => ({ type: 'colorJitter', hue: v }),
+      'transform.degrees': (v: number) => ({ type: 'randomRotation', degrees: v }),
+    };
     for (const rule of rules.filter((r) => TRANSFORM.includes(r.key))) {
       for (const v of probes(rule).fail) {
         const err = await imageFolder(root, { transforms: [transform[rule.key as keyof typeof transform](v)] as never }).then(

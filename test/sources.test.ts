@@ -2,6 +2,8 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  colorJitter,
+  randomRotation,
   CORRUPTION_NAMES,
   InvalidDataError,
   InvalidOptionError,
@@ -41,6 +43,24 @@ function separableFolder(name: string, perClass = 4): string {
   });
   return root;
 }
+
+describe('colorJitter and randomRotation', () => {
+  it('change the pixels, draw per sample from the seed, and give the same pixels whatever the thread count', async () => {
+    const root = separableFolder('jitter', 2);
+    using plain = await imageFolder(root, { transforms: [RAW] });
+    const transforms = [colorJitter({ brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }), randomRotation(30), RAW];
+    using one = await imageFolder(root, { transforms, threads: 1 });
+    using two = await imageFolder(root, { transforms, threads: 2 });
+    const [base] = await collect(plain, { batchSize: 8, seed: 3 });
+    const [a] = await collect(one, { batchSize: 8, seed: 3 });
+    const [b] = await collect(two, { batchSize: 8, seed: 3 });
+    const [c] = await collect(one, { batchSize: 8, seed: 4 });
+    expect(Array.from(a!.images)).toEqual(Array.from(b!.images));
+    expect(Array.from(a!.images)).not.toEqual(Array.from(base!.images));
+    expect(Array.from(a!.images)).not.toEqual(Array.from(c!.images));
+    expect(a!.images.every((v) => v >= 0 && v <= 1)).toBe(true);
+  });
+});
 
 describe('imageFolder', () => {
   it('sorts the class folders, labels each file by its folder, and reads the pixels exactly (PNG)', async () => {

@@ -90,9 +90,38 @@ export interface NormalizeTransform {
   readonly std: readonly number[];
 }
 
+/**
+ * torchvision's `ColorJitter`: brightness, contrast, saturation and hue adjusted in a random
+ * order with factors drawn per sample (brightness, contrast, saturation in `[max(0, 1 - x), 1 + x]`,
+ * a hue shift in `[-hue, hue]` turns). An absent or 0 strength leaves that property alone;
+ * saturation and hue do nothing to 1-channel images.
+ */
+export interface ColorJitterTransform {
+  /** Transform kind. */
+  readonly type: 'colorJitter';
+  /** Brightness strength, 0..10; default 0. */
+  readonly brightness?: number;
+  /** Contrast strength, 0..10; default 0. */
+  readonly contrast?: number;
+  /** Saturation strength, 0..10; default 0. */
+  readonly saturation?: number;
+  /** Hue strength, 0..0.5; default 0. */
+  readonly hue?: number;
+}
+
+/** torchvision's `RandomRotation(degrees)`: an angle in `[-degrees, degrees]` counter-clockwise, nearest neighbour, size kept, uncovered pixels 0. */
+export interface RandomRotationTransform {
+  /** Transform kind. */
+  readonly type: 'randomRotation';
+  /** Largest angle, 0..180. */
+  readonly degrees: number;
+}
+
 /** One step of a source's per-sample pipeline; build them with the functions below or write the objects. */
 export type Transform =
   | ResizeTransform
+  | ColorJitterTransform
+  | RandomRotationTransform
   | ResizeShorterTransform
   | CenterCropTransform
   | RandomResizedCropTransform
@@ -142,6 +171,16 @@ export function horizontalFlip(p = 0.5): HorizontalFlipTransform {
   return { type: 'horizontalFlip', p };
 }
 
+/** {@link ColorJitterTransform} with these strengths (each default 0). */
+export function colorJitter(options: Omit<ColorJitterTransform, 'type'> = {}): ColorJitterTransform {
+  return { ...options, type: 'colorJitter' };
+}
+
+/** {@link RandomRotationTransform} by at most `degrees`. */
+export function randomRotation(degrees: number): RandomRotationTransform {
+  return { type: 'randomRotation', degrees };
+}
+
 /** {@link GrayscaleTransform} to `channels` (default 1). */
 export function grayscale(channels: 1 | 3 = 1): GrayscaleTransform {
   return { type: 'grayscale', channels };
@@ -157,7 +196,7 @@ export function normalize(mean: readonly number[] = IMAGENET_MEAN, std: readonly
   return { type: 'normalize', mean, std };
 }
 
-const TYPES = ['resize', 'resizeShorter', 'centerCrop', 'randomResizedCrop', 'horizontalFlip', 'grayscale', 'corrupt', 'normalize'] as const;
+const TYPES = ['resize', 'resizeShorter', 'centerCrop', 'randomResizedCrop', 'horizontalFlip', 'grayscale', 'colorJitter', 'randomRotation', 'corrupt', 'normalize'] as const;
 
 /** A validated transform list in the form the native loader takes. */
 export interface ResolvedPipeline {
@@ -222,6 +261,17 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
         out.channels = c;
         break;
       }
+      case 'colorJitter': {
+        t.rejectUnknown(['type', 'brightness', 'contrast', 'saturation', 'hue']);
+        const strength = (name: 'brightness' | 'contrast' | 'saturation' | 'hue') =>
+          t.has(name) ? { [name]: t.ruled(name, name === 'hue' ? 'transform.hue' : 'transform.jitter') } : {};
+        out.specs.push({ type, ...strength('brightness'), ...strength('contrast'), ...strength('saturation'), ...strength('hue') });
+        break;
+      }
+      case 'randomRotation':
+        t.rejectUnknown(['type', 'degrees']);
+        out.specs.push({ type, degrees: t.ruled('degrees', 'transform.degrees') });
+        break;
       case 'corrupt':
         t.rejectUnknown(['type', 'name', 'severity']);
         if (!t.has('name')) throw t.fail('name', 'a corruption name (see listCorruptions())');

@@ -165,6 +165,13 @@ pub const EVAL_BATCH_SIZE: NumberRule = NumberRule::new("evaluate.batchSize", "b
 /// (strictly increasing too, checked with the list).
 pub const SCHEDULE_MILESTONE: NumberRule = NumberRule::new("fineTune.schedule.milestones", "schedule.milestones").integer().at_least(1.0).at_most(100_000.0);
 
+/// `colorJitter`'s brightness, contrast and saturation strengths (a factor in [1 - x, 1 + x]).
+pub const TRANSFORM_JITTER: NumberRule = NumberRule::new("transform.jitter", "brightness").default(0.0).at_least(0.0).at_most(10.0);
+/// `colorJitter`'s hue strength: a shift of at most half a turn, as torchvision allows.
+pub const TRANSFORM_HUE: NumberRule = NumberRule::new("transform.hue", "hue").default(0.0).at_least(0.0).at_most(0.5);
+/// `randomRotation`'s largest angle, in degrees.
+pub const TRANSFORM_DEGREES: NumberRule = NumberRule::new("transform.degrees", "degrees").at_least(0.0).at_most(180.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -200,4 +207,7 @@ pub const ALL: &[NumberRule] = &[
     TRANSFORM_FLIP_P,
     EVAL_BATCH_SIZE,
     SCHEDULE_MILESTONE,
+    TRANSFORM_JITTER,
+    TRANSFORM_HUE,
+    TRANSFORM_DEGREES,
 ];

@@ -34,6 +34,10 @@ impl Source for One {
     }
 }
 
+fn jitter(brightness: f64, hue: f64) -> advbn_core::data::jitter::ColorJitter {
+    advbn_core::data::jitter::ColorJitter { brightness, contrast: 0.0, saturation: 0.0, hue }
+}
+
 fn visualize_config() -> VisualizeConfig {
     VisualizeConfig { cut: 1, steps: 300, batch_size: 32, lr: 2e-3, tv_weight: 1e-3, strengths: vec![1.1], rows: 6, seed: 0 }
 }
@@ -81,6 +85,9 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "evaluate.batchSize" => rule.check(v).map(|_| ()),
         "seed" => advbn_core::error::seed_from_f64("seed", v).map(|_| ()),
         "transform.side" => Pipeline::new(vec![Transform::CenterCrop(n)], None).map(|_| ()),
+        "transform.jitter" => Pipeline::new(vec![Transform::ColorJitter(jitter(v, 0.0))], None).map(|_| ()),
+        "transform.hue" => Pipeline::new(vec![Transform::ColorJitter(jitter(0.0, v))], None).map(|_| ()),
+        "transform.degrees" => Pipeline::new(vec![Transform::RandomRotation(v)], None).map(|_| ()),
         "transform.p" => Pipeline::new(vec![Transform::HorizontalFlip(v)], None).map(|_| ()),
         "imageFolder.maxPixels" => FileLimits { max_pixels: n as u64, ..FileLimits::default() }.validate(),
         "imageFolder.maxFileBytes" => FileLimits { max_file_bytes: n as u64, ..FileLimits::default() }.validate(),

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use advbn_core::data::corruptions::{corrupt_files as core_corrupt_files, corruption_transform, encode_jpeg, encode_png, CorruptFilesJob, Corruption};
+use advbn_core::data::jitter::ColorJitter;
 use advbn_core::data::loader::Stopper;
 use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, FileLimits, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Transform};
 use advbn_core::device::parse_device;
@@ -144,6 +145,16 @@ pub enum TransformSpec {
         name: String,
         severity: u32,
     },
+    /// Strengths absent: 0 (that property left alone).
+    ColorJitter {
+        brightness: Option<f64>,
+        contrast: Option<f64>,
+        saturation: Option<f64>,
+        hue: Option<f64>,
+    },
+    RandomRotation {
+        degrees: f64,
+    },
 }
 
 /** What a loader does with a sample it cannot read, decode or transform. */
@@ -193,6 +204,13 @@ fn transform(at: usize, spec: &TransformSpec) -> advbn_core::Result<Transform> {
         TransformSpec::Grayscale { channels } => Transform::Grayscale(channels.map_or(Transform::GRAYSCALE_CHANNELS, |c| c as usize)),
         TransformSpec::ToRgb => Transform::ToRgb,
         TransformSpec::Augmix => advbn_core::data::augmix::augmix_transform(),
+        TransformSpec::ColorJitter { brightness, contrast, saturation, hue } => Transform::ColorJitter(ColorJitter {
+            brightness: brightness.unwrap_or(0.0),
+            contrast: contrast.unwrap_or(0.0),
+            saturation: saturation.unwrap_or(0.0),
+            hue: hue.unwrap_or(0.0),
+        }),
+        TransformSpec::RandomRotation { degrees } => Transform::RandomRotation(*degrees),
         TransformSpec::Corrupt { name, severity } => {
             let corruption = Corruption::parse(name)
                 .map_err(|_| Error::invalid_option(&option("name"), format!("{name:?}"), "expected a corruption name (see listCorruptions())"))?;

@@ -4,6 +4,7 @@ pub mod arrays;
 pub mod augmix;
 pub mod corruptions;
 pub mod image;
+pub mod jitter;
 pub mod order;
 pub(crate) mod resample;
 

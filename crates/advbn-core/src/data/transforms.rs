@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::jitter::{color_jitter, rotate, ColorJitter};
 use crate::data::resample::{Filter, Normalize, Taps};
 use crate::data::Image;
 use crate::error::{Error, Result};
@@ -50,6 +51,10 @@ pub enum Transform {
     Grayscale(usize),
     /// Gray images repeated to 3 channels, RGB kept (as PIL `convert("RGB")`).
     ToRgb,
+    /// torchvision's `ColorJitter`: brightness, contrast, saturation and hue in random order.
+    ColorJitter(ColorJitter),
+    /// torchvision's `RandomRotation(degrees)`: an angle in [-degrees, degrees], nearest, size kept.
+    RandomRotation(f64),
     Custom(Arc<CustomFn>),
 }
 
@@ -85,6 +90,14 @@ impl Transform {
             }
             Transform::HorizontalFlip(p) => options::TRANSFORM_FLIP_P.check_as(&format!("transforms[{at}].p"), *p).map(|_| ()),
             Transform::Grayscale(c) if *c != 1 && *c != 3 => Err(Error::invalid_option(&format!("transforms[{at}].channels"), c, "must be 1 or 3")),
+            Transform::ColorJitter(j) => {
+                let named = |field: &str| format!("transforms[{at}].{field}");
+                options::TRANSFORM_JITTER.check_as(&named("brightness"), j.brightness)?;
+                options::TRANSFORM_JITTER.check_as(&named("contrast"), j.contrast)?;
+                options::TRANSFORM_JITTER.check_as(&named("saturation"), j.saturation)?;
+                options::TRANSFORM_HUE.check_as(&named("hue"), j.hue).map(|_| ())
+            }
+            Transform::RandomRotation(d) => options::TRANSFORM_DEGREES.check_as(&format!("transforms[{at}].degrees"), *d).map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -112,6 +125,11 @@ impl Transform {
             Transform::Grayscale(c) => grayscale(&image, *c),
             Transform::ToRgb if image.channels == 1 => grayscale(&image, 3),
             Transform::ToRgb => image,
+            Transform::ColorJitter(j) => color_jitter(image, j, rng),
+            Transform::RandomRotation(d) => {
+                let angle = if *d > 0.0 { rng.gen_range(-*d..=*d) } else { 0.0 };
+                rotate(&image, angle)
+            }
             Transform::Custom(f) => {
                 let out = f(&image, rng)?;
                 Image::new(out.width, out.height, out.channels, out.data)?
@@ -132,6 +150,8 @@ impl fmt::Debug for Transform {
             Transform::HorizontalFlip(p) => write!(f, "HorizontalFlip({p})"),
             Transform::Grayscale(c) => write!(f, "Grayscale({c})"),
             Transform::ToRgb => write!(f, "ToRgb"),
+            Transform::ColorJitter(j) => write!(f, "{j:?}"),
+            Transform::RandomRotation(d) => write!(f, "RandomRotation({d})"),
             Transform::Custom(_) => write!(f, "Custom(..)"),
         }
     }
