@@ -4,6 +4,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::corruptions::filters::{hsv_to_rgb, rgb_to_hsv};
 use crate::data::Image;
 
 /// The strengths of `ColorJitter`: each factor is drawn in `[max(0, 1 - x), 1 + x]` (hue: a
@@ -56,35 +57,11 @@ pub fn color_jitter(mut image: Image, j: &ColorJitter, rng: &mut ChaCha8Rng) -> 
     image
 }
 
-/// RGB -> HSV, hue + shift (mod 1), -> RGB, as torchvision's `adjust_hue`.
+/// RGB -> HSV, hue + shift (mod 1), -> RGB, as torchvision's `adjust_hue` (the conversions the
+/// saturate corruption uses).
 fn shift_hue(px: &mut [f32], shift: f32) {
-    let (r, g, b) = (px[0], px[1], px[2]);
-    let max = r.max(g).max(b);
-    let min = r.min(g).min(b);
-    let delta = max - min;
-    let v = max;
-    let s = if max > 0.0 { delta / max } else { 0.0 };
-    let mut h = if delta == 0.0 {
-        0.0
-    } else if max == r {
-        ((g - b) / delta).rem_euclid(6.0) / 6.0
-    } else if max == g {
-        ((b - r) / delta + 2.0) / 6.0
-    } else {
-        ((r - g) / delta + 4.0) / 6.0
-    };
-    h = (h + shift).rem_euclid(1.0);
-    let i = (h * 6.0).floor();
-    let f = h * 6.0 - i;
-    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-    let (r, g, b) = match i as i32 % 6 {
-        0 => (v, t, p),
-        1 => (q, v, p),
-        2 => (p, v, t),
-        3 => (p, q, v),
-        4 => (t, p, v),
-        _ => (v, p, q),
-    };
+    let (h, s, v) = rgb_to_hsv(px[0], px[1], px[2]);
+    let (r, g, b) = hsv_to_rgb((h + shift).rem_euclid(1.0), s, v);
     px.copy_from_slice(&[r, g, b]);
 }
 
