@@ -1,9 +1,10 @@
 // `advbn fine-tune` end to end on a tiny image folder: it trains, checkpoints, writes weights
 // and a JSON summary; --resume continues from the checkpoint; bad arguments exit 2.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resnet18, saveWeights } from '../src/index.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
 
 const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -15,20 +16,52 @@ function advbn(...args: string[]) {
 }
 
 describe('advbn fine-tune', () => {
-  it('fine-tunes an image folder, checkpoints, resumes and summarises', () => {
+  it('fine-tunes an image folder, checkpoints, resumes and summarises', async () => {
     const data = join(dir.path, 'train');
     for (const [label, name] of ['cat', 'dog'].entries()) {
       mkdirSync(join(data, name), { recursive: true });
       for (let i = 0; i < 6; i += 1) writeImage(join(data, name, `${i}.png`), pattern(40, 40, i, label), 40, 40, 'png');
     }
     const out = join(dir.path, 'out');
-    const args = ['fine-tune', '--data', data, '--out', out, '--model', 'resnet18', '--size', '32', '--epochs', '1', '--batch-size', '6', '--device', 'cpu', '--lr', '0.01'];
+    // Pretrained-style weights of another class count: the classifier is re-initialised.
+    const weights = join(dir.path, 'start.safetensors');
+    const start = await resnet18({ numClasses: 5, device: 'cpu', seed: 3 });
+    await saveWeights(start, weights);
+    start.dispose();
+    const args = [
+      'fine-tune',
+      '--data',
+      data,
+      '--out',
+      out,
+      '--weights',
+      weights,
+      '--model',
+      'resnet18',
+      '--size',
+      '32',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '6',
+      '--device',
+      'cpu',
+      '--lr',
+      '0.01',
+      '--val',
+      data,
+    ];
     const first = advbn(...args);
     expect(first.status, first.stderr).toBe(0);
     const summary = JSON.parse(first.stdout);
     expect(summary).toMatchObject({ model: 'resnet18', method: 'advbn', classes: ['cat', 'dog'], samples: 12, epochs: 1 });
     expect(Number.isFinite(summary.finalLoss)).toBe(true);
     expect(existsSync(join(out, 'checkpoint.safetensors')) && existsSync(join(out, 'weights.safetensors'))).toBe(true);
+    // Both BN branches of the validation, history.csv and summary.json in --out.
+    expect(summary.validation.clean.accuracy).toBeGreaterThanOrEqual(0);
+    expect(summary.validation.adv.accuracy).toBeGreaterThanOrEqual(0);
+    expect(readFileSync(join(out, 'history.csv'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'))).toEqual(summary);
     // Everything is done: a resumed run has nothing left to train and reports the same history.
     const resumed = advbn(...args, '--resume');
     expect(resumed.status, resumed.stderr).toBe(0);
@@ -40,5 +73,15 @@ describe('advbn fine-tune', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('--epochs');
     expect(advbn('fine-tune', '--out', dir.path).stderr).toContain('--data is required');
+    // No weights: refused before any data is read, unless --from-scratch (then ERM on every stage).
+    const noWeights = advbn('fine-tune', '--data', join(dir.path, 'nowhere'), '--out', join(dir.path, 'o2'));
+    expect(noWeights.status).toBe(2);
+    expect(noWeights.stderr).toMatch(/--weights is required.*--from-scratch/);
+    expect(noWeights.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(dir.path, 'o2'))).toBe(false);
+    expect(advbn('fine-tune', '--data', dir.path, '--out', dir.path, '--from-scratch', '--method', 'advbn').stderr).toContain('must be erm with --from-scratch');
+    expect(advbn('fine-tune', '--data', dir.path, '--out', dir.path, '--weights', 'w.pth', '--cut', '9').stderr).toContain('--cut must be a whole number 1..4');
+    expect(advbn('fine-tune', '--data', dir.path, '--out', dir.path, '--weights', 'w.pth', '--device', 'gpu').stderr).toContain('--device must be');
+    expect(advbn('fine-tune', '--help').stdout).toMatch(/--epochs N\s+default 20/);
   });
 });

@@ -1,26 +1,50 @@
 // `advbn fine-tune`: fine-tune a ResNet on an image folder from the command line, with
 // checkpoints (resumable after a crash), a progress bar and a final summary.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageFolder } from '../data/sources.js';
 import { centerCrop, horizontalFlip, randomResizedCrop, resizeShorter } from '../data/transforms.js';
 import { evaluate } from '../evaluation/evaluate.js';
 import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOptions } from '../models.js';
 import { Progress } from '../reproduce/progress.js';
+import { csvLogger } from '../training/builtins.js';
 import { fineTune } from '../training/fine-tune.js';
 import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
 import { badFlag, parseFlags, runCommand } from './args.js';
 import type { DeviceName } from '../devices.js';
 import { DEVICE_PATTERN, optionRule } from '../validation.js';
 
-const USAGE = `usage: advbn fine-tune --data DIR --out DIR [--model resnet18|resnet34|resnet50] [--weights FILE]
-                       [--method advbn|erm|mixstyle|dsu|advbn_mixstyle|advbn_dsu] [--epochs N] [--batch-size N] [--lr X]
-                       [--cut K] [--size PX] [--val DIR] [--device cpu|cuda|auto] [--seed N] [--resume]
+const usage = () => `usage: advbn fine-tune --data DIR --out DIR (--weights FILE | --from-scratch) [options]
 
-DIR holds one sub-folder per class (JPEG/PNG). Checkpoints go to OUT/checkpoint.safetensors after
-every epoch (--resume continues from it); the fine-tuned weights to OUT/weights.safetensors.`;
+DIR holds one sub-folder per class (JPEG/PNG). Writes OUT/checkpoint.safetensors after every epoch
+(--resume continues from it), OUT/weights.safetensors, OUT/history.csv (one row per epoch) and
+OUT/summary.json (also printed).
+
+  --weights FILE   torchvision/timm ResNet weights (.pth or .safetensors) to start from
+  --from-scratch   no weights: a random network, every stage trained (--method erm, cut 0)
+  --model NAME     resnet18 (default), resnet34 or resnet50
+  --method NAME    ${FINE_TUNE_METHODS.join(', ')} (default advbn)
+  --epochs N       default ${optionRule('fineTune.epochs').default}
+  --batch-size N   default ${optionRule('fineTune.batchSize').default}
+  --lr X           default ${optionRule('fineTune.lr').default}
+  --cut K          stage after which the network is split, 0..${STAGES} (default 1; 0 with erm only)
+  --size PX        training crop (default 224)
+  --val DIR        a validation folder: accuracy on both BN branches in the summary
+  --device NAME    cpu, cuda, cuda:N or auto (default auto)
+  --seed N         default 0
+  --resume         continue from OUT/checkpoint.safetensors`;
+
+/** Stages of the ImageNet ResNets the CLI builds. */
+const STAGES = 4;
 
 const BUILDERS: Record<string, (o: ModelOptions) => Promise<Model>> = { resnet18, resnet34, resnet50 };
+
+function cutFlag(text: string | undefined, method: FineTuneMethod): number {
+  const cut = text === undefined ? 1 : Number(text);
+  const min = method === 'erm' ? 0 : 1;
+  if (!Number.isInteger(cut) || cut < min || cut > STAGES) throw badFlag('cut', `must be a whole number ${min}..${STAGES} for ${method}`, text);
+  return cut;
+}
 
 function number(name: string, text: string | undefined, fallback: number, integer: boolean): number {
   if (text === undefined) return fallback;
@@ -48,6 +72,7 @@ function readFlags(args: readonly string[]) {
     device: 'string',
     seed: 'string',
     resume: 'boolean',
+    'from-scratch': 'boolean',
   });
   if (v.help) return { v, settings: undefined };
   if (!v.data) throw badFlag('data', 'is required');
@@ -55,8 +80,17 @@ function readFlags(args: readonly string[]) {
   if (v.device !== undefined && !DEVICE_PATTERN.test(v.device)) throw badFlag('device', 'must be cpu, cuda, cuda:N or auto', v.device);
   const model = v.model ?? 'resnet18';
   if (!BUILDERS[model]) throw badFlag('model', `must be one of ${Object.keys(BUILDERS).join(', ')}`, model);
-  const method = (v.method ?? 'advbn') as FineTuneMethod;
+  const fromScratch = v['from-scratch'] ?? false;
+  const method = (v.method ?? (fromScratch ? 'erm' : 'advbn')) as FineTuneMethod;
   if (!FINE_TUNE_METHODS.includes(method)) throw badFlag('method', `must be one of ${FINE_TUNE_METHODS.join(', ')}`, v.method);
+  if (fromScratch && v.weights !== undefined) throw badFlag('from-scratch', 'and --weights are exclusive');
+  if (!fromScratch && v.weights === undefined) {
+    throw badFlag('weights', 'is required (torchvision/timm ResNet weights, .pth or .safetensors); --from-scratch trains a randomly initialised network instead');
+  }
+  if (fromScratch && v.method !== undefined && v.method !== 'erm') {
+    throw badFlag('method', 'must be erm with --from-scratch: every stage is trained, and the other methods freeze the stages before the cut', v.method);
+  }
+  if (fromScratch && v.cut !== undefined && v.cut !== '0') throw badFlag('cut', 'must be 0 with --from-scratch (nothing frozen is random)', v.cut);
   const settings = {
     model,
     method,
@@ -64,7 +98,7 @@ function readFlags(args: readonly string[]) {
     epochs: number('epochs', v.epochs, optionRule('fineTune.epochs').default!, true),
     batchSize: number('batch-size', v['batch-size'], optionRule('fineTune.batchSize').default!, true),
     lr: number('lr', v.lr, optionRule('fineTune.lr').default!, false),
-    cut: number('cut', v.cut, 1, true),
+    cut: fromScratch ? 0 : cutFlag(v.cut, method),
     size: number('size', v.size, 224, true),
     seed: v.seed === undefined ? 0 : Number(v.seed),
   };
@@ -72,10 +106,10 @@ function readFlags(args: readonly string[]) {
 }
 
 export async function runFineTune(args: readonly string[]): Promise<number> {
-  return runCommand('fine-tune', USAGE, async () => {
+  return runCommand('fine-tune', usage(), async () => {
     const { v, settings } = readFlags(args);
     if (!settings) {
-      console.log(USAGE);
+      console.log(usage());
       return 0;
     }
     return train(v, settings);
@@ -114,18 +148,21 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
       checkpoint: { dir: v.out! },
       resume: v.resume ?? false,
       ...(val && { validationData: val }),
-      callbacks: {
-        onEpochBegin: (epoch) => {
-          current = epoch + 1;
+      callbacks: [
+        csvLogger(join(v.out!, 'history.csv')),
+        {
+          onEpochBegin: (epoch) => {
+            current = epoch + 1;
+          },
+          onBatchEnd: (batch, logs) => progress.step(`epoch ${current}/${settings.epochs} batch ${batch + 1}/${steps} loss ${logs.loss.toFixed(4)}`),
+          onEpochEnd: (epoch, logs) =>
+            console.error(
+              `epoch ${epoch + 1}/${settings.epochs}: loss ${logs.loss.toFixed(4)} clean ${logs.cleanLoss.toFixed(4)}` +
+                `${logs.advLoss === undefined ? '' : ` adv ${logs.advLoss.toFixed(4)}`} acc ${(100 * logs.accuracy).toFixed(1)}%` +
+                `${logs.valAccuracy === undefined ? '' : ` val ${(100 * logs.valAccuracy).toFixed(1)}%`}`,
+            ),
         },
-        onBatchEnd: (batch, logs) => progress.step(`epoch ${current}/${settings.epochs} batch ${batch + 1}/${steps} loss ${logs.loss.toFixed(4)}`),
-        onEpochEnd: (epoch, logs) =>
-          console.error(
-            `epoch ${epoch + 1}/${settings.epochs}: loss ${logs.loss.toFixed(4)} clean ${logs.cleanLoss.toFixed(4)}` +
-              `${logs.advLoss === undefined ? '' : ` adv ${logs.advLoss.toFixed(4)}`} acc ${(100 * logs.accuracy).toFixed(1)}%` +
-              `${logs.valAccuracy === undefined ? '' : ` val ${(100 * logs.valAccuracy).toFixed(1)}%`}`,
-          ),
-      },
+      ],
     });
     progress.finish('fine-tune done');
     const weights = join(v.out!, 'weights.safetensors');
@@ -139,10 +176,12 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
       epochs: history.epochs.length,
       finalLoss: history.history.loss[last],
       finalAccuracy: history.history.accuracy[last],
-      ...(val && { validation: await evaluate(model, val, { bn: 'clean' }) }),
+      // Both BatchNorm branches: the adversarial one is what AdvBN trained for shifted data.
+      ...(val && { validation: { clean: await evaluate(model, val, { bn: 'clean' }), ...(model.hasAdvBn && { adv: await evaluate(model, val, { bn: 'adv' }) }) } }),
       seconds: Math.round((performance.now() - started) / 1000),
       weights,
     };
+    writeFileSync(join(v.out!, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log(JSON.stringify(summary, null, 2));
     return 0;
   } finally {
