@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fineTune, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../src/index.js';
+import { AbortError, fineTune, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../src/index.js';
 import { readRecord } from '../src/training/checkpoint.js';
 import { separableData, tinyModel } from './helpers.js';
 
@@ -97,6 +97,31 @@ describe('early refusals', () => {
     expect((err as Error).message).toMatch(/plain-file.*a part of the path is a file/);
     expect(began).toBe(false);
     model.dispose();
+  });
+});
+
+describe('abort', () => {
+  it('checkpoints the position reached before rejecting; a resume trains the rest and matches an uninterrupted run', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'advbn-abort-'));
+    const options = { data: separableData(32), epochs: 2, batchSize: 8, method: 'erm' as const, lr: 0.05 };
+    const straightModel = await tinyModel(0);
+    const straight = await fineTune(straightModel, options);
+    const model = await tinyModel(0);
+    const controller = new AbortController();
+    const aborted = await fineTune(model, {
+      ...options,
+      checkpoint: { dir: tmp },
+      signal: controller.signal,
+      callbacks: { onBatchEnd: (batch) => batch === 1 && controller.abort() },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(aborted).toBeInstanceOf(AbortError);
+    const fresh = await tinyModel(5);
+    const resumed = await fineTune(fresh, { ...options, checkpoint: { dir: tmp }, resume: true });
+    expect(resumed.history.loss).toEqual(straight.history.loss);
+    for (const m of [straightModel, model, fresh]) m.dispose();
   });
 });
 

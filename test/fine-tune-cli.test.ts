@@ -1,6 +1,6 @@
 // `advbn fine-tune` end to end on a tiny image folder: it trains, checkpoints, writes weights
 // and a JSON summary; --resume continues from the checkpoint; bad arguments exit 2.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -84,4 +84,32 @@ describe('advbn fine-tune', () => {
     expect(advbn('fine-tune', '--data', dir.path, '--out', dir.path, '--weights', 'w.pth', '--device', 'gpu').stderr).toContain('--device must be');
     expect(advbn('fine-tune', '--help').stdout).toMatch(/--epochs N\s+default 20/);
   });
+
+  it('Ctrl-C checkpoints the position reached and exits 130; --resume finishes the run', async () => {
+    const data = join(dir.path, 'many');
+    for (const [label, name] of ['cat', 'dog'].entries()) {
+      mkdirSync(join(data, name), { recursive: true });
+      for (let i = 0; i < 24; i += 1) writeImage(join(data, name, `${i}.png`), pattern(40, 40, i, label), 40, 40, 'png');
+    }
+    const out = join(dir.path, 'interrupted');
+    const args = ['fine-tune', '--data', data, '--out', out, '--from-scratch', '--model', 'resnet18', '--size', '32', '--epochs', '2', '--batch-size', '4', '--device', 'cpu'];
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        // Interrupt in the middle of the first epoch (12 batches).
+        if (/batch 3\/12/.test(stderr)) resolve();
+      });
+      void exit.then(() => resolve());
+    });
+    child.kill('SIGINT');
+    expect(await exit, stderr).toBe(130);
+    expect(stderr).toContain('rerun with --resume');
+    expect(existsSync(join(out, 'checkpoint.safetensors'))).toBe(true);
+    const resumed = advbn(...args, '--resume');
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout).epochs).toBe(2);
+  }, 120_000);
 });

@@ -7,6 +7,7 @@ import { centerCrop, horizontalFlip, randomResizedCrop, resizeShorter } from '..
 import { evaluate } from '../evaluation/evaluate.js';
 import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOptions } from '../models.js';
 import { Progress } from '../reproduce/progress.js';
+import { AbortError } from '../errors.js';
 import { csvLogger } from '../training/builtins.js';
 import { fineTune } from '../training/fine-tune.js';
 import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
@@ -32,7 +33,8 @@ OUT/summary.json (also printed).
   --val DIR        a validation folder: accuracy on both BN branches in the summary
   --device NAME    cpu, cuda, cuda:N or auto (default auto)
   --seed N         default 0
-  --resume         continue from OUT/checkpoint.safetensors`;
+  --resume         continue from OUT/checkpoint.safetensors
+  --checkpoint-every N  also checkpoint every N steps (Ctrl-C / SIGTERM always checkpoints, then exits 130)`;
 
 /** Stages of the ImageNet ResNets the CLI builds. */
 const STAGES = 4;
@@ -73,6 +75,7 @@ function readFlags(args: readonly string[]) {
     seed: 'string',
     resume: 'boolean',
     'from-scratch': 'boolean',
+    'checkpoint-every': 'string',
   });
   if (v.help) return { v, settings: undefined };
   if (!v.data) throw badFlag('data', 'is required');
@@ -100,6 +103,7 @@ function readFlags(args: readonly string[]) {
     lr: number('lr', v.lr, optionRule('fineTune.lr').default!, false),
     cut: fromScratch ? 0 : cutFlag(v.cut, method),
     size: number('size', v.size, 224, true),
+    checkpointEvery: v['checkpoint-every'] === undefined ? undefined : number('checkpoint-every', v['checkpoint-every'], 1, true),
     seed: v.seed === undefined ? 0 : Number(v.seed),
   };
   return { v, settings };
@@ -137,7 +141,15 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
     const progress = new Progress(settings.epochs * steps);
     const started = performance.now();
     let current = 0;
+    // Ctrl-C or SIGTERM: fineTune checkpoints the position reached, then rejects with AbortError.
+    const controller = new AbortController();
+    const interrupt = (signal: string) => {
+      console.error(`\nadvbn fine-tune: ${signal}: checkpointing and stopping`);
+      controller.abort(signal);
+    };
+    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
     const history = await fineTune(model, {
+      signal: controller.signal,
       data: train,
       method: settings.method,
       epochs: settings.epochs,
@@ -145,7 +157,7 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
       lr: settings.lr,
       cut: settings.cut,
       seed: settings.seed,
-      checkpoint: { dir: v.out! },
+      checkpoint: { dir: v.out!, ...(settings.checkpointEvery !== undefined && { every: settings.checkpointEvery }) },
       resume: v.resume ?? false,
       ...(val && { validationData: val }),
       callbacks: [
@@ -184,7 +196,12 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
     writeFileSync(join(v.out!, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log(JSON.stringify(summary, null, 2));
     return 0;
+  } catch (err) {
+    if (!(err instanceof AbortError)) throw err;
+    console.error(`advbn fine-tune: interrupted; the checkpoint in ${v.out} holds the position reached: rerun with --resume to continue`);
+    return 130;
   } finally {
+    process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM');
     model.dispose();
     train.dispose();
     val?.dispose();

@@ -179,6 +179,8 @@ async function trainLoop(
     for await (const batch of batches) {
       // The order is a function of (seed, epoch): skipping the trained batches restores the data position.
       if (batch.index < firstBatch) continue;
+      // Aborted: the position reached is checkpointed first, so a resume loses nothing.
+      if (signal?.aborted && checkpoint && stepsDone > 0) await save(epoch, batch.index, totals);
       throwIfAborted(signal);
       await runHook(callbacks, 'onBatchBegin', batch.index, { batch: batch.index, size: batch.size });
       const step = await callNative(() => trainer.step(batch.handle, epoch, batch.index));

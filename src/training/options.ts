@@ -119,7 +119,7 @@ export interface FineTuneOptions {
   advbn?: AdvbnAttackOptions;
   /** Hooks called during training, in order. */
   callbacks?: Callback | Callback[];
-  /** Cancels training before the next batch; rejects with {@link Runtime!AbortError | AbortError}. */
+  /** Cancels training before the next batch; rejects with {@link Runtime!AbortError | AbortError}. With `checkpoint`, the position reached is checkpointed first (`resume` continues there). */
   signal?: AbortSignal;
   /** Evaluated at each epoch end with the clean BatchNorms: adds `valLoss` and `valAccuracy` to the logs. */
   validationData?: DatasetInput;
