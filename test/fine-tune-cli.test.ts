@@ -41,7 +41,7 @@ describe('advbn fine-tune', () => {
       '--size',
       '32',
       '--epochs',
-      '1',
+      '2',
       '--batch-size',
       '6',
       '--device',
@@ -54,18 +54,29 @@ describe('advbn fine-tune', () => {
     const first = advbn(...args);
     expect(first.status, first.stderr).toBe(0);
     const summary = JSON.parse(first.stdout);
-    expect(summary).toMatchObject({ model: 'resnet18', method: 'advbn', classes: ['cat', 'dog'], samples: 12, epochs: 1 });
+    expect(summary).toMatchObject({ model: 'resnet18', method: 'advbn', classes: ['cat', 'dog'], samples: 12, epochs: 2 });
     expect(Number.isFinite(summary.finalLoss)).toBe(true);
     expect(existsSync(join(out, 'checkpoint.safetensors')) && existsSync(join(out, 'weights.safetensors'))).toBe(true);
     // Both BN branches of the validation, history.csv and summary.json in --out.
     expect(summary.validation.clean.accuracy).toBeGreaterThanOrEqual(0);
     expect(summary.validation.adv.accuracy).toBeGreaterThanOrEqual(0);
-    expect(readFileSync(join(out, 'history.csv'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(readFileSync(join(out, 'history.csv'), 'utf8').trim().split('\n')).toHaveLength(3);
     expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'))).toEqual(summary);
-    // Everything is done: a resumed run has nothing left to train and reports the same history.
+    // Everything is done: a resumed run says so plainly and reports the same history.
     const resumed = advbn(...args, '--resume');
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout).finalLoss).toBe(summary.finalLoss);
+    expect(resumed.stderr).toContain('nothing left to train');
+    // A larger --epochs extends the finished run (2 -> 3: the default milestone stays at epoch 1).
+    const extended = advbn(...args.map((a, i) => (args[i - 1] === '--epochs' ? '3' : a)), '--resume');
+    expect(extended.status, extended.stderr).toBe(0);
+    expect(JSON.parse(extended.stdout).epochs).toBe(3);
+    expect(extended.stderr).not.toContain('nothing left to train');
+    // A shorter one is refused in one line, naming the setting, no stack trace.
+    const shorter = advbn(...args.map((a, i) => (args[i - 1] === '--epochs' ? '1' : a)), '--resume');
+    expect(shorter.status).toBe(2);
+    expect(shorter.stderr).toMatch(/epochs=3, this run has epochs=1 \(a run can be extended/);
+    expect(shorter.stderr).not.toMatch(/\n\s+at /);
   }, 120_000);
 
   it('names a bad argument and exits 2', () => {

@@ -1,5 +1,6 @@
 // What every command shares in reading its flags: strict parsing, --help, whole-number flags, and
 // "advbn <command>: <problem>" plus the usage with exit code 2 for anything wrong on the command line.
+import { DeviceError, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../errors.js';
 import { parseArgs } from 'node:util';
 
 /** A problem with the command line (not with the work the command then does). */
@@ -42,8 +43,20 @@ export async function runCommand(command: string, usage: string, body: () => Pro
   try {
     return await body();
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`advbn ${command}: ${err.message}\n\n${usage}`);
-    return 2;
+    if (err instanceof UsageError) {
+      console.error(`advbn ${command}: ${err.message}\n\n${usage}`);
+      return 2;
+    }
+    // The user's settings or data at fault (a bad value, a folder that is not a dataset, no such
+    // device, a checkpoint of another run): one line, no stack trace.
+    if (err instanceof InvalidOptionError || err instanceof InvalidDataError || err instanceof DeviceError) {
+      console.error(`advbn ${command}: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof TrainingDivergedError) {
+      console.error(`advbn ${command}: ${err.message}`);
+      return 1;
+    }
+    throw err;
   }
 }

@@ -33,7 +33,9 @@ OUT/summary.json (also printed).
   --val DIR        a validation folder: accuracy on both BN branches in the summary
   --device NAME    cpu, cuda, cuda:N or auto (default auto)
   --seed N         default 0
-  --resume         continue from OUT/checkpoint.safetensors
+  --resume         continue from OUT/checkpoint.safetensors; with a larger --epochs, extend the run (the
+                   epochs left follow the schedule of the new total; the default step schedule's
+                   milestone, epoch floor(epochs / 2), must not move, else the error names it)
   --checkpoint-every N  also checkpoint every N steps (Ctrl-C / SIGTERM always checkpoints, then exits 130)`;
 
 /** Stages of the ImageNet ResNets the CLI builds. */
@@ -141,6 +143,7 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
     const progress = new Progress(settings.epochs * steps);
     const started = performance.now();
     let current = 0;
+    let trained = 0;
     // Ctrl-C or SIGTERM: fineTune checkpoints the position reached, then rejects with AbortError.
     const controller = new AbortController();
     const interrupt = (signal: string) => {
@@ -166,7 +169,10 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
           onEpochBegin: (epoch) => {
             current = epoch + 1;
           },
-          onBatchEnd: (batch, logs) => progress.step(`epoch ${current}/${settings.epochs} batch ${batch + 1}/${steps} loss ${logs.loss.toFixed(4)}`),
+          onBatchEnd: (batch, logs) => {
+            trained += 1;
+            progress.step(`epoch ${current}/${settings.epochs} batch ${batch + 1}/${steps} loss ${logs.loss.toFixed(4)}`);
+          },
           onEpochEnd: (epoch, logs) =>
             console.error(
               `epoch ${epoch + 1}/${settings.epochs}: loss ${logs.loss.toFixed(4)} clean ${logs.cleanLoss.toFixed(4)}` +
@@ -177,6 +183,9 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
       ],
     });
     progress.finish('fine-tune done');
+    if (v.resume && trained === 0) {
+      console.error(`advbn fine-tune: nothing left to train: the checkpoint in ${v.out} has finished all ${settings.epochs} epochs (pass a larger --epochs to extend the run)`);
+    }
     const weights = join(v.out!, 'weights.safetensors');
     await saveWeights(model, weights);
     const last = history.epochs.length - 1;

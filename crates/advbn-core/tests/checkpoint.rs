@@ -151,6 +151,15 @@ fn a_changed_tensor_a_missing_one_another_setting_or_an_impossible_position_is_r
     let e = load(&good, config(Method::AdvBn, sgd.clone()), r#"{"batchSize":8}"#).unwrap_err();
     assert!(e.contains("batchSize=16") && e.contains("batchSize=8"), "{e}");
 
+    // More epochs extend the run (a finished one too); fewer are refused.
+    let mut longer = config(Method::AdvBn, sgd.clone());
+    longer.epochs = 5;
+    load(&good, longer, SETTINGS).unwrap();
+    let mut shorter = config(Method::AdvBn, sgd.clone());
+    shorter.epochs = 2;
+    let e = load(&good, shorter, SETTINGS).unwrap_err();
+    assert!(e.contains("epochs=3") && e.contains("epochs=2") && e.contains("not shortened"), "{e}");
+
     // A position outside the run (3 epochs of 2 steps).
     let far = dir.join("far.safetensors");
     save_checkpoint(&far, &model, &trainer, &record(1_000_000_000, 0, "{}")).unwrap();

@@ -233,23 +233,28 @@ fn trainer_settings(c: &TrainConfig) -> Vec<(&'static str, Value)> {
 }
 
 /// The first setting of this run that the checkpoint's differ in (or lack), as an
-/// `InvalidOption` of `resume`.
+/// `InvalidOption` of `resume`. `epochs` may grow (a finished or running run is extended: the
+/// epochs still to train follow the schedule of the new total), never shrink.
 fn compare_settings(saved: &Value, this_run: &Value, shown: &str) -> Result<()> {
     let empty = Map::new();
     let saved = saved.as_object().unwrap_or(&empty);
     let this_run = this_run.as_object().unwrap_or(&empty);
     let show = |v: Option<&Value>| v.map_or_else(|| "(not set)".to_string(), Value::to_string);
-    let first = this_run
-        .iter()
-        .find(|(name, value)| saved.get(*name) != Some(value))
-        .map(|(name, _)| name)
-        .or_else(|| saved.keys().find(|name| !this_run.contains_key(*name)));
+    let differs = |name: &str, value: &Value| match (name, saved.get(name).and_then(Value::as_u64), value.as_u64()) {
+        ("epochs", Some(before), Some(now)) => now < before,
+        _ => saved.get(name) != Some(value),
+    };
+    let first =
+        this_run.iter().find(|(name, value)| differs(name, value)).map(|(name, _)| name).or_else(|| saved.keys().find(|name| !this_run.contains_key(*name)));
     match first {
         None => Ok(()),
-        Some(name) => Err(Error::invalid_option(
-            "resume",
-            true,
-            format!("cannot continue {shown}: it was made with {name}={}, this run has {name}={}", show(saved.get(name)), show(this_run.get(name))),
-        )),
+        Some(name) => {
+            let why = if name == "epochs" { " (a run can be extended with more epochs, not shortened)" } else { "" };
+            Err(Error::invalid_option(
+                "resume",
+                true,
+                format!("cannot continue {shown}: it was made with {name}={}, this run has {name}={}{why}", show(saved.get(name)), show(this_run.get(name))),
+            ))
+        }
     }
 }
