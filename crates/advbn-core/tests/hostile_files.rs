@@ -1,9 +1,9 @@
 //! Hostile files in an image folder (issue #14): image bombs, files that are not regular files
 //! or are too large, symlink DAGs and entries that cannot be examined. Each is refused with an
-//! error naming the file and the reason, fast, before memory is spent on it.
+//! error naming the file and the reason, before memory is spent on it (a FIFO that blocked the
+//! open would hang this test rather than pass it).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use advbn_core::data::{FileLimits, ImageFolder, Source};
 
@@ -60,13 +60,11 @@ fn small_png() -> Vec<u8> {
     bytes
 }
 
-/// Loads the only sample of `tree`; returns the error text and how long it took.
-fn load_error(root: &Path, limits: FileLimits) -> (String, Duration) {
+/// Loads the only sample of `tree`; returns the error text.
+fn load_error(root: &Path, limits: FileLimits) -> String {
     let folder = ImageFolder::with_limits(root, None, limits).unwrap();
     assert_eq!(folder.len(), 1);
-    let started = Instant::now();
-    let err = folder.load(0).expect_err("the hostile sample loaded").to_string();
-    (err, started.elapsed())
+    folder.load(0).expect_err("the hostile sample loaded").to_string()
 }
 
 #[test]
@@ -75,12 +73,12 @@ fn an_image_bomb_is_refused_from_its_header() {
     let bomb = png_declaring(10_000, 10_000);
     assert!(bomb.len() < 100, "the bomb is {} bytes", bomb.len());
     std::fs::write(tree.class().join("bomb.png"), &bomb).unwrap();
-    let (err, took) = load_error(&tree.0, FileLimits::default());
-    assert!(err.contains("bomb.png") && err.contains("10000x10000") && err.contains("maxPixels"), "{err}");
-    assert!(took < Duration::from_millis(200), "took {took:?}");
+    let err = load_error(&tree.0, FileLimits::default());
+    // Refused from the header: no pixel decoded, so no memory spent on it.
+    assert!(err.contains("bomb.png") && err.contains("10000x10000") && err.contains("maxPixels") && err.contains("nothing was decoded"), "{err}");
     // A lower limit applies to real images too.
     std::fs::write(tree.class().join("bomb.png"), small_png()).unwrap();
-    let (err, _) = load_error(&tree.0, FileLimits { max_pixels: 15, ..FileLimits::default() });
+    let err = load_error(&tree.0, FileLimits { max_pixels: 15, ..FileLimits::default() });
     assert!(err.contains("4x4 = 16 pixels, more than the limit of 15"), "{err}");
     let ok = ImageFolder::with_limits(&tree.0, None, FileLimits { max_pixels: 16, ..FileLimits::default() }).unwrap();
     assert_eq!(ok.load(0).unwrap().0.width, 4);
@@ -95,26 +93,23 @@ fn only_regular_files_within_the_size_limit_are_read() {
     let sample = tree.class().join("a.jpg");
     // A symlink to /dev/zero (read whole, it never ends).
     std::os::unix::fs::symlink("/dev/zero", &sample).unwrap();
-    let (err, took) = load_error(&tree.0, FileLimits::default());
+    let err = load_error(&tree.0, FileLimits::default());
     assert!(err.contains("a.jpg") && err.contains("not a regular file"), "{err}");
-    assert!(took < Duration::from_millis(200), "took {took:?}");
     std::fs::remove_file(&sample).unwrap();
     // A FIFO: opening it for reading would wait for a writer forever.
     let made = std::process::Command::new("mkfifo").arg(&sample).status().map(|s| s.success()).unwrap_or(false);
     if made {
-        let (err, took) = load_error(&tree.0, FileLimits::default());
+        let err = load_error(&tree.0, FileLimits::default());
         assert!(err.contains("a.jpg") && err.contains("not a regular file"), "{err}");
-        assert!(took < Duration::from_millis(200), "took {took:?}");
         std::fs::remove_file(&sample).unwrap();
     }
     // A sparse 8 GiB file: refused from its size, nothing read.
     std::fs::File::create(&sample).unwrap().set_len(8 << 30).unwrap();
-    let (err, took) = load_error(&tree.0, FileLimits::default());
+    let err = load_error(&tree.0, FileLimits::default());
     assert!(err.contains("a.jpg") && err.contains("8589934592 bytes, more than the limit") && err.contains("maxFileBytes"), "{err}");
-    assert!(took < Duration::from_millis(200), "took {took:?}");
     // The limit is the caller's to set.
     std::fs::write(&sample, small_png()).unwrap();
-    let (err, _) = load_error(&tree.0, FileLimits { max_file_bytes: 10, ..FileLimits::default() });
+    let err = load_error(&tree.0, FileLimits { max_file_bytes: 10, ..FileLimits::default() });
     assert!(err.contains("more than the limit of 10"), "{err}");
 }
 
@@ -133,10 +128,8 @@ fn a_symlink_dag_lists_each_real_file_once_and_unlistable_entries_are_named() {
             std::os::unix::fs::symlink(format!("../d{}", level - 1), dir.join(link)).unwrap();
         }
     }
-    let started = Instant::now();
     let folder = ImageFolder::new(&tree.0, None).unwrap();
     assert_eq!(folder.len(), 2, "every real file once");
-    assert!(started.elapsed() < Duration::from_secs(2), "walk took {:?}", started.elapsed());
     assert!(folder.samples().iter().all(|(p, _)| p.starts_with(class.join("d0"))), "{:?}", folder.samples());
     // A dangling link is named, not silently left out.
     std::os::unix::fs::symlink(class.join("gone.png"), class.join("dangling.png")).unwrap();
