@@ -140,30 +140,56 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 const MAX_DEPTH: usize = 32;
 
 /// The .jpg/.jpeg/.png files (any case) under `dir`, recursively, hidden entries skipped. Each
-/// real file and folder counts once however many links lead to it (by canonical path: a DAG of
-/// symlinks does not multiply the samples or the walk), and an entry that cannot be examined (a
+/// real file and folder counts once however many links lead to it (by device and inode: a DAG
+/// of symlinks does not multiply the samples or the walk), and an entry that cannot be examined (a
 /// path too long, a dangling link, no permission) is an error naming it, never silently left out.
 pub(crate) fn collect_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let (mut seen_dirs, mut seen_files, mut out) = (HashSet::new(), HashSet::new(), Vec::new());
-    walk(dir, 0, &mut seen_dirs, &mut seen_files, &mut out)?;
+    let cannot = |path: &Path, e: std::io::Error| Error::invalid_data(format!("{}: cannot be listed: {e}", path.display()));
+    let root = std::fs::metadata(dir).map_err(|e| cannot(dir, e))?;
+    let (mut seen, mut out) = (HashSet::new(), Vec::new());
+    walk(dir, &root, 0, &mut seen, &mut out)?;
     Ok(out)
 }
 
-fn walk(dir: &Path, depth: usize, seen_dirs: &mut HashSet<PathBuf>, seen_files: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+/// What makes two paths the same file or folder: device and inode on Unix (from the metadata
+/// the walk reads anyway: no extra system call per file), the canonical path elsewhere.
+#[derive(PartialEq, Eq, Hash)]
+enum Identity {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    #[cfg(not(unix))]
+    Path(PathBuf),
+}
+
+fn identity(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<Identity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = path;
+        Ok(Identity::Inode(meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        path.canonicalize().map(Identity::Path)
+    }
+}
+
+fn walk(dir: &Path, meta: &std::fs::Metadata, depth: usize, seen: &mut HashSet<Identity>, out: &mut Vec<PathBuf>) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(Error::invalid_data(format!("{}: folders nested deeper than {MAX_DEPTH}", dir.display())));
     }
     let cannot = |path: &Path, e: std::io::Error| Error::invalid_data(format!("{}: cannot be listed: {e}", path.display()));
-    if !seen_dirs.insert(dir.canonicalize().map_err(|e| cannot(dir, e))?) {
+    if !seen.insert(identity(dir, meta).map_err(|e| cannot(dir, e))?) {
         return Ok(());
     }
     for path in list_dir(dir)? {
         let meta = std::fs::metadata(&path).map_err(|e| cannot(&path, e))?;
         if meta.is_dir() {
-            walk(&path, depth + 1, seen_dirs, seen_files, out)?;
+            walk(&path, &meta, depth + 1, seen, out)?;
         } else {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            if EXTENSIONS.contains(&ext.as_str()) && seen_files.insert(path.canonicalize().map_err(|e| cannot(&path, e))?) {
+            if EXTENSIONS.contains(&ext.as_str()) && seen.insert(identity(&path, &meta).map_err(|e| cannot(&path, e))?) {
                 out.push(path);
             }
         }
