@@ -100,8 +100,9 @@ export function prepareCheckpointDir(checkpoint: ResolvedCheckpoint): void {
 }
 
 /**
- * Saves the run (the core writes and owns the format). `settings` are the run's own settings a
- * resume must match besides the trainer's, which the core adds and compares itself.
+ * Saves the run (the core writes and owns the format; the folder was prepared by
+ * {@link prepareCheckpointDir} before training). `settings` are the run's own settings a resume
+ * must match besides the trainer's, which the core adds and compares itself.
  */
 export async function saveCheckpoint(
   trainer: NativeTrainer,
@@ -110,7 +111,6 @@ export async function saveCheckpoint(
   settings: Record<string, unknown>,
   record: FineTuneRecord,
 ): Promise<void> {
-  prepareCheckpointDir(checkpoint);
   await callNative(() => trainer.saveCheckpoint(checkpoint.file, position.epoch, position.nextBatch, JSON.stringify(settings), JSON.stringify(record)));
 }
 
