@@ -59,9 +59,9 @@ multiversion! {
 multiversion! {
     /// Sums of g' and g' * x over one plane (g' masked by the clamp).
     fn grad_sums_plane<T: Elem>(x: &[T], g: &[T], beta: T::R, offset: T::R, relu: bool) -> (f64, f64) {
-        sum(x.len(), |i| {
-            let xv = x[i].get();
-            let gv = masked(g[i].get(), beta * xv + offset, relu);
+        sum(x, g, |xv, gv| {
+            let xv = xv.get();
+            let gv = masked(gv.get(), beta * xv + offset, relu);
             (gv, gv * xv)
         })
     }

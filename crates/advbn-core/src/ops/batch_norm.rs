@@ -85,8 +85,8 @@ fn relu_of<R: Real>(v: R, relu: bool) -> R {
 multiversion! {
     /// Sums of (x - s) and (x - s)^2 over one plane.
     fn stats_plane<T: Elem>(p: &[T], s: T::R) -> (f64, f64) {
-        sum(p.len(), |i| {
-            let d = p[i].get() - s;
+        sum(p, p, |v, _| {
+            let d = v.get() - s;
             (d, d * d)
         })
     }
@@ -114,9 +114,9 @@ multiversion! {
     /// Sums of g' and g' * xhat over one plane (g' masked by the ReLU).
     fn grad_sums_plane<T: Elem>(x: &[T], g: &[T], k: Channel, relu: bool) -> (f64, f64) {
         let (scale, shift, mean, inv_std) = (T::R::of(k.scale), T::R::of(k.shift), T::R::of(k.mean), T::R::of(k.inv_std));
-        sum(x.len(), |i| {
-            let xv = x[i].get();
-            let gv = masked(g[i].get(), xv * scale + shift, relu);
+        sum(x, g, |xv, gv| {
+            let xv = xv.get();
+            let gv = masked(gv.get(), xv * scale + shift, relu);
             (gv, gv * ((xv - mean) * inv_std))
         })
     }

@@ -226,26 +226,31 @@ fn planes_per_task(hw: usize) -> usize {
 /// lanes are added in a fixed order, so the sum does not depend on the instruction set).
 const LANES: usize = 16;
 
-/// Sum of `term(i)` over `0..len`: `LANES` accumulators in R over blocks of `BLOCK`, each block's
-/// lanes added in order and carried in f64.
+/// Sum of `term(x[i], g[i])` over the two equally long slices: `LANES` accumulators in R over
+/// blocks of `BLOCK`, each block's lanes added in order and carried in f64. The lanes are whole
+/// arrays (no index, so no bounds check), which is what lets the compiler keep them in vectors.
 #[inline(always)]
-pub fn sum<R: Real>(len: usize, term: impl Fn(usize) -> (R, R)) -> (f64, f64) {
+pub fn sum<E: Copy, R: Real>(x: &[E], g: &[E], term: impl Fn(E, E) -> (R, R)) -> (f64, f64) {
+    assert_eq!(x.len(), g.len(), "sum: slices of different lengths");
     let (mut a, mut b) = (0f64, 0f64);
-    let mut start = 0;
-    while start < len {
-        let end = (start + BLOCK).min(len);
+    for (xb, gb) in x.chunks(BLOCK).zip(g.chunks(BLOCK)) {
         let (mut pa, mut pb) = ([R::ZERO; LANES], [R::ZERO; LANES]);
-        let mut i = start;
-        while i + LANES <= end {
+        let ((xl, xr), (gl, gr)) = (xb.as_chunks::<LANES>(), gb.as_chunks::<LANES>());
+        // One sweep per accumulator over the (L1-resident) block: each is a plain 16-lane
+        // pattern the vectoriser maps onto whole registers, where one sweep for both gets the
+        // two sums interleaved into pairs and shuffled every step.
+        for (xs, gs) in xl.iter().zip(gl) {
             for l in 0..LANES {
-                let (u, v) = term(i + l);
-                pa[l] += u;
-                pb[l] += v;
+                pa[l] += term(xs[l], gs[l]).0;
             }
-            i += LANES;
         }
-        for (l, j) in (i..end).enumerate() {
-            let (u, v) = term(j);
+        for (xs, gs) in xl.iter().zip(gl) {
+            for l in 0..LANES {
+                pb[l] += term(xs[l], gs[l]).1;
+            }
+        }
+        for (l, (&xv, &gv)) in xr.iter().zip(gr).enumerate() {
+            let (u, v) = term(xv, gv);
             pa[l] += u;
             pb[l] += v;
         }
@@ -253,7 +258,6 @@ pub fn sum<R: Real>(len: usize, term: impl Fn(usize) -> (R, R)) -> (f64, f64) {
             a += pa[l].wide();
             b += pb[l].wide();
         }
-        start = end;
     }
     (a, b)
 }
