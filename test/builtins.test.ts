@@ -1,10 +1,11 @@
-// The Keras-style built-in callbacks: early stopping, best-weights checkpoints, CSV / JSON logs
-// and the verbose progress line.
+// The Keras-style built-in callbacks: early stopping, best-weights checkpoints, CSV / JSON logs,
+// the verbose progress line and the training-curves chart.
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { csvLogger, earlyStopping, fineTune, InvalidOptionError, jsonLogger, modelCheckpoint, progressLogger, smallResnet } from '../src/index.js';
+import { csvLogger, earlyStopping, fineTune, InvalidOptionError, jsonLogger, modelCheckpoint, progressLogger, smallResnet, trainingCurves } from '../src/index.js';
+import { labels, textProblems } from './text-fit.js';
 import { separableData, tinyModel } from './helpers.js';
 
 describe('built-in callbacks', () => {
@@ -59,6 +60,35 @@ describe('built-in callbacks', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - lr \S+$/);
     await expect(fineTune(model, { data: separableData(8), epochs: 1, batchSize: 8, verbose: 2 as never })).rejects.toThrow(/verbose.*0 or 1/);
+  });
+
+  it('trainingCurves draws loss (both BN branches), accuracy, validation and chance when training ends', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-cb-'));
+    using model = await tinyModel(0);
+    const svgPath = join(dir, 'charts', 'curves.svg');
+    const curves = trainingCurves(svgPath);
+    await fineTune(model, {
+      data: separableData(16),
+      validationData: separableData(8, 2),
+      epochs: 3,
+      batchSize: 8,
+      lr: 0.05,
+      callbacks: [curves, trainingCurves(join(dir, 'curves.png'))],
+    });
+    const svg = readFileSync(svgPath, 'utf8');
+    expect(textProblems(svg)).toEqual([]);
+    const text = labels(svg).map((l) => l.text);
+    expect(text).toEqual(expect.arrayContaining(['training, clean BN', 'training, adversarial BN (loss only)', 'validation, clean BN', 'chance 25%', 'Epoch']));
+    expect(text).toContain('Training curves (3 epochs, 16 training samples)');
+    // Loss: clean, adversarial, validation; accuracy: training, validation.
+    expect(svg.match(/<polyline/g)).toHaveLength(5);
+    expect(readFileSync(join(dir, 'curves.png')).subarray(1, 4).toString()).toBe('PNG');
+    // ERM: one loss branch, no validation.
+    await fineTune(model, { data: separableData(16), method: 'erm', epochs: 2, batchSize: 8, callbacks: [curves] });
+    const erm = readFileSync(svgPath, 'utf8');
+    expect(erm.match(/<polyline/g)).toHaveLength(2);
+    expect(labels(erm).map((l) => l.text)).not.toContain('training, adversarial BN (loss only)');
+    expect(() => trainingCurves(join(dir, 'curves.jpg'))).toThrow(/\.svg or \.png/);
   });
 
   it('bad options and missing figures are named errors', async () => {

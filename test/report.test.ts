@@ -2,7 +2,6 @@
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 as zlibCrc32, inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { InvalidDataError } from '../src/errors.js';
 import {
@@ -11,14 +10,19 @@ import {
   domainAccuracyChart,
   methodColors,
   renderReportMarkdown,
+  resultsCurvesChart,
   severityChart,
+  trainingCurvesChart,
   statOf,
   validateResults,
   writeReport,
   type MethodResult,
   type Results,
   type Stat,
+  type TrainingCurves,
 } from '../src/report/index.js';
+import { countColor, decodePng } from './png.js';
+import { labels, textProblems } from './text-fit.js';
 
 const s = (mean: number, std = 0.01): Stat => ({ mean, std });
 const CORRUPTIONS = ['gaussian_noise', 'fog'];
@@ -51,58 +55,6 @@ function fixture(): Results {
     baseline: 'baseline',
     methods: { baseline: method(0.7, 0.3), erm: method(0.5, 0.25), advbn: method(0.9, 0.1, 'adv') },
   };
-}
-
-/** A PNG with its chunks checked (CRCs by node:zlib, not by the encoder under test), unfiltered to RGB. */
-function decodePng(png: Buffer): { width: number; height: number; rgb: Uint8Array; inflated: number } {
-  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  let offset = 8;
-  const types: string[] = [];
-  const idat: Buffer[] = [];
-  let width = 0;
-  let height = 0;
-  while (offset < png.length) {
-    const length = png.readUInt32BE(offset);
-    const type = png.toString('latin1', offset + 4, offset + 8);
-    const data = png.subarray(offset + 8, offset + 8 + length);
-    expect(png.readUInt32BE(offset + 8 + length), `CRC of ${type}`).toBe(zlibCrc32(png.subarray(offset + 4, offset + 8 + length)));
-    types.push(type);
-    if (type === 'IHDR') {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      expect([...data.subarray(8)]).toEqual([8, 2, 0, 0, 0]);
-    }
-    if (type === 'IDAT') idat.push(data);
-    offset += 12 + length;
-  }
-  expect(types[0]).toBe('IHDR');
-  expect(types.at(-1)).toBe('IEND');
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * 3;
-  expect(raw.length).toBe(height * (stride + 1));
-  const rgb = new Uint8Array(height * stride);
-  for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)]!;
-    expect(filter, `filter type of row ${y}`).toBeLessThanOrEqual(4);
-    for (let i = 0; i < stride; i++) {
-      const x = raw[y * (stride + 1) + 1 + i]!;
-      const a = i >= 3 ? rgb[y * stride + i - 3]! : 0;
-      const b = y > 0 ? rgb[(y - 1) * stride + i]! : 0;
-      const c = i >= 3 && y > 0 ? rgb[(y - 1) * stride + i - 3]! : 0;
-      const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
-      const predictor = filter === 0 ? 0 : filter === 1 ? a : filter === 2 ? b : filter === 3 ? (a + b) >> 1 : paeth;
-      rgb[y * stride + i] = (x + predictor) & 0xff;
-    }
-  }
-  return { width, height, rgb, inflated: raw.length };
-}
-
-function countColor(rgb: Uint8Array, hex: string): number {
-  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  let count = 0;
-  for (let i = 0; i < rgb.length; i += 3) if (rgb[i] === r && rgb[i + 1] === g && rgb[i + 2] === b) count++;
-  return count;
 }
 
 const barCount = (svg: string): number => svg.match(/<rect class="bar"/g)?.length ?? 0;
@@ -152,14 +104,38 @@ describe('validateResults', () => {
   });
 });
 
+/** Per-epoch curves as reproduce records them: `epochs` entries, AdvBN with an adversarial loss. */
+function training(epochs: number[], adv: boolean): TrainingCurves {
+  const at = (f: (i: number) => number) => epochs.map((_, i) => s(f(i), 0.02));
+  return {
+    epochs,
+    loss: at((i) => (adv ? 4 : 2) / (i + 1)),
+    cleanLoss: at((i) => 2 / (i + 1)),
+    ...(adv && { advLoss: at((i) => 2.2 / (i + 1)) }),
+    accuracy: at((i) => Math.min(0.95, 0.3 + 0.1 * i)),
+  };
+}
+
+/** Results that stress the layout: long method and domain names, many groups and methods. */
+function crowded(): Results {
+  const results = fixture();
+  const long = 'advbn_mixstyle_with_a_much_longer_name_than_any_preset_uses_so_that_the_legend_entry_is_wider_than_the_default_canvas';
+  results.methods[long] = method(0.6, 0.2, 'adv');
+  for (let i = 0; i < 6; i++) results.methods[`method_${i}`] = method(0.5 + i * 0.05, 0.2, i % 2 ? 'adv' : 'clean');
+  for (const m of Object.values(results.methods)) {
+    for (let d = 0; d < 12; d++) m.domains[`domain_number_${d}_with_a_long_name`] = s(0.4 + d * 0.02);
+    for (const c of ['elastic_transform', 'jpeg_compression', 'impulse_noise', 'zoom_blur']) m.corruption!.perCorruption[c] = [0.1, 0.2, 0.3, 0.4, 0.5];
+  }
+  return results;
+}
+
 describe('charts', () => {
-  it('PNG decodes structurally and a 90% bar is taller than a 50% bar', () => {
+  it('PNG (rasterised by resvg) decodes and a 90% bar is taller than a 50% bar', () => {
     const results = fixture();
     const chart = domainAccuracyChart(results);
     const png = decodePng(chart.png);
     expect([png.width, png.height]).toEqual([chart.width, chart.height]);
     expect(png.width).toBeGreaterThanOrEqual(800);
-    expect(png.inflated).toBe(png.height * (png.width * 3 + 1));
     const colors = methodColors(results);
     const erm = countColor(png.rgb, colors.erm!);
     const advbn = countColor(png.rgb, colors.advbn!);
@@ -172,7 +148,7 @@ describe('charts', () => {
     expect(advbn / erm).toBeGreaterThan(1.3);
   });
 
-  it('SVG has one bar rect per method and group, and escapes labels', () => {
+  it('SVG has one bar rect per method and group, escapes labels and shortens none', () => {
     const results = fixture();
     for (const m of Object.values(results.methods)) m.domains['a<b&c'] = s(0.6);
     const { svg } = domainAccuracyChart(results);
@@ -182,7 +158,73 @@ describe('charts', () => {
     expect(svg).toContain('a&lt;b&amp;c');
     expect(svg).not.toContain('a<b&c');
     expect(svg.match(/<text/g)?.length).toBe(svg.match(/<\/text>/g)?.length);
-    expect(svg).toContain('advbn (domains: adv BN)');
+    const texts = labels(svg).map((l) => l.text);
+    expect(texts).toContain('advbn (domains: adv BN)');
+    const crowdedTexts = [domainAccuracyChart(crowded()), corruptionErrorChart(crowded())].flatMap((c) => labels(c.svg).map((l) => l.text));
+    for (const name of Object.keys(crowded().methods)) expect(crowdedTexts.some((t) => t === name || t.startsWith(`${name} (`))).toBe(true);
+    expect(crowdedTexts).toContain('elastic_transform');
+    expect(crowdedTexts).toContain('domain_number_11_with_a_long_name');
+  });
+
+  it('every text element fits: inside the canvas, clear of other labels, plot areas and legend swatches', () => {
+    const charts = { fixture: fixture(), crowded: crowded(), pacs: { ...fixture(), preset: 'pacs' as const } };
+    for (const [name, results] of Object.entries(charts)) {
+      results.methods.baseline!.training = training([1, 2, 3, 4, 5, 6], false);
+      results.methods.advbn!.training = training([7, 8], true);
+      const drawn = [domainAccuracyChart(results), corruptionErrorChart(results), severityChart(results), resultsCurvesChart(results)!];
+      for (const chart of drawn) {
+        expect(textProblems(chart.svg), `${name}: ${/<title>(.*)<\/title>/.exec(chart.svg)![1]}`).toEqual([]);
+        expect(labels(chart.svg).length).toBeGreaterThan(10);
+      }
+    }
+    const many = trainingCurvesChart({
+      title: 'A long run',
+      numClasses: 100,
+      runs: [{ name: 'erm', color: '#0072B2', epochs: Array.from({ length: 300 }, (_, i) => i + 1), cleanLoss: Array(300).fill(1), accuracy: Array(300).fill(0.5) }],
+    });
+    expect(textProblems(many.svg)).toEqual([]);
+    expect(labels(many.svg).map((l) => l.text)).toContain('chance 1%');
+  });
+
+  it("the committed reports' charts fit too", async () => {
+    const results = new URL('../docs/results/', import.meta.url);
+    const svgs = (await readdir(results, { recursive: true })).filter((f) => f.endsWith('.svg'));
+    expect(svgs.length).toBeGreaterThanOrEqual(6);
+    for (const f of svgs) expect(textProblems(await readFile(new URL(f, results), 'utf8')), f).toEqual([]);
+  });
+
+  it('the fit check fails on labels that would be cut or overlap', () => {
+    const svg = (body: string) =>
+      `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="100" font-family="'DejaVu Sans'"><rect class="plot-area" x="100" y="0" width="200" height="50" fill="#fff"/>${body}</svg>`;
+    expect(textProblems(svg('<text x="10" y="80" font-size="13">fits</text>'))).toEqual([]);
+    // What the old charts did: a legend entry running past the right edge.
+    expect(textProblems(svg('<text x="150" y="80" font-size="13">advbn_augmix (domains: adv BN)</text>'))).toEqual([
+      '"advbn_augmix (domains: adv BN)" reaches past the 300x100 canvas',
+    ]);
+    expect(textProblems(svg('<text x="10" y="80" font-size="13">elastic_transform</text><text x="60" y="85" font-size="13">fog</text>'))).toEqual([
+      '"elastic_transform" overlaps "fog"',
+    ]);
+    expect(textProblems(svg('<text x="80" y="30" font-size="13">90%</text>'))).toEqual(['"90%" overlaps a plot-area']);
+    // Rotated labels are checked as the quadrilateral they cover, not their bounding box.
+    // (Their bounding boxes overlap at any spacing below the labels' length.)
+    const rotated = (x: number) => `<text x="${x}" y="64" font-size="13" text-anchor="end" transform="rotate(-45 ${x} 60)">gaussian_noise</text>`;
+    const tall = (body: string) => svg(body).replace('height="100"', 'height="200"');
+    expect(textProblems(tall(rotated(200) + rotated(222)))).toEqual([]);
+    expect(textProblems(tall(rotated(200) + rotated(208)))).toEqual(['"gaussian_noise" overlaps "gaussian_noise"']);
+    expect(textProblems(tall(rotated(40)))).toEqual(['"gaussian_noise" reaches past the 300x200 canvas']);
+  });
+
+  it('a labelled chance line wherever accuracy or error is plotted', () => {
+    const results = fixture();
+    results.methods.baseline!.training = training([1, 2, 3], false);
+    const text = (chart: { svg: string }) => labels(chart.svg).map((l) => l.text);
+    expect(text(domainAccuracyChart(results))).toContain('chance 10%');
+    expect(text(corruptionErrorChart(results))).toContain('chance 90%');
+    expect(text(severityChart(results))).toContain('chance 90%');
+    expect(text(resultsCurvesChart(results)!)).toContain('chance 10%');
+    expect(text(domainAccuracyChart({ ...results, preset: 'pacs' }))).toContain('chance 14.3%');
+    expect(text(domainAccuracyChart({ ...results, numClasses: 4 }))).toContain('chance 25%');
+    for (const chart of [domainAccuracyChart(results), severityChart(results)]) expect(chart.svg.match(/<line class="chance"/g)).toHaveLength(1);
   });
 
   it('corruption and severity charts', () => {
@@ -199,6 +241,26 @@ describe('charts', () => {
     for (const m of Object.values(results.methods)) delete m.corruption;
     expect(() => corruptionErrorChart(results)).toThrow(InvalidDataError);
     expect(() => severityChart(results)).toThrow(InvalidDataError);
+  });
+
+  it('training curves: clean and adversarial losses, accuracy and a separator where fine-tuning starts', () => {
+    const results = fixture();
+    expect(resultsCurvesChart(results)).toBeUndefined();
+    results.methods.baseline!.training = training([1, 2, 3, 4], false);
+    results.methods.erm!.training = training([5, 6], false);
+    results.methods.advbn!.training = training([5, 6], true);
+    expect(validateResults(results)).toEqual([]);
+    const chart = resultsCurvesChart(results)!;
+    // Loss: baseline, erm, advbn clean + advbn adversarial; accuracy: one per model.
+    expect(chart.svg.match(/<polyline/g)?.length).toBe(4 + 3);
+    expect(chart.svg.match(/stroke-dasharray="7 4"/g)?.length).toBeGreaterThanOrEqual(2); // advbn's adversarial loss and its legend key
+    expect(chart.svg).toContain('stroke-dasharray="2 3"'); // the separator
+    const text = labels(chart.svg).map((l) => l.text);
+    expect(text).toContain('Epoch (1-4: baseline; then each method fine-tunes from it)');
+    expect(text).toContain('training, adversarial BN (loss only)');
+    decodePng(chart.png);
+    results.methods.erm!.training!.accuracy.pop();
+    expect(validateResults(results)).toEqual(['$.methods.erm.training.accuracy: must have one entry per epoch (2), got 1']);
   });
 });
 

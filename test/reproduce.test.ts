@@ -56,12 +56,20 @@ describe('reproduce', () => {
     expect(overall.ci95![0]).toBeLessThanOrEqual(overall.meanDiff);
     expect(overall.ci95![1]).toBeGreaterThanOrEqual(overall.meanDiff);
     expect(overall.meanDiff).toBeCloseTo(combo.domainMean.mean - results.methods.erm!.domainMean.mean, 10);
-    for (const f of ['results.json', 'report.md', 'domains.png', 'domains.svg', 'corruptions.png', 'severity.svg']) {
+    // Training curves: the baseline's epochs, then each fine-tune's after them; AdvBN's adversarial branch too.
+    expect(results.numClasses).toBe(10);
+    expect(results.methods.baseline!.training!.epochs).toEqual([1]);
+    expect(results.methods.erm!.training!.epochs).toEqual([2]);
+    expect(results.methods.erm!.training!.advLoss).toBeUndefined();
+    expect(combo.training!.advLoss).toHaveLength(1);
+    expect(combo.training!.cleanLoss[0]!.mean).toBeGreaterThan(0);
+    for (const f of ['results.json', 'report.md', 'domains.png', 'domains.svg', 'corruptions.png', 'severity.svg', 'curves.svg', 'curves.png']) {
       expect(files.some((p) => p.endsWith(f)) && existsSync(join(out, f))).toBe(true);
     }
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toContain('held out sketch (clean/adv BN');
     expect(report).toContain('95% CI');
+    expect(report).toContain('](curves.png)');
     // --save-models: the baselines and every fine-tuned model, by method, held-out domain and seed.
     expect(readdirSync(models).sort()).toEqual(
       ['advbn_mixstyle', 'baseline', 'erm'].flatMap((m) => ['low_light', 'sketch'].flatMap((d) => [0, 1].map((s) => `${m}-heldout_${d}-seed${s}.safetensors`))).sort(),

@@ -25,6 +25,7 @@ export {
   jsonLogger,
   modelCheckpoint,
   progressLogger,
+  trainingCurves,
   type EarlyStopping,
   type EarlyStoppingOptions,
   type ModelCheckpoint,

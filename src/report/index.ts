@@ -2,11 +2,21 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidDataError } from '../errors.js';
-import { corruptionErrorChart, domainAccuracyChart, severityChart, type Chart } from './charts.js';
+import { corruptionErrorChart, domainAccuracyChart, resultsCurvesChart, severityChart, type Chart } from './charts.js';
 import { renderReportMarkdown } from './markdown.js';
 import { hasCorruptionResults, validateResults, type Results } from './schema.js';
 
-export { PALETTE, corruptionErrorChart, domainAccuracyChart, methodColors, severityChart, type Chart } from './charts.js';
+export {
+  PALETTE,
+  corruptionErrorChart,
+  domainAccuracyChart,
+  methodColors,
+  resultsCurvesChart,
+  severityChart,
+  trainingCurvesChart,
+  type Chart,
+  type CurveRun,
+} from './charts.js';
 export { renderReportMarkdown } from './markdown.js';
 export {
   RESULTS_SCHEMA,
@@ -23,12 +33,13 @@ export {
   type Results,
   type Stat,
   type TargetStat,
+  type TrainingCurves,
 } from './schema.js';
 
 /**
  * Writes the report of `results` into `dir` (created if missing): `results.json` (pretty),
- * `report.md`, `domains.svg`/`.png`, and `corruptions.svg`/`.png` and `severity.svg`/`.png`
- * when corruption results exist. Rejects with an {@link InvalidDataError} listing every schema
+ * `report.md`, `domains.svg`/`.png`, `corruptions.svg`/`.png` and `severity.svg`/`.png`
+ * when corruption results exist, and `curves.svg`/`.png` when methods carry training curves. Rejects with an {@link InvalidDataError} listing every schema
  * violation before writing anything when `results` is not valid. Resolves to the paths written.
  */
 export async function writeReport(dir: string, results: Results): Promise<string[]> {
@@ -39,11 +50,12 @@ export async function writeReport(dir: string, results: Results): Promise<string
     ['results.json', `${JSON.stringify(results, null, 2)}\n`],
     ['report.md', renderReportMarkdown(results)],
   ];
-  const charts: [string, (r: Results) => Chart][] = [['domains', domainAccuracyChart]];
+  const charts: [string, (r: Results) => Chart | undefined][] = [['domains', domainAccuracyChart]];
   if (hasCorruptionResults(results)) charts.push(['corruptions', corruptionErrorChart], ['severity', severityChart]);
+  charts.push(['curves', resultsCurvesChart]);
   for (const [name, draw] of charts) {
     const chart = draw(results);
-    files.push([`${name}.svg`, chart.svg], [`${name}.png`, chart.png]);
+    if (chart) files.push([`${name}.svg`, chart.svg], [`${name}.png`, chart.png]);
   }
   const paths: string[] = [];
   for (const [name, content] of files) {

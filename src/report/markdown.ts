@@ -212,6 +212,7 @@ export function renderReportMarkdown(results: Results): string {
   if (withCorruption) {
     out.push('', `![Error per corruption](corruptions.svg) ([PNG](corruptions.png))`, '', `![Error per severity](severity.svg) ([PNG](severity.png))`);
   }
+  if (Object.values(results.methods).some((m) => m.training)) out.push('', `![Training curves](curves.svg) ([PNG](curves.png))`);
   out.push('', '## Verdict', '', comparisonsSection(results), '');
   return out.join('\n');
 }

@@ -64,6 +64,23 @@ export interface TargetStat extends Stat {
   inDomain: Stat;
 }
 
+/**
+ * Training figures per epoch, mean and std over the (held-out domain, seed) pairs; every list has
+ * one entry per `epochs` entry.
+ */
+export interface TrainingCurves {
+  /** 1-based epochs along the model's whole training: a fine-tune's epochs follow its baseline's. */
+  epochs: number[];
+  /** Loss optimised (clean + adversarial for AdvBN). */
+  loss: Stat[];
+  /** Cross-entropy of the clean BN branch. */
+  cleanLoss: Stat[];
+  /** Cross-entropy of the adversarial BN branch (AdvBN methods). */
+  advLoss?: Stat[];
+  /** Training accuracy of the clean BN branch. */
+  accuracy: Stat[];
+}
+
 /** Results of one method, aggregated over the (held-out domain, seed) pairs. */
 export interface MethodResult extends BranchFigures {
   /** Branch each figure used (paper convention: clean, clean, adv). */
@@ -74,6 +91,8 @@ export interface MethodResult extends BranchFigures {
   alternate?: AlternateFigures;
   /** Wall-clock training time in seconds. */
   trainSeconds: Stat;
+  /** Loss and accuracy per epoch of training. */
+  training?: TrainingCurves;
 }
 
 /** How the runs were laid out. */
@@ -133,6 +152,8 @@ export interface Results {
   };
   /** Hardware description (CPU, GPU). */
   hardware: string;
+  /** Classes of the task (chance accuracy is 1 / numClasses); older results lack it (digits 10, PACS 7). */
+  numClasses?: number;
   /** Name of the method mCE is relative to (a key of `methods`). */
   baseline: string;
   /** Results per method, the baseline model included. */
@@ -179,6 +200,7 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
       properties: { name: { type: 'string', minLength: 1 }, version: { type: 'string', minLength: 1 } },
     },
     hardware: { type: 'string' },
+    numClasses: { type: 'integer', minimum: 2 },
     baseline: { type: 'string', minLength: 1, description: 'A key of methods.' },
     methods: { type: 'object', minProperties: 1, additionalProperties: { $ref: '#/$defs/method' } },
     protocol: {
@@ -242,6 +264,20 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
         alternate: { $ref: '#/$defs/alternate' },
         trainSeconds: stat,
         targets: { type: 'object', additionalProperties: { $ref: '#/$defs/target' } },
+        training: { $ref: '#/$defs/training' },
+      },
+    },
+    training: {
+      type: 'object',
+      description: 'Per-epoch training figures, mean and std over the pairs; every list has one entry per epochs entry.',
+      required: ['epochs', 'loss', 'cleanLoss', 'accuracy'],
+      additionalProperties: false,
+      properties: {
+        epochs: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'integer', minimum: 1 } },
+        loss: { type: 'array', items: stat },
+        cleanLoss: { type: 'array', items: stat },
+        advLoss: { type: 'array', items: stat },
+        accuracy: { type: 'array', items: { $ref: '#/$defs/unitStat' } },
       },
     },
     target: {
@@ -347,7 +383,8 @@ function check(schema: Schema, value: unknown, path: string, errors: string[]): 
 /**
  * Lists every way `value` violates {@link RESULTS_SCHEMA}, each as `<JSON path>: <problem>`
  * (e.g. `$.methods.erm.clean: required field is missing`), plus rules the schema cannot say:
- * `baseline` and every comparison's `method` and `versus` must name methods. An empty list means the object is valid.
+ * `baseline` and every comparison's `method` and `versus` must name methods, and each training
+ * list has one entry per epoch. An empty list means the object is valid.
  */
 export function validateResults(value: unknown): string[] {
   const errors: string[] = [];
@@ -356,6 +393,16 @@ export function validateResults(value: unknown): string[] {
     const results = value as Results;
     if (!Object.hasOwn(results.methods, results.baseline)) {
       errors.push(`$.baseline: must name a method (one of ${Object.keys(results.methods).join(', ')}), got ${JSON.stringify(results.baseline)}`);
+    }
+    for (const [name, m] of Object.entries(results.methods)) {
+      const t = m.training;
+      if (!t) continue;
+      for (const key of ['loss', 'cleanLoss', 'advLoss', 'accuracy'] as const) {
+        const list = t[key];
+        if (list && list.length !== t.epochs.length) {
+          errors.push(`${childPath(childPath('$.methods', name), 'training')}.${key}: must have one entry per epoch (${t.epochs.length}), got ${list.length}`);
+        }
+      }
     }
     (results.comparisons ?? []).forEach((c, i) => {
       for (const key of ['method', 'versus'] as const) {

@@ -2,6 +2,7 @@
 // its held-out accuracies, in-domain accuracy and corruption figures, and the paired comparisons
 // of every method with ERM over the pairs that share a baseline.
 import type { BnBranch } from '../models.js';
+import type { HistoryRecord } from '../training/fine-tune.js';
 import type { RobustnessReport } from '../evaluation/robustness.js';
 import {
   statOf,
@@ -12,6 +13,7 @@ import {
   type CorruptionStats,
   type MethodResult,
   type TargetStat,
+  type TrainingCurves,
 } from '../report/index.js';
 import { pairedDifference } from './stats.js';
 
@@ -23,6 +25,8 @@ export interface PairOutcome {
   reports: Record<string, RobustnessReport>;
   /** Per model name: training seconds. */
   seconds: Record<string, number>;
+  /** Per model name: its fineTune history, and the epoch its training continued from (a fine-tune's baseline epochs). */
+  histories?: Record<string, { history: HistoryRecord; after: number }>;
   /** Test images of the held-out domain (an accuracy moves in steps of 1 / this). */
   targetCount: number;
 }
@@ -83,6 +87,27 @@ function figures(pairs: readonly PairOutcome[], name: string, bn: BnChoice): Bra
   return out;
 }
 
+/** Per epoch, mean and std over the pairs of the training figures of `name`; undefined when a pair has none. */
+function trainingCurves(pairs: readonly PairOutcome[], name: string): TrainingCurves | undefined {
+  const runs = pairs.map((p) => p.histories?.[name]);
+  if (!runs.every((r) => r !== undefined) || runs.length === 0) return undefined;
+  const epochs = Math.min(...runs.map((r) => r.history.loss.length));
+  if (epochs === 0) return undefined;
+  const per = (key: 'loss' | 'cleanLoss' | 'advLoss' | 'accuracy') => {
+    if (!runs.every((r) => r.history[key] !== undefined)) return undefined;
+    return Array.from({ length: epochs }, (_, e) => statOf(runs.map((r) => r.history[key]![e]!)));
+  };
+  const after = runs[0]!.after;
+  const advLoss = per('advLoss');
+  return {
+    epochs: Array.from({ length: epochs }, (_, e) => after + e + 1),
+    loss: per('loss')!,
+    cleanLoss: per('cleanLoss')!,
+    ...(advLoss && { advLoss }),
+    accuracy: per('accuracy')!,
+  };
+}
+
 /** results.json's figures of model `name` over every pair. */
 export function aggregateMethod(pairs: readonly PairOutcome[], name: string): MethodResult {
   const first = pairs[0]!.reports[name]!;
@@ -100,6 +125,8 @@ export function aggregateMethod(pairs: readonly PairOutcome[], name: string): Me
     targets,
     trainSeconds: statOf(pairs.map((p) => p.seconds[name]!)),
   };
+  const training = trainingCurves(pairs, name);
+  if (training) result.training = training;
   if (first.branches.includes('adv')) {
     const flip = (b: BnBranch): BnBranch => (b === 'clean' ? 'adv' : 'clean');
     const bn: BnChoice = { clean: flip(convention.clean), corruption: flip(convention.corruption), domains: flip(convention.domains) };

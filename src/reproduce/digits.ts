@@ -31,6 +31,7 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
   const label = `held out ${heldOut} · seed ${seed}`;
   const reports: Record<string, RobustnessReport> = {};
   const seconds: Record<string, number> = {};
+  const histories: NonNullable<PairOutcome['histories']> = {};
   const datasets: Dataset[] = [];
   let targetCount = 0;
   const keep = (d: Dataset) => {
@@ -65,7 +66,7 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
     progress.step(`${label} · baseline`);
     const baseline = await newModel();
     let started = performance.now();
-    await fineTune(baseline, {
+    const baseHistory = await fineTune(baseline, {
       data: train,
       method: 'erm',
       cut: 0,
@@ -77,6 +78,7 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
       callbacks: { onBatchEnd: (b) => progress.detail(`${label} · baseline · train batch ${b + 1}`) },
     });
     seconds.baseline = (performance.now() - started) / 1000;
+    histories.baseline = { history: baseHistory.history, after: 0 };
     const weights = join(run.modelDir, `baseline-heldout_${heldOut}-seed${seed}.safetensors`);
     await saveInto(baseline, weights);
     const own = await evaluate('baseline', baseline);
@@ -87,7 +89,7 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
       progress.step(`${label} · ${spec.name}`);
       const model = await newModel(weights);
       started = performance.now();
-      await fineTune(model, {
+      const history = await fineTune(model, {
         data: train,
         method: spec.method,
         augmix: spec.augmix,
@@ -101,6 +103,7 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
         callbacks: { onBatchEnd: (b) => progress.detail(`${label} · ${spec.name} · train batch ${b + 1}`) },
       });
       seconds[spec.name] = (performance.now() - started) / 1000;
+      histories[spec.name] = { history: history.history, after: baseHistory.epochs.length };
       if (run.saveModels) await saveInto(model, join(run.saveModels, `${spec.name}-heldout_${heldOut}-seed${seed}.safetensors`));
       reports[spec.name] = await evaluate(spec.name, model, own);
       model.dispose();
@@ -108,5 +111,5 @@ async function runPair(run: PairRun<DigitsConfig>, digits: DigitsBenchmark, held
   } finally {
     for (const d of datasets) d.dispose();
   }
-  return { heldOut, seed, reports, seconds, targetCount };
+  return { heldOut, seed, reports, seconds, histories, targetCount };
 }

@@ -158,6 +158,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     createdAt: new Date().toISOString(),
     package: { name: info.name, version: info.version },
     hardware: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${resolvedDevice}`,
+    numClasses: preset === 'digits' ? 10 : PACS.numClasses,
     baseline: 'baseline',
     methods: methodResults,
     protocol,

@@ -9,7 +9,7 @@ import { horizontalFlip, randomResizedCrop, resize } from '../data/transforms.js
 import { InvalidOptionError } from '../errors.js';
 import { evaluateRobustness, type RobustnessReport } from '../evaluation/robustness.js';
 import { resnet18 } from '../models.js';
-import { fineTune } from '../training/fine-tune.js';
+import { fineTune, type History } from '../training/fine-tune.js';
 import type { PairOutcome } from './aggregate.js';
 import { runPairs, saveInto, type PairRun } from './lodo.js';
 import { PACS } from './presets.js';
@@ -47,6 +47,7 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
   const { fineTune: ft, baseline: base } = PACS;
   const reports: Record<string, RobustnessReport> = {};
   const seconds: Record<string, number> = {};
+  const histories: NonNullable<PairOutcome['histories']> = {};
   let targetCount = 0;
   const tmp = mkdtempSync(join(tmpdir(), 'advbn-pacs-'));
   try {
@@ -63,13 +64,14 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
     const sourceEval = await imageFolder(join(tmp, 'train'), { transforms: [resize(PACS.size)] });
     const target = await imageFolder(join(root, held), { transforms: [resize(PACS.size)] });
     targetCount = target.length;
-    const time = async (name: string, work: () => Promise<unknown>) => {
+    const time = async (name: string, work: () => Promise<History>, after = 0) => {
       const started = performance.now();
-      await work();
+      const history = await work();
       seconds[name] = (performance.now() - started) / 1000;
+      histories[name] = { history: history.history, after };
     };
     run.progress.step(`held out ${held} · seed ${seed} · baseline`);
-    const baseline = await resnet18({ numClasses: 7, seed, device: run.device });
+    const baseline = await resnet18({ numClasses: PACS.numClasses, seed, device: run.device });
     await time('baseline', () =>
       fineTune(baseline, {
         data: train,
@@ -89,20 +91,23 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
     baseline.dispose();
     for (const spec of run.methods) {
       run.progress.step(`held out ${held} · seed ${seed} · ${spec.name}`);
-      const model = await resnet18({ numClasses: 7, seed, device: run.device, weights });
-      await time(spec.name, () =>
-        fineTune(model, {
-          data: train,
-          method: spec.method,
-          augmix: spec.augmix,
-          cut: ft.cut,
-          epochs: epochs ?? ft.epochs,
-          batchSize: PACS.batchSize,
-          seed,
-          optimizer: { type: 'sgd', lr: ft.lr, momentum: 0.9, weightDecay: 1e-4 },
-          schedule: { type: 'cosine' },
-          advbn: ft.advbn,
-        }),
+      const model = await resnet18({ numClasses: PACS.numClasses, seed, device: run.device, weights });
+      await time(
+        spec.name,
+        () =>
+          fineTune(model, {
+            data: train,
+            method: spec.method,
+            augmix: spec.augmix,
+            cut: ft.cut,
+            epochs: epochs ?? ft.epochs,
+            batchSize: PACS.batchSize,
+            seed,
+            optimizer: { type: 'sgd', lr: ft.lr, momentum: 0.9, weightDecay: 1e-4 },
+            schedule: { type: 'cosine' },
+            advbn: ft.advbn,
+          }),
+        histories.baseline?.history.loss.length ?? 0,
       );
       if (run.saveModels) await saveInto(model, join(run.saveModels, `${spec.name}-heldout_${held}-seed${seed}.safetensors`));
       reports[spec.name] = await evaluate(model);
@@ -112,5 +117,5 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  return { heldOut: held, seed, reports, seconds, targetCount };
+  return { heldOut: held, seed, reports, seconds, histories, targetCount };
 }

@@ -116,6 +116,7 @@ export const DIGITS_FULL_SEEDS = 5;
 /** Settings of a PACS run (leave-one-domain-out, ResNet-18 at 96 px; meant for a GPU). */
 export const PACS = {
   domains: ['photo', 'art_painting', 'cartoon', 'sketch'],
+  numClasses: 7,
   model: { arch: 'resnet18' as const },
   size: 96,
   batchSize: 64,

@@ -1,9 +1,11 @@
-// Built-in callbacks in Keras' shape: early stopping, keeping the best weights, CSV / JSON logs
-// and a one-line-per-epoch progress report. Each is a plain Callback; pass them in `callbacks`.
+// Built-in callbacks in Keras' shape: early stopping, keeping the best weights, CSV / JSON logs,
+// a one-line-per-epoch progress report and a chart of the training curves. Each is a plain
+// Callback; pass them in `callbacks`.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, extname } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
 import { type Model, saveWeights } from '../models.js';
+import { PALETTE, trainingCurvesChart } from '../report/charts.js';
 import type { BatchLogs, Callback, EpochLogs } from './callbacks.js';
 
 /** A figure of {@link EpochLogs} to watch, e.g. `'valLoss'` or `'valAccuracy'`. */
@@ -245,6 +247,64 @@ export function progressLogger(stream: ProgressStream = process.stdout): Callbac
       stream.write(
         `${tty ? '\r' : ''}Epoch ${e + 1}/${epochs} ${seen}/${steps} - ${seconds.toFixed(1)}s ${(samples / Math.max(seconds, 1e-9)).toFixed(0)} img/s - ${parts.join(' - ')}\n`,
       );
+    },
+  };
+}
+
+/**
+ * Draws the training curves when training ends: loss per epoch (the clean BN branch, and the
+ * adversarial branch for AdvBN methods), clean-branch training accuracy, validation loss and
+ * accuracy when `validationData` is given, and the chance accuracy 1 / `numClasses`. Writes
+ * `path` as SVG or PNG by its extension (`.svg`, `.png`); the same chart `advbn reproduce`
+ * writes as `curves.svg` / `curves.png`.
+ *
+ * @example
+ * ```ts
+ * await fineTune(model, { data, validationData: val, callbacks: [trainingCurves('runs/curves.png')] });
+ * ```
+ */
+export function trainingCurves(path: string): Callback {
+  const context = 'trainingCurves';
+  if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`${context}: option "path" must be a file path, got ${String(path)}`, 'path', path);
+  const format = extname(path).toLowerCase();
+  if (format !== '.svg' && format !== '.png') throw new InvalidOptionError(`${context}: option "path" must end in .svg or .png, got ${path}`, 'path', path);
+  let model: Model | undefined;
+  let samples = 0;
+  let rows: { epoch: number; logs: EpochLogs }[] = [];
+  return {
+    setModel(m) {
+      model = m;
+    },
+    onTrainBegin(logs) {
+      samples = logs.samples;
+      rows = [];
+    },
+    onEpochEnd(epoch, logs) {
+      rows.push({ epoch: epoch + 1, logs });
+    },
+    onTrainEnd() {
+      if (!model) throw new InvalidOptionError(`${context}: not given a model (pass it in fineTune's callbacks)`, 'callbacks', undefined);
+      if (rows.length === 0) return;
+      const series = (key: keyof EpochLogs) => (rows.every((r) => typeof r.logs[key] === 'number') ? rows.map((r) => r.logs[key] as number) : undefined);
+      const [advLoss, valLoss, valAccuracy] = [series('advLoss'), series('valLoss'), series('valAccuracy')];
+      const chart = trainingCurvesChart({
+        title: `Training curves (${rows.length} epoch${rows.length === 1 ? '' : 's'}, ${samples} training samples)`,
+        numClasses: model.numClasses,
+        runs: [
+          {
+            name: '',
+            color: PALETTE[0]!,
+            epochs: rows.map((r) => r.epoch),
+            cleanLoss: series('cleanLoss')!,
+            accuracy: series('accuracy')!,
+            ...(advLoss && { advLoss }),
+            ...(valLoss && { valLoss }),
+            ...(valAccuracy && { valAccuracy }),
+          },
+        ],
+      });
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, format === '.svg' ? chart.svg : chart.png);
     },
   };
 }
