@@ -61,6 +61,7 @@ describe('advbn fine-tune', () => {
     expect(summary.validation.clean.accuracy).toBeGreaterThanOrEqual(0);
     expect(summary.validation.adv.accuracy).toBeGreaterThanOrEqual(0);
     expect(readFileSync(join(out, 'history.csv'), 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(readFileSync(join(out, 'curves.png')).subarray(1, 4).toString()).toBe('PNG');
     expect(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'))).toEqual(summary);
     // Everything is done: a resumed run says so plainly and reports the same history.
     const resumed = advbn(...args, '--resume');

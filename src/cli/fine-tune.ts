@@ -8,7 +8,7 @@ import { evaluate } from '../evaluation/evaluate.js';
 import { resnet18, resnet34, resnet50, saveWeights, type Model, type ModelOptions } from '../models.js';
 import { Progress } from '../reproduce/progress.js';
 import { AbortError } from '../errors.js';
-import { csvLogger } from '../training/builtins.js';
+import { csvLogger, trainingCurves } from '../training/builtins.js';
 import { fineTune } from '../training/fine-tune.js';
 import { FINE_TUNE_METHODS, type FineTuneMethod } from '../training/options.js';
 import { badFlag, parseFlags, runCommand } from './args.js';
@@ -18,8 +18,8 @@ import { DEVICE_PATTERN, optionRule } from '../validation.js';
 const usage = () => `usage: advbn fine-tune --data DIR --out DIR (--weights FILE | --from-scratch) [options]
 
 DIR holds one sub-folder per class (JPEG/PNG). Writes OUT/checkpoint.safetensors after every epoch
-(--resume continues from it), OUT/weights.safetensors, OUT/history.csv (one row per epoch) and
-OUT/summary.json (also printed).
+(--resume continues from it), OUT/weights.safetensors, OUT/history.csv (one row per epoch),
+OUT/curves.png (loss and accuracy per epoch of this invocation) and OUT/summary.json (also printed).
 
   --weights FILE   torchvision/timm ResNet weights (.pth or .safetensors) to start from
   --from-scratch   no weights: a random network, every stage trained (--method erm, cut 0)
@@ -165,6 +165,7 @@ async function train(v: Flags['v'], settings: NonNullable<Flags['settings']>): P
       ...(val && { validationData: val }),
       callbacks: [
         csvLogger(join(v.out!, 'history.csv')),
+        trainingCurves(join(v.out!, 'curves.png')),
         {
           onEpochBegin: (epoch) => {
             current = epoch + 1;
