@@ -290,10 +290,10 @@ interface Curve {
 }
 
 /**
- * Lines with markers; where several groups have a point in one slot (fine-tunes of one epoch
- * each), the groups are spread across the slot, in group order, so no marker hides another.
+ * Lines with markers. With `dodge`, where several groups have a point in one slot (fine-tunes of
+ * one epoch each), the groups are spread across the slot, in group order, so no marker hides another.
  */
-function curves(list: readonly Curve[]): Draw {
+function curves(list: readonly Curve[], { dodge = false }: { dodge?: boolean } = {}): Draw {
   return (p) => {
     const shapes: Shape[] = [];
     const groupsAt = new Map<number, number[]>();
@@ -307,6 +307,7 @@ function curves(list: readonly Curve[]): Draw {
     });
     for (const groups of groupsAt.values()) groups.sort((a, b) => a - b);
     const offset = (slot: number, group: number): number => {
+      if (!dodge) return 0;
       const groups = groupsAt.get(slot)!;
       const step = Math.min(14, (p.slot * 0.7) / groups.length);
       return (groups.indexOf(group) - (groups.length - 1) / 2) * step;
@@ -481,8 +482,8 @@ export function trainingCurvesChart(options: { title: string; runs: readonly Cur
   if (hasAdv) entries.push({ label: 'training, adversarial BN (loss only)', color: keyColor, style: 'dashed' });
   if (hasVal) entries.push({ label: 'validation, clean BN', color: keyColor, style: 'dotted' });
   const scene = compose(options.title, entries, [
-    { spec: lossSpec, draw: curves(lossCurves) },
-    { spec: accSpec, draw: curves(accCurves) },
+    { spec: lossSpec, draw: curves(lossCurves, { dodge: true }) },
+    { spec: accSpec, draw: curves(accCurves, { dodge: true }) },
   ]);
   return renderScene(scene, options.title);
 }
