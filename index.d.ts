@@ -23,6 +23,12 @@ export declare class NativeDataset {
    * every image goes through AugMix first (seeded per sample).
    */
   batch(indices: Uint32Array, device: string, augmix?: Array<number> | undefined | null): Promise<NativeBatch>
+  /** The labels, in sample order. */
+  labels(): Uint32Array
+  /** The samples `indices`, sharing this dataset's stored images. */
+  select(indices: Uint32Array): NativeDataset
+  /** The parts one after another (views when they share stored images, else one copy). */
+  static concat(parts: Array<NativeDataset>): NativeDataset
   /** The data is shared with in-flight batches; dropping the handle frees it when they finish. */
   dispose(): void
 }
@@ -87,6 +93,12 @@ export declare class NativeSource {
   get length(): number
   get numClasses(): number
   get classNames(): Array<string>
+  /** The labels, in sample order (from the listing or the label records: nothing is decoded). */
+  labels(): Uint32Array
+  /** The samples `indices` of this source, in that order (sharing it). */
+  subset(indices: Uint32Array): NativeSource
+  /** The parts' samples one after another; they must name the same classes. */
+  static concat(parts: Array<NativeSource>): NativeSource
   /** Loaders already made keep the source alive until they are closed. */
   dispose(): void
 }
@@ -312,6 +324,9 @@ export interface OptionRule {
 /** Every numeric option's rule. */
 export declare function optionRules(): Array<OptionRule>
 
+/** `limit` of `0..length` drawn without replacement (seeded), ascending. */
+export declare function randomSubset(length: number, limit: number, seed: number): Uint32Array
+
 /** The learning-rate schedule, as `fineTune`'s `schedule` option resolved.  */
 export type ScheduleSettings =
   | { type: 'constant' }
@@ -344,6 +359,9 @@ export interface StepLogs {
   count: number
   lr: number
 }
+
+/** Class-stratified parts of the given fractions (seeded), each ascending. */
+export declare function stratifiedSplit(labels: Uint32Array, fractions: Array<number>, seed: number): Array<Uint32Array>
 
 /** A fine-tune run's settings: `fineTune`'s options as resolved, one name per option in each language.  */
 export interface TrainerConfig {

@@ -5,6 +5,7 @@
  * @module Data
  */
 export type { ImageArray, Layout } from '../data/images.js';
+export { concat, split, subset, type SplitOptions, type SubsetSelection } from '../data/selection.js';
 export { fromArrays, type Batch, type BatchOptions, type Dataset, type DatasetInput, type FromArraysOptions, type LabeledArrays } from '../data/dataset.js';
 export {
   cifar10,

@@ -130,9 +130,14 @@ class ArrayDataset implements Dataset {
     this.imageShape = [native.channels, native.height, native.width];
   }
 
-  #live(): NativeDataset {
+  /** The native handle (for views of this dataset). @internal */
+  get native(): NativeDataset {
     if (!this.#native) throw new DisposedError('the dataset was used after dispose()');
     return this.#native;
+  }
+
+  #live(): NativeDataset {
+    return this.native;
   }
 
   async *batches(options: BatchOptions = {}): AsyncGenerator<Batch> {
@@ -259,4 +264,9 @@ export function assertFitsModel(context: string, option: string, dataset: Datase
 /** @internal Wraps a dataset the native side built (e.g. the digits benchmark's splits). */
 export function wrapNativeDataset(native: NativeDataset): Dataset {
   return new ArrayDataset(native);
+}
+
+/** @internal The native handle of an in-memory dataset (fromArrays, digits), else undefined. */
+export function arrayHandle(dataset: Dataset): NativeDataset | undefined {
+  return dataset instanceof ArrayDataset ? dataset.native : undefined;
 }

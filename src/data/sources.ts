@@ -74,7 +74,7 @@ export interface SourceDataset extends Dataset {
 
 const SOURCE_OPTIONS = ['transforms', 'threads', 'prefetch', 'onBadSample'] as const;
 
-interface LoaderSettings {
+export interface LoaderSettings {
   pipeline: ResolvedPipeline;
   threads: number;
   prefetch: number;
@@ -216,6 +216,12 @@ class FileDataset implements SourceDataset {
     this.imageShape = Object.freeze(imageShape);
   }
 
+  /** The native source and how it is loaded (for views of this dataset). @internal */
+  get parts(): FileParts {
+    if (!this.#source) throw new DisposedError('the dataset was used after dispose()');
+    return { source: this.#source, settings: this.#settings, imageShape: this.imageShape };
+  }
+
   async *batches(options: BatchOptions = {}): AsyncGenerator<Batch> {
     const { batchSize, shuffle, seed, epoch, dropLast, device, augment } = readBatchOptions(options);
     if (!this.#source) throw new DisposedError('the dataset was used after dispose()');
@@ -246,4 +252,21 @@ class FileDataset implements SourceDataset {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** What a file dataset is made of: its source, loader settings and image shape. @internal */
+export interface FileParts {
+  source: NativeSource;
+  settings: LoaderSettings;
+  imageShape: readonly [number, number, number];
+}
+
+/** @internal The parts of a file dataset (imageFolder, mnist, cifar10, views of them), else undefined. */
+export function fileParts(dataset: Dataset): FileParts | undefined {
+  return dataset instanceof FileDataset ? dataset.parts : undefined;
+}
+
+/** @internal A file dataset over `source`, loaded as `like` is. */
+export function fileDatasetLike(source: NativeSource, like: FileParts): SourceDataset {
+  return new FileDataset(source, like.settings, [...like.imageShape] as [number, number, number]);
 }

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use advbn_core::data::selection::{random_subset as core_random_subset, stratified_split as core_stratified_split};
 use advbn_core::data::{epoch_order as core_epoch_order, ArrayDataset, ImageLayout, PixelData};
 use advbn_core::device::parse_device;
+use advbn_core::error::seed_from_f64;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -109,6 +111,27 @@ impl NativeDataset {
         })
     }
 
+    /// The labels, in sample order.
+    #[napi]
+    pub fn labels(&self, env: Env) -> Result<Uint32Array> {
+        sync(&env, || Ok(Uint32Array::new(self.data()?.labels().to_vec())))
+    }
+
+    /// The samples `indices`, sharing this dataset's stored images.
+    #[napi]
+    pub fn select(&self, env: Env, indices: Uint32Array) -> Result<NativeDataset> {
+        sync(&env, || Ok(Self::from_core(self.data()?.select(&indices)?)))
+    }
+
+    /// The parts one after another (views when they share stored images, else one copy).
+    #[napi(factory)]
+    pub fn concat(env: Env, parts: Vec<&NativeDataset>) -> Result<NativeDataset> {
+        sync(&env, || {
+            let parts = parts.iter().map(|p| p.data().map(|d| d.as_ref())).collect::<Outcome<Vec<_>>>()?;
+            Ok(Self::from_core(ArrayDataset::concat(&parts)?))
+        })
+    }
+
     /// The data is shared with in-flight batches; dropping the handle frees it when they finish.
     #[napi]
     pub fn dispose(&mut self) {
@@ -147,4 +170,16 @@ impl Work for BatchTask {
 #[napi]
 pub fn epoch_order(length: u32, shuffle: bool, seed: f64, epoch: u32) -> Uint32Array {
     Uint32Array::new(core_epoch_order(length as usize, shuffle, seed as u64, epoch as u64))
+}
+
+/// `limit` of `0..length` drawn without replacement (seeded), ascending.
+#[napi]
+pub fn random_subset(env: Env, length: u32, limit: u32, seed: f64) -> Result<Uint32Array> {
+    sync(&env, || Ok(Uint32Array::new(core_random_subset(length as usize, limit as usize, seed_from_f64("seed", seed)?))))
+}
+
+/// Class-stratified parts of the given fractions (seeded), each ascending.
+#[napi]
+pub fn stratified_split(env: Env, labels: Uint32Array, fractions: Vec<f64>, seed: f64) -> Result<Vec<Uint32Array>> {
+    sync(&env, || Ok(core_stratified_split(&labels, &fractions, seed_from_f64("seed", seed)?)?.into_iter().map(Uint32Array::new).collect()))
 }

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use advbn_core::data::corruptions::{corrupt_files as core_corrupt_files, corruption_transform, encode_jpeg, encode_png, CorruptFilesJob, Corruption};
 use advbn_core::data::jitter::ColorJitter;
 use advbn_core::data::loader::Stopper;
-use advbn_core::data::{BadSample, Batch, Cifar10, EpochIter, FileLimits, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Transform};
+use advbn_core::data::{
+    BadSample, Batch, Cifar10, Concat, EpochIter, FileLimits, Image, ImageFolder, Loader, LoaderConfig, Mnist, Pass, Pipeline, Source, Subset, Transform,
+};
 use advbn_core::device::parse_device;
 use advbn_core::error::seed_from_f64;
 use advbn_core::Error;
@@ -74,6 +76,30 @@ impl NativeSource {
     #[napi(getter)]
     pub fn class_names(&self, env: Env) -> Result<Vec<String>> {
         sync(&env, || Ok(self.source()?.class_names()))
+    }
+
+    /// The labels, in sample order (from the listing or the label records: nothing is decoded).
+    #[napi]
+    pub fn labels(&self, env: Env) -> Result<Uint32Array> {
+        sync(&env, || {
+            let source = self.source()?;
+            Ok(Uint32Array::new((0..source.len()).map(|i| source.label(i)).collect::<advbn_core::Result<Vec<u32>>>()?))
+        })
+    }
+
+    /// The samples `indices` of this source, in that order (sharing it).
+    #[napi]
+    pub fn subset(&self, env: Env, indices: Uint32Array) -> Result<NativeSource> {
+        sync(&env, || Ok(NativeSource { inner: Some(Arc::new(Subset::new(self.source()?.clone(), indices.to_vec())?)) }))
+    }
+
+    /// The parts' samples one after another; they must name the same classes.
+    #[napi(factory)]
+    pub fn concat(env: Env, parts: Vec<&NativeSource>) -> Result<NativeSource> {
+        sync(&env, || {
+            let parts = parts.iter().map(|p| p.source().cloned()).collect::<Outcome<Vec<_>>>()?;
+            Ok(NativeSource { inner: Some(Arc::new(Concat::new(parts)?)) })
+        })
     }
 
     /// Loaders already made keep the source alive until they are closed.

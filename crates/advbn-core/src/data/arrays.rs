@@ -1,4 +1,7 @@
-//! An in-memory image dataset from typed arrays (NCHW or NHWC, uint8 or float32).
+//! An in-memory image dataset from typed arrays (NCHW or NHWC, uint8 or float32), and views of
+//! one (subsets, splits, concatenations) that share its stored images.
+
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
@@ -22,11 +25,16 @@ pub enum PixelData<'a> {
 }
 
 /// Validated images, stored once as float32 NCHW (normalised), and their labels.
+#[derive(Clone)]
 pub struct ArrayDataset {
-    images: Vec<f32>,
+    /// The stored images, shared by every view of them.
+    images: Arc<Vec<f32>>,
+    /// Sample i is stored image `rows[i]` (a view); `None`: sample i is stored image i.
+    rows: Option<Arc<Vec<u32>>>,
     /// Per-channel normalisation applied at construction (undone for image-space augmentation).
     mean: Vec<f64>,
     std: Vec<f64>,
+    /// One per sample, in sample order.
     labels: Vec<u32>,
     channels: usize,
     height: usize,
@@ -120,7 +128,80 @@ impl ArrayDataset {
             }
         }
         let labels = labels.iter().map(|&l| l as u32).collect();
-        Ok(Self { images, labels, mean, std, channels: c, height: h, width: w, num_classes })
+        Ok(Self { images: Arc::new(images), rows: None, labels, mean, std, channels: c, height: h, width: w, num_classes })
+    }
+
+    /// The samples `indices` (an index may repeat), sharing this dataset's stored images.
+    pub fn select(&self, indices: &[u32]) -> Result<Self> {
+        if let Some((at, &i)) = indices.iter().enumerate().find(|(_, &i)| i as usize >= self.len()) {
+            return Err(Error::invalid_data(format!("indices[{at}] = {i} is out of range for a dataset of {} samples", self.len())));
+        }
+        let rows = indices.iter().map(|&i| self.row(i as usize) as u32).collect();
+        let labels = indices.iter().map(|&i| self.labels[i as usize]).collect();
+        Ok(Self { rows: Some(Arc::new(rows)), labels, ..self.clone() })
+    }
+
+    /// The samples of every part, part after part; parts viewing the same stored images stay
+    /// views, others are copied once. The parts must agree on image shape and normalisation;
+    /// the class count is the largest of theirs.
+    pub fn concat(parts: &[&Self]) -> Result<Self> {
+        let Some(first) = parts.first() else {
+            return Err(Error::invalid_data("concat needs at least one dataset"));
+        };
+        for (at, part) in parts.iter().enumerate().skip(1) {
+            if part.image_shape() != first.image_shape() {
+                let shape = |(c, h, w): (usize, usize, usize)| format!("[{c}, {h}, {w}]");
+                return Err(Error::invalid_data(format!(
+                    "dataset {at} has images of shape {} but dataset 0 has {} ([channels, height, width])",
+                    shape(part.image_shape()),
+                    shape(first.image_shape())
+                )));
+            }
+            if part.mean != first.mean || part.std != first.std {
+                return Err(Error::invalid_data(format!(
+                    "dataset {at} was normalised with mean {:?} std {:?} but dataset 0 with mean {:?} std {:?}",
+                    part.mean, part.std, first.mean, first.std
+                )));
+            }
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > u32::MAX as usize {
+            return Err(Error::invalid_data(format!("{total} samples in all, more than 2^32")));
+        }
+        let labels: Vec<u32> = parts.iter().flat_map(|p| p.labels.iter().copied()).collect();
+        let num_classes = parts.iter().map(|p| p.num_classes).max().unwrap_or(first.num_classes);
+        if parts.iter().all(|p| Arc::ptr_eq(&p.images, &first.images)) {
+            let rows = parts.iter().flat_map(|p| (0..p.len()).map(|i| p.row(i) as u32)).collect();
+            return Ok(Self { rows: Some(Arc::new(rows)), labels, num_classes, ..(*first).clone() });
+        }
+        let size = first.sample_len();
+        let mut images = Vec::with_capacity(total * size);
+        for part in parts {
+            for i in 0..part.len() {
+                images.extend_from_slice(part.stored(part.row(i)));
+            }
+        }
+        Ok(Self { images: Arc::new(images), rows: None, labels, num_classes, ..(*first).clone() })
+    }
+
+    /// The labels, in sample order.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// Where sample `i` is stored.
+    fn row(&self, i: usize) -> usize {
+        self.rows.as_ref().map_or(i, |rows| rows[i] as usize)
+    }
+
+    fn sample_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The pixels of stored image `row`.
+    fn stored(&self, row: usize) -> &[f32] {
+        let size = self.sample_len();
+        &self.images[row * size..(row + 1) * size]
     }
 
     pub fn len(&self) -> usize {
@@ -142,7 +223,7 @@ impl ArrayDataset {
 
     /// Gathers `indices` into (images [B, C, H, W] f32, labels [B] u32) on `device`.
     /// With `augment = Some((seed, epoch))` each image goes through AugMix first, with a
-    /// stream of its own (seed, epoch, sample index): the same on any machine or batch split.
+    /// stream of its own (seed, epoch, stored image): the same on any machine or batch split.
     pub fn batch(&self, indices: &[u32], device: &Device, augment: Option<(u64, u64)>) -> Result<(Tensor, Tensor)> {
         let (images, labels) = self.gather(indices, augment)?;
         self.to_tensors(images, labels, device)
@@ -153,18 +234,19 @@ impl ArrayDataset {
         if indices.is_empty() {
             return Err(Error::invalid_data("a batch needs at least one index"));
         }
-        let size = self.channels * self.height * self.width;
-        let mut images = Vec::with_capacity(indices.len() * size);
+        let mut images = Vec::with_capacity(indices.len() * self.sample_len());
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
             let i = i as usize;
             if i >= self.len() {
                 return Err(Error::invalid_data(format!("sample index {i} is out of range (dataset has {})", self.len())));
             }
-            let pixels = &self.images[i * size..(i + 1) * size];
+            let row = self.row(i);
+            let pixels = self.stored(row);
             match augment {
                 None => images.extend_from_slice(pixels),
-                Some((seed, epoch)) => images.extend(self.augmented(pixels, seed, epoch, i as u64)?),
+                // The stream follows the stored image, so a view augments a sample as its source does.
+                Some((seed, epoch)) => images.extend(self.augmented(pixels, seed, epoch, row as u64)?),
             }
             labels.push(self.labels[i]);
         }

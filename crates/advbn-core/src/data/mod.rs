@@ -6,6 +6,7 @@ pub mod corruptions;
 pub mod image;
 pub mod jitter;
 pub mod order;
+pub mod selection;
 pub(crate) mod resample;
 
 pub use arrays::{ArrayDataset, ImageLayout, PixelData};
@@ -18,5 +19,5 @@ pub mod loader;
 pub mod sources;
 pub mod transforms;
 pub use loader::{BadSample, Batch, EpochIter, Loader, LoaderConfig, Pass};
-pub use sources::{Cifar10, FileLimits, ImageFolder, Mnist, Source};
+pub use sources::{Cifar10, Concat, FileLimits, ImageFolder, Mnist, Source, Subset};
 pub use transforms::{Pipeline, Transform, IMAGENET_MEAN, IMAGENET_STD};

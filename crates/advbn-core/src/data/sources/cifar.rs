@@ -78,6 +78,13 @@ impl Source for Cifar10 {
         Ok((Image::from_u8(SIDE, SIDE, 3, &hwc)?, rec[0] as u32))
     }
 
+    fn label(&self, index: usize) -> Result<u32> {
+        if index >= self.len() {
+            return Err(Error::invalid_data(format!("CIFAR-10 sample {index} is out of range ({} records)", self.len())));
+        }
+        Ok(self.records[index * RECORD] as u32)
+    }
+
     fn describe(&self, index: usize) -> String {
         if index >= self.len() {
             return format!("CIFAR-10 sample {index} (out of range)");

@@ -91,6 +91,12 @@ impl ImageFolder {
     }
 }
 
+impl ImageFolder {
+    fn sample(&self, index: usize) -> Result<&(PathBuf, u32)> {
+        self.samples.get(index).ok_or_else(|| Error::invalid_data(format!("sample index {index} is out of range ({} images)", self.len())))
+    }
+}
+
 impl Source for ImageFolder {
     fn len(&self) -> usize {
         self.samples.len()
@@ -105,10 +111,13 @@ impl Source for ImageFolder {
     }
 
     fn load(&self, index: usize) -> Result<(Image, u32)> {
-        let (path, label) =
-            self.samples.get(index).ok_or_else(|| Error::invalid_data(format!("sample index {index} is out of range ({} images)", self.len())))?;
+        let (path, label) = self.sample(index)?;
         let bytes = read_file(path, self.limits.max_file_bytes)?;
         Ok((decode_image_within(&bytes, &path.display().to_string(), self.limits.max_pixels)?, *label))
+    }
+
+    fn label(&self, index: usize) -> Result<u32> {
+        self.sample(index).map(|(_, label)| *label)
     }
 
     fn describe(&self, index: usize) -> String {

@@ -100,6 +100,13 @@ impl Source for Mnist {
         Ok((image, self.labels[index] as u32))
     }
 
+    fn label(&self, index: usize) -> Result<u32> {
+        self.labels
+            .get(index)
+            .map(|&l| l as u32)
+            .ok_or_else(|| Error::invalid_data(format!("{}: record {index} is out of range ({} images)", self.origin, self.len())))
+    }
+
     fn describe(&self, index: usize) -> String {
         format!("{} record {index}", self.origin)
     }

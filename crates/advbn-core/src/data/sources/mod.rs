@@ -3,10 +3,12 @@
 pub mod cifar;
 pub mod folder;
 pub mod mnist;
+pub mod views;
 
 pub use cifar::Cifar10;
 pub use folder::ImageFolder;
 pub use mnist::Mnist;
+pub use views::{Concat, Subset};
 
 use crate::data::Image;
 use crate::error::Result;
@@ -21,6 +23,11 @@ pub trait Source: Send + Sync {
     fn class_names(&self) -> Vec<String>;
     /// Sample `index` decoded; errors name the file or record.
     fn load(&self, index: usize) -> Result<(Image, u32)>;
+    /// The label of sample `index`. Sources that know their labels without decoding (every
+    /// source here) answer from memory; the default decodes the sample.
+    fn label(&self, index: usize) -> Result<u32> {
+        self.load(index).map(|(_, label)| label)
+    }
     /// Where sample `index` comes from (a file path, a record), for error and skip reports.
     fn describe(&self, index: usize) -> String;
 }
