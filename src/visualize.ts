@@ -1,9 +1,11 @@
 // Pictures of adversarial features: a decoder learns to invert the model's frozen encoder at the
 // cut, then renders the AdvBN-perturbed features of a few inputs at increasing attack strength.
 import { writeFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { resolveDataset, assertFitsModel, type DatasetInput } from './data/dataset.js';
 import type { Model } from './models.js';
 import { callNative } from './native.js';
+import { featuresPicture } from './report/features.js';
 import { OptionReader } from './validation.js';
 
 /** Options of {@link visualizeAdversarialFeatures}. */
@@ -26,14 +28,21 @@ export interface VisualizeOptions {
   rows?: number;
   /** Seed of the decoder's initialisation; default 0. */
   seed?: number;
-  /** Also write the PNG to this path. */
+  /** Also write the picture to this path: SVG when it ends in `.svg`, PNG otherwise. */
   out?: string;
 }
 
 /** What {@link visualizeAdversarialFeatures} resolves to. */
 export interface VisualizeResult {
-  /** PNG: per row the input, its reconstruction, then the decoded perturbed features per strength. */
+  /**
+   * The picture as PNG: per row the input, its reconstruction, then the decoded perturbed
+   * features per strength, enlarged nearest-neighbour, with column labels and a caption.
+   */
   png: Buffer;
+  /** The same picture as SVG (the grid embedded as a PNG). */
+  svg: string;
+  /** The bare tile grid at the images' own resolution (PNG, 2 px white gaps), no labels. */
+  grid: Buffer;
   /** Decoder training loss per step (pixel MSE + TV). */
   losses: number[];
 }
@@ -62,9 +71,10 @@ export async function visualizeAdversarialFeatures(model: Model, data: DatasetIn
   try {
     assertFitsModel(context, 'data', dataset, model);
     for await (const batch of dataset.batches({ batchSize: Math.min(count, dataset.length), device: model.device })) {
-      const result = await callNative((n) => n.visualizeFeatures(native, batch.handle, config));
-      if (out !== undefined) await writeFile(out, result.png);
-      return result;
+      const { png: grid, losses } = await callNative((n) => n.visualizeFeatures(native, batch.handle, config));
+      const picture = featuresPicture(grid, config);
+      if (out !== undefined) await writeFile(out, extname(out).toLowerCase() === '.svg' ? picture.svg : picture.png);
+      return { png: picture.png, svg: picture.svg, grid, losses };
     }
     throw o.fail('data', 'a non-empty dataset');
   } finally {

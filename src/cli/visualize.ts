@@ -5,12 +5,13 @@ import { smallResnet } from '../models.js';
 import { fineTune } from '../training/fine-tune.js';
 import { visualizeAdversarialFeatures } from '../visualize.js';
 
-const USAGE = `usage: advbn visualize [--out FILE.png] [--weights FILE] [--steps N] [--seed N]
+const USAGE = `usage: advbn visualize [--out FILE.png|FILE.svg] [--weights FILE] [--steps N] [--seed N]
 
 Trains a small ResNet on the embedded MNIST digits (or loads --weights of a small_resnet depth 8
-width 8, 10 classes), trains a decoder that inverts its encoder after stage 1, and writes a PNG:
-per row the input, its reconstruction, and the decoded AdvBN-perturbed features at attack
-strengths 0.3, 0.6 and 1.1. Default FILE: advbn-features.png.`;
+width 8, 10 classes), trains a decoder that inverts its encoder after stage 1, and writes a
+picture: per row the input, its reconstruction, and the decoded AdvBN-perturbed features at attack
+strengths 0.3, 0.6 and 1.1, enlarged nearest-neighbour, with labelled columns and a caption. PNG,
+or SVG when FILE ends in .svg. Default FILE: advbn-features.png.`;
 
 export async function runVisualize(args: readonly string[]): Promise<number> {
   return runCommand('visualize', USAGE, async () => {
