@@ -22,4 +22,5 @@ export {
   type Results as ReproduceResults,
   type Stat,
   type TargetStat,
+  type TrainingCurves,
 } from '../report/index.js';
