@@ -25,7 +25,8 @@ console.log(`installed without cargo: ${r.load.path} (${r.load.variant}); ${r.ch
 
 # The library as users consume it: ESM import, CommonJS require (Node >= 20.19 loads the ES
 # module synchronously; no separate CJS build to drift) and a TypeScript NodeNext project with
-# both module kinds. Each runs one fine-tune epoch on a tiny model.
+# both module kinds. Each runs one fine-tune epoch on a tiny model (ESM and CommonJS also draw
+# the training-curves chart).
 cat > step.txt <<'JS'
 const n = 8, size = 16;
 const data = new Float32Array(n * 3 * size * size).map((_, i) => (i % 7) / 7);
@@ -33,9 +34,14 @@ const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
 const run = async (advbn, kind) => {
   const dataset = advbn.fromArrays({ data, shape: [n, 3, size, size] }, labels);
   const model = await advbn.smallResnet({ numClasses: 2, depth: 8, width: 4, device: 'cpu' });
-  const history = await advbn.fineTune(model, { data: dataset, epochs: 1, batchSize: 4 });
+  // The training-curves chart: resvg's prebuilt binary and the font package, from the tarball's dependencies.
+  const curves = `curves-${kind.split(' ')[0]}.png`;
+  const history = await advbn.fineTune(model, { data: dataset, epochs: 1, batchSize: 4, callbacks: [advbn.trainingCurves(curves)] });
   if (history.history.loss.length !== 1 || !Number.isFinite(history.history.loss[0])) throw new Error(`${kind}: bad history`);
-  console.log(`${kind}: one fine-tune epoch, loss ${history.history.loss[0].toFixed(4)}`);
+  const { readFileSync } = await import('node:fs');
+  const png = readFileSync(curves);
+  if (png.subarray(1, 4).toString() !== 'PNG' || png.length < 5000) throw new Error(`${kind}: no curves chart`);
+  console.log(`${kind}: one fine-tune epoch, loss ${history.history.loss[0].toFixed(4)}, ${curves} ${png.length} bytes`);
   model.dispose();
 };
 JS
