@@ -61,19 +61,22 @@ __device__ void input_grad(const T* x, const T* g, const float* params, const fl
   });
 }
 
+// The launch signatures BatchNorm's kernels share (ops/cuda/channels.rs), ending in the flags
+// (eps, relu, train); AdvBN has no eps and no train mode, so its kernels ignore both.
 #define ADVBN_KERNELS(T, SUFFIX)                                                                            \
   extern "C" __global__ void advbn_apply_##SUFFIX(const T* x, const float* params, T* y, int C, int HW,       \
-                                                  int relu) {                                                \
+                                                  float /*eps*/, int relu, int /*train*/) {                  \
     apply<T>(x, params, y, C, HW, relu);                                                                     \
   }                                                                                                          \
   extern "C" __global__ void advbn_backward_partials_##SUFFIX(const T* x, const T* g, const float* params,    \
                                                               float* partial, int N, int C, int HW,           \
-                                                              int chunks, int relu) {                        \
+                                                              int chunks, float /*eps*/, int relu,            \
+                                                              int /*train*/) {                               \
     backward_partials<T>(x, g, params, partial, N, C, HW, chunks, relu);                                     \
   }                                                                                                          \
   extern "C" __global__ void advbn_input_grad_##SUFFIX(const T* x, const T* g, const float* params,           \
                                                        const float* sums, T* dx, int C, int HW, int M,        \
-                                                       int relu) {                                           \
+                                                       float /*eps*/, int relu, int /*train*/) {              \
     input_grad<T>(x, g, params, sums, dx, C, HW, M, relu);                                                   \
   }
 

@@ -94,6 +94,8 @@ __device__ void input_grad(const T* x, const T* g, const float* coeffs, const fl
   });
 }
 
+// apply, backward_partials and input_grad have the launch signatures AdvBN's kernels share
+// (ops/cuda/channels.rs), ending in (eps, relu, train); train only matters to the input gradient.
 #define BN_KERNELS(T, SUFFIX)                                                                                  \
   extern "C" __global__ void bn_stats_partials_##SUFFIX(const T* x, float* partial, int N, int C, int HW,       \
                                                         int chunks) {                                          \
@@ -104,12 +106,12 @@ __device__ void input_grad(const T* x, const T* g, const float* coeffs, const fl
     stats_finalize<T>(x, partial, stats, C, HW, chunks, M);                                                    \
   }                                                                                                            \
   extern "C" __global__ void bn_apply_##SUFFIX(const T* x, const float* coeffs, T* y, int C, int HW, float eps, \
-                                               int relu) {                                                     \
+                                               int relu, int /*train*/) {                                      \
     apply<T>(x, coeffs, y, C, HW, eps, relu);                                                                  \
   }                                                                                                            \
   extern "C" __global__ void bn_backward_partials_##SUFFIX(const T* x, const T* g, const float* coeffs,         \
                                                            float* partial, int N, int C, int HW, int chunks,   \
-                                                           float eps, int relu) {                              \
+                                                           float eps, int relu, int /*train*/) {               \
     backward_partials<T>(x, g, coeffs, partial, N, C, HW, chunks, eps, relu);                                  \
   }                                                                                                            \
   extern "C" __global__ void bn_input_grad_##SUFFIX(const T* x, const T* g, const float* coeffs,                \

@@ -1,10 +1,12 @@
-//! Launches of the fused BatchNorm kernels (cuda/batch_norm.cu).
+//! Launches of the fused BatchNorm kernels (cuda/batch_norm.cu): the statistics here, the rest
+//! through the launchers it shares with AdvBN.
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, channel_grid, f32_slice, int, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output, Sizes, THREADS};
+use super::channels::{self, Flags, Kernel};
+use super::{alloc_like, channel_grid, f32_slice, int, suffix, sum_chunks, Sizes, THREADS};
 use crate::ops::batch_norm::BnOptions;
 
 const MODULE: &str = "batch_norm";
@@ -65,33 +67,22 @@ pub fn stats(xs: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
     Ok((f32_storage(xs, stats), Shape::from(2 * c)))
 }
 
+/// BatchNorm's kernels read coeffs = [gamma, beta, mean, var] (4C); the input gradient also
+/// sums = [sum g', sum g' * xhat] (2C).
+const fn kernel(name: &'static str, what: &'static str, sums: usize) -> Kernel {
+    Kernel { module: MODULE, ptx: advbn_kernels::BATCH_NORM, name, what, coeffs: 4, sums }
+}
+
+const APPLY: Kernel = kernel("bn_apply", "batch norm", 0);
+const GRAD_SUMS: Kernel = kernel("bn_backward_partials", "batch norm gradient sums", 0);
+const INPUT_GRAD: Kernel = kernel("bn_input_grad", "batch norm input gradient", 2);
+
+fn flags(options: BnOptions) -> Flags {
+    Flags { eps: options.eps as f32, relu: options.relu, train: options.train }
+}
+
 pub fn apply(xs: &CudaStorage, xl: &Layout, cs: &CudaStorage, cl: &Layout, options: BnOptions) -> Result<(CudaStorage, Shape)> {
-    let size = Sizes::of(xl)?;
-    let (n, c, hw) = (size.n, size.c, size.hw);
-    let coeffs = f32_slice(cs, cl, "batch norm coefficients")?;
-    let f = func!(xs, "bn_apply");
-    let (c_i, hw_i, eps, relu) = (size.c_i, size.hw_i, options.eps as f32, options.relu as i32);
-    let grid = plane_grid(n * c, hw)?;
-    let out = wrap_output(&xs.device, xs, n * c * hw, |out| {
-        with_view!(xs, xl, "batch norm input", |x| {
-            let mut b = f.builder();
-            b.arg(&x);
-            b.arg(&coeffs);
-            push_out(&mut b, out)?;
-            b.arg(&c_i);
-            b.arg(&hw_i);
-            b.arg(&eps);
-            b.arg(&relu);
-            // SAFETY: the pushed arguments are bn_apply_<T>'s (x, coeffs, y, C, HW, eps, relu), in order, with T
-            // the dtype `suffix` named, which `wrap_output` allocated y in. The grid has N * C block rows
-            // and `for_each_in_plane` stops at HW, so x and y (N * C * HW elements each) are indexed in
-            // range; coeffs (float32, checked by `f32_slice`) is the 4C-float [gamma, beta, mean, var]
-            // that `batch_norm_fused` built, read at c < C.
-            unsafe { b.launch(grid) }.w()?;
-        });
-        Ok(())
-    })?;
-    Ok((out, xl.shape().clone()))
+    channels::map(&APPLY, xs, xl, f32_slice(cs, cl, "batch norm coefficients")?, flags(options))
 }
 
 /// [sum g' (C), sum g' * xhat (C)], float32.
@@ -104,40 +95,7 @@ pub fn grad_sums(
     cl: &Layout,
     options: BnOptions,
 ) -> Result<(CudaStorage, Shape)> {
-    let dev = &xs.device;
-    let size = Sizes::of(xl)?;
-    let (n, c) = (size.n, size.c);
-    let chunks = sum_chunks(n, c);
-    let coeffs = f32_slice(cs, cl, "batch norm coefficients")?;
-    let f = func!(xs, "bn_backward_partials");
-    let partial = alloc_like::<f32>(dev, 2 * c * chunks)?;
-    let (n_i, c_i, hw_i, chunks_i) = (size.n_i, size.c_i, size.hw_i, int("chunks", chunks)?);
-    let grid = channel_grid(chunks, c)?;
-    let (eps, relu) = (options.eps as f32, options.relu as i32);
-    with_view!(xs, xl, "batch norm input", |x| {
-        with_view!(gs, gl, "batch norm gradient", |g| {
-            let mut b = f.builder();
-            b.arg(&x);
-            b.arg(&g);
-            b.arg(&coeffs);
-            b.arg(&partial);
-            b.arg(&n_i);
-            b.arg(&c_i);
-            b.arg(&hw_i);
-            b.arg(&chunks_i);
-            b.arg(&eps);
-            b.arg(&relu);
-            // SAFETY: the pushed arguments are bn_backward_partials_<T>'s (x, g, coeffs, partial, N, C, HW,
-            // chunks, eps, relu), in order. The (chunks, C) grid is what `channel_pair_partials` expects:
-            // it reads planes n < N, elements p < HW of x and g (N * C * HW elements each, g has x's shape
-            // and dtype as the gradient of this op's output) and writes 2 floats per (c, chunk) inside the
-            // 2 * C * chunks allocated above; coeffs is the 4C-float [gamma, beta, mean, var] that
-            // `batch_norm_fused` built, read at c < C.
-            unsafe { b.launch(grid) }.w()?;
-        })
-    });
-    let sums = reduce(dev, &partial, 2 * c, chunks, 1.0)?;
-    Ok((f32_storage(xs, sums), Shape::from(2 * c)))
+    channels::pair_sums(&GRAD_SUMS, xs, xl, gs, gl, f32_slice(cs, cl, "batch norm coefficients")?, flags(options))
 }
 
 /// The input gradient; `packed` = coeffs (4C) ++ sums (2C).
@@ -150,38 +108,5 @@ pub fn input_grad(
     pl: &Layout,
     options: BnOptions,
 ) -> Result<(CudaStorage, Shape)> {
-    let size = Sizes::of(xl)?;
-    let (n, c, hw) = (size.n, size.c, size.hw);
-    let packed = f32_slice(ps, pl, "batch norm coefficients")?;
-    let (coeffs, sums) = (packed.slice(0..4 * c), packed.slice(4 * c..6 * c));
-    let f = func!(xs, "bn_input_grad");
-    let (c_i, hw_i, m_i) = (size.c_i, size.hw_i, size.m_i);
-    let (eps, relu, train) = (options.eps as f32, options.relu as i32, options.train as i32);
-    let grid = plane_grid(n * c, hw)?;
-    let out = wrap_output(&xs.device, xs, n * c * hw, |out| {
-        with_view!(xs, xl, "batch norm input", |x| {
-            with_view!(gs, gl, "batch norm gradient", |g| {
-                let mut b = f.builder();
-                b.arg(&x);
-                b.arg(&g);
-                b.arg(&coeffs);
-                b.arg(&sums);
-                push_out(&mut b, out)?;
-                b.arg(&c_i);
-                b.arg(&hw_i);
-                b.arg(&m_i);
-                b.arg(&eps);
-                b.arg(&relu);
-                b.arg(&train);
-                // SAFETY: the pushed arguments are bn_input_grad_<T>'s (x, g, coeffs, sums, dx, C, HW, M, eps, relu,
-                // train), in order, with T the dtype `suffix` named, which `wrap_output` allocated dx in. The
-                // grid has N * C block rows and `for_each_in_plane` stops at HW, so x, g and dx (N * C * HW
-                // elements; g is the gradient of this op's output, x's shape and dtype) are indexed in range;
-                // coeffs and sums are the [0, 4C) and [4C, 6C) views cudarc's `slice` bounds-checked.
-                unsafe { b.launch(grid) }.w()?;
-            })
-        });
-        Ok(())
-    })?;
-    Ok((out, xl.shape().clone()))
+    channels::grad_map(&INPUT_GRAD, xs, xl, gs, gl, f32_slice(ps, pl, "batch norm coefficients")?, flags(options))
 }

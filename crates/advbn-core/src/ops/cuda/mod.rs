@@ -26,6 +26,7 @@ macro_rules! with_view {
 // Declared after the macro so the submodules see it.
 pub mod advbn;
 pub mod batch_norm;
+pub mod channels;
 #[cfg(feature = "cudnn")]
 pub mod conv;
 pub mod max_pool;
