@@ -10,7 +10,15 @@ import { arrayHandle, wrapNativeDataset, type Dataset } from './dataset.js';
 import { fileDatasetLike, fileParts, type FileParts, type SourceDataset } from './sources.js';
 
 /** Which samples {@link subset} keeps: their indices, or a seeded random sample of `limit`. */
-export type SubsetSelection = readonly number[] | Uint32Array | { limit: number; seed?: number };
+export type SubsetSelection =
+  | readonly number[]
+  | Uint32Array
+  | {
+      /** Samples to draw (all of them when the dataset has fewer). */
+      limit: number;
+      /** Seed of the draw; default 0. */
+      seed?: number;
+    };
 
 /** Options of {@link split}. */
 export interface SplitOptions {
