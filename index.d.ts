@@ -86,6 +86,11 @@ export declare class NativeModel {
 export declare class NativeSource {
   /** Lists `root/<class>/**\/*.{jpg,jpeg,png}`; classes are the sub-folders sorted, or `classes`. */
   static imageFolder(root: string, classes?: Array<string> | undefined | null, limits?: FolderLimits | undefined | null): Promise<NativeSource>
+  /**
+   * Image files in the order given, folders standing for their images (recursively, sorted);
+   * unlabelled (every label 0), for prediction.
+   */
+  static imageFiles(paths: Array<string>, limits?: FolderLimits | undefined | null): Promise<NativeSource>
   /** Reads an IDX3 image file and an IDX1 label file (uncompressed). */
   static mnist(imagesPath: string, labelsPath: string): Promise<NativeSource>
   /** Reads CIFAR-10 binary batch files, concatenated in the order given. */
@@ -93,6 +98,8 @@ export declare class NativeSource {
   get length(): number
   get numClasses(): number
   get classNames(): Array<string>
+  /** Where each sample comes from (its file, or its record), in sample order. */
+  sampleNames(): Array<string>
   /** The labels, in sample order (from the listing or the label records: nothing is decoded). */
   labels(): Uint32Array
   /** The samples `indices` of this source, in that order (sharing it). */
@@ -128,6 +135,13 @@ export interface AdvbnSettings {
   epsilon: number
   reluClamp?: boolean
 }
+
+/**
+ * ImageNet-C's AlexNet errors (Hendrycks & Dietterich, 2019) as a baseline table: clean, and per
+ * benchmark corruption its published average at each severity (the sums the metrics take are
+ * the published ones).
+ */
+export declare function alexnetErrors(): ErrorTable
 
 export interface ArrayDatasetOptions {
   shape: Array<number>
@@ -178,20 +192,28 @@ export interface CorruptionCount {
   written: number
 }
 
-/** mCE and relative mCE of `model` against `baseline` over the 15 benchmark corruptions. */
+/**
+ * CE and relative CE of every corruption of `model` against `baseline` (which must have each of
+ * them), and mCE and relative mCE over the 15 benchmark corruptions when `model` has them all.
+ */
 export declare function corruptionMetrics(model: ErrorTable, baseline: ErrorTable): CorruptionMetrics
 
 export interface CorruptionMetrics {
-  mCE: number
-  /** Absent when some corruption's relative CE is undefined (see `perCorruption`).  */
+  /** Mean CE over the 15 benchmark corruptions; absent when the model's table lacks one of them or a CE is undefined (`mCEReason` says which).  */
+  mCE?: number
+  mCEReason?: string
+  /** Absent like `mCE`, or when some corruption's relative CE is undefined (`relativeMCEReason` says why).  */
   relativeMCE?: number
+  relativeMCEReason?: string
+  /** CE and relative CE of every corruption in the model's table.  */
   perCorruption: Record<string, CorruptionScore>
 }
 
-/** CE and relative CE of one corruption; `relativeCe` is absent when the baseline's errors
- * under it do not exceed its clean error (the ratio is undefined).  */
+/** CE and relative CE of one corruption; each is absent when undefined: CE when the baseline
+ * makes no mistake at any severity, relative CE when the baseline's errors under it do not
+ * exceed its clean error.  */
 export interface CorruptionScore {
-  CE: number
+  CE?: number
   relativeCE?: number
 }
 
@@ -221,10 +243,17 @@ export interface ErrorTable {
   corruptions: Record<string, Array<number>>
 }
 
+/** Summed loss and top-1 hits of a batch, with each sample's `k` best classes and its label.  */
 export interface EvalStats {
   lossSum: number
+  /** Samples whose best class is the label.  */
   correct: number
   count: number
+  /** Classes per sample in `topK`: `min(5, numClasses)`.  */
+  k: number
+  /** Row-major `[count, k]`: each sample's `k` best classes, best first (ties: lower index).  */
+  topK: Int32Array
+  labels: Int32Array
 }
 
 /** What one folder sample may cost (the core's `imageFolder.maxPixels` / `maxFileBytes` rules).  */
@@ -276,7 +305,8 @@ export declare function methodNames(): Array<string>
 
 export interface ModelConfig {
   arch: string
-  numClasses: number
+  /** Required without `weights`; with them, absent means the file's classifier's class count.  */
+  numClasses?: number
   device: string
   seed: number
   inChannels?: number

@@ -9,8 +9,11 @@ import { DEVICE_PATTERN, DEVICE_RULE, OptionReader, invalidOption } from './vali
 
 /** Options shared by every model builder. */
 export interface ModelOptions {
-  /** Number of output classes (required, >= 2). */
-  numClasses: number;
+  /**
+   * Number of output classes (>= 2). Required without `weights`; with them, absent means the
+   * class count of the file's classifier (the rows of `fc.weight`), so nothing is re-initialised.
+   */
+  numClasses?: number;
   /** `'cpu'`, `'cuda'`, `'cuda:N'` or `'auto'` (CUDA when available, else CPU); default `'auto'`. */
   device?: DeviceName;
   /** Seed of the weight initialisation; default 0. */
@@ -213,10 +216,12 @@ function argMaxRows(logits: Float32Array, width: number): Int32Array {
 function readCommon(context: string, options: unknown, extra: readonly string[]) {
   const o = new OptionReader(context, options).rejectUnknown(['numClasses', 'device', 'seed', 'inChannels', 'weights', ...extra]);
   const weights = o.optionalString('weights');
+  // With weights and no class count, the core takes it from the file's classifier.
+  const numClasses = weights !== undefined && !o.has('numClasses') ? undefined : o.ruled('numClasses', 'model.numClasses');
   return {
     o,
     config: {
-      numClasses: o.ruled('numClasses', 'model.numClasses'),
+      ...(numClasses !== undefined && { numClasses }),
       device: o.string('device', 'auto', DEVICE_PATTERN, DEVICE_RULE),
       seed: o.ruled('seed', 'seed'),
       inChannels: o.ruled('inChannels', 'model.inChannels'),
@@ -229,7 +234,7 @@ async function build(config: Parameters<typeof createNative>[0]): Promise<Model>
   return new Model(await createNative(config));
 }
 
-function createNative(config: { arch: string; numClasses: number; device: string; seed: number; inChannels: number; depth?: number; width?: number; weights?: string }) {
+function createNative(config: { arch: string; numClasses?: number; device: string; seed: number; inChannels: number; depth?: number; width?: number; weights?: string }) {
   return callNative((n) => n.createModel(config));
 }
 

@@ -9,9 +9,12 @@ export { concat, split, subset, type SplitOptions, type SubsetSelection } from '
 export { fromArrays, type Batch, type BatchOptions, type Dataset, type DatasetInput, type FromArraysOptions, type LabeledArrays } from '../data/dataset.js';
 export {
   cifar10,
+  imageFiles,
   imageFolder,
   mnist,
   type Cifar10Options,
+  type FilesDataset,
+  type ImageFilesOptions,
   type ImageFolderOptions,
   type MnistOptions,
   type OnBadSample,

@@ -125,12 +125,50 @@ export async function imageFolder(root: string, options: ImageFolderOptions = {}
     }
     classes = [...(value as string[])];
   }
-  const channels = o.number('channels', 3, { integer: true, min: 1, max: 3 });
+  const { settings, limits } = readFileOptions(o);
+  return open(await callNative((n) => n.NativeSource.imageFolder(path, classes, limits)), settings);
+}
+
+/** `channels`, the file limits and the source options shared by {@link imageFolder} and {@link imageFiles}. */
+function readFileOptions(o: OptionReader) {
+  const channels = o.ruled('channels', 'imageFolder.channels');
   if (channels === 2) throw o.fail('channels', '1 or 3');
   const convert: TransformSpec = channels === 3 ? { type: 'toRgb' } : { type: 'grayscale', channels: 1 };
   const settings = readSourceOptions(o, channels, true, [convert]);
   const limits = { maxPixels: o.ruled('maxPixels', 'imageFolder.maxPixels'), maxFileBytes: o.ruled('maxFileBytes', 'imageFolder.maxFileBytes') };
-  return open(await callNative((n) => n.NativeSource.imageFolder(path, classes, limits)), settings);
+  return { settings, limits };
+}
+
+/** Options of {@link imageFiles}: those of {@link imageFolder} but `classes`. */
+export type ImageFilesOptions = Omit<ImageFolderOptions, 'classes'>;
+
+/** A {@link Dataset} of unlabelled image files (every label 0), with the file of each sample. */
+export interface FilesDataset extends SourceDataset {
+  /** The file of each sample, in sample order. */
+  readonly files: readonly string[];
+}
+
+/**
+ * Image files to predict on: the `paths` in the order given, each folder standing for its
+ * `.jpg`/`.jpeg`/`.png` files (searched recursively, hidden entries skipped, sorted by path).
+ * Files are read and decoded as {@link imageFolder}'s are (same limits and transforms, ImageNet
+ * normalisation by default); there are no labels (`numClasses` 1, every label 0).
+ *
+ * @example
+ * ```ts
+ * import { centerCrop, imageFiles, resizeShorter } from 'advbn';
+ *
+ * const photos = await imageFiles(['cat.jpg', 'more-photos/'], { transforms: [resizeShorter(256), centerCrop(224)] });
+ * const { classes } = await model.predict(photos);
+ * photos.files.forEach((file, i) => console.log(file, classes[i]));
+ * ```
+ */
+export async function imageFiles(paths: readonly string[], options: ImageFilesOptions = {}): Promise<FilesDataset> {
+  const o = new OptionReader('imageFiles', options).rejectUnknown([...SOURCE_OPTIONS, 'channels', 'maxPixels', 'maxFileBytes']);
+  if (!Array.isArray(paths) || paths.length === 0) throw invalidOption('imageFiles', 'paths', paths, 'a non-empty array of image files or folders');
+  const list = paths.map((p, i) => readPath(o, `paths[${i}]`, p));
+  const { settings, limits } = readFileOptions(o);
+  return open(await callNative((n) => n.NativeSource.imageFiles(list, limits)), settings, true) as Promise<FilesDataset>;
 }
 
 /** MNIST-style IDX files (uncompressed): 1-channel images, labels 0-9. */
@@ -153,7 +191,7 @@ export async function cifar10(options: Cifar10Options): Promise<SourceDataset> {
 }
 
 /** Works out the image shape (probing the first sample when the transforms do not fix it). */
-async function open(source: NativeSource, settings: LoaderSettings): Promise<SourceDataset> {
+async function open(source: NativeSource, settings: LoaderSettings, withFiles = false): Promise<SourceDataset> {
   try {
     const { channels, size } = settings.pipeline;
     let shape: [number, number, number];
@@ -168,7 +206,9 @@ async function open(source: NativeSource, settings: LoaderSettings): Promise<Sou
         probe.close();
       }
     }
-    return new FileDataset(source, settings, shape);
+    const dataset = new FileDataset(source, settings, shape);
+    if (withFiles) Object.defineProperty(dataset, 'files', { value: Object.freeze(source.sampleNames()), enumerable: true });
+    return dataset;
   } catch (err) {
     source.dispose();
     throw err;

@@ -22,6 +22,15 @@ export interface EvaluationResult {
   loss: number;
   /** Top-1 accuracy in [0, 1]. */
   accuracy: number;
+  /**
+   * Top-5 accuracy in [0, 1]: the label is among the 5 best classes (all classes when the model
+   * has 5 or fewer, so then it is 1).
+   */
+  top5: number;
+  /** Top-1 accuracy of each class (by label) on its own samples; `null` for a class without samples. */
+  perClass: (number | null)[];
+  /** Confusion matrix, `numClasses` x `numClasses`: `confusion[label][predicted]` counts samples. */
+  confusion: number[][];
   /** Number of samples evaluated. */
   count: number;
   /** Samples skipped as bad (file sources with `onBadSample: 'skip'`); not in `count`. */
@@ -31,7 +40,8 @@ export interface EvaluationResult {
 }
 
 /**
- * Mean loss and top-1 accuracy of `model` on `data`, in inference mode.
+ * Mean loss, top-1 and top-5 accuracy, per-class accuracy and the confusion matrix of `model`
+ * on `data`, in inference mode.
  *
  * @example
  * ```ts
@@ -54,8 +64,11 @@ export async function evaluateIn(context: string, model: Model, data: DatasetInp
   const { dataset, owned } = resolveDataset(context, 'data', data, model.numClasses);
   try {
     assertFitsModel(context, 'data', dataset, model);
+    const classes = model.numClasses;
+    const confusion = new Float64Array(classes * classes);
     let lossSum = 0;
     let correct = 0;
+    let top5 = 0;
     let count = 0;
     let skipped = 0;
     for await (const batch of dataset.batches({ batchSize, device })) {
@@ -64,8 +77,25 @@ export async function evaluateIn(context: string, model: Model, data: DatasetInp
       correct += stats.correct;
       count += stats.count;
       skipped += batch.skipped?.length ?? 0;
+      const { k, topK, labels } = stats;
+      for (let i = 0; i < labels.length; i += 1) {
+        const label = labels[i]!;
+        confusion[label * classes + topK[i * k]!]! += 1;
+        // Ranked within the 5 best (k = min(5, numClasses)).
+        for (let j = 0; j < k; j += 1) {
+          if (topK[i * k + j] === label) {
+            top5 += 1;
+            break;
+          }
+        }
+      }
     }
-    return { loss: lossSum / count, accuracy: correct / count, count, skipped, bn };
+    const rows = Array.from({ length: classes }, (_, r) => Array.from(confusion.subarray(r * classes, (r + 1) * classes)));
+    const perClass = rows.map((row, r) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      return total === 0 ? null : row[r]! / total;
+    });
+    return { loss: lossSum / count, accuracy: correct / count, top5: top5 / count, perClass, confusion: rows, count, skipped, bn };
   } finally {
     if (owned) dataset.dispose();
   }

@@ -3,7 +3,8 @@
 use std::sync::{Arc, RwLock};
 
 use advbn_core::device::{device_id, parse_device};
-use advbn_core::eval::{evaluate_batch, predict};
+use advbn_core::eval::{evaluate_batch_top_k, predict};
+use advbn_core::models::weights::{classifier_classes, read_weights};
 use advbn_core::models::{Arch, ModelConfig as CoreModelConfig, ResNet};
 use advbn_core::nn::BnBranch;
 use napi::bindgen_prelude::*;
@@ -18,7 +19,8 @@ pub type SharedModel = Arc<RwLock<Option<ResNet>>>;
 #[napi(object)]
 pub struct ModelConfig {
     pub arch: String,
-    pub num_classes: u32,
+    /** Required without `weights`; with them, absent means the file's classifier's class count. */
+    pub num_classes: Option<u32>,
     pub device: String,
     pub seed: f64,
     pub in_channels: Option<u32>,
@@ -58,12 +60,22 @@ impl From<BnBranchName> for BnBranch {
     }
 }
 
+/** Summed loss and top-1 hits of a batch, with each sample's `k` best classes and its label. */
 #[napi(object)]
 pub struct EvalStats {
     pub loss_sum: f64,
+    /** Samples whose best class is the label. */
     pub correct: u32,
     pub count: u32,
+    /** Classes per sample in `topK`: `min(5, numClasses)`. */
+    pub k: u32,
+    /** Row-major `[count, k]`: each sample's `k` best classes, best first (ties: lower index). */
+    pub top_k: Int32Array,
+    pub labels: Int32Array,
 }
+
+/** Classes `evaluate` ranks per sample (top-5 accuracy). */
+const EVAL_TOP_K: usize = 5;
 
 #[napi]
 pub struct NativeModel {
@@ -158,6 +170,8 @@ pub struct CreateModelTask {
     config: CoreModelConfig,
     device: String,
     weights: Option<String>,
+    /// Take the class count from the weights file's classifier.
+    classes_from_weights: bool,
 }
 
 impl Work for CreateModelTask {
@@ -165,19 +179,22 @@ impl Work for CreateModelTask {
     type JsValue = NativeModel;
 
     fn compute(&mut self) -> Outcome<Self::Output> {
-        let (config, device, weights) = (self.config.clone(), self.device.clone(), self.weights.clone());
+        let (mut config, device, weights, infer) = (self.config.clone(), self.device.clone(), self.weights.clone(), self.classes_from_weights);
         executor::run_for(&self.device, move || {
             let device = parse_device(&device)?;
-            let mut model = ResNet::new(config, &device)?;
-            let report = match weights {
-                None => None,
-                Some(path) => {
-                    // A checkpoint for another class count keeps everything but the classifier.
-                    let r = model.load_weights(std::path::Path::new(&path), true)?;
-                    Some(WeightsReport { path, loaded: r.loaded as u32, reinitialized: r.reinitialized, ignored: r.ignored })
-                }
+            let Some(path) = weights else {
+                return Ok((ResNet::new(config, &device)?, None));
             };
-            Ok((model, report))
+            let file = read_weights(std::path::Path::new(&path))?;
+            let origin = format!("weights file {path}");
+            if infer {
+                config.num_classes = classifier_classes(&file, &origin)?;
+                config.validate()?;
+            }
+            let mut model = ResNet::new(config, &device)?;
+            // A checkpoint for another class count keeps everything but the classifier.
+            let r = model.load_state_map(file, &origin, true)?;
+            Ok((model, Some(WeightsReport { path, loaded: r.loaded as u32, reinitialized: r.reinitialized, ignored: r.ignored })))
         })
     }
 
@@ -210,15 +227,20 @@ impl Work for SaveWeightsTask {
 pub fn create_model(env: Env, config: ModelConfig) -> Result<AsyncTask<Typed<CreateModelTask>>> {
     sync(&env, || {
         let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize))?;
+        let classes_from_weights = config.num_classes.is_none();
+        if classes_from_weights && config.weights.is_none() {
+            return Err(advbn_core::Error::invalid_option("numClasses", "undefined", "required without weights").into());
+        }
         let core = CoreModelConfig {
             arch,
-            num_classes: config.num_classes as usize,
+            // Checked now when given; taken from the weights file (and checked then) otherwise.
+            num_classes: config.num_classes.map_or(2, |n| n as usize),
             in_channels: config.in_channels.unwrap_or(3) as usize,
             seed: advbn_core::error::seed_from_f64("seed", config.seed)?,
             dtype: candle_core::DType::F32,
         };
         core.validate()?;
-        Ok(task(CreateModelTask { config: core, device: config.device, weights: config.weights }))
+        Ok(task(CreateModelTask { config: core, device: config.device, weights: config.weights, classes_from_weights }))
     })
 }
 
@@ -254,19 +276,26 @@ pub struct EvaluateTask {
 }
 
 impl Work for EvaluateTask {
-    type Output = EvalStats;
+    type Output = advbn_core::eval::TopKEval;
     type JsValue = EvalStats;
 
-    fn compute(&mut self) -> Outcome<EvalStats> {
+    fn compute(&mut self) -> Outcome<Self::Output> {
         let (model, batch, branch) = (self.model.clone(), self.batch.clone(), self.branch);
         executor::run_for(&self.device, move || {
             let (images, labels) = batch.tensors()?;
-            let stats = with_model(&model, |m| Ok(evaluate_batch(m, &images, &labels, branch)?))?;
-            Ok(EvalStats { loss_sum: stats.loss_sum, correct: stats.correct as u32, count: stats.count as u32 })
+            with_model(&model, |m| Ok(evaluate_batch_top_k(m, &images, &labels, branch, EVAL_TOP_K)?))
         })
     }
 
-    fn resolve(&mut self, _env: Env, stats: EvalStats) -> Result<EvalStats> {
-        Ok(stats)
+    fn resolve(&mut self, _env: Env, eval: Self::Output) -> Result<EvalStats> {
+        let ints = |v: Vec<u32>| Int32Array::new(v.into_iter().map(|x| x as i32).collect());
+        Ok(EvalStats {
+            loss_sum: eval.stats.loss_sum,
+            correct: eval.stats.correct as u32,
+            count: eval.stats.count as u32,
+            k: eval.k as u32,
+            top_k: ints(eval.top_k),
+            labels: ints(eval.labels),
+        })
     }
 }

@@ -16,6 +16,7 @@ use advbn_core::data::{
 };
 use advbn_core::device::parse_device;
 use advbn_core::error::seed_from_f64;
+use advbn_core::eval::files::ImageFiles;
 use advbn_core::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -26,6 +27,7 @@ use crate::executor;
 
 enum SourceSpec {
     Folder { root: String, classes: Option<Vec<String>>, limits: FileLimits },
+    Files { paths: Vec<String>, limits: FileLimits },
     Mnist { images: String, labels: String },
     Cifar10 { paths: Vec<String> },
 }
@@ -49,6 +51,14 @@ impl NativeSource {
         // Checked by the core's rules when the folder opens (a negative or NaN value becomes 0: refused).
         let limits = limits.map_or_else(FileLimits::default, |l| FileLimits { max_pixels: l.max_pixels as u64, max_file_bytes: l.max_file_bytes as u64 });
         task(OpenSourceTask(Some(SourceSpec::Folder { root, classes, limits })))
+    }
+
+    /// Image files in the order given, folders standing for their images (recursively, sorted);
+    /// unlabelled (every label 0), for prediction.
+    #[napi(ts_return_type = "Promise<NativeSource>")]
+    pub fn image_files(paths: Vec<String>, limits: Option<FolderLimits>) -> AsyncTask<Typed<OpenSourceTask>> {
+        let limits = limits.map_or_else(FileLimits::default, |l| FileLimits { max_pixels: l.max_pixels as u64, max_file_bytes: l.max_file_bytes as u64 });
+        task(OpenSourceTask(Some(SourceSpec::Files { paths, limits })))
     }
 
     /// Reads an IDX3 image file and an IDX1 label file (uncompressed).
@@ -76,6 +86,15 @@ impl NativeSource {
     #[napi(getter)]
     pub fn class_names(&self, env: Env) -> Result<Vec<String>> {
         sync(&env, || Ok(self.source()?.class_names()))
+    }
+
+    /// Where each sample comes from (its file, or its record), in sample order.
+    #[napi]
+    pub fn sample_names(&self, env: Env) -> Result<Vec<String>> {
+        sync(&env, || {
+            let source = self.source()?;
+            Ok((0..source.len()).map(|i| source.describe(i)).collect())
+        })
     }
 
     /// The labels, in sample order (from the listing or the label records: nothing is decoded).
@@ -119,6 +138,10 @@ impl Work for OpenSourceTask {
         let spec = self.0.take().ok_or_else(|| Error::invalid_data("the source was already opened"))?;
         let source: Arc<dyn Source> = match spec {
             SourceSpec::Folder { root, classes, limits } => Arc::new(ImageFolder::with_limits(root, classes, limits)?),
+            SourceSpec::Files { paths, limits } => {
+                let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();
+                Arc::new(ImageFiles::new(&paths, limits)?)
+            }
             SourceSpec::Mnist { images, labels } => Arc::new(Mnist::from_idx(images, labels)?),
             SourceSpec::Cifar10 { paths } => {
                 let paths: Vec<std::path::PathBuf> = paths.into_iter().map(Into::into).collect();

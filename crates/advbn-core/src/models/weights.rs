@@ -22,7 +22,9 @@ pub struct LoadReport {
     pub ignored: Vec<String>,
 }
 
-fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+/// Every tensor of a weights file (`.safetensors`, or a PyTorch pickle `.pth`/`.pt`/`.bin`/`.ckpt`
+/// read without running code) by name, `module.` prefixes stripped, on the CPU.
+pub fn read_weights(path: &Path) -> Result<HashMap<String, Tensor>> {
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|e| Error::invalid_data(format!("weights file {shown}: {e}")))?;
     if metadata.len() == 0 {
@@ -39,11 +41,21 @@ fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     Ok(tensors.into_iter().map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v)).collect())
 }
 
+/// The class count of the classifier in `file` (the rows of `fc.weight`), for building a model
+/// that fits a weights file; `origin` names the file in errors.
+pub fn classifier_classes(file: &HashMap<String, Tensor>, origin: &str) -> Result<usize> {
+    match file.get("fc.weight").map(|t| t.dims().to_vec()) {
+        Some(dims) if dims.len() == 2 => Ok(dims[0]),
+        Some(dims) => Err(Error::invalid_data(format!("{origin}: fc.weight has shape {dims:?}, not [classes, features]"))),
+        None => Err(Error::invalid_data(format!("{origin} has no classifier (fc.weight) to take the class count from: give numClasses"))),
+    }
+}
+
 impl ResNet {
     /// Loads weights by name. With `allow_new_head`, a classifier of another class count is
     /// left freshly initialised and reported instead of failing.
     pub fn load_weights(&mut self, path: &Path, allow_new_head: bool) -> Result<LoadReport> {
-        let file = read_tensors(path)?;
+        let file = read_weights(path)?;
         self.load_state_map(file, &format!("weights file {}", path.display()), allow_new_head)
     }
 
