@@ -41,7 +41,8 @@ OUT/curves.png (loss and accuracy per epoch of this invocation) and OUT/summary.
 /** Stages of the ImageNet ResNets the CLI builds. */
 const STAGES = 4;
 
-const BUILDERS: Record<string, (o: ModelOptions) => Promise<Model>> = { resnet18, resnet34, resnet50 };
+/** The ImageNet ResNets the commands build, by `--model` / `--arch` name. */
+export const BUILDERS: Record<string, (o: ModelOptions) => Promise<Model>> = { resnet18, resnet34, resnet50 };
 
 function cutFlag(text: string | undefined, method: FineTuneMethod): number {
   const cut = text === undefined ? 1 : Number(text);

@@ -4,7 +4,9 @@ import { packageInfo } from '../package-root.js';
 import { runCorrupt } from './corrupt.js';
 import { runDigits } from './digits.js';
 import { runDoctor } from './doctor.js';
+import { runEvaluate } from './evaluate.js';
 import { runFineTune } from './fine-tune.js';
+import { runPredict } from './predict.js';
 import { runReproduce } from './reproduce.js';
 import { runVisualize } from './visualize.js';
 
@@ -14,6 +16,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   doctor: { run: runDoctor, summary: 'check the native addon, list devices, run a tiny AdvBN step on each [--json]' },
   corrupt: { run: runCorrupt, summary: 'write ImageNet-C style corrupted copies of images (--list: the 19 names)' },
   'fine-tune': { run: runFineTune, summary: 'fine-tune a ResNet on an image folder (checkpoints, --resume, summary)' },
+  evaluate: { run: runEvaluate, summary: 'top-1/top-5, per-class accuracy, confusion matrix, corruptions (mCE) and domains per BN branch; writes evaluation.json/.md' },
+  predict: { run: runPredict, summary: 'top-k classes with probabilities of image files or folders, as JSON lines' },
   visualize: { run: runVisualize, summary: "decode AdvBN-perturbed features into a picture (the paper's figure)" },
   reproduce: { run: runReproduce, summary: 'leave-one-domain-out comparison of AdvBN, ERM, MixStyle, DSU and combinations on embedded digits; writes a report [--quick|--full]' },
   digits: { run: runDigits, summary: 'export the digits benchmark as image folders for any framework (digits export --out DIR)' },
