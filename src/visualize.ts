@@ -60,11 +60,12 @@ export async function visualizeAdversarialFeatures(model: Model, data: DatasetIn
     batchSize: o.ruled('batchSize', 'visualize.batchSize'),
     lr: o.ruled('lr', 'visualize.lr'),
     tvWeight: o.ruled('tvWeight', 'visualize.tvWeight'),
-    strengths: o.numberArray('strengths', [0.3, 0.6, 1.1], { positive: true }),
+    strengths: o.ruledArray('strengths', 'visualize.strengths', [0.3, 0.6, 1.1]),
     rows: o.ruled('rows', 'visualize.rows'),
     seed: o.ruled('seed', 'seed'),
   };
-  const count = o.number('images', 256, { integer: true, min: 1 });
+  if (config.strengths.length === 0) throw o.fail('strengths', 'a non-empty array of strengths');
+  const count = o.ruled('images', 'visualize.images');
   const out = o.optionalString('out');
   const native = model.nativeHandle(context);
   const { dataset, owned } = resolveDataset(context, 'data', data, model.numClasses);

@@ -7,7 +7,20 @@ import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CORRUPTION_NAMES, DIGIT_DOMAINS, FINE_TUNE_METHODS, InvalidOptionError, evaluate, imageFolder, smallResnet, visualizeAdversarialFeatures } from '../src/index.js';
+import {
+  CORRUPTION_NAMES,
+  DIGIT_DOMAINS,
+  FINE_TUNE_METHODS,
+  InvalidOptionError,
+  evaluate,
+  exportDigits,
+  fromArrays,
+  imageFolder,
+  loadDigits,
+  reproduce,
+  smallResnet,
+  visualizeAdversarialFeatures,
+} from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { resolveFineTuneOptions } from '../src/training/options.js';
 import { separableData, tinyModel } from './helpers.js';
@@ -57,10 +70,12 @@ const FINE_TUNE: Record<string, Place> = {
 };
 
 const MODEL = ['model.numClasses', 'model.inChannels', 'model.depth', 'model.width'];
-const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes', 'source.threads', 'source.prefetch'];
-const TRANSFORM = ['transform.side', 'transform.p', 'transform.jitter', 'transform.hue', 'transform.degrees'];
+const IMAGE_FOLDER = ['imageFolder.maxPixels', 'imageFolder.maxFileBytes', 'imageFolder.channels', 'source.threads', 'source.prefetch'];
+const TRANSFORM = ['transform.side', 'transform.p', 'transform.jitter', 'transform.hue', 'transform.degrees', 'transform.severity', 'transform.channels'];
 const EVALUATE = ['evaluate.batchSize'];
-const VISUALIZE = ['visualize.steps', 'visualize.batchSize', 'visualize.lr', 'visualize.tvWeight', 'visualize.rows'];
+const VISUALIZE = ['visualize.steps', 'visualize.batchSize', 'visualize.lr', 'visualize.tvWeight', 'visualize.rows', 'visualize.images', 'visualize.strengths'];
+const DATASETS = ['fromArrays.numClasses', 'batches.epoch', 'digits.limit', 'digits.perDomain'];
+const REPRODUCE = ['reproduce.seeds', 'reproduce.epochs'];
 
 interface Rule {
   key: string;
@@ -106,7 +121,9 @@ describe('option rules', () => {
   const rules = loadNative().optionRules() as Rule[];
 
   it('cover every numeric option TypeScript reads, and nothing else', () => {
-    expect(rules.map((r) => r.key).sort()).toEqual([...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...TRANSFORM, ...VISUALIZE, ...EVALUATE].sort());
+    expect(rules.map((r) => r.key).sort()).toEqual(
+      [...Object.keys(FINE_TUNE), ...MODEL, ...IMAGE_FOLDER, ...TRANSFORM, ...VISUALIZE, ...EVALUATE, ...DATASETS, ...REPRODUCE].sort(),
+    );
   });
 
   it('give fineTune its defaults, boundaries and refusals, in the core wording', async () => {
@@ -169,15 +186,61 @@ describe('option rules', () => {
     const data = separableData(4);
     for (const rule of rules.filter((r) => VISUALIZE.includes(r.key))) {
       for (const v of probes(rule).fail) {
-        const err = await visualizeAdversarialFeatures(model, data, { [rule.name]: v }).then(
+        // strengths is a list: each element is checked against the rule.
+        const value = rule.key === 'visualize.strengths' ? [v] : v;
+        const err = await visualizeAdversarialFeatures(model, data, { [rule.name]: value }).then(
           () => undefined,
           (e: unknown) => e,
         );
         expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
         expect((err as InvalidOptionError).option).toBe(rule.name);
-        expect((err as Error).message).toContain(`must be ${rule.requirement}, got`);
+        expect((err as Error).message).toContain(rule.key === 'visualize.strengths' ? `every element is ${rule.requirement}` : `must be ${rule.requirement}, got`);
       }
     }
+  });
+
+  it('give the datasets, digits and reproduce their defaults and refusals in the core wording', async () => {
+    const images = { data: new Float32Array(2 * 4), shape: [2, 1, 2, 2] as const };
+    const labels = Int32Array.from([0, 0]);
+    const out = mkdtempSync(join(tmpdir(), 'advbn-rules-'));
+    const digits = await loadDigits();
+    const places: Record<string, (v: number) => Promise<unknown>> = {
+      'fromArrays.numClasses': async (v) => fromArrays(images, labels, { numClasses: v }),
+      'batches.epoch': (v) => fromArrays(images, labels).batches({ epoch: v })[Symbol.asyncIterator]().next(),
+      'digits.limit': (v) => digits.domain('mnist', { split: 'test', limit: v }),
+      'digits.perDomain': (v) => exportDigits({ out: join(out, 'export'), perDomain: v }),
+      'reproduce.seeds': (v) => reproduce({ out: join(out, 'run'), seeds: v }),
+      'reproduce.epochs': (v) => reproduce({ out: join(out, 'run'), epochs: v }),
+    };
+    for (const rule of rules.filter((r) => DATASETS.includes(r.key) || REPRODUCE.includes(r.key))) {
+      for (const v of probes(rule).fail) {
+        const err = await Promise.resolve()
+          .then(() => places[rule.key]!(v))
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(err, `${rule.key} = ${v}`).toBeInstanceOf(InvalidOptionError);
+        expect((err as InvalidOptionError).option, rule.key).toBe(rule.name);
+        expect((err as Error).message, rule.key).toContain(`must be ${rule.requirement}, got`);
+      }
+    }
+    // The epoch's default is the rule's: the same order as epoch 0.
+    const order = async (options: object) => {
+      const seen: number[] = [];
+      for await (const b of fromArrays({ data: Float32Array.from({ length: 32 }, (_, i) => Math.floor(i / 4)), shape: [8, 1, 2, 2] }, new Int32Array(8)).batches({
+        shuffle: true,
+        seed: 3,
+        batchSize: 8,
+        ...options,
+      })) {
+        const { images: px } = await b.handle.toArrays();
+        for (let i = 0; i < 8; i += 1) seen.push(px[i * 4]!);
+      }
+      return seen;
+    };
+    expect(await order({})).toEqual(await order({ epoch: 0 }));
+    expect(await order({})).not.toEqual(await order({ epoch: 1 }));
   });
 
   it('name lists: the literal types TypeScript exports equal the core lists', () => {
@@ -196,6 +259,8 @@ describe('option rules', () => {
       'transform.jitter': (v: number) => ({ type: 'colorJitter', brightness: v }),
       'transform.hue': (v: number) => ({ type: 'colorJitter', hue: v }),
       'transform.degrees': (v: number) => ({ type: 'randomRotation', degrees: v }),
+      'transform.severity': (v: number) => ({ type: 'corrupt', name: 'fog', severity: v }),
+      'transform.channels': (v: number) => ({ type: 'grayscale', channels: v }),
     };
     for (const rule of rules.filter((r) => TRANSFORM.includes(r.key))) {
       for (const v of probes(rule).fail) {

@@ -1,7 +1,7 @@
 // ImageNet-C corruptions: their names, and writing corrupted copies of image files
 // (`advbn corrupt` runs this). The pixel work runs in Rust, off the JS thread.
-import { callNative, callNativeSync } from '../native.js';
-import { OptionReader, invalidOption } from '../validation.js';
+import { callNative, callNativeSync, loadNative } from '../native.js';
+import { OptionReader, invalidOption, optionRule } from '../validation.js';
 
 /**
  * The 19 corruptions: the 15 ImageNet-C benchmark ones (Hendrycks & Dietterich, 2019) in their
@@ -99,11 +99,11 @@ export async function corruptFiles(options: CorruptFilesOptions): Promise<Corrup
     o,
     'severities',
     [1, 2, 3, 4, 5],
-    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 5,
-    'an array of integers between 1 and 5, or "all"',
+    (v) => typeof v === 'number' && loadNative().optionAccepts('transform.severity', v),
+    `an array of severities (each ${optionRule('transform.severity').requirement}), or "all"`,
   );
   const seed = o.ruled('seed', 'seed');
-  const threads = o.number('threads', 0, { integer: true, min: 0, max: 1024 });
+  const threads = o.ruled('threads', 'source.threads');
   const summary = await callNative((n) => n.corruptFiles({ input, output, corruptions: [...corruptions], severities: [...severities], seed, threads }));
   return { ...summary, perCorruption: summary.perCorruption.map((c) => ({ name: c.name as CorruptionName, written: c.written })) };
 }

@@ -180,7 +180,7 @@ export function readBatchOptions(options: BatchOptions): ResolvedBatchOptions {
     batchSize: o.ruled('batchSize', 'fineTune.batchSize'),
     shuffle: o.boolean('shuffle', false),
     seed: o.ruled('seed', 'seed'),
-    epoch: o.number('epoch', 0, { integer: true, min: 0 }),
+    epoch: o.ruled('epoch', 'batches.epoch'),
     dropLast: o.boolean('dropLast', false),
     device: readDevice(o, 'device', 'cpu'),
   };
@@ -207,7 +207,7 @@ export function fromArrays(images: ImageArray, labels: Int32Array, options: From
   if (labels.length !== checked.count) {
     throw new InvalidDataError(`${context}: labels has ${labels.length} entries but images has ${checked.count} (shape ${describeValue(checked.shape)})`);
   }
-  const numClasses = o.number('numClasses', undefined, { integer: true, min: 1 });
+  const numClasses = o.has('numClasses') ? o.ruled('numClasses', 'fromArrays.numClasses') : undefined;
   const mean = o.has('mean') ? o.numberArray('mean', []) : undefined;
   const std = o.has('std') ? o.numberArray('std', [], { positive: true }) : undefined;
   if ((mean === undefined) !== (std === undefined)) {

@@ -104,7 +104,7 @@ export async function exportDigits(options: ExportDigitsOptions): Promise<Digits
   const out = o.optionalString('out');
   if (out === undefined) throw o.fail('out', 'an output folder');
   const split = o.oneOf('split', ['train', 'test', 'both'] as const, 'both');
-  const perDomain = o.number('perDomain', undefined, { integer: true, min: 1 });
+  const perDomain = o.has('perDomain') ? o.ruled('perDomain', 'digits.perDomain') : undefined;
   const seed = o.ruled('seed', 'seed');
   const data = o.optionalString('data');
   const domains = options.domains ?? [...DIGIT_DOMAINS];

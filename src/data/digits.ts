@@ -103,7 +103,7 @@ export class DigitsBenchmark {
 }
 
 function readSplit(o: OptionReader) {
-  return { limit: o.number('limit', undefined, { integer: true, min: 1 }), seed: o.ruled('seed', 'seed') };
+  return { limit: o.has('limit') ? o.ruled('limit', 'digits.limit') : undefined, seed: o.ruled('seed', 'seed') };
 }
 
 function readDomain(context: string, domain: unknown): DigitDomain {

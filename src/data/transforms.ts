@@ -255,7 +255,7 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
         break;
       case 'grayscale': {
         t.rejectUnknown(['type', 'channels']);
-        const c = t.number('channels', 1, { integer: true, min: 1, max: 3 });
+        const c = t.ruled('channels', 'transform.channels');
         if (c === 2) throw t.fail('channels', '1 or 3');
         out.specs.push({ type, channels: c });
         out.channels = c;
@@ -278,7 +278,7 @@ export function resolvePipeline(o: OptionReader, channels: number, imagenetDefau
         out.specs.push({
           type,
           name: t.oneOf('name', CORRUPTION_NAMES, 'gaussian_noise'),
-          severity: t.requiredNumber('severity', { integer: true, min: 1, max: 5 }),
+          severity: t.ruled('severity', 'transform.severity'),
         });
         break;
       case 'normalize': {

@@ -87,8 +87,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
   if (preset === 'pacs' && data === undefined) throw o.fail('data', 'the PACS root folder (with photo/, art_painting/, cartoon/, sketch/)');
   const device = readDevice(o, 'device', 'auto');
   const defaultSeeds = preset === 'pacs' ? 3 : quick ? 1 : full ? DIGITS_FULL_SEEDS : DIGITS_SEEDS;
-  const seedCount = o.number('seeds', defaultSeeds, { integer: true, min: 1, max: 100 });
-  const epochs = o.number('epochs', undefined, { integer: true, min: 1 });
+  const seedCount = o.has('seeds') ? o.ruled('seeds', 'reproduce.seeds') : defaultSeeds;
+  const epochs = o.has('epochs') ? o.ruled('epochs', 'reproduce.epochs') : undefined;
   const saveModels = o.optionalString('saveModels');
   // Models are written as training goes: never over an earlier run's files.
   if (saveModels !== undefined && existsSync(saveModels) && readdirSync(saveModels).length > 0) {

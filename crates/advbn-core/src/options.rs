@@ -172,6 +172,28 @@ pub const TRANSFORM_HUE: NumberRule = NumberRule::new("transform.hue", "hue").de
 /// `randomRotation`'s largest angle, in degrees.
 pub const TRANSFORM_DEGREES: NumberRule = NumberRule::new("transform.degrees", "degrees").at_least(0.0).at_most(180.0);
 
+/// An ImageNet-C corruption's severity (the `corrupt` transform, `corruptFiles`, `advbn corrupt`).
+pub const CORRUPTION_SEVERITY: NumberRule = NumberRule::new("transform.severity", "severity").integer().at_least(1.0).at_most(5.0);
+/// `grayscale`'s output channels (2 is refused on top of the range: gray is 1 or 3 channels).
+pub const GRAYSCALE_CHANNELS: NumberRule = NumberRule::new("transform.channels", "channels").default(1.0).integer().at_least(1.0).at_most(3.0);
+/// `imageFolder`'s image channels (1 or 3, as for `grayscale`): the conversion every file goes through.
+pub const FOLDER_CHANNELS: NumberRule = NumberRule::new("imageFolder.channels", "channels").default(3.0).integer().at_least(1.0).at_most(3.0);
+/// The epoch of one pass of `batches()`: with the seed it picks the order and the random draws.
+pub const BATCHES_EPOCH: NumberRule = NumberRule::new("batches.epoch", "epoch").default(0.0).integer().at_least(0.0).at_most(4_294_967_295.0);
+/// `fromArrays`'s class count (a dataset may have one class; a model needs two).
+pub const DATASET_CLASSES: NumberRule = NumberRule::new("fromArrays.numClasses", "numClasses").integer().at_least(1.0).at_most(100_000.0);
+/// Images `visualizeAdversarialFeatures` trains its decoder on (the first ones of the data).
+pub const VISUALIZE_IMAGES: NumberRule = NumberRule::new("visualize.images", "images").default(256.0).integer().at_least(1.0).at_most(65_536.0);
+/// Each attack strength (epsilon) the picture shows a column for.
+pub const VISUALIZE_STRENGTH: NumberRule = NumberRule::new("visualize.strengths", "strengths").above(0.0).at_most(100.0);
+/// `reproduce`'s seed count (its default depends on the preset) and epoch override.
+pub const REPRODUCE_SEEDS: NumberRule = NumberRule::new("reproduce.seeds", "seeds").integer().at_least(1.0).at_most(100.0);
+pub const REPRODUCE_EPOCHS: NumberRule = NumberRule::new("reproduce.epochs", "epochs").integer().at_least(1.0).at_most(100_000.0);
+/// Digits drawn per split (`limit`) and per exported domain (`perDomain`); fewer are there
+/// anyway when the split is smaller.
+pub const DIGITS_LIMIT: NumberRule = NumberRule::new("digits.limit", "limit").integer().at_least(1.0).at_most(1_000_000.0);
+pub const DIGITS_PER_DOMAIN: NumberRule = NumberRule::new("digits.perDomain", "perDomain").integer().at_least(1.0).at_most(1_000_000.0);
+
 /// Every rule, for the binding's `optionRules()`.
 pub const ALL: &[NumberRule] = &[
     EPOCHS,
@@ -210,4 +232,15 @@ pub const ALL: &[NumberRule] = &[
     TRANSFORM_JITTER,
     TRANSFORM_HUE,
     TRANSFORM_DEGREES,
+    CORRUPTION_SEVERITY,
+    GRAYSCALE_CHANNELS,
+    FOLDER_CHANNELS,
+    BATCHES_EPOCH,
+    DATASET_CLASSES,
+    VISUALIZE_IMAGES,
+    VISUALIZE_STRENGTH,
+    REPRODUCE_SEEDS,
+    REPRODUCE_EPOCHS,
+    DIGITS_LIMIT,
+    DIGITS_PER_DOMAIN,
 ];

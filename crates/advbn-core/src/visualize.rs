@@ -88,7 +88,13 @@ impl VisualizeConfig {
     /// The options' own ranges (the cut and the row count are checked against the model and
     /// the images too).
     pub fn validate(&self) -> Result<()> {
-        use crate::options::{VISUALIZE_BATCH_SIZE, VISUALIZE_LR, VISUALIZE_ROWS, VISUALIZE_STEPS, VISUALIZE_TV_WEIGHT};
+        use crate::options::{VISUALIZE_BATCH_SIZE, VISUALIZE_LR, VISUALIZE_ROWS, VISUALIZE_STEPS, VISUALIZE_STRENGTH, VISUALIZE_TV_WEIGHT};
+        if self.strengths.is_empty() {
+            return Err(Error::invalid_option("strengths", "[]", "needs at least one strength"));
+        }
+        for &strength in &self.strengths {
+            VISUALIZE_STRENGTH.check(strength)?;
+        }
         VISUALIZE_STEPS.check(self.steps as f64)?;
         VISUALIZE_BATCH_SIZE.check(self.batch_size as f64)?;
         VISUALIZE_LR.check(self.lr)?;

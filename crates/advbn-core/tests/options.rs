@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use advbn_core::data::{FileLimits, Image, Loader, LoaderConfig, Pipeline, Source, Transform};
+use advbn_core::data::{FileLimits, Image, ImageLayout, Loader, LoaderConfig, Pipeline, PixelData, Source, Transform};
 use advbn_core::models::{Arch, ModelConfig};
 use advbn_core::options::{NumberRule, ALL};
 use advbn_core::train::{Method, OptimizerConfig, Schedule, TrainConfig};
@@ -89,6 +89,17 @@ fn validate(rule: &NumberRule, v: f64) -> Result<(), String> {
         "transform.hue" => Pipeline::new(vec![Transform::ColorJitter(jitter(0.0, v))], None).map(|_| ()),
         "transform.degrees" => Pipeline::new(vec![Transform::RandomRotation(v)], None).map(|_| ()),
         "transform.p" => Pipeline::new(vec![Transform::HorizontalFlip(v)], None).map(|_| ()),
+        "transform.severity" => advbn_core::data::corruptions::corruption_transform(advbn_core::data::corruptions::Corruption::Fog, v as u8).map(|_| ()),
+        "transform.channels" => Pipeline::new(vec![Transform::Grayscale(n)], None).map(|_| ()),
+        "fromArrays.numClasses" => {
+            advbn_core::data::ArrayDataset::new(PixelData::U8(&[0; 4]), &[0], &[1, 1, 2, 2], ImageLayout::Nchw, Some(n), None).map(|_| ())
+        }
+        "visualize.strengths" => VisualizeConfig { strengths: vec![v], ..visualize_config() }.validate(),
+        // Checked where they are used, in TypeScript (the folder's conversion, the pass loop, the
+        // picture's image count, reproduce's and the digits' orchestration): the rule itself.
+        "imageFolder.channels" | "batches.epoch" | "visualize.images" | "reproduce.seeds" | "reproduce.epochs" | "digits.limit" | "digits.perDomain" => {
+            rule.check(v).map(|_| ())
+        }
         "imageFolder.maxPixels" => FileLimits { max_pixels: n as u64, ..FileLimits::default() }.validate(),
         "imageFolder.maxFileBytes" => FileLimits { max_file_bytes: n as u64, ..FileLimits::default() }.validate(),
         other => panic!("option rule {other} has no validator in this test: add it"),

@@ -76,6 +76,9 @@ impl ArrayDataset {
         if let Some(i) = labels.iter().position(|&l| l < 0) {
             return Err(Error::invalid_data(format!("labels[{i}] = {} is negative", labels[i])));
         }
+        if let Some(n) = num_classes {
+            crate::options::DATASET_CLASSES.check(n as f64)?;
+        }
         let max_label = labels.iter().copied().max().unwrap_or(0) as usize;
         let num_classes = num_classes.unwrap_or(max_label + 1);
         if let Some(i) = labels.iter().position(|&l| l as usize >= num_classes) {

@@ -89,7 +89,14 @@ impl Transform {
                 positive("size", *size).and(range("scale", *scale, 1.0)).and(range("ratio", *ratio, f64::MAX))
             }
             Transform::HorizontalFlip(p) => options::TRANSFORM_FLIP_P.check_as(&format!("transforms[{at}].p"), *p).map(|_| ()),
-            Transform::Grayscale(c) if *c != 1 && *c != 3 => Err(Error::invalid_option(&format!("transforms[{at}].channels"), c, "must be 1 or 3")),
+            Transform::Grayscale(c) => {
+                let option = format!("transforms[{at}].channels");
+                options::GRAYSCALE_CHANNELS.check_as(&option, *c as f64)?;
+                if *c == 2 {
+                    return Err(Error::invalid_option(&option, c, "must be 1 or 3"));
+                }
+                Ok(())
+            }
             Transform::ColorJitter(j) => {
                 let named = |field: &str| format!("transforms[{at}].{field}");
                 options::TRANSFORM_JITTER.check_as(&named("brightness"), j.brightness)?;

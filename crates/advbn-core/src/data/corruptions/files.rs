@@ -54,8 +54,8 @@ pub fn corrupt_files(job: &CorruptFilesJob) -> Result<CorruptFilesSummary> {
     if job.severities.is_empty() {
         return Err(Error::invalid_option("severities", "[]", "needs at least one severity"));
     }
-    if let Some(s) = job.severities.iter().find(|s| !(1..=5).contains(*s)) {
-        return Err(Error::invalid_option("severity", s, "expected an integer in 1..=5"));
+    for &severity in &job.severities {
+        crate::options::CORRUPTION_SEVERITY.check(severity as f64)?;
     }
     let files = list_inputs(&job.input)?;
     check_output(&job.input, &job.output)?;

@@ -160,9 +160,7 @@ pub(crate) struct Ctx {
 /// always gives bit-identical output; the output has the input's size and channels and
 /// values clipped to [0, 1].
 pub fn corrupt(image: &Image, corruption: Corruption, severity: u8, seed: u64) -> Result<Image> {
-    if !(1..=5).contains(&severity) {
-        return Err(Error::invalid_option("severity", severity, "expected an integer in 1..=5"));
-    }
+    crate::options::CORRUPTION_SEVERITY.check(severity as f64)?;
     let (w, h, c) = (image.width, image.height, image.channels);
     if !(c == 1 || c == 3) || image.data.len() != w * h * c {
         return Err(Error::invalid_data(format!(
@@ -210,8 +208,6 @@ pub fn corrupt(image: &Image, corruption: Corruption, severity: u8, seed: u64) -
 /// seed, epoch and sample, whatever the threads.
 pub fn corruption_transform(corruption: Corruption, severity: u8) -> Result<crate::data::Transform> {
     use rand::Rng;
-    if !(1..=5).contains(&severity) {
-        return Err(Error::invalid_option("severity", severity, "expected an integer in 1..=5"));
-    }
+    crate::options::CORRUPTION_SEVERITY.check(severity as f64)?;
     Ok(crate::data::Transform::Custom(std::sync::Arc::new(move |image: &Image, rng: &mut ChaCha8Rng| corrupt(image, corruption, severity, rng.gen::<u64>()))))
 }

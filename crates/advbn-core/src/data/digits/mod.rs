@@ -299,8 +299,10 @@ impl DigitSet {
     /// A seeded, class-stratified subset of `limit` of `records` (all of them when `limit` is
     /// `None` or too large), in record order.
     fn choose(&self, records: Vec<usize>, limit: Option<usize>, seed: u64, stream: u64) -> Result<Vec<usize>> {
+        if let Some(l) = limit {
+            crate::options::DIGITS_LIMIT.check(l as f64)?;
+        }
         let limit = match limit {
-            Some(0) => return Err(Error::invalid_option("limit", 0, "expected at least 1 image")),
             Some(l) if l < records.len() => l,
             _ => return Ok(records),
         };
@@ -423,9 +425,7 @@ impl DigitsBenchmark {
     pub fn mixture_split(&self, domains: &[DigitDomain], corruption: Option<(Corruption, u8)>, limit: Option<usize>, seed: u64) -> Result<DigitSplit> {
         let domains = distinct("domains", domains)?;
         if let Some((_, severity)) = corruption {
-            if !(1..=5).contains(&severity) {
-                return Err(Error::invalid_option("severity", severity, "must be 1..=5"));
-            }
+            crate::options::CORRUPTION_SEVERITY.check(severity as f64)?;
         }
         let set = &self.test;
         let chosen = set.choose((0..set.len()).collect(), limit, seed, STREAM_MIXTURE)?;
