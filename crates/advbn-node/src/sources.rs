@@ -263,8 +263,7 @@ fn transform(at: usize, spec: &TransformSpec) -> advbn_core::Result<Transform> {
         TransformSpec::Corrupt { name, severity } => {
             let corruption = Corruption::parse(name)
                 .map_err(|_| Error::invalid_option(&option("name"), format!("{name:?}"), "expected a corruption name (see listCorruptions())"))?;
-            let severity = u8::try_from(*severity).ok().filter(|s| (1..=5).contains(s));
-            let severity = severity.ok_or_else(|| Error::invalid_option(&option("severity"), format!("{severity:?}"), "expected an integer in 1..=5"))?;
+            let severity = advbn_core::options::CORRUPTION_SEVERITY.check_as(&option("severity"), *severity as f64)? as u8;
             corruption_transform(corruption, severity)?
         }
     })
