@@ -143,6 +143,13 @@ export interface AdvbnSettings {
  */
 export declare function alexnetErrors(): ErrorTable
 
+/** The architecture: an ImageNet ResNet, or a CIFAR-style ResNet of depth 6n+2 and a base width.  */
+export type ArchSpec =
+  | { type: 'resnet18' }
+  | { type: 'resnet34' }
+  | { type: 'resnet50' }
+  | { type: 'smallResnet'; depth: number; width: number }
+
 export interface ArrayDatasetOptions {
   shape: Array<number>
   layout: Layout
@@ -304,14 +311,12 @@ export interface LoaderOptions {
 export declare function methodNames(): Array<string>
 
 export interface ModelConfig {
-  arch: string
+  arch: ArchSpec
   /** Required without `weights`; with them, absent means the file's classifier's class count.  */
   numClasses?: number
   device: string
   seed: number
   inChannels?: number
-  depth?: number
-  width?: number
   /** A .safetensors or .pth file with torchvision/timm names.  */
   weights?: string
 }

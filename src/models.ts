@@ -1,6 +1,6 @@
 // Model builders and the Model handle users hold.
 import type { DeviceName } from './devices.js';
-import type { NativeModel } from '../index.js';
+import type { ModelConfig, NativeModel } from '../index.js';
 import { AdvbnError, DisposedError } from './errors.js';
 import { assertFitsModel, fromArrays, type Dataset } from './data/dataset.js';
 import { checkImages, type ImageArray } from './data/images.js';
@@ -234,14 +234,14 @@ async function build(config: Parameters<typeof createNative>[0]): Promise<Model>
   return new Model(await createNative(config));
 }
 
-function createNative(config: { arch: string; numClasses?: number; device: string; seed: number; inChannels: number; depth?: number; width?: number; weights?: string }) {
+function createNative(config: ModelConfig) {
   return callNative((n) => n.createModel(config));
 }
 
 function imagenetResnet(arch: 'resnet18' | 'resnet34' | 'resnet50') {
   return (options: ModelOptions): Promise<Model> => {
     const { config } = readCommon(arch, options, []);
-    return build({ arch, ...config });
+    return build({ arch: { type: arch }, ...config });
   };
 }
 
@@ -278,7 +278,7 @@ export async function smallResnet(options: SmallResnetOptions): Promise<Model> {
   const depth = o.ruled('depth', 'model.depth');
   if ((depth - 2) % 6 !== 0) throw o.fail('depth', 'of the form 6n+2 (8, 14, 20, 32, 44, 56, ...)');
   const width = o.ruled('width', 'model.width');
-  return build({ arch: 'small_resnet', ...config, depth, width });
+  return build({ arch: { type: 'smallResnet', depth, width }, ...config });
 }
 
 /**

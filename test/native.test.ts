@@ -86,7 +86,7 @@ describe('native addon', () => {
     expect(wrapNativeError(sync)).toBeInstanceOf(InvalidOptionError);
     // Asynchronous: the rejection of a task carries the same fields (this file is no weights file).
     const notWeights = fileURLToPath(import.meta.url);
-    const rejected = await native.createModel({ arch: 'resnet18', numClasses: 3, device: 'cpu', seed: 0, weights: notWeights }).then(
+    const rejected = await native.createModel({ arch: { type: 'resnet18' }, numClasses: 3, device: 'cpu', seed: 0, weights: notWeights }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -98,7 +98,7 @@ describe('native addon', () => {
     // A number stays a number.
     let count: unknown;
     try {
-      native.createModel({ arch: 'resnet18', numClasses: 0, device: 'cpu', seed: 0 });
+      native.createModel({ arch: { type: 'resnet18' }, numClasses: 0, device: 'cpu', seed: 0 });
     } catch (err) {
       count = err;
     }

@@ -73,10 +73,10 @@ fn seeds_fix_the_weights() {
 
 #[test]
 fn bad_configs_are_rejected_by_name() {
-    let err = Arch::parse("small_resnet", Some(9), None).unwrap_err();
+    let err = Arch::SmallResNet { depth: 9, width: 16 }.layout().unwrap_err();
     assert_eq!(err.option(), Some("depth"));
-    let err = Arch::parse("vgg", None, None).unwrap_err();
-    assert_eq!(err.option(), Some("arch"));
+    let err = Arch::SmallResNet { depth: 20, width: 0 }.layout().unwrap_err();
+    assert_eq!(err.option(), Some("width"));
     let err = ResNet::new(ModelConfig::new(Arch::ResNet18, 0), &Device::Cpu).err().unwrap();
     assert_eq!(err.option(), Some("numClasses"));
     let model = common::tiny_model(0, DType::F32, 3);

@@ -16,16 +16,34 @@ use crate::executor;
 
 pub type SharedModel = Arc<RwLock<Option<ResNet>>>;
 
+/** The architecture: an ImageNet ResNet, or a CIFAR-style ResNet of depth 6n+2 and a base width. */
+#[napi(discriminant = "type", discriminant_case = "camelCase")]
+pub enum ArchSpec {
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    SmallResnet { depth: u32, width: u32 },
+}
+
+impl From<ArchSpec> for Arch {
+    fn from(spec: ArchSpec) -> Self {
+        match spec {
+            ArchSpec::Resnet18 => Arch::ResNet18,
+            ArchSpec::Resnet34 => Arch::ResNet34,
+            ArchSpec::Resnet50 => Arch::ResNet50,
+            ArchSpec::SmallResnet { depth, width } => Arch::SmallResNet { depth: depth as usize, width: width as usize },
+        }
+    }
+}
+
 #[napi(object)]
 pub struct ModelConfig {
-    pub arch: String,
+    pub arch: ArchSpec,
     /** Required without `weights`; with them, absent means the file's classifier's class count. */
     pub num_classes: Option<u32>,
     pub device: String,
     pub seed: f64,
     pub in_channels: Option<u32>,
-    pub depth: Option<u32>,
-    pub width: Option<u32>,
     /** A .safetensors or .pth file with torchvision/timm names. */
     pub weights: Option<String>,
 }
@@ -226,7 +244,9 @@ impl Work for SaveWeightsTask {
 #[napi(ts_return_type = "Promise<NativeModel>")]
 pub fn create_model(env: Env, config: ModelConfig) -> Result<AsyncTask<Typed<CreateModelTask>>> {
     sync(&env, || {
-        let arch = Arch::parse(&config.arch, config.depth.map(|d| d as usize), config.width.map(|w| w as usize))?;
+        let arch = Arch::from(config.arch);
+        // The depth's and width's ranges and the depth's 6n+2 form.
+        arch.layout()?;
         let classes_from_weights = config.num_classes.is_none();
         if classes_from_weights && config.weights.is_none() {
             return Err(advbn_core::Error::invalid_option("numClasses", "undefined", "required without weights").into());
@@ -235,7 +255,7 @@ pub fn create_model(env: Env, config: ModelConfig) -> Result<AsyncTask<Typed<Cre
             arch,
             // Checked now when given; taken from the weights file (and checked then) otherwise.
             num_classes: config.num_classes.map_or(2, |n| n as usize),
-            in_channels: config.in_channels.unwrap_or(3) as usize,
+            in_channels: config.in_channels.map_or(advbn_core::options::IN_CHANNELS.default_value() as usize, |c| c as usize),
             seed: advbn_core::error::seed_from_f64("seed", config.seed)?,
             dtype: candle_core::DType::F32,
         };

@@ -30,23 +30,6 @@ pub struct StageLayout {
 }
 
 impl Arch {
-    pub fn parse(name: &str, depth: Option<usize>, width: Option<usize>) -> Result<Self> {
-        let arch = match name {
-            "resnet18" => Arch::ResNet18,
-            "resnet34" => Arch::ResNet34,
-            "resnet50" => Arch::ResNet50,
-            "small_resnet" => Arch::SmallResNet {
-                depth: depth.unwrap_or(options::SMALL_RESNET_DEPTH.default_value() as usize),
-                width: width.unwrap_or(options::SMALL_RESNET_WIDTH.default_value() as usize),
-            },
-            other => return Err(Error::invalid_option("arch", format!("{other:?}"), "expected resnet18, resnet34, resnet50 or small_resnet")),
-        };
-        if !matches!(arch, Arch::SmallResNet { .. }) && (depth.is_some() || width.is_some()) {
-            return Err(Error::invalid_option("depth", format!("{depth:?}/{width:?}"), "depth and width apply to small_resnet only"));
-        }
-        arch.layout().map(|_| arch)
-    }
-
     pub fn name(&self) -> String {
         match self {
             Arch::ResNet18 => "resnet18".into(),
