@@ -5,7 +5,7 @@
 type Schema = Record<string, unknown>;
 
 /** `$.a.b[2]["odd key"]`: the JSON path of a child. */
-function childPath(path: string, key: string | number): string {
+export function childPath(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
   return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
