@@ -1,6 +1,6 @@
 // The Keras-style built-in callbacks: early stopping, best-weights checkpoints, CSV / JSON logs,
 // the verbose progress line and the training-curves chart.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -52,13 +52,62 @@ describe('built-in callbacks', () => {
     expect(lines.every((l) => Number.isFinite(l.loss))).toBe(true);
   });
 
-  it('progressLogger prints a line per epoch with images/s and the losses; verbose: 1 adds it', async () => {
+  it('csvLogger with append keeps the rows of the epochs before a resumed run and replaces the later ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-cb-'));
+    const csv = join(dir, 'history.csv');
+    const epochsIn = () =>
+      readFileSync(csv, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((r) => r.split(',')[0]);
+    const run = async (epochs: number, resume: boolean, append: boolean) => {
+      using model = await tinyModel(0);
+      return await fineTune(model, {
+        data: separableData(16),
+        epochs,
+        batchSize: 8,
+        schedule: { type: 'constant' },
+        checkpoint: { dir },
+        resume,
+        callbacks: [csvLogger(csv, { append })],
+      });
+    };
+    await run(1, false, true);
+    const afterOne = readFileSync(join(dir, 'checkpoint.safetensors'));
+    // Extended to 3 epochs: epoch 0's row stays, 1 and 2 follow.
+    await run(3, true, true);
+    expect(epochsIn()).toEqual(['0', '1', '2']);
+    const rows = readFileSync(csv, 'utf8').split('\n');
+    // Back to the checkpoint after epoch 0: the rows of epochs 1 and 2 are trained again and replaced, not repeated.
+    writeFileSync(join(dir, 'checkpoint.safetensors'), afterOne);
+    await run(3, true, true);
+    expect(epochsIn()).toEqual(['0', '1', '2']);
+    expect(readFileSync(csv, 'utf8').split('\n')[1]).toBe(rows[1]);
+    // Without append the file starts afresh.
+    writeFileSync(join(dir, 'checkpoint.safetensors'), afterOne);
+    await run(3, true, false);
+    expect(epochsIn()).toEqual(['1', '2']);
+    expect(() => csvLogger(csv, { append: 'yes' as never })).toThrow(/"append" must be a boolean/);
+  });
+
+  it('progressLogger prints a line per epoch with images/s, the time left and the losses; verbose: 1 adds it', async () => {
     using model = await tinyModel(0);
     const out: string[] = [];
     await fineTune(model, { data: separableData(16), epochs: 2, batchSize: 8, callbacks: [progressLogger({ write: (t: string) => out.push(t) })] });
     const lines = out.join('').trim().split('\n');
-    expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - lr \S+$/);
+    // Not a terminal: one line per epoch, nothing per batch.
+    expect(out).toHaveLength(2);
+    // The time left of the run after every epoch but the last.
+    expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - ETA \d+s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - lr 0\.001$/);
+    expect(lines[1]).toMatch(/^Epoch 2\/2 2\/2 - \d+\.\ds \d+ img\/s - loss /);
+    // A terminal: the bar is redrawn per batch (images/s, the epoch's ETA), then the epoch's line.
+    const tty: string[] = [];
+    await fineTune(model, { data: separableData(16), epochs: 1, batchSize: 4, callbacks: [progressLogger({ write: (t: string) => tty.push(t), isTTY: true })] });
+    expect(tty).toHaveLength(5);
+    expect(tty[1]).toMatch(/^\rEpoch 1\/1 2\/4 \[=+ +\] \d+ img\/s ETA \d+s loss \S+$/);
+    expect(tty[4]!.startsWith('\r\u001b[2KEpoch 1/1 4/4 - ')).toBe(true);
+    expect(tty[4]).toMatch(/ - lr 0\.001\n$/);
     await expect(fineTune(model, { data: separableData(8), epochs: 1, batchSize: 8, verbose: 2 as never })).rejects.toThrow(/verbose.*0 or 1/);
   });
 

@@ -21,6 +21,7 @@ export {
 export type { BatchBeginLogs, BatchLogs, Callback, EpochBeginLogs, EpochLogs } from '../training/callbacks.js';
 export {
   csvLogger,
+  type CsvLoggerOptions,
   earlyStopping,
   jsonLogger,
   modelCheckpoint,

@@ -1,7 +1,7 @@
 // Built-in callbacks in Keras' shape: early stopping, keeping the best weights, CSV / JSON logs,
 // a one-line-per-epoch progress report and a chart of the training curves. Each is a plain
 // Callback; pass them in `callbacks`.
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
 import { type Model, saveWeights } from '../models.js';
@@ -156,21 +156,52 @@ export function modelCheckpoint(options: ModelCheckpointOptions): ModelCheckpoin
 
 const COLUMNS: readonly (keyof EpochLogs)[] = ['loss', 'cleanLoss', 'advLoss', 'attackLoss', 'accuracy', 'lr', 'valLoss', 'valAccuracy', 'skipped', 'valSkipped', 'timeMs'];
 
+/** Options of {@link csvLogger}. */
+export interface CsvLoggerOptions {
+  /**
+   * Keep the rows already in the file (Keras' `append`), for a run resumed from a checkpoint:
+   * the rows of earlier epochs stay, those from the epoch the run resumes in on are replaced.
+   * Default `false`: the file is created (or emptied) when training begins.
+   */
+  append?: boolean;
+}
+
 /**
  * Writes one CSV row per epoch to `path` (header `epoch,loss,cleanLoss,...`; a figure an epoch
- * lacks is empty). The file is created (or emptied) when training begins.
+ * lacks is empty). The file is created (or emptied) when training begins, unless `append`.
  *
  * @example
  * ```ts
  * await fineTune(model, { data, callbacks: [csvLogger('runs/history.csv')] });
+ * // Resuming: the rows of the epochs trained before stay in the file.
+ * await fineTune(model, { data, checkpoint: { dir: 'runs' }, resume: true, callbacks: [csvLogger('runs/history.csv', { append: true })] });
  * ```
  */
-export function csvLogger(path: string): Callback {
+export function csvLogger(path: string, options: CsvLoggerOptions = {}): Callback {
   if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`csvLogger: option "path" must be a file path, got ${String(path)}`, 'path', path);
+  const append = options.append ?? false;
+  if (typeof append !== 'boolean') throw new InvalidOptionError(`csvLogger: option "append" must be a boolean, got ${String(append)}`, 'append', append);
+  const header = ['epoch', ...COLUMNS].join(',');
+  // With append, the rows kept (by epoch) until the first epoch of this run is known.
+  let kept: Map<number, string> | undefined;
   return {
     onTrainBegin() {
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, `${['epoch', ...COLUMNS].join(',')}\n`);
+      kept = undefined;
+      const lines = append && existsSync(path) ? readFileSync(path, 'utf8').split('\n') : [];
+      if (lines[0] === header) {
+        kept = new Map();
+        for (const line of lines.slice(1)) {
+          const epoch = /^\d+(?=,)/.exec(line)?.[0];
+          if (epoch !== undefined) kept.set(Number(epoch), line);
+        }
+      } else writeFileSync(path, `${header}\n`);
+    },
+    onEpochBegin(epoch) {
+      if (!kept) return;
+      const rows = [...kept].filter(([e]) => e < epoch).sort(([a], [b]) => a - b);
+      writeFileSync(path, `${[header, ...rows.map(([, line]) => line)].join('\n')}\n`);
+      kept = undefined;
     },
     onEpochEnd(epoch, logs) {
       appendFileSync(path, `${[epoch, ...COLUMNS.map((c) => logs[c] ?? '')].join(',')}\n`);
@@ -202,9 +233,21 @@ export interface ProgressStream {
 
 const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4));
 
+/** A duration for people: `42s`, `3m05s`, `2h07m`. */
+function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  const m = Math.round(s / 60);
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
 /**
  * Keras' `verbose: 1`: a progress line per epoch (a bar redrawn on a terminal, one line per
- * epoch otherwise) with images/s, ETA and the losses. `fineTune(model, { verbose: 1 })` adds it.
+ * epoch otherwise) with images/s, the time left and the losses. On a terminal the bar shows the
+ * epoch's ETA; the line at each epoch's end shows the time left of the whole run (`ETA`, from the
+ * time per batch so far, validation included; absent after the last epoch).
+ * `fineTune(model, { verbose: 1 })` adds it.
  */
 export function progressLogger(stream: ProgressStream = process.stdout): Callback {
   let epochs = 0;
@@ -213,27 +256,36 @@ export function progressLogger(stream: ProgressStream = process.stdout): Callbac
   let started = 0;
   let seen = 0;
   let epoch = 0;
+  // Batches of this epoch trained in this run (a resumed epoch starts part-way) and of the whole run.
+  let batchesThisEpoch = 0;
+  let batchesTrained = 0;
+  let trainStarted = 0;
   const tty = stream.isTTY === true;
   return {
     onTrainBegin(logs) {
       ({ epochs, stepsPerEpoch: steps } = logs);
+      batchesTrained = 0;
+      trainStarted = performance.now();
     },
     onEpochBegin(e) {
       epoch = e;
       started = performance.now();
       seen = 0;
       samples = 0;
+      batchesThisEpoch = 0;
     },
     onBatchEnd(batch, logs: BatchLogs) {
       seen = batch + 1;
       samples += logs.size;
+      batchesThisEpoch += 1;
+      batchesTrained += 1;
       if (!tty) return;
       const elapsed = (performance.now() - started) / 1000;
-      const eta = (elapsed / seen) * (steps - seen);
+      const eta = (elapsed / batchesThisEpoch) * (steps - seen);
       const width = 20;
       const done = Math.round((width * seen) / Math.max(steps, 1));
       stream.write(
-        `\rEpoch ${epoch + 1}/${epochs} ${seen}/${steps} [${'='.repeat(done)}${' '.repeat(width - done)}] ${(samples / Math.max(elapsed, 1e-9)).toFixed(0)} img/s ETA ${eta.toFixed(0)}s loss ${fmt(logs.loss)}`,
+        `\rEpoch ${epoch + 1}/${epochs} ${seen}/${steps} [${'='.repeat(done)}${' '.repeat(width - done)}] ${(samples / Math.max(elapsed, 1e-9)).toFixed(0)} img/s ETA ${duration(eta)} loss ${fmt(logs.loss)}`,
       );
     },
     onEpochEnd(e, logs) {
@@ -243,9 +295,12 @@ export function progressLogger(stream: ProgressStream = process.stdout): Callbac
       parts.push(`acc ${(100 * logs.accuracy).toFixed(1)}%`);
       if (logs.valLoss !== undefined) parts.push(`val_loss ${fmt(logs.valLoss)}`);
       if (logs.valAccuracy !== undefined) parts.push(`val_acc ${(100 * logs.valAccuracy).toFixed(1)}%`);
-      parts.push(`lr ${fmt(logs.lr)}`);
+      // The rate as given (0.001, 5e-4, 0), not padded to 4 digits.
+      parts.push(`lr ${Number(logs.lr.toPrecision(4))}`);
+      const left = (epochs - e - 1) * steps;
+      const eta = left > 0 && batchesTrained > 0 ? ` - ETA ${duration((((performance.now() - trainStarted) / 1000) * left) / batchesTrained)}` : '';
       stream.write(
-        `${tty ? '\r' : ''}Epoch ${e + 1}/${epochs} ${seen}/${steps} - ${seconds.toFixed(1)}s ${(samples / Math.max(seconds, 1e-9)).toFixed(0)} img/s - ${parts.join(' - ')}\n`,
+        `${tty ? '\r\x1b[2K' : ''}Epoch ${e + 1}/${epochs} ${seen}/${steps} - ${seconds.toFixed(1)}s ${(samples / Math.max(seconds, 1e-9)).toFixed(0)} img/s${eta} - ${parts.join(' - ')}\n`,
       );
     },
   };
