@@ -7,6 +7,8 @@ use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
 use crate::data::Image;
 use crate::error::{Error, Result};
 
+pub mod jpeg_scan;
+
 /// Largest accepted side, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
 /// Largest accepted pixel count (width * height) at all.
@@ -46,6 +48,12 @@ pub fn decode_image_within(bytes: &[u8], origin: &str, max_pixels: u64) -> Resul
     if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
         // zune-jpeg fills missing scan data with grey instead of failing.
         return Err(fail("truncated JPEG (no end-of-image marker)".into()));
+    }
+    if format == ImageFormat::Jpeg {
+        // Cut mid-scan with an end marker appended: zune-jpeg zero-fills the rest silently.
+        if let Some(reason) = jpeg_scan::missing_scan_data(bytes) {
+            return Err(fail(reason));
+        }
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
