@@ -62,11 +62,40 @@ describe('advbn CLI', () => {
     expect(help.stdout).toContain('doctor');
   });
 
-  it('exits 2 with usage for an unknown command', () => {
+  it('exits 2 with one line naming the commands for an unknown command', () => {
     const unknown = advbn('frobnicate');
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toContain('unknown command "frobnicate"');
-    expect(unknown.stderr).toContain('usage: advbn');
+    expect(unknown.stderr.trim().split('\n')).toEqual([
+      'advbn: unknown command "frobnicate" (commands: doctor, corrupt, fine-tune, evaluate, predict, visualize, reproduce, digits; advbn --help describes them)',
+    ]);
+  });
+
+  it('a user error of any command is one line on stderr with exit 2, pointing to its --help', () => {
+    const cases: [string[], RegExp][] = [
+      [['doctor', '--bogus'], /^advbn doctor: Unknown option '--bogus'/],
+      [['corrupt', '--input', '.', '--output', 'x', '--corruption', 'fog', '--severity', '7'], /^advbn corrupt: --severity must be severities 1 to 5/],
+      [['fine-tune', '--data', 'd', '--out', 'o', '--weights', 'w.pth', '--epochs', 'many'], /^advbn fine-tune: --epochs must be .*, got "many"/],
+      [['evaluate', '--bogus'], /^advbn evaluate: Unknown option '--bogus'/],
+      [['predict', '--weights', 'w.pth', '--top-k', '0', '.'], /^advbn predict: --top-k must be a whole number >= 1/],
+      [['visualize', '--steps', '0'], /^advbn visualize: --steps must be a whole number >= 1/],
+      [['reproduce', '--seeds', 'two'], /^advbn reproduce: --seeds must be a whole number >= 1/],
+      [['reproduce', '--epochs'], /^advbn reproduce: Option '--epochs <value>' argument missing/],
+      [['digits', 'export', '--split', 'val'], /^advbn digits export: --out DIR is required/],
+      [['digits'], /^advbn digits: a subcommand is required: export/],
+    ];
+    for (const [args, message] of cases) {
+      const run = advbn(...args);
+      expect(run.status, `${args.join(' ')}\n${run.stderr}`).toBe(2);
+      expect(run.stderr.trim().split('\n'), run.stderr).toHaveLength(1);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr.trim()).toMatch(new RegExp(`\\(advbn ${args[0] === 'digits' && args[1] === 'export' ? 'digits export' : args[0]} --help lists the options\\)$`));
+      expect(run.stdout).toBe('');
+    }
+    for (const command of ['doctor', 'corrupt', 'fine-tune', 'evaluate', 'predict', 'visualize', 'reproduce', 'digits']) {
+      const help = advbn(command, '--help');
+      expect(help.status, command).toBe(0);
+      expect(help.stdout, command).toMatch(new RegExp(`^usage: advbn ${command}`));
+    }
   });
 
   it('digits export writes the folders and the manifest, and exits 2 on bad flags', () => {
@@ -78,10 +107,16 @@ describe('advbn CLI', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { seed: number; domains: Record<string, { test: { count: number } }> };
     expect(manifest.seed).toBe(1);
     expect(manifest.domains.sketch!.test.count).toBe(12);
-    for (const bad of [['--split', 'val'], ['--per-domain', '0'], ['--bogus']]) {
+    for (const [bad, message] of [
+      [['--split', 'val'], '--split must be train, test or both'],
+      [['--per-domain', '0'], '--per-domain must be a whole number >= 1'],
+      [['--bogus'], "Unknown option '--bogus'"],
+    ] as const) {
       const r = advbn('digits', 'export', '--out', join(out, 'x'), ...bad);
       expect(r.status).toBe(2);
-      expect(r.stderr).toContain('usage: advbn digits export');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(`advbn digits export: ${message}`);
+      expect(r.stderr).toContain('(advbn digits export --help lists the options)');
     }
     expect(advbn('digits', 'export').status).toBe(2);
     expect(advbn('digits', 'import').stderr).toContain('unknown subcommand "import"');

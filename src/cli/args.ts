@@ -1,6 +1,9 @@
-// What every command shares in reading its flags: strict parsing, --help, whole-number flags, and
-// "advbn <command>: <problem>" plus the usage with exit code 2 for anything wrong on the command line.
+// What every command shares in reading its flags: strict parsing, --help, whole-number flags,
+// numbers checked by the core's option rules, and one line "advbn <command>: <problem>" on stderr
+// with exit code 2 for anything wrong on the command line.
 import { DeviceError, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../errors.js';
+import { loadNative } from '../native.js';
+import { optionRule } from '../validation.js';
 import { parseArgs } from 'node:util';
 
 /** A problem with the command line (not with the work the command then does). */
@@ -25,7 +28,8 @@ function parse<S extends FlagSpec>(args: readonly string[], spec: S, allowPositi
     const { values, positionals } = parseArgs({ args: [...args], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals });
     return { values: values as Flags<S>, positionals };
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    // One line: node's messages for some mistakes run over two ("... is ambiguous.\nDid you forget ...").
+    throw new UsageError((err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' '));
   }
 }
 
@@ -48,17 +52,40 @@ export function wholeFlag(name: string, text: string | undefined, min: number): 
   return n;
 }
 
+/** A decimal number as people type it: `3`, `-0.5`, `.25`, `1e-4` (no hex, no blanks, no `Infinity`). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 /**
- * Runs a command: a {@link UsageError} from `body` prints `advbn <command>: <message>` and the
- * usage to stderr (with `brief`, only that line and a pointer to `--help`) and resolves to 2;
- * any other error propagates.
+ * `--name` as a number satisfying the core's option rule `key` (e.g. `fineTune.advbn.steps`), in
+ * the rule's wording; `undefined` when the flag is absent (the library then applies the rule's
+ * default, so the command line and the API cannot disagree).
  */
-export async function runCommand(command: string, usage: string, body: () => Promise<number>, options: { brief?: boolean } = {}): Promise<number> {
+export function ruledFlag(name: string, text: string | undefined, key: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = DECIMAL.test(text) ? Number(text) : Number.NaN;
+  if (!loadNative().optionAccepts(key, n)) throw badFlag(name, `must be ${optionRule(key).requirement}`, text);
+  return n;
+}
+
+/** The default of the core's option rule `key`, as `--help` shows it. */
+export function ruleDefault(key: string): string {
+  const value = optionRule(key).default;
+  if (value === undefined || value === null) throw new Error(`advbn internal error: option rule "${key}" has no default`);
+  return String(value);
+}
+
+/**
+ * Runs a command: a {@link UsageError} from `body` prints `advbn <command>: <message>` and a
+ * pointer to `--help` on one line of stderr and resolves to 2; so do the user's settings or data
+ * at fault (an invalid option, a folder that is not a dataset, no such device); a diverged
+ * training resolves to 1; any other error propagates.
+ */
+export async function runCommand(command: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(options.brief ? `advbn ${command}: ${err.message} (advbn ${command} --help lists the options)` : `advbn ${command}: ${err.message}\n\n${usage}`);
+      console.error(`advbn ${command}: ${err.message} (advbn ${command} --help lists the options)`);
       return 2;
     }
     // The user's settings or data at fault (a bad value, a folder that is not a dataset, no such

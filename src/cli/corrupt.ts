@@ -1,35 +1,30 @@
 // `advbn corrupt`: ImageNet-C style corrupted copies of an image or a folder of images, or
-// `--list` of the corruption names. Bad arguments print the usage and exit 2.
+// `--list` of the corruption names. A bad argument is one line on stderr and exit 2.
 import { existsSync } from 'node:fs';
 import { CORRUPTION_NAMES, corruptFiles, listCorruptions, type CorruptionName } from '../data/corruptions.js';
-import { InvalidOptionError } from '../errors.js';
-import { badFlag, parseFlags, UsageError } from './args.js';
+import { InvalidDataError, InvalidOptionError } from '../errors.js';
+import { optionRule } from '../validation.js';
+import { badFlag, parseFlags, ruleDefault, ruledFlag, runCommand, UsageError } from './args.js';
 
-export const CORRUPT_USAGE = [
-  'usage: advbn corrupt --input IMG_OR_DIR --output DIR --corruption NAME[,NAME...]|all',
-  '                     --severity 1-5[,...]|all [--seed N] [--threads N]',
-  '       advbn corrupt --list',
-  '',
-  'Writes a corrupted copy of every .jpg/.jpeg/.png image per corruption and severity to',
-  'DIR/<corruption>/<severity>/<path relative to the input> (the ImageNet-C layout), in the',
-  "input's format (JPEG at quality 95). The same input and seed give the same bytes.",
-  '',
-  'options:',
-  '  --input       an image file, or a folder searched recursively',
-  '  --output      output folder (created; not inside the input folder)',
-  '  --corruption  corruption names, comma-separated, or "all" (see --list)',
-  '  --severity    severities 1 to 5, comma-separated, or "all"',
-  '  --seed        non-negative integer seed (default 0)',
-  '  --threads     worker threads (default 0: one per core)',
-  '  --list        print the 19 corruption names, one per line',
-].join('\n');
-
-function integer(name: string, value: string | undefined, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!(n <= max)) throw badFlag(name, `must be an integer between 0 and ${max}`, value);
-  return n;
-}
+export const CORRUPT_USAGE = () =>
+  [
+    'usage: advbn corrupt --input IMG_OR_DIR --output DIR --corruption NAME[,NAME...]|all',
+    '                     --severity 1-5[,...]|all [--seed N] [--threads N]',
+    '       advbn corrupt --list',
+    '',
+    'Writes a corrupted copy of every .jpg/.jpeg/.png image per corruption and severity to',
+    'DIR/<corruption>/<severity>/<path relative to the input> (the ImageNet-C layout), in the',
+    "input's format (JPEG at quality 95). The same input and seed give the same bytes.",
+    '',
+    'options:',
+    '  --input       an image file, or a folder searched recursively',
+    '  --output      output folder (created; not inside the input folder)',
+    '  --corruption  corruption names, comma-separated, or "all" (see --list)',
+    '  --severity    severities 1 to 5, comma-separated, or "all"',
+    `  --seed        non-negative integer seed (default ${ruleDefault('seed')})`,
+    `  --threads     worker threads (default ${ruleDefault('source.threads')}: one per core)`,
+    '  --list        print the 19 corruption names, one per line',
+  ].join('\n');
 
 function list<T>(name: string, value: string | undefined, all: readonly T[], parse: (item: string) => T | undefined, rule: string): T[] {
   if (value === undefined) throw badFlag(name, `is required (${rule})`);
@@ -42,21 +37,15 @@ function list<T>(name: string, value: string | undefined, all: readonly T[], par
 }
 
 export async function runCorrupt(args: readonly string[]): Promise<number> {
-  try {
-    return await corrupt(args);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`advbn corrupt: ${err.message}\n\n${CORRUPT_USAGE}`);
-      return 2;
+  return runCommand('corrupt', async () => {
+    try {
+      return await corrupt(args);
+    } catch (err) {
+      if (!(err instanceof CorruptFailed)) throw err;
+      console.error(`advbn corrupt: ${err.message}`);
+      return 1;
     }
-    if (err instanceof InvalidOptionError) {
-      // The native side names its option like the flag (output, severity, seed, corruption).
-      console.error(`advbn corrupt: --${err.option}: ${err.message}\n\n${CORRUPT_USAGE}`);
-      return 2;
-    }
-    console.error(`advbn corrupt: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
-    return 1;
-  }
+  });
 }
 
 async function corrupt(args: readonly string[]): Promise<number> {
@@ -71,7 +60,7 @@ async function corrupt(args: readonly string[]): Promise<number> {
   });
   const str = (name: string) => values[name] as string | undefined;
   if (values.help) {
-    console.log(CORRUPT_USAGE);
+    console.log(CORRUPT_USAGE());
     return 0;
   }
   if (values.list) {
@@ -93,17 +82,26 @@ async function corrupt(args: readonly string[]): Promise<number> {
     (n) => (names.includes(n) ? (n as CorruptionName) : undefined),
     'corruption names separated by commas, or "all" (see advbn corrupt --list)',
   );
+  // The severities are the core's rule (1 to 5).
+  const rule = optionRule('transform.severity');
+  const allSeverities = Array.from({ length: rule.max! - rule.min! + 1 }, (_, i) => rule.min! + i);
   const severities = list<number>(
     'severity',
     str('severity'),
-    [1, 2, 3, 4, 5],
-    (s) => (/^[1-5]$/.test(s) ? Number(s) : undefined),
-    'severities 1 to 5 separated by commas, or "all"',
+    allSeverities,
+    (s) => (/^\d+$/.test(s) && allSeverities.includes(Number(s)) ? Number(s) : undefined),
+    `severities ${rule.min} to ${rule.max} separated by commas, or "all"`,
   );
-  const seed = integer('seed', str('seed'), 0, 0xffff_ffff);
-  const threads = integer('threads', str('threads'), 0, 1024);
+  const seed = ruledFlag('seed', str('seed'), 'seed') ?? 0;
+  const threads = ruledFlag('threads', str('threads'), 'source.threads') ?? 0;
   const started = performance.now();
-  const summary = await corruptFiles({ input, output, corruptions, severities, seed, threads });
+  const summary = await corruptFiles({ input, output, corruptions, severities, seed, threads }).catch((err: unknown) => {
+    // The native side names its option like the flag (output, severity, seed, corruption).
+    if (err instanceof InvalidOptionError) throw new UsageError(`--${err.option}: ${err.message}`);
+    if (err instanceof InvalidDataError) throw err;
+    // Anything else (a file that cannot be written, ...): one line too, exit 1.
+    throw new CorruptFailed(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const lines = [
     `wrote ${summary.written} images (${summary.images} input${summary.images === 1 ? '' : 's'} x ${corruptions.length} corruption${corruptions.length === 1 ? '' : 's'} x ${severities.length} severit${severities.length === 1 ? 'y' : 'ies'}) to ${output} in ${seconds} s`,
@@ -113,3 +111,6 @@ async function corrupt(args: readonly string[]): Promise<number> {
   console.log(lines.join('\n'));
   return 0;
 }
+
+/** A failure of the work itself (not of the command line): one line on stderr, exit 1. */
+class CorruptFailed extends Error {}

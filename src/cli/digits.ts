@@ -14,12 +14,12 @@ trains on the train splits of seed s and tests on the test split of seed 0.`;
 
 export async function runDigits(args: readonly string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
+  if (sub === '--help' || sub === '-h') {
     console.log(USAGE);
-    return sub === undefined ? 2 : 0;
+    return 0;
   }
-  return runCommand(sub === 'export' ? 'digits export' : 'digits', USAGE, async () => {
-    if (sub !== 'export') throw new UsageError(`unknown subcommand "${sub}"`);
+  return runCommand(sub === 'export' ? 'digits export' : 'digits', async () => {
+    if (sub !== 'export') throw new UsageError(sub === undefined ? 'a subcommand is required: export' : `unknown subcommand "${sub}" (the one there is: export)`);
     const v = parseFlags(rest, { out: 'string', domains: 'string', split: 'string', 'per-domain': 'string', seed: 'string' });
     if (v.help) {
       console.log(USAGE);

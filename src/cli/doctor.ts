@@ -3,6 +3,14 @@
 import { listDevices, nativeInfo, selfCheck, type DeviceInfo, type NativeInfo, type SelfCheckReport } from '../devices.js';
 import { nativeLoadReport, type NativeLoadReport } from '../native.js';
 import { packageInfo, type PackageInfo } from '../package-root.js';
+import { parseFlags, runCommand } from './args.js';
+
+const USAGE = `usage: advbn doctor [--json]
+
+Which native binary loaded and why, the devices, and a tiny AdvBN step on each. Exit code 0 only
+when every check passed (1 otherwise), so scripts can gate on it.
+
+  --json   the report as JSON`;
 
 export interface DoctorReport {
   ok: boolean;
@@ -78,12 +86,14 @@ export function formatDoctorReport(report: DoctorReport): string {
 }
 
 export async function runDoctor(args: readonly string[]): Promise<number> {
-  const unknown = args.filter((a) => a !== '--json');
-  if (unknown.length > 0) {
-    console.error(`advbn doctor: unknown argument ${unknown[0]} (usage: advbn doctor [--json])`);
-    return 2;
-  }
-  const report = await collectDoctorReport();
-  console.log(args.includes('--json') ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
-  return report.ok ? 0 : 1;
+  return runCommand('doctor', async () => {
+    const v = parseFlags(args, { json: 'boolean' });
+    if (v.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const report = await collectDoctorReport();
+    console.log(v.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+    return report.ok ? 0 : 1;
+  });
 }

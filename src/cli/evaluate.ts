@@ -111,19 +111,14 @@ function readBaseline(path: string): EvaluationFile {
 }
 
 export async function runEvaluate(args: readonly string[]): Promise<number> {
-  return runCommand(
-    'evaluate',
-    usage(),
-    async () => {
-      const flags = readFlags(args);
-      if (!flags) {
-        console.log(usage());
-        return 0;
-      }
-      return evaluateCommand(args, flags);
-    },
-    { brief: true },
-  );
+  return runCommand('evaluate', async () => {
+    const flags = readFlags(args);
+    if (!flags) {
+      console.log(usage());
+      return 0;
+    }
+    return evaluateCommand(args, flags);
+  });
 }
 
 type Settings = NonNullable<ReturnType<typeof readFlags>>;

@@ -113,7 +113,7 @@ function readFlags(args: readonly string[]) {
 }
 
 export async function runFineTune(args: readonly string[]): Promise<number> {
-  return runCommand('fine-tune', usage(), async () => {
+  return runCommand('fine-tune', async () => {
     const { v, settings } = readFlags(args);
     if (!settings) {
       console.log(usage());

@@ -42,7 +42,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const known = COMMANDS[command];
   if (known) return known.run(rest);
-  console.error(`advbn: unknown command "${command}"\n\n${usage()}`);
+  console.error(`advbn: unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; advbn --help describes them)`);
   return 2;
 }
 

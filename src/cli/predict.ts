@@ -74,19 +74,14 @@ function readClassNames(path: string): string[] {
 }
 
 export async function runPredict(args: readonly string[]): Promise<number> {
-  return runCommand(
-    'predict',
-    usage(),
-    async () => {
-      const flags = readFlags(args);
-      if (!flags) {
-        console.log(usage());
-        return 0;
-      }
-      return predict(flags);
-    },
-    { brief: true },
-  );
+  return runCommand('predict', async () => {
+    const flags = readFlags(args);
+    if (!flags) {
+      console.log(usage());
+      return 0;
+    }
+    return predict(flags);
+  });
 }
 
 async function predict(flags: NonNullable<ReturnType<typeof readFlags>>): Promise<number> {

@@ -20,7 +20,7 @@ OUT/results.json, OUT/report.md and charts (SVG and PNG). Default OUT: advbn-res
   --no-corruptions  skips the 15 x 5 corruption sets (digits; faster)`;
 
 export async function runReproduce(args: readonly string[]): Promise<number> {
-  return runCommand('reproduce', USAGE, async () => {
+  return runCommand('reproduce', async () => {
     const v = parseFlags(args, {
       quick: 'boolean',
       full: 'boolean',

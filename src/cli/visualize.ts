@@ -14,7 +14,7 @@ strengths 0.3, 0.6 and 1.1, enlarged nearest-neighbour, with labelled columns an
 or SVG when FILE ends in .svg. Default FILE: advbn-features.png.`;
 
 export async function runVisualize(args: readonly string[]): Promise<number> {
-  return runCommand('visualize', USAGE, async () => {
+  return runCommand('visualize', async () => {
     const v = parseFlags(args, { out: 'string', weights: 'string', steps: 'string', seed: 'string' });
     if (v.help) {
       console.log(USAGE);
