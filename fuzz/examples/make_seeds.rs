@@ -1,6 +1,7 @@
 //! Writes the small seed corpus under fuzz/seeds/<target>/ (run from fuzz/):
 //!     cargo run --release --example make_seeds
-//! Tiny generated files plus copies of crates/advbn-core/tests/fixtures/{tiny_resnet,malicious}.pth.
+//! Tiny generated files plus copies of crates/advbn-core/tests/fixtures/{tiny_resnet,malicious}.pth
+//! and of the JPEG fixtures in crates/advbn-core/tests/fixtures/jpeg/.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -47,7 +48,16 @@ fn main() {
     let rgba = image::RgbaImage::from_fn(2, 2, |x, _| image::Rgba([200, 10, 10, (x * 255) as u8]));
     write("decode_image", "rgba.png", &encode(rgba.into(), ImageFormat::Png));
     let big = RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, ((x ^ y) * 16) as u8]));
-    write("decode_image", "rgb.jpg", &encode(big.into(), ImageFormat::Jpeg));
+    let jpeg = encode(big.into(), ImageFormat::Jpeg);
+    write("decode_image", "rgb.jpg", &jpeg);
+    // The scan check: that JPEG and the progressive / restart-interval test fixtures.
+    write("jpeg_scan", "baseline_16x16.jpg", &jpeg);
+    for entry in std::fs::read_dir(fixtures.join("jpeg")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jpg") {
+            write("jpeg_scan", &path.file_name().unwrap().to_string_lossy(), &std::fs::read(&path).unwrap());
+        }
+    }
 
     // MNIST: u16 LE split position, then 2 images of 4x3 and their labels.
     let mut images = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 3];
