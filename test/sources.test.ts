@@ -136,6 +136,28 @@ describe('imageFolder', () => {
     expect([result.count, result.skipped]).toEqual([16, 1]);
   });
 
+  it('a JPEG cut mid-scan with an end marker appended is a bad sample naming the file and the missing MCUs', async () => {
+    const root = separableFolder('cut-scan');
+    const path = join(root, 'c', 'zz_cut.jpg');
+    const good = writeImage(path, pattern(16, 16, 5, 2), 16, 16, 'jpeg');
+    const sos = good.indexOf(Buffer.from([0xff, 0xda]));
+    const dataStart = sos + 2 + good.readUInt16BE(sos + 2);
+    let end = dataStart + Math.floor((good.length - 2 - dataStart) / 2);
+    while (good[end - 1] === 0xff) end -= 1;
+    writeFileSync(path, Buffer.concat([good.subarray(0, end), Buffer.from([0xff, 0xd9])]));
+
+    using strict = await imageFolder(root, { transforms: [RAW] });
+    const err = await rejection(() => collect(strict, { batchSize: 8 }));
+    expect(err).toBeInstanceOf(InvalidDataError);
+    expect(err.message).toContain(path);
+    expect(err.message).toMatch(/truncated JPEG: scan data ends after \d+ of \d+ MCUs/);
+
+    using lenient = await imageFolder(root, { transforms: [RAW], onBadSample: 'skip' });
+    const batches = await collect(lenient, { batchSize: 8 });
+    expect(batches.flatMap((b) => b.skipped)).toEqual([expect.stringContaining('zz_cut.jpg')]);
+    expect(batches.reduce((n, b) => n + b.labels.length, 0)).toBe(16);
+  });
+
   it('images of different sizes without a resize end the pass with a clear error; a resize fixes it', async () => {
     const root = join(tmp.path, 'mixed');
     writeImage(join(root, 'a', '1.png'), pattern(16, 16, 1), 16, 16, 'png');
