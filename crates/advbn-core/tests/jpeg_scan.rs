@@ -237,3 +237,14 @@ fn shared_dataset_jpegs_if_present() {
     }
     eprintln!("checked {checked} of {seen} JPEGs under {}", root.display());
 }
+
+/// zune-jpeg 0.5.15 panics on this valid file (fixtures/jpeg/decoder_panics, see make.sh): the
+/// panic is caught and becomes an error naming the file, like any other bad sample.
+#[test]
+fn a_decoder_panic_is_a_named_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jpeg/decoder_panics/progressive_chroma_finer_8x8.jpg");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(missing_scan_data(&bytes), None, "the file is complete");
+    let e = decode_image(&bytes, "photos/odd.jpg").expect_err("zune-jpeg no longer panics: drop this test").to_string();
+    assert!(e.contains("photos/odd.jpg: the JPEG decoder failed on this file (it panicked)"), "{e}");
+}

@@ -59,7 +59,11 @@ pub fn decode_image_within(bytes: &[u8], origin: &str, max_pixels: u64) -> Resul
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 3 * 2 * 2);
     reader.limits(limits);
-    let decoded = reader.decode().map_err(reason)?;
+    // zune-jpeg 0.5 panics on some valid files (progressive with chroma sampled finer than luma):
+    // a named bad sample rather than a worker panic that names no file.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| fail(format!("the {name} decoder failed on this file (it panicked)")))?
+        .map_err(reason)?;
     to_image(decoded).map_err(|e| fail(e.to_string()))
 }
 
