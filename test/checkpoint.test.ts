@@ -123,6 +123,33 @@ describe('abort', () => {
     expect(resumed.history.loss).toEqual(straight.history.loss);
     for (const m of [straightModel, model, fresh]) m.dispose();
   });
+
+  it('an abort during the last batch of an epoch keeps the epoch: checkpointed before the validation', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'advbn-abort-'));
+    const options = { data: separableData(32), validationData: separableData(8, 2), epochs: 2, batchSize: 8, method: 'erm' as const, lr: 0.05 };
+    using straightModel = await tinyModel(0);
+    const straight = await fineTune(straightModel, options);
+    using model = await tinyModel(0);
+    const controller = new AbortController();
+    // The abort arrives while the epoch's last step runs (batch 3 of 4): no batch check follows it.
+    const aborted = await fineTune(model, {
+      ...options,
+      checkpoint: { dir: tmp },
+      signal: controller.signal,
+      callbacks: { onBatchBegin: (batch) => batch === 3 && controller.abort() },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(aborted).toBeInstanceOf(AbortError);
+    using fresh = await tinyModel(5);
+    let trained = 0;
+    const resumed = await fineTune(fresh, { ...options, checkpoint: { dir: tmp }, resume: true, callbacks: { onBatchEnd: () => void (trained += 1) } });
+    // Only epoch 1's 4 steps are trained again; the figures are those of the uninterrupted run.
+    expect(trained).toBe(4);
+    expect(resumed.history.loss).toEqual(straight.history.loss);
+    expect(resumed.history.valLoss).toEqual(straight.history.valLoss);
+  });
 });
 
 describe('checkpoint record', () => {

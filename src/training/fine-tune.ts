@@ -191,6 +191,9 @@ async function trainLoop(
     }
     last = totals.epochLogs(lr);
     if (validation) {
+      // Aborted during the epoch's last step: its batches are done, so the checkpoint says so (a
+      // resume runs only the validation and the epoch's end).
+      if (signal?.aborted && checkpoint && stepsDone > 0) await save(epoch, stepsPerEpoch, totals);
       throwIfAborted(signal);
       const result = await evaluateIn(CONTEXT, model, validation, { bn: 'clean' });
       last.valLoss = result.loss;
