@@ -12,7 +12,7 @@ import type { PairOutcome } from './aggregate.js';
 import { runDigits } from './digits.js';
 import { summarize, type PairRun } from './lodo.js';
 import { runPacs } from './pacs.js';
-import { DIGITS, DIGITS_FULL_SEEDS, DIGITS_QUICK, DIGITS_SEEDS, METHODS, PACS, type DigitsConfig, type MethodSpec } from './presets.js';
+import { DIGITS, DIGITS_FULL_SEEDS, DIGITS_QUICK, DIGITS_SEEDS, METHODS, PACS, type DigitsConfig, type MethodSpec, type PacsOverrides, type PacsPreset } from './presets.js';
 import { Progress } from './progress.js';
 
 /** Options of {@link reproduce}. */
@@ -41,6 +41,8 @@ export interface ReproduceOptions {
   command?: string;
   /** Digits preset only: overrides of the preset's settings (sizes, epochs, model, held-out domains), e.g. for smoke tests. */
   digits?: Partial<DigitsConfig>;
+  /** PACS preset only: overrides of the preset's settings (held-out domains, image size, batch size, baseline and fine-tune epochs), e.g. for smoke tests. */
+  pacs?: PacsOverrides;
 }
 
 /** What {@link reproduce} resolves to. */
@@ -76,6 +78,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     'saveModels',
     'command',
     'digits',
+    'pacs',
   ]);
   const preset = o.oneOf('preset', ['digits', 'pacs'] as const, 'digits');
   const quick = o.boolean('quick', false);
@@ -106,10 +109,21 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
   const resolvedDevice: DeviceName = device === 'auto' ? ((listDevices().find((d) => d.kind === 'cuda')?.id as DeviceName | undefined) ?? 'cpu') : device;
   const digitsConfig: DigitsConfig = { ...(quick ? DIGITS_QUICK : DIGITS), ...(options.digits ?? {}) };
   if (epochs !== undefined) digitsConfig.fineTune = { ...digitsConfig.fineTune, epochs };
-  const heldOut: readonly string[] = preset === 'digits' ? digitsConfig.heldOut : PACS.domains;
-  const knownDomain = (d: unknown) => preset === 'pacs' || (DIGIT_DOMAINS as readonly unknown[]).includes(d);
-  if (!Array.isArray(heldOut) || heldOut.length === 0 || !heldOut.every(knownDomain) || new Set(heldOut).size !== heldOut.length) {
-    throw o.fail('digits', `{ heldOut } to be a non-empty list without repeats of ${DIGIT_DOMAINS.join(', ')}`);
+  const pacsOverrides = o.nested('pacs').rejectUnknown(['heldOut', 'size', 'batchSize', 'baseline', 'fineTune']);
+  if (preset !== 'pacs' && options.pacs !== undefined) throw o.fail('pacs', 'absent unless preset is "pacs"');
+  if (pacsOverrides.has('size')) pacsOverrides.number('size', 0, { integer: true, min: 1 });
+  if (pacsOverrides.has('batchSize')) pacsOverrides.ruled('batchSize', 'fineTune.batchSize');
+  const pacsGiven = options.pacs ?? {};
+  const pacsConfig: PacsPreset = {
+    ...PACS,
+    ...pacsGiven,
+    baseline: { ...PACS.baseline, ...pacsGiven.baseline },
+    fineTune: { ...PACS.fineTune, ...pacsGiven.fineTune },
+  };
+  const heldOut: readonly string[] = preset === 'digits' ? digitsConfig.heldOut : pacsConfig.heldOut;
+  const benchmark: readonly unknown[] = preset === 'digits' ? DIGIT_DOMAINS : PACS.domains;
+  if (!Array.isArray(heldOut) || heldOut.length === 0 || !heldOut.every((d) => benchmark.includes(d)) || new Set(heldOut).size !== heldOut.length) {
+    throw o.fail(preset, `{ heldOut } to be a non-empty list without repeats of ${benchmark.join(', ')}`);
   }
   const pairCount = heldOut.length * seeds.length;
   const progress = new Progress(pairCount * (1 + methods.length));
@@ -121,7 +135,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     pairs =
       preset === 'digits'
         ? await runDigits({ ...common, config: digitsConfig, ...(data !== undefined && { dataDir: data }) } satisfies PairRun<DigitsConfig>)
-        : await runPacs({ ...common, config: { root: data!, ...(epochs !== undefined && { epochs }) } });
+        : await runPacs({ ...common, config: { root: data!, preset: pacsConfig, ...(epochs !== undefined && { epochs }) } });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -148,7 +162,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     device: resolvedDevice,
     seeds,
     config: {
-      ...(preset === 'digits' ? digitsConfig : { ...PACS, ...(epochs !== undefined && { fineTuneEpochs: epochs }) }),
+      ...(preset === 'digits' ? digitsConfig : { ...pacsConfig, ...(epochs !== undefined && { fineTuneEpochs: epochs }) }),
       quick,
       full,
       methods: methods.map((m) => m.name),
@@ -158,7 +172,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     createdAt: new Date().toISOString(),
     package: { name: info.name, version: info.version },
     hardware: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${resolvedDevice}`,
-    numClasses: preset === 'digits' ? 10 : PACS.numClasses,
+    numClasses: preset === 'digits' ? 10 : pacsConfig.numClasses,
     baseline: 'baseline',
     methods: methodResults,
     protocol,

@@ -12,7 +12,7 @@ import { resnet18 } from '../models.js';
 import { fineTune, type History } from '../training/fine-tune.js';
 import type { PairOutcome } from './aggregate.js';
 import { runPairs, saveInto, type PairRun } from './lodo.js';
-import { PACS } from './presets.js';
+import type { PacsPreset } from './presets.js';
 
 /** A folder whose class folders gather `domains` of the PACS root (symlinks, nothing copied). */
 function sourceFolder(root: string, domains: readonly string[], into: string): string {
@@ -26,24 +26,25 @@ function sourceFolder(root: string, domains: readonly string[], into: string): s
   return dir;
 }
 
-/** PACS run settings: the data root and an optional fine-tune epoch count. */
+/** PACS run settings: the data root, the preset (with the caller's overrides) and an optional fine-tune epoch count. */
 export interface PacsConfig {
   root: string;
+  preset: PacsPreset;
   epochs?: number;
 }
 
 export async function runPacs(run: PairRun<PacsConfig>): Promise<PairOutcome[]> {
-  const { root } = run.config;
-  const missing = PACS.domains.filter((d) => !existsSync(join(root, d)));
+  const { root, preset } = run.config;
+  const missing = preset.domains.filter((d) => !existsSync(join(root, d)));
   if (missing.length > 0) {
     throw new InvalidOptionError(`reproduce: option "--data" ${root} lacks the PACS domain folders ${missing.join(', ')}`, 'data', root);
   }
-  const pairs = PACS.domains.flatMap((heldOut) => run.seeds.map((seed) => ({ heldOut, seed })));
+  const pairs = preset.heldOut.flatMap((heldOut) => run.seeds.map((seed) => ({ heldOut, seed })));
   return runPairs(run, pairs, ({ heldOut, seed }) => runPair(run, heldOut, seed));
 }
 
 async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Promise<PairOutcome> {
-  const { root, epochs } = run.config;
+  const { root, epochs, preset: PACS } = run.config;
   const { fineTune: ft, baseline: base } = PACS;
   const reports: Record<string, RobustnessReport> = {};
   const seconds: Record<string, number> = {};
@@ -62,7 +63,8 @@ async function runPair(run: PairRun<PacsConfig>, held: string, seed: number): Pr
       },
     );
     const sourceEval = await imageFolder(join(tmp, 'train'), { transforms: [resize(PACS.size)] });
-    const target = await imageFolder(join(root, held), { transforms: [resize(PACS.size)] });
+    // The held-out domain labelled by the sources' class folders (a class it lacks keeps its label).
+    const target = await imageFolder(join(root, held), { transforms: [resize(PACS.size)], classes: train.classNames });
     targetCount = target.length;
     const time = async (name: string, work: () => Promise<History>, after = 0) => {
       const started = performance.now();

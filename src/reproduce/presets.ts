@@ -113,11 +113,72 @@ export const DIGITS_QUICK: DigitsConfig = {
 /** `--full`: every domain with 5 seeds. */
 export const DIGITS_FULL_SEEDS = 5;
 
-/** Settings of a PACS run (leave-one-domain-out, ResNet-18 at 96 px; meant for a GPU). */
-export const PACS = {
+/** Settings of a PACS run (leave-one-domain-out, ResNet-18; meant for a GPU). */
+export interface PacsPreset {
+  /** The four PACS domains (sub-folders of the root). */
+  domains: string[];
+  /** Domains held out in turn (each with every seed); default all four. */
+  heldOut: string[];
+  /** PACS' seven classes. */
+  numClasses: number;
+  /** The network. */
+  model: {
+    /** Architecture. */
+    arch: 'resnet18';
+  };
+  /** Side of the (square) training and test images, in pixels. */
+  size: number;
+  /** Samples per step. */
+  batchSize: number;
+  /** The baseline: whole network, ERM, SGD, cosine schedule. */
+  baseline: {
+    /** Passes over the source domains. */
+    epochs: number;
+    /** Learning rate. */
+    lr: number;
+    /** Weight decay. */
+    weightDecay: number;
+  };
+  /** Each method's fine-tune of the tail after `cut`: SGD, cosine schedule. */
+  fineTune: {
+    /** Passes over the source domains. */
+    epochs: number;
+    /** Learning rate. */
+    lr: number;
+    /** Stage after which the network is split. */
+    cut: number;
+    /** AdvBN attack settings (the paper's). */
+    advbn: {
+      /** Sign-gradient steps K. */
+      steps: number;
+      /** Step size. */
+      stepSize: number;
+      /** Box half-width. */
+      epsilon: number;
+    };
+  };
+}
+
+/** Overrides of the PACS preset (`reproduce({ preset: 'pacs', pacs })`), e.g. a smaller run for a smoke test. */
+export interface PacsOverrides {
+  /** Domains held out in turn (a subset of the four). */
+  heldOut?: string[];
+  /** Image side in pixels. */
+  size?: number;
+  /** Samples per step. */
+  batchSize?: number;
+  /** The baseline's settings to change. */
+  baseline?: Partial<PacsPreset['baseline']>;
+  /** The fine-tunes' settings to change. */
+  fineTune?: Partial<PacsPreset['fineTune']>;
+}
+
+/** The PACS run: ResNet-18 at 96 px, every domain held out (about a GPU's job). */
+export const PACS: PacsPreset = {
   domains: ['photo', 'art_painting', 'cartoon', 'sketch'],
+  heldOut: ['photo', 'art_painting', 'cartoon', 'sketch'],
   numClasses: 7,
-  model: { arch: 'resnet18' as const },
+  model: { arch: 'resnet18' },
   size: 96,
   batchSize: 64,
   baseline: { epochs: 30, lr: 0.05, weightDecay: 5e-4 },
