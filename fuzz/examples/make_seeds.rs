@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use advbn_core::train::{save_checkpoint, Method, TrainConfig, Trainer};
+use advbn_core::train::{save_checkpoint, CheckpointRecord, Method, RunPosition, TrainConfig, Trainer};
 use image::{ImageFormat, RgbImage};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -32,7 +32,8 @@ fn main() {
     write("safetensors_weights", "tiny.safetensors", &std::fs::read(&w).unwrap());
     let trainer = Trainer::new(&mut model, TrainConfig::reference(Method::AdvBn, 2)).unwrap();
     let c = scratch.join("c.safetensors");
-    save_checkpoint(&c, &model, &trainer, r#"{"epoch":1}"#).unwrap();
+    let record = CheckpointRecord { position: RunPosition { epoch: 1, next_batch: 0 }, settings: "{}", record: r#"{"history":[]}"# };
+    save_checkpoint(&c, &model, &trainer, &record).unwrap();
     write("checkpoint", "tiny.ckpt", &std::fs::read(&c).unwrap());
 
     let fixtures = Path::new("../crates/advbn-core/tests/fixtures");
