@@ -24,3 +24,13 @@ export {
   type TargetStat,
   type TrainingCurves,
 } from '../report/index.js';
+export { reproduceImageNet, type ImageNetReproduceOptions, type ImageNetReproduceOutput } from '../reproduce/imagenet.js';
+export { IMAGENET as IMAGENET_PRESET, IMAGENET_PAPER, type ImageNetPreset, type PaperFigure } from '../reproduce/presets.js';
+export {
+  IMAGENET_RESULTS_SCHEMA,
+  renderImageNetReport,
+  validateImageNetResults,
+  type ImageNetResults,
+  type ImageNetRow,
+  type ImageNetTraining,
+} from '../report/imagenet.js';

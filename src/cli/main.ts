@@ -19,7 +19,11 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   evaluate: { run: runEvaluate, summary: 'top-1/top-5, per-class accuracy, confusion matrix, corruptions (mCE) and domains per BN branch; writes evaluation.json/.md' },
   predict: { run: runPredict, summary: 'top-k classes with probabilities of image files or folders, as JSON lines' },
   visualize: { run: runVisualize, summary: "decode AdvBN-perturbed features into a picture (the paper's figure)" },
-  reproduce: { run: runReproduce, summary: 'leave-one-domain-out comparison of AdvBN, ERM, MixStyle, DSU and combinations on embedded digits; writes a report [--quick|--full]' },
+  reproduce: {
+    run: runReproduce,
+    summary:
+      "leave-one-domain-out comparison of AdvBN, ERM, MixStyle, DSU and combinations on embedded digits (or PACS); --preset imagenet: the paper's ImageNet recipe; writes a report",
+  },
   digits: { run: runDigits, summary: 'export the digits benchmark as image folders for any framework (digits export --out DIR)' },
 };
 

@@ -1,9 +1,10 @@
 // `advbn reproduce`: the main job (see src/reproduce).
 import type { DeviceName } from '../devices.js';
-import { parseFlags, runCommand, wholeFlag } from './args.js';
+import { badFlag, parseFlags, runCommand, wholeFlag } from './args.js';
 import { reproduce } from '../reproduce/index.js';
+import { imagenetUsage, runReproduceImageNet } from './reproduce-imagenet.js';
 
-const USAGE = `usage: advbn reproduce [--quick | --full] [--out DIR] [--preset digits|pacs] [--data DIR]
+const usage = () => `usage: advbn reproduce [--quick | --full] [--out DIR] [--preset digits|pacs|imagenet] [--data DIR]
                        [--device cpu|cuda|auto] [--seeds N] [--methods a,b,...] [--epochs N]
                        [--save-models DIR] [--no-corruptions]
 
@@ -17,9 +18,19 @@ OUT/results.json, OUT/report.md and charts (SVG and PNG). Default OUT: advbn-res
   --full         every held-out domain x 5 seeds
   --save-models  writes every trained model to DIR (new or empty) as
                  <method>-heldout_<domain>-seed<seed>.safetensors
-  --no-corruptions  skips the 15 x 5 corruption sets (digits; faster)`;
+  --no-corruptions  skips the 15 x 5 corruption sets (digits; faster)
+
+--preset imagenet (its own flags; advbn reproduce --preset imagenet --help):
+
+${imagenetUsage()}`;
+
+/** Whether the arguments choose the imagenet preset (it has flags of its own). */
+function choosesImageNet(args: readonly string[]): boolean {
+  return args.some((a, i) => a === '--preset=imagenet' || (a === '--preset' && args[i + 1] === 'imagenet'));
+}
 
 export async function runReproduce(args: readonly string[]): Promise<number> {
+  if (choosesImageNet(args)) return runReproduceImageNet(args);
   return runCommand('reproduce', async () => {
     const v = parseFlags(args, {
       quick: 'boolean',
@@ -35,9 +46,10 @@ export async function runReproduce(args: readonly string[]): Promise<number> {
       epochs: 'string',
     });
     if (v.help) {
-      console.log(USAGE);
+      console.log(usage());
       return 0;
     }
+    if (v.preset !== undefined && v.preset !== 'digits' && v.preset !== 'pacs') throw badFlag('preset', 'must be digits, pacs or imagenet', v.preset);
     const seeds = wholeFlag('seeds', v.seeds, 1);
     const epochs = wholeFlag('epochs', v.epochs, 1);
     const out = v.out ?? 'advbn-results';

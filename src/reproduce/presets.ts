@@ -184,3 +184,106 @@ export const PACS: PacsPreset = {
   baseline: { epochs: 30, lr: 0.05, weightDecay: 5e-4 },
   fineTune: { epochs: 10, lr: 0.005, cut: 1, advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 } },
 };
+
+/**
+ * Settings of the ImageNet run (`--preset imagenet`): the paper's recipe as the method doc
+ * (shared/docs/advbn-method.md) states it. ResNet-50 from the user's torchvision weights, cut
+ * after `layer1` (stage 1), dual BatchNorms (method `'advbn'`), 20 epochs of SGD (lr 1e-3,
+ * momentum 0.9, weight decay 1e-4), the rate x0.1 after epoch 10, batch 256 on one device;
+ * training crops `randomResizedCrop(size)` + `horizontalFlip()`, evaluation
+ * `resizeShorter(round(size / 0.875))` + `centerCrop(size)` (256 / 224). Every number goes to
+ * `fineTune` as an option; `epochs`, `batchSize` and `size` may be overridden (smaller GPUs,
+ * smoke tests), and the report then says the run is not the paper's recipe.
+ */
+export interface ImageNetPreset {
+  /** The network: torchvision's ResNet-50, from the user's weights. */
+  model: {
+    /** Architecture. */
+    arch: 'resnet50';
+  };
+  /** fineTune method: AdvBN with the dual (clean / adversarial) BatchNorms of the tail. */
+  method: 'advbn';
+  /** Stage after which the network is split (1: after `layer1`). */
+  cut: number;
+  /** Passes over the training images. */
+  epochs: number;
+  /** Samples per step (one device). */
+  batchSize: number;
+  /** The optimiser. */
+  optimizer: {
+    /** SGD with momentum and L2 weight decay. */
+    type: 'sgd';
+    /** Learning rate. */
+    lr: number;
+    /** Momentum. */
+    momentum: number;
+    /** Weight decay. */
+    weightDecay: number;
+  };
+  /** Step schedule: the rate is multiplied by `gamma` from the 0-based epoch `floor(epochs / 2)` on (epoch 10 of 20). */
+  schedule: {
+    /** Schedule kind. */
+    type: 'step';
+    /** Factor at the milestone. */
+    gamma: number;
+  };
+  /** The AdvBN attack (the paper's K, step size and box). */
+  advbn: {
+    /** Sign-gradient ascent steps K. */
+    steps: number;
+    /** Step size. */
+    stepSize: number;
+    /** Box half-width. */
+    epsilon: number;
+  };
+  /** Training crop and evaluation centre crop, in pixels. */
+  size: number;
+  /** Seed of the shuffle and the attack. */
+  seed: number;
+  /** Steps between checkpoints within an epoch (a checkpoint is also written after every epoch). */
+  checkpointEvery: number;
+}
+
+/** The paper's ImageNet recipe (see {@link ImageNetPreset}). */
+export const IMAGENET: ImageNetPreset = {
+  model: { arch: 'resnet50' },
+  method: 'advbn',
+  cut: 1,
+  epochs: 20,
+  batchSize: 256,
+  optimizer: { type: 'sgd', lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 },
+  schedule: { type: 'step', gamma: 0.1 },
+  advbn: { steps: 6, stepSize: 0.2, epsilon: 1.1 },
+  size: 224,
+  seed: 0,
+  checkpointEvery: 500,
+};
+
+/** One figure of the paper's ImageNet table (ResNet-50), as the method doc gives it. */
+export interface PaperFigure {
+  /** What is measured: top-1 accuracy, or ImageNet-C's mCE normalised by AlexNet (lower is better). */
+  metric: 'top-1' | 'mCE';
+  /** The BatchNorm branch the paper reports for this test set. */
+  bn: 'clean' | 'adv';
+  /** Name of the test set in the report. */
+  label: string;
+  /** The standard (pretrained, not fine-tuned) ResNet-50, as a fraction. */
+  standard: number;
+  /** The AdvBN fine-tune, as a fraction. */
+  advbn: number;
+}
+
+/**
+ * The paper's headline ImageNet numbers (ResNet-50; shared/docs/advbn-method.md, "Evaluation
+ * protocol of the paper"), by the name of the test set in `reproduceImageNet`: `val` (ImageNet
+ * val), `imagenet-c`, and the `--domain` names `stylized` (Stylized-ImageNet), `sketch`
+ * (ImageNet-Sketch) and `instagram` (ImageNet-Instagram). Any other domain has no published
+ * figure ("not in the doc").
+ */
+export const IMAGENET_PAPER: Readonly<Record<string, PaperFigure>> = {
+  val: { metric: 'top-1', bn: 'clean', label: 'ImageNet val', standard: 0.761, advbn: 0.77 },
+  'imagenet-c': { metric: 'mCE', bn: 'clean', label: 'ImageNet-C', standard: 0.767, advbn: 0.727 },
+  instagram: { metric: 'top-1', bn: 'clean', label: 'ImageNet-Instagram', standard: 0.672, advbn: 0.695 },
+  sketch: { metric: 'top-1', bn: 'adv', label: 'ImageNet-Sketch', standard: 0.241, advbn: 0.279 },
+  stylized: { metric: 'top-1', bn: 'adv', label: 'Stylized-ImageNet', standard: 0.074, advbn: 0.119 },
+};
