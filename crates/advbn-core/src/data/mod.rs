@@ -6,8 +6,8 @@ pub mod corruptions;
 pub mod image;
 pub mod jitter;
 pub mod order;
-pub mod selection;
 pub(crate) mod resample;
+pub mod selection;
 
 pub use arrays::{ArrayDataset, ImageLayout, PixelData};
 pub use image::Image;
