@@ -6,6 +6,8 @@ use candle_nn::VarBuilder;
 
 use super::mode::{BnMode, ForwardMode};
 use crate::ops::batch_norm::{batch_norm_add_relu, batch_norm_fused, batch_stats, BnOptions};
+use crate::ops::conv::ConvParams;
+use crate::ops::conv_bn::conv_bn_relu_train;
 use crate::params::ParamStore;
 
 pub const BN_EPS: f64 = 1e-5;
@@ -61,6 +63,14 @@ impl BatchNorm {
         let (mean, var, train) = self.statistics(x, mode)?;
         let options = BnOptions { eps: BN_EPS, relu: true, train };
         batch_norm_add_relu(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, residual, options)
+    }
+
+    /// ReLU(BN(conv(x, w))) in training mode as one fused op (CPU: `ops::conv_bn`), updating the
+    /// running statistics; `w` is the conv's weight as `mode` sees it.
+    pub fn conv_relu_train(&self, x: &Tensor, w: &Tensor, params: ConvParams, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        let (z, mean, var) = conv_bn_relu_train(x, w, &mode.weight(&self.weight), &mode.weight(&self.bias), params, BN_EPS)?;
+        self.update_running_stats(&z, &mean, &var)?;
+        Ok(z)
     }
 
     /// Eval mode as a per-channel affine map: (gamma / sqrt(running_var + eps),

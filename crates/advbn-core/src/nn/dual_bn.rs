@@ -40,6 +40,11 @@ impl DualBatchNorm {
         self.branch(mode).forward(x, mode, relu)
     }
 
+    /// ReLU(BN(conv(x))) in training mode, fused, with the branch `mode` selects.
+    pub fn conv_relu_train(&self, x: &Tensor, w: &Tensor, params: crate::ops::conv::ConvParams, mode: ForwardMode) -> candle_core::Result<Tensor> {
+        self.branch(mode).conv_relu_train(x, w, params, mode)
+    }
+
     /// ReLU(BN(x) + residual) with the branch `mode` selects.
     pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         self.branch(mode).forward_add_relu(x, residual, mode)

@@ -34,7 +34,7 @@ pub struct BnOptions {
 }
 
 /// y = (x - mean) / sqrt(var + eps) * gamma + beta, then max(y, 0) if `relu`.
-struct BnApply(BnOptions);
+pub(crate) struct BnApply(pub BnOptions);
 
 /// [sum g', sum g' * xhat] per channel ([2C]).
 pub(crate) struct BnGradSums(pub BnOptions);
@@ -230,17 +230,30 @@ impl CustomOp2 for BnApply {
 /// Gradients of the BN (+ ReLU) `options` describes w.r.t. x and the packed coefficients, from
 /// the gradient of its output.
 fn backward(options: BnOptions, x: &Tensor, coeffs: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    backward_for(options, x, coeffs, grad, x.track_op(), coeffs.track_op())
+}
+
+/// [`backward`] computing the input's gradient when `need_x` and the coefficients' when
+/// `need_coeffs`, whatever the tensors' tracking (for ops that keep x and coeffs detached).
+pub(crate) fn backward_for(
+    options: BnOptions,
+    x: &Tensor,
+    coeffs: &Tensor,
+    grad: &Tensor,
+    need_x: bool,
+    need_coeffs: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let c = x.dim(1)?;
     // The sums feed gamma/beta's gradients and, in training, the input's.
-    let sums = if coeffs.track_op() || (options.train && x.track_op()) { Some(x.apply_op3_no_bwd(grad, coeffs, &BnGradSums(options))?) } else { None };
-    let d_coeffs = match (&sums, coeffs.track_op()) {
+    let sums = if need_coeffs || (options.train && need_x) { Some(x.apply_op3_no_bwd(grad, coeffs, &BnGradSums(options))?) } else { None };
+    let d_coeffs = match (&sums, need_coeffs) {
         (Some(sums), true) => {
             let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
             Some(Tensor::cat(&[sum_gx, sum_g, Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?], 0)?)
         }
         _ => None,
     };
-    let d_x = if x.track_op() {
+    let d_x = if need_x {
         let sums = match sums {
             Some(sums) => sums,
             None => Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?,

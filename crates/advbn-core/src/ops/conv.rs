@@ -71,7 +71,7 @@ fn take_precomputed(op: &Conv2dOp) -> Result<Tensor> {
 }
 
 /// Whether our CPU kernels run this tensor's convolutions.
-fn uses_cpu_kernels(x: &Tensor) -> bool {
+pub(crate) fn uses_cpu_kernels(x: &Tensor) -> bool {
     x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
@@ -235,7 +235,7 @@ pub(crate) fn input_gradient(x: &Tensor, w: &Tensor, grad: &Tensor, params: Conv
     }
 }
 
-fn weight_grad(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Result<Tensor> {
+pub(crate) fn weight_grad(x: &Tensor, w: &Tensor, grad: &Tensor, params: ConvParams) -> Result<Tensor> {
     if uses_cpu_kernels(x) || uses_cudnn(x) {
         return x.contiguous()?.apply_op2_no_bwd(grad, &BackwardFilter { params, weight: w.shape().clone() });
     }

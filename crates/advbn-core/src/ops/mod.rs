@@ -5,6 +5,7 @@ pub mod advbn;
 pub mod batch_norm;
 pub mod conv;
 pub mod conv_affine;
+pub mod conv_bn;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
