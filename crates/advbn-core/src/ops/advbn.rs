@@ -5,14 +5,17 @@
 //! `params` packs [alpha (C), beta (C), mu (C)] so one op carries everything its backward needs.
 //! They are float32 for every input dtype except float64 (kept exact for gradient checks).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::batch_norm::batch_stats;
 use std::mem::MaybeUninit;
 
 use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
 use super::cpu::simd::multiversion;
-use super::storage::{nchw, stats_dtype, stats_storage};
+#[cfg(feature = "cuda")]
+use super::gradient_pass::CudaArg;
+use super::gradient_pass::{GradientPass, Pass, PassOutput};
+use super::storage::{nchw, stats_dtype};
 
 /// y = beta * (x - mu) + alpha * mu, then max(y, 0) if `relu`.
 pub struct AdvBnApply {
@@ -123,13 +126,14 @@ impl CustomOp2 for AdvBnApply {
 
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, ps: &candle_core::CudaStorage, pl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn::advbn_apply(xs, xl, ps, pl, self.relu)
+        use super::cuda::{advbn, channels};
+        channels::map(&advbn::APPLY, (xs, xl), (ps, pl), advbn::flags(self.relu))
     }
 
     fn bwd(&self, x: &Tensor, params: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let c = x.dim(1)?;
         let grad = grad.contiguous()?;
-        let sums = x.apply_op3_no_bwd(&grad, params, &AdvBnGradSums { relu: self.relu })?;
+        let sums = x.apply_op3_no_bwd(&grad, params, &Pass(AdvBnGradSums { relu: self.relu }))?;
         let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
         let mu = params.narrow(0, 2 * c, c)?;
         // dL/dalpha = mu * sum g'; dL/dbeta = sum g' (x - mu); mu is a detached input.
@@ -138,7 +142,7 @@ impl CustomOp2 for AdvBnApply {
         let d_params = Tensor::cat(&[d_alpha, d_beta, mu.zeros_like()?], 0)?;
         let d_x = if x.track_op() {
             let coeffs = Tensor::cat(&[params, &sum_g], 0)?;
-            Some(x.apply_op3_no_bwd(&grad, &coeffs, &AdvBnInputGrad { relu: self.relu })?)
+            Some(x.apply_op3_no_bwd(&grad, &coeffs, &Pass(AdvBnInputGrad { relu: self.relu }))?)
         } else {
             None
         };
@@ -146,55 +150,32 @@ impl CustomOp2 for AdvBnApply {
     }
 }
 
-impl CustomOp3 for AdvBnGradSums {
-    fn name(&self) -> &'static str {
-        "advbn-grad-sums"
-    }
+impl GradientPass for AdvBnGradSums {
+    const NAME: &'static str = "advbn-grad-sums";
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, ps: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = nchw(xl)?;
-        let p = coefficients("advbn-grad-sums", ps, pl)?;
-        let sums = float_slices!("advbn-grad-sums", xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &p, c, hw, self.relu));
-        Ok((stats_storage(sums, xs), Shape::from(2 * c)))
+    fn cpu<T: Elem>(&self, x: &[T], g: &[T], coeffs: &[f64], c: usize, hw: usize) -> PassOutput {
+        PassOutput::Sums(grad_sums_cpu(x, g, coeffs, c, hw, self.relu))
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        ps: &candle_core::CudaStorage,
-        pl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn::advbn_grad_sums(xs, xl, gs, gl, ps, pl, self.relu)
+    fn cuda(&self, x: CudaArg, g: CudaArg, coeffs: CudaArg) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::{advbn, channels};
+        channels::pair_sums(&advbn::GRAD_SUMS, x, g, coeffs, advbn::flags(self.relu))
     }
 }
 
-impl CustomOp3 for AdvBnInputGrad {
-    fn name(&self) -> &'static str {
-        "advbn-input-grad"
-    }
+/// `coeffs` = params (3C) ++ [sum g' (C)].
+impl GradientPass for AdvBnInputGrad {
+    const NAME: &'static str = "advbn-input-grad";
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, cs: &CpuStorage, cl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = nchw(xl)?;
-        let k = coefficients("advbn-input-grad", cs, cl)?;
-        let dx = float_slices!("advbn-input-grad", xs, xl, gs, gl, |x, g| input_grad_cpu(x, g, &k, c, hw, self.relu));
-        Ok((dx, xl.shape().clone()))
+    fn cpu<T: Elem>(&self, x: &[T], g: &[T], coeffs: &[f64], c: usize, hw: usize) -> PassOutput {
+        PassOutput::LikeInput(input_grad_cpu(x, g, coeffs, c, hw, self.relu))
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        cs: &candle_core::CudaStorage,
-        cl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::advbn::advbn_input_grad(xs, xl, gs, gl, cs, cl, self.relu)
+    fn cuda(&self, x: CudaArg, g: CudaArg, coeffs: CudaArg) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::{advbn, channels};
+        channels::grad_map(&advbn::INPUT_GRAD, x, g, coeffs, advbn::flags(self.relu))
     }
 }
 

@@ -17,6 +17,9 @@ use std::mem::MaybeUninit;
 
 use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
 use super::cpu::simd::multiversion;
+#[cfg(feature = "cuda")]
+use super::gradient_pass::CudaArg;
+use super::gradient_pass::{GradientPass, Pass, PassOutput};
 use super::storage::{nchw, stats_dtype, stats_storage};
 
 /// Per-channel [mean (C), biased variance (C)] over (N, H, W); no gradient.
@@ -219,7 +222,8 @@ impl CustomOp2 for BnApply {
 
     #[cfg(feature = "cuda")]
     fn cuda_fwd(&self, xs: &candle_core::CudaStorage, xl: &Layout, cs: &candle_core::CudaStorage, cl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::batch_norm::apply(xs, xl, cs, cl, self.0)
+        use super::cuda::{batch_norm, channels};
+        channels::map(&batch_norm::APPLY, (xs, xl), (cs, cl), batch_norm::flags(self.0))
     }
 
     fn bwd(&self, x: &Tensor, coeffs: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -245,7 +249,7 @@ pub(crate) fn backward_for(
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let c = x.dim(1)?;
     // The sums feed gamma/beta's gradients and, in training, the input's.
-    let sums = if need_coeffs || (options.train && need_x) { Some(x.apply_op3_no_bwd(grad, coeffs, &BnGradSums(options))?) } else { None };
+    let sums = if need_coeffs || (options.train && need_x) { Some(x.apply_op3_no_bwd(grad, coeffs, &Pass(BnGradSums(options)))?) } else { None };
     let d_coeffs = match (&sums, need_coeffs) {
         (Some(sums), true) => {
             let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
@@ -259,7 +263,7 @@ pub(crate) fn backward_for(
             None => Tensor::zeros(2 * c, coeffs.dtype(), coeffs.device())?,
         };
         let packed = Tensor::cat(&[&coeffs.detach(), &sums], 0)?;
-        Some(x.apply_op3_no_bwd(grad, &packed, &BnInputGrad(options))?)
+        Some(x.apply_op3_no_bwd(grad, &packed, &Pass(BnInputGrad(options)))?)
     } else {
         None
     };
@@ -328,57 +332,33 @@ impl CustomOp2 for ReluGrad {
     }
 }
 
-impl CustomOp3 for BnGradSums {
-    fn name(&self) -> &'static str {
-        "batch-norm-grad-sums"
-    }
+impl GradientPass for BnGradSums {
+    const NAME: &'static str = "batch-norm-grad-sums";
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, cs: &CpuStorage, cl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = nchw(xl)?;
-        let k = channels(&coefficients("batch-norm-grad-sums", cs, cl)?, c, self.0.eps);
-        let sums = float_slices!("batch-norm-grad-sums", xs, xl, gs, gl, |x, g| grad_sums_cpu(x, g, &k, hw, self.0.relu));
-        Ok((stats_storage(sums, xs), Shape::from(2 * c)))
+    fn cpu<T: Elem>(&self, x: &[T], g: &[T], coeffs: &[f64], c: usize, hw: usize) -> PassOutput {
+        PassOutput::Sums(grad_sums_cpu(x, g, &channels(coeffs, c, self.0.eps), hw, self.0.relu))
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        cs: &candle_core::CudaStorage,
-        cl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::batch_norm::grad_sums(xs, xl, gs, gl, cs, cl, self.0)
+    fn cuda(&self, x: CudaArg, g: CudaArg, coeffs: CudaArg) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::{batch_norm, channels};
+        channels::pair_sums(&batch_norm::GRAD_SUMS, x, g, coeffs, batch_norm::flags(self.0))
     }
 }
 
-impl CustomOp3 for BnInputGrad {
-    fn name(&self) -> &'static str {
-        "batch-norm-input-grad"
-    }
+/// `coeffs` = [gamma, beta, mean, var] ++ [sum g', sum g' * xhat].
+impl GradientPass for BnInputGrad {
+    const NAME: &'static str = "batch-norm-input-grad";
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout, ps: &CpuStorage, pl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = nchw(xl)?;
-        let packed = coefficients("batch-norm-input-grad", ps, pl)?;
-        let k = channels(&packed, c, self.0.eps);
-        let sums = &packed[4 * c..6 * c];
-        let dx = float_slices!("batch-norm-input-grad", xs, xl, gs, gl, |x, g| input_grad_cpu(x, g, &k, sums, hw, self.0.relu, self.0.train));
-        Ok((dx, xl.shape().clone()))
+    fn cpu<T: Elem>(&self, x: &[T], g: &[T], coeffs: &[f64], c: usize, hw: usize) -> PassOutput {
+        let k = channels(coeffs, c, self.0.eps);
+        PassOutput::LikeInput(input_grad_cpu(x, g, &k, &coeffs[4 * c..6 * c], hw, self.0.relu, self.0.train))
     }
 
     #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        ps: &candle_core::CudaStorage,
-        pl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::batch_norm::input_grad(xs, xl, gs, gl, ps, pl, self.0)
+    fn cuda(&self, x: CudaArg, g: CudaArg, coeffs: CudaArg) -> Result<(candle_core::CudaStorage, Shape)> {
+        use super::cuda::{batch_norm, channels};
+        channels::grad_map(&batch_norm::INPUT_GRAD, x, g, coeffs, batch_norm::flags(self.0))
     }
 }
 

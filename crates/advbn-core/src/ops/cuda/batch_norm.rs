@@ -5,8 +5,8 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::channels::{self, Flags, Kernel};
-use super::{alloc_like, channel_grid, f32_slice, int, suffix, sum_chunks, Sizes, THREADS};
+use super::channels::{Flags, Kernel};
+use super::{alloc_like, channel_grid, int, suffix, sum_chunks, Sizes, THREADS};
 use crate::ops::batch_norm::BnOptions;
 
 const MODULE: &str = "batch_norm";
@@ -73,40 +73,12 @@ const fn kernel(name: &'static str, what: &'static str, sums: usize) -> Kernel {
     Kernel { module: MODULE, ptx: advbn_kernels::BATCH_NORM, name, what, coeffs: 4, sums }
 }
 
-const APPLY: Kernel = kernel("bn_apply", "batch norm", 0);
-const GRAD_SUMS: Kernel = kernel("bn_backward_partials", "batch norm gradient sums", 0);
-const INPUT_GRAD: Kernel = kernel("bn_input_grad", "batch norm input gradient", 2);
-
-fn flags(options: BnOptions) -> Flags {
-    Flags { eps: options.eps as f32, relu: options.relu, train: options.train }
-}
-
-pub fn apply(xs: &CudaStorage, xl: &Layout, cs: &CudaStorage, cl: &Layout, options: BnOptions) -> Result<(CudaStorage, Shape)> {
-    channels::map(&APPLY, xs, xl, f32_slice(cs, cl, "batch norm coefficients")?, flags(options))
-}
-
+pub(crate) const APPLY: Kernel = kernel("bn_apply", "batch norm", 0);
 /// [sum g' (C), sum g' * xhat (C)], float32.
-pub fn grad_sums(
-    xs: &CudaStorage,
-    xl: &Layout,
-    gs: &CudaStorage,
-    gl: &Layout,
-    cs: &CudaStorage,
-    cl: &Layout,
-    options: BnOptions,
-) -> Result<(CudaStorage, Shape)> {
-    channels::pair_sums(&GRAD_SUMS, xs, xl, gs, gl, f32_slice(cs, cl, "batch norm coefficients")?, flags(options))
-}
+pub(crate) const GRAD_SUMS: Kernel = kernel("bn_backward_partials", "batch norm gradient sums", 0);
+/// The input gradient from coeffs (4C) ++ sums (2C).
+pub(crate) const INPUT_GRAD: Kernel = kernel("bn_input_grad", "batch norm input gradient", 2);
 
-/// The input gradient; `packed` = coeffs (4C) ++ sums (2C).
-pub fn input_grad(
-    xs: &CudaStorage,
-    xl: &Layout,
-    gs: &CudaStorage,
-    gl: &Layout,
-    ps: &CudaStorage,
-    pl: &Layout,
-    options: BnOptions,
-) -> Result<(CudaStorage, Shape)> {
-    channels::grad_map(&INPUT_GRAD, xs, xl, gs, gl, f32_slice(ps, pl, "batch norm coefficients")?, flags(options))
+pub(crate) fn flags(options: BnOptions) -> Flags {
+    Flags { eps: options.eps as f32, relu: options.relu, train: options.train }
 }

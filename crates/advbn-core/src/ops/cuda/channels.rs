@@ -15,7 +15,7 @@ use candle_core::cuda_backend::cudarc::driver::{CudaView, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use super::{alloc_like, channel_grid, int, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output, Sizes};
+use super::{alloc_like, channel_grid, f32_slice, int, plane_grid, push_out, reduce, suffix, sum_chunks, wrap_output, CudaArg, Sizes};
 
 /// One kernel of the kinds above.
 pub(crate) struct Kernel {
@@ -66,8 +66,9 @@ fn like_input(what: &str, xs: &CudaStorage, xl: &Layout, gs: &CudaStorage, gl: &
 }
 
 /// y = the kernel's map of x, per plane.
-pub(crate) fn map(k: &Kernel, xs: &CudaStorage, xl: &Layout, coeffs: CudaView<f32>, flags: Flags) -> Result<(CudaStorage, Shape)> {
+pub(crate) fn map(k: &Kernel, (xs, xl): CudaArg, (cs, cl): CudaArg, flags: Flags) -> Result<(CudaStorage, Shape)> {
     let what = k.what;
+    let coeffs = f32_slice(cs, cl, what)?;
     let size = Sizes::of(xl)?;
     k.check(what, &coeffs, k.coeffs, size.c)?;
     let func = xs.device.get_or_load_custom_func(&k.name_for(xs)?, k.module, k.ptx)?;
@@ -96,16 +97,9 @@ pub(crate) fn map(k: &Kernel, xs: &CudaStorage, xl: &Layout, coeffs: CudaView<f3
 }
 
 /// [first sum (C), second sum (C)] float32: the kernel's partials per (chunk, channel), reduced.
-pub(crate) fn pair_sums(
-    k: &Kernel,
-    xs: &CudaStorage,
-    xl: &Layout,
-    gs: &CudaStorage,
-    gl: &Layout,
-    coeffs: CudaView<f32>,
-    flags: Flags,
-) -> Result<(CudaStorage, Shape)> {
+pub(crate) fn pair_sums(k: &Kernel, (xs, xl): CudaArg, (gs, gl): CudaArg, (cs, cl): CudaArg, flags: Flags) -> Result<(CudaStorage, Shape)> {
     let what = k.what;
+    let coeffs = f32_slice(cs, cl, what)?;
     let dev = &xs.device;
     let size = Sizes::of(xl)?;
     like_input(what, xs, xl, gs, gl)?;
@@ -144,16 +138,9 @@ pub(crate) fn pair_sums(
 }
 
 /// dx = the kernel's gradient map, per plane; `packed` = coeffs (k.coeffs * C) ++ sums (k.sums * C).
-pub(crate) fn grad_map(
-    k: &Kernel,
-    xs: &CudaStorage,
-    xl: &Layout,
-    gs: &CudaStorage,
-    gl: &Layout,
-    packed: CudaView<f32>,
-    flags: Flags,
-) -> Result<(CudaStorage, Shape)> {
+pub(crate) fn grad_map(k: &Kernel, (xs, xl): CudaArg, (gs, gl): CudaArg, (ps, pl): CudaArg, flags: Flags) -> Result<(CudaStorage, Shape)> {
     let what = k.what;
+    let packed = f32_slice(ps, pl, what)?;
     let size = Sizes::of(xl)?;
     like_input(what, xs, xl, gs, gl)?;
     k.check(what, &packed, k.coeffs + k.sums, size.c)?;

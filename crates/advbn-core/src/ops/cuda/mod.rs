@@ -34,6 +34,9 @@ pub mod optim;
 
 pub(crate) const THREADS: u32 = 256;
 
+/// A kernel input: its storage and layout.
+pub(crate) type CudaArg<'a> = (&'a CudaStorage, &'a Layout);
+
 pub(crate) fn contiguous<'a, T>(slice: &'a CudaSlice<T>, layout: &Layout, what: &str) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(slice.slice(start..end)),
