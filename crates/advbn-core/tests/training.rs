@@ -3,8 +3,10 @@
 
 mod common;
 
+use advbn_core::attack::attack;
 use advbn_core::eval::evaluate_batch;
-use advbn_core::nn::BnBranch;
+use advbn_core::nn::readout::count_correct;
+use advbn_core::nn::{BnBranch, BnMode, ForwardMode};
 use advbn_core::train::{Method, OptimizerConfig, Schedule, StepLogs, TrainConfig, Trainer};
 use candle_core::DType;
 use common::{separable_batch, tiny_model, values};
@@ -34,6 +36,49 @@ fn erm_fine_tune_lowers_the_loss() {
     let (_, logs) = run(Method::Erm, 0, 8);
     assert!(logs[7].loss < logs[0].loss * 0.7, "{} -> {}", logs[0].loss, logs[7].loss);
     assert!(logs.iter().all(|l| l.adv_loss.is_none()));
+}
+
+#[test]
+fn adversarial_accuracy_only_for_adversarial_methods() {
+    for name in Method::NAMES {
+        let method = Method::parse(name).unwrap();
+        let (_, logs) = run(method, 1, 2);
+        for l in &logs {
+            assert_eq!(l.adv_correct.is_some(), method.is_adversarial(), "{name}: adv_correct {:?}", l.adv_correct);
+            assert_eq!(l.adv_correct.is_some(), l.adv_loss.is_some(), "{name}");
+            assert!(l.correct <= l.count && l.adv_correct.unwrap_or(0) <= l.count, "{name}: {l:?}");
+        }
+    }
+}
+
+/// The step's `adv_correct` is the adversarial branch's hits on the attack's worst case: each
+/// step is checked against a twin model holding the same weights, on which the test runs the
+/// attack and the adversarial branch's training-mode pass itself.
+#[test]
+fn adversarial_accuracy_counts_the_adv_branch_on_the_worst_case() {
+    let cfg = config(Method::AdvBn);
+    let mut model = tiny_model(2, DType::F32, 4);
+    let mut twin = tiny_model(2, DType::F32, 4);
+    twin.ensure_adv_bn(cfg.cut).unwrap();
+    let (images, labels) = separable_batch(32, 4, 16, 15, DType::F32);
+    let mut trainer = Trainer::new(&mut model, cfg.clone()).unwrap();
+    let mut differs = false;
+    for step in 0..6 {
+        for (name, var) in model.params().all() {
+            twin.params().var(&name).unwrap().set(&var.as_tensor().copy().unwrap()).unwrap();
+        }
+        let expected = advbn_core::threads::run_on(twin.device(), || {
+            let features = twin.encode(&images, cfg.cut).unwrap();
+            let found = attack(&twin, &features, &labels, cfg.cut, &cfg.attack).unwrap();
+            let logits = twin.forward_tail(&found.features, cfg.cut, ForwardMode::new(BnMode::Train, BnBranch::Adv)).unwrap();
+            count_correct(&logits, &labels).unwrap()
+        });
+        let logs = trainer.step(&model, &images, &labels, step, 0).unwrap();
+        assert_eq!(logs.adv_correct, Some(expected), "step {step}");
+        differs |= logs.adv_correct != Some(logs.correct);
+    }
+    // The two branches are counted apart (on this batch they disagree at some step).
+    assert!(differs, "adv_correct equalled correct at every step");
 }
 
 #[test]

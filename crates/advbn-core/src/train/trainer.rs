@@ -174,7 +174,11 @@ pub struct StepLogs {
     pub attack_clean_loss: Option<f64>,
     pub alpha_range: Option<(f64, f64)>,
     pub beta_range: Option<(f64, f64)>,
+    /// Predictions of the clean branch that match the labels (of the features `clean_loss` saw).
     pub correct: usize,
+    /// Predictions of the adversarial branch on the attack's worst-case features that match the
+    /// labels (the pass `adv_loss` is the loss of); `Some` for the adversarial methods only.
+    pub adv_correct: Option<usize>,
     pub count: usize,
     pub lr: f64,
 }
@@ -258,6 +262,7 @@ impl Trainer {
                 let adv_logits = model.forward_tail(y, cut, ForwardMode::new(BnMode::Train, BnBranch::Adv))?;
                 let adv_loss = candle_nn::loss::cross_entropy(&adv_logits, labels)?;
                 logs.adv_loss = Some(scalar(&adv_loss)?);
+                logs.adv_correct = Some(count_correct(&adv_logits, labels)?);
                 (clean_loss + adv_loss)?
             }
         };
