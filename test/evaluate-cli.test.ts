@@ -278,6 +278,34 @@ describe('advbn predict', () => {
       expect(line.top[0].probability).toBeGreaterThanOrEqual(line.top[1].probability);
       for (const t of line.top) expect(t.class).toBe(CLASSES[t.index]);
     }
+    // Printed a batch at a time: batches of 2 (the last one smaller) give the same lines.
+    const batched = advbn(
+      'predict',
+      '--weights',
+      advWeights,
+      '--classes',
+      join(out, 'evaluation.json'),
+      '--top-k',
+      '2',
+      ...common,
+      '--batch-size',
+      '2',
+      join(data, 'owl', '1.png'),
+      join(data, 'cat'),
+    );
+    expect(batched.status, batched.stderr).toBe(0);
+    const again = batched.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    // The same files and classes; the probabilities agree to float precision (the kernels may
+    // sum in another order for another batch shape).
+    expect(again.map((l) => [l.file, l.top.map((t: { index: number }) => t.index)])).toEqual(lines.map((l) => [l.file, l.top.map((t: { index: number }) => t.index)]));
+    again.forEach((l, i) => {
+      l.top.forEach((t: { probability: number }, j: number) => {
+        expect(t.probability).toBeCloseTo(lines[i].top[j].probability, 5);
+      });
+    });
   }, 60_000);
 
   it('bad flags and inputs: one line on stderr, exit 2', () => {
