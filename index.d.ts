@@ -390,7 +390,10 @@ export interface StepLogs {
   alphaMax?: number
   betaMin?: number
   betaMax?: number
+  /** Clean-branch predictions that match the labels.  */
   correct: number
+  /** Adversarial-branch predictions on the attack's worst case that match the labels (adversarial methods only).  */
+  advCorrect?: number
   count: number
   lr: number
 }

@@ -17,6 +17,10 @@ describe('built-in callbacks', () => {
     expect(history.epochs).toEqual([0, 1, 2]);
     expect(stop.stoppedEpoch).toBe(2);
     // Improving every epoch: no stop.
+    // advAccuracy can be watched (AdvBN methods): by a change of 2, no accuracy improves, so training stops after epoch 1.
+    const adv = earlyStopping({ monitor: 'advAccuracy', mode: 'min', minDelta: 2, patience: 0 });
+    const advRun = await fineTune(model, { data: separableData(16), epochs: 4, batchSize: 8, lr: 0.05, callbacks: [adv] });
+    expect(advRun.epochs).toEqual([0, 1]);
     const never = earlyStopping({ monitor: 'loss', patience: 0 });
     const all = await fineTune(model, { data: separableData(16), epochs: 3, batchSize: 8, lr: 1e-4, method: 'erm', callbacks: [never] });
     expect(all.epochs.length).toBe(3);
@@ -42,7 +46,7 @@ describe('built-in callbacks', () => {
     using model = await tinyModel(0);
     await fineTune(model, { data: separableData(16), epochs: 2, batchSize: 8, callbacks: [csvLogger(join(dir, 'h.csv')), jsonLogger(join(dir, 'h.jsonl'))] });
     const rows = readFileSync(join(dir, 'h.csv'), 'utf8').trim().split('\n');
-    expect(rows[0]).toBe('epoch,loss,cleanLoss,advLoss,attackLoss,accuracy,lr,valLoss,valAccuracy,skipped,valSkipped,timeMs');
+    expect(rows[0]).toBe('epoch,loss,cleanLoss,advLoss,attackLoss,accuracy,advAccuracy,lr,valLoss,valAccuracy,skipped,valSkipped,timeMs');
     expect(rows.slice(1).map((r) => r.split(',')[0])).toEqual(['0', '1']);
     const lines = readFileSync(join(dir, 'h.jsonl'), 'utf8')
       .trim()
@@ -91,6 +95,24 @@ describe('built-in callbacks', () => {
     expect(() => csvLogger(csv, { append: 'yes' as never })).toThrow(/"append" must be a boolean/);
   });
 
+  it('csvLogger with append keeps the rows of a file written before the advAccuracy column, in the new columns', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-cb-'));
+    const csv = join(dir, 'history.csv');
+    const old = 'epoch,loss,cleanLoss,advLoss,attackLoss,accuracy,lr,valLoss,valAccuracy,skipped,valSkipped,timeMs';
+    writeFileSync(csv, `${old}\n0,1.5,0.7,0.8,0.9,0.5,0.001,,,0,,12.5\n1,1.4,0.6,0.8,0.9,0.5,0.001,,,0,,12.5\n`);
+    // The run resumes in epoch 1 (the checkpoint's position): only epoch 0's row is kept.
+    const logger = csvLogger(csv, { append: true });
+    logger.onTrainBegin?.({ epochs: 2, stepsPerEpoch: 1, samples: 8 });
+    logger.onEpochBegin?.(1, { lr: 0.001 });
+    logger.onEpochEnd?.(1, { loss: 1.25, cleanLoss: 0.5, advLoss: 0.75, attackLoss: 0.8, accuracy: 0.625, advAccuracy: 0.375, lr: 0.001, timeMs: 10, skipped: 0 });
+    const rows = readFileSync(csv, 'utf8').trim().split('\n');
+    expect(rows).toEqual([
+      'epoch,loss,cleanLoss,advLoss,attackLoss,accuracy,advAccuracy,lr,valLoss,valAccuracy,skipped,valSkipped,timeMs',
+      '0,1.5,0.7,0.8,0.9,0.5,,0.001,,,0,,12.5',
+      '1,1.25,0.5,0.75,0.8,0.625,0.375,0.001,,,0,,10',
+    ]);
+  });
+
   it('progressLogger prints a line per epoch with images/s, the time left and the losses; verbose: 1 adds it', async () => {
     using model = await tinyModel(0);
     const out: string[] = [];
@@ -99,7 +121,7 @@ describe('built-in callbacks', () => {
     // Not a terminal: one line per epoch, nothing per batch.
     expect(out).toHaveLength(2);
     // The time left of the run after every epoch but the last.
-    expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - ETA \d+s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - lr 0\.001$/);
+    expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - ETA \d+s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - adv acc \d+\.\d% - lr 0\.001$/);
     expect(lines[1]).toMatch(/^Epoch 2\/2 2\/2 - \d+\.\ds \d+ img\/s - loss /);
     // A terminal: the bar is redrawn per batch (images/s, the epoch's ETA), then the epoch's line.
     const tty: string[] = [];
@@ -127,16 +149,19 @@ describe('built-in callbacks', () => {
     const svg = readFileSync(svgPath, 'utf8');
     expect(textProblems(svg)).toEqual([]);
     const text = labels(svg).map((l) => l.text);
-    expect(text).toEqual(expect.arrayContaining(['training, clean BN', 'training, adversarial BN (loss only)', 'validation, clean BN', 'chance 25%', 'Epoch']));
+    expect(text).toEqual(expect.arrayContaining(['training, clean BN', 'training, adversarial BN', 'validation, clean BN', 'chance 25%', 'Epoch']));
+    expect(text).not.toContain('training, adversarial BN (loss only)');
     expect(text).toContain('Training curves (3 epochs, 16 training samples)');
-    // Loss: clean, adversarial, validation; accuracy: training, validation.
-    expect(svg.match(/<polyline/g)).toHaveLength(5);
+    // Loss: clean, adversarial, validation; accuracy: clean, adversarial, validation.
+    expect(svg.match(/<polyline/g)).toHaveLength(6);
+    // The adversarial curves are dashed: one in each panel, the legend's sample a third.
+    expect(svg.match(/stroke-dasharray="7 4"/g)).toHaveLength(3);
     expect(readFileSync(join(dir, 'curves.png')).subarray(1, 4).toString()).toBe('PNG');
     // ERM: one loss branch, no validation.
     await fineTune(model, { data: separableData(16), method: 'erm', epochs: 2, batchSize: 8, callbacks: [curves] });
     const erm = readFileSync(svgPath, 'utf8');
     expect(erm.match(/<polyline/g)).toHaveLength(2);
-    expect(labels(erm).map((l) => l.text)).not.toContain('training, adversarial BN (loss only)');
+    expect(labels(erm).map((l) => l.text)).not.toContain('training, adversarial BN');
     expect(() => trainingCurves(join(dir, 'curves.jpg'))).toThrow(/\.svg or \.png/);
   });
 
@@ -147,5 +172,9 @@ describe('built-in callbacks', () => {
     using model = await tinyModel(0);
     // valLoss needs validationData.
     await expect(fineTune(model, { data: separableData(8), epochs: 1, batchSize: 8, callbacks: [earlyStopping()] })).rejects.toThrow(/valLoss.*validationData/);
+    // advAccuracy needs the adversarial branch.
+    await expect(fineTune(model, { data: separableData(8), epochs: 1, batchSize: 8, method: 'erm', callbacks: [earlyStopping({ monitor: 'advAccuracy' })] })).rejects.toThrow(
+      /"advAccuracy" is not in the epoch logs.*advLoss\/advAccuracy/,
+    );
   });
 });

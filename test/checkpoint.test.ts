@@ -4,9 +4,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { AbortError, fineTune, InvalidDataError, InvalidOptionError, TrainingDivergedError } from '../src/index.js';
-import { readRecord } from '../src/training/checkpoint.js';
+import { describe, expect, it, vi } from 'vitest';
+import { AbortError, fineTune, InvalidDataError, InvalidOptionError, TrainingDivergedError, type EpochLogs } from '../src/index.js';
+import { loadNative } from '../src/native.js';
+import { readRecord, type FineTuneRecord } from '../src/training/checkpoint.js';
 import { separableData, tinyModel } from './helpers.js';
 
 const child = join(import.meta.dirname, 'fixtures', 'checkpoint-child.mjs');
@@ -152,10 +153,80 @@ describe('abort', () => {
   });
 });
 
+describe("the adversarial branch's accuracy across a resume", () => {
+  const options = { data: separableData(32), epochs: 3, batchSize: 8, lr: 0.05, schedule: { type: 'constant' as const } };
+
+  /** Trains with a checkpoint, aborting after batch 1 of epoch 1, with `edit` applied to every record written; returns the records. */
+  async function abortedRun(dir: string, edit: (record: FineTuneRecord) => FineTuneRecord = (r) => r): Promise<FineTuneRecord[]> {
+    const records: FineTuneRecord[] = [];
+    const proto = loadNative().NativeTrainer.prototype;
+    const original = proto.saveCheckpoint;
+    const spy = vi.spyOn(proto, 'saveCheckpoint').mockImplementation(function (this: typeof proto, path, epoch, nextBatch, settings, record) {
+      const edited = edit(JSON.parse(record) as FineTuneRecord);
+      records.push(edited);
+      return original.call(this, path, epoch, nextBatch, settings, JSON.stringify(edited));
+    });
+    try {
+      using model = await tinyModel(0);
+      const controller = new AbortController();
+      let epoch = 0;
+      const aborted = await fineTune(model, {
+        ...options,
+        checkpoint: { dir },
+        signal: controller.signal,
+        callbacks: { onEpochBegin: (e) => void (epoch = e), onBatchEnd: (batch) => epoch === 1 && batch === 1 && controller.abort() },
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(aborted).toBeInstanceOf(AbortError);
+    } finally {
+      spy.mockRestore();
+    }
+    return records;
+  }
+
+  it("the running count is checkpointed mid-epoch: a resumed run reports the uninterrupted run's advAccuracy", async () => {
+    using straightModel = await tinyModel(0);
+    const straight = await fineTune(straightModel, options);
+    expect(straight.history.advAccuracy).toHaveLength(3);
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-advacc-'));
+    const records = await abortedRun(dir);
+    // The mid-epoch checkpoint (written by the abort after 2 of epoch 1's 4 batches) carries the hits so far.
+    const mid = records.at(-1)!;
+    expect(mid.totals.count).toBe(16);
+    expect(Number.isInteger(mid.totals.advCorrect)).toBe(true);
+    expect(mid.history.advAccuracy).toEqual(straight.history.advAccuracy!.slice(0, 1));
+    using fresh = await tinyModel(5);
+    const resumed = await fineTune(fresh, { ...options, checkpoint: { dir }, resume: true });
+    expect(resumed.history.advAccuracy).toEqual(straight.history.advAccuracy);
+    expect(resumed.history.accuracy).toEqual(straight.history.accuracy);
+  });
+
+  it('a checkpoint written before advbn counted it still loads: the epochs it lacks are NaN in the history and absent from their epoch logs', async () => {
+    using straightModel = await tinyModel(0);
+    const straight = await fineTune(straightModel, options);
+    const dir = mkdtempSync(join(tmpdir(), 'advbn-advacc-'));
+    // What an older version wrote: no advCorrect in the totals, no advAccuracy series.
+    await abortedRun(dir, ({ totals: { advCorrect: _c, ...totals }, history: { advAccuracy: _a, ...history }, epochs }) => ({ totals, epochs, history }));
+    using fresh = await tinyModel(5);
+    const logs: EpochLogs[] = [];
+    const resumed = await fineTune(fresh, { ...options, checkpoint: { dir }, resume: true, callbacks: { onEpochEnd: (_e, l) => void logs.push(l) } });
+    // Epoch 0 was trained before (no figure), epoch 1 only half counted (no figure), epoch 2 counted in full.
+    expect(resumed.history.advAccuracy).toEqual([Number.NaN, Number.NaN, straight.history.advAccuracy![2]]);
+    expect(logs.map((l) => l.advAccuracy)).toEqual([undefined, straight.history.advAccuracy![2]]);
+    expect(resumed.history.accuracy).toEqual(straight.history.accuracy);
+    expect(resumed.history.loss).toEqual(straight.history.loss);
+  });
+});
+
 describe('checkpoint record', () => {
   it('is read field by field: every malformed record is an InvalidDataError naming the file and the field', () => {
     const good = { totals: { count: 4, correct: 3, loss: 2.5, cleanLoss: 2.5, skipped: 0 }, epochs: [0], history: { loss: [0.6], accuracy: [0.75] } };
     expect(readRecord(JSON.stringify(good), 'c.safetensors')).toEqual(good);
+    // The adversarial branch's hits are optional (older checkpoints lack them); a NaN saved as null is NaN again.
+    const adv = { totals: { ...good.totals, advCorrect: 2, advLoss: 3 }, epochs: [0, 1], history: { ...good.history, advAccuracy: [Number.NaN, 0.5] } };
+    expect(readRecord(JSON.stringify(adv), 'c.safetensors')).toEqual(adv);
     const bad: [string, RegExp][] = [
       ['{oops', /c\.safetensors: the record is not JSON/],
       ['42', /record must be an object/],
@@ -163,6 +234,7 @@ describe('checkpoint record', () => {
       [JSON.stringify({ ...good, history: 'x' }), /record\.history must be an object/],
       [JSON.stringify({ ...good, history: { loss: [1, 2] } }), /record\.history\.loss must be an array of at most 1 numbers/],
       [JSON.stringify({ ...good, totals: { ...good.totals, loss: 'NaN' } }), /record\.totals\.loss must be a finite number/],
+      [JSON.stringify({ ...good, totals: { ...good.totals, advCorrect: -1 } }), /record\.totals\.advCorrect must be a finite number/],
       [JSON.stringify({ ...good, epochs: [-1] }), /record\.epochs/],
       ['{"totals":{"count":1,"correct":1,"loss":1,"cleanLoss":1},"epochs":[],"history":{"__proto__":[]}}', /record\.history\["__proto__"\] must be a series named in letters/],
     ];

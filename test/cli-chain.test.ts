@@ -86,7 +86,9 @@ describe('the command-line chain on an ImageNet-layout tree', () => {
     expect(stderr).toContain(`the checkpoint in ${run} holds the position reached: rerun with --resume to continue`);
     expect(stderr).not.toMatch(/\n\s+at /);
     // The epoch line: images/s, the time left of the run, both BN branches' losses, validation.
-    expect(stdout).toMatch(/^Epoch 1\/3 3\/3 - \d+\.\ds \d+ img\/s - ETA \d+s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - val_loss \S+ - val_acc \d+\.\d% - lr 0\.01$/m);
+    expect(stdout).toMatch(
+      /^Epoch 1\/3 3\/3 - \d+\.\ds \d+ img\/s - ETA \d+s - loss \S+ - clean \S+ - adv \S+ - acc \d+\.\d% - adv acc \d+\.\d% - val_loss \S+ - val_acc \d+\.\d% - lr 0\.01$/m,
+    );
     expect(stdout).not.toContain('fine-tune done');
     // What the interrupted run leaves: the checkpoint and the finished epochs' rows; no weights or summary yet.
     expect(existsSync(join(run, 'checkpoint.safetensors'))).toBe(true);

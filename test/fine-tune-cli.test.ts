@@ -17,6 +17,13 @@ function advbn(...args: string[]) {
   return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 }
 
+/** The `lr` column of a history.csv, found by its header. */
+function lrColumn(file: string): number[] {
+  const [header, ...rows] = readFileSync(file, 'utf8').trim().split('\n');
+  const column = header!.split(',').indexOf('lr');
+  return rows.map((r) => Number(r.split(',')[column]));
+}
+
 describe('advbn fine-tune', () => {
   const data = join(dir.path, 'train');
   // Pretrained-style weights of another class count: the classifier is re-initialised.
@@ -64,11 +71,13 @@ describe('advbn fine-tune', () => {
     expect(lines[0]).toMatch(/^Epoch 1\/2 2\/2 - \d+\.\ds \d+ img\/s - ETA \d+s - loss .* - val_acc \d+\.\d% - lr 0\.01$/);
     expect(lines[1]).toMatch(/^Epoch 2\/2 2\/2 - .* - lr 0\.001$/);
     expect(lines[2]).toMatch(
-      /^fine-tune done: 2 epochs, final loss \S+, training accuracy \d+\.\d% \(clean BN\); validation accuracy: clean BN \d+\.\d%, adversarial BN \d+\.\d%$/,
+      /^fine-tune done: 2 epochs, final loss \S+, training accuracy \d+\.\d% \(clean BN\), \d+\.\d% \(adversarial BN\); validation accuracy: clean BN \d+\.\d%, adversarial BN \d+\.\d%$/,
     );
     expect(lines[3]).toBe(`wrote ${['weights.safetensors', 'checkpoint.safetensors', 'history.csv', 'curves.png', 'summary.json'].map((f) => join(out, f)).join(', ')}`);
     expect(summary).toMatchObject({ model: 'resnet18', method: 'advbn', classes: ['cat', 'dog'], samples: 12, epochs: 2 });
     expect(Number.isFinite(summary.finalLoss)).toBe(true);
+    expect(summary.finalAdvAccuracy).toBeGreaterThanOrEqual(0);
+    expect(summary.finalAdvAccuracy).toBeLessThanOrEqual(1);
     expect(existsSync(join(out, 'checkpoint.safetensors')) && existsSync(join(out, 'weights.safetensors'))).toBe(true);
     // Both BN branches of the validation, history.csv and summary.json in --out.
     expect(summary.validation.clean.accuracy).toBeGreaterThanOrEqual(0);
@@ -143,13 +152,7 @@ describe('advbn fine-tune', () => {
       prefetch: 3,
     });
     // Warm-up: the first epoch starts at rate 0, the second at the base rate.
-    expect(
-      readFileSync(join(out, 'history.csv'), 'utf8')
-        .trim()
-        .split('\n')
-        .slice(1)
-        .map((r) => Number(r.split(',')[6])),
-    ).toEqual([0, 0.002]);
+    expect(lrColumn(join(out, 'history.csv'))).toEqual([0, 0.002]);
     const sgd = join(dir.path, 'sgd');
     const second = advbn(...common, '--out', sgd, '--method', 'erm', '--cut', '0', '--momentum', '0.5', '--nesterov', '--milestones', '1', '--gamma', '0.5', '--lr', '0.04');
     expect(second.status, second.stderr).toBe(0);
@@ -161,13 +164,7 @@ describe('advbn fine-tune', () => {
       schedule: { type: 'step', milestones: [1], gamma: 0.5 },
     });
     expect(settings.advbn).toBeUndefined();
-    expect(
-      readFileSync(join(sgd, 'history.csv'), 'utf8')
-        .trim()
-        .split('\n')
-        .slice(1)
-        .map((r) => Number(r.split(',')[6])),
-    ).toEqual([0.04, 0.02]);
+    expect(lrColumn(join(sgd, 'history.csv'))).toEqual([0.04, 0.02]);
   }, 120_000);
 
   it('a bad flag is one line on stderr, exit 2, before any data is read and with nothing written', () => {

@@ -1,5 +1,8 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AbortError, evaluate, fineTune, fromArrays, type BatchLogs, type EpochLogs, type History } from '../src/index.js';
+import { AbortError, csvLogger, evaluate, fineTune, fromArrays, jsonLogger, type BatchLogs, type EpochLogs, type History } from '../src/index.js';
 import { rejection, separableData, tinyModel } from './helpers.js';
 
 const train = separableData(64, 1);
@@ -82,11 +85,11 @@ describe('fineTune with AdvBN', () => {
     expect(calls).toEqual(['trainBegin:2x2', ...epoch(0), ...epoch(1), 'trainEnd', 'secondCallback:trainEnd']);
     expect(batchLogs[0]).toMatchObject({ batch: 0, size: 32 });
     for (const logs of batchLogs) {
-      for (const key of ['loss', 'cleanLoss', 'advLoss', 'attackLoss', 'accuracy', 'lr'] as const) {
+      for (const key of ['loss', 'cleanLoss', 'advLoss', 'attackLoss', 'accuracy', 'advAccuracy', 'lr'] as const) {
         expect(Number.isFinite(logs[key])).toBe(true);
       }
     }
-    expect(Object.keys(epochLogs[0]!).sort()).toEqual(['accuracy', 'advLoss', 'attackLoss', 'cleanLoss', 'loss', 'lr', 'skipped', 'timeMs']);
+    expect(Object.keys(epochLogs[0]!).sort()).toEqual(['accuracy', 'advAccuracy', 'advLoss', 'attackLoss', 'cleanLoss', 'loss', 'lr', 'skipped', 'timeMs']);
   });
 
   it('aborts with AbortError through an AbortSignal and leaves the model usable', async () => {
@@ -150,10 +153,92 @@ describe('fineTune with AdvBN', () => {
       schedule: { type: 'cosine', minLr: 1e-5 },
     });
     expect(history.history.advLoss).toBeUndefined();
+    expect(history.history.advAccuracy).toBeUndefined();
     expect(history.history.loss.every(Number.isFinite)).toBe(true);
     expect(history.history.lr[1]).toBeLessThan(history.history.lr[0]!);
     expect(model.hasAdvBn).toBe(false);
     expect(data.length).toBe(64); // a caller's Dataset is not disposed by fineTune
+  });
+});
+
+/** Runs fineTune with a callback that keeps every batch's and epoch's logs, and the CSV / JSON loggers. */
+async function logged(options: Omit<Parameters<typeof fineTune>[1], 'callbacks'>, seed = 0) {
+  const dir = mkdtempSync(join(tmpdir(), 'advbn-advacc-'));
+  const batches: BatchLogs[][] = [];
+  const epochs: EpochLogs[] = [];
+  using model = await tinyModel(seed);
+  const history = await fineTune(model, {
+    ...options,
+    callbacks: [
+      { onEpochBegin: () => void batches.push([]), onBatchEnd: (_b, logs) => void batches.at(-1)!.push(logs), onEpochEnd: (_e, logs) => void epochs.push(logs) },
+      csvLogger(join(dir, 'h.csv')),
+      jsonLogger(join(dir, 'h.jsonl')),
+    ],
+  });
+  const [header, ...rows] = readFileSync(join(dir, 'h.csv'), 'utf8').trim().split('\n');
+  const column = header!.split(',').indexOf('advAccuracy');
+  const csv = rows.map((r) => r.split(',')[column]);
+  const json = readFileSync(join(dir, 'h.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as EpochLogs);
+  return { history, batches, epochs, csv, json };
+}
+
+describe("the adversarial branch's training accuracy", () => {
+  it('advbn: every batch and epoch reports advAccuracy, correct / count of the adversarial pass, the same in history, CSV and JSON logs', async () => {
+    const { history, batches, epochs, csv, json } = await logged({ data: train, epochs: 3, batchSize: 16, lr: 0.05, seed: 4 });
+    const advAccuracy = history.history.advAccuracy!;
+    expect(advAccuracy).toHaveLength(3);
+    for (const [e, logs] of batches.entries()) {
+      expect(logs).toHaveLength(4);
+      let correct = 0;
+      for (const b of logs) {
+        expect(b.advAccuracy).toBeGreaterThanOrEqual(0);
+        expect(b.advAccuracy).toBeLessThanOrEqual(1);
+        // A count of hits over the batch: advAccuracy * size is a whole number.
+        const hits = b.advAccuracy! * b.size;
+        expect(Math.abs(hits - Math.round(hits))).toBeLessThan(1e-9);
+        correct += Math.round(hits);
+      }
+      // The epoch's figure is the sum of the batches' hits over its samples.
+      expect(epochs[e]!.advAccuracy).toBe(correct / 64);
+      expect(advAccuracy[e]).toBe(correct / 64);
+    }
+    expect(epochs.map((l) => l.advAccuracy)).toEqual(advAccuracy);
+    expect(json.map((l) => l.advAccuracy)).toEqual(advAccuracy);
+    expect(csv).toEqual(advAccuracy.map(String));
+    // Counted apart from the clean branch: on worst-case features it is not the clean accuracy at every batch.
+    expect(batches.flat().some((b) => b.advAccuracy !== b.accuracy)).toBe(true);
+  });
+
+  it('with no attack step the adversarial pass sees the clean features through a copy of the clean BNs: the first batch agrees with the clean branch', async () => {
+    const { batches } = await logged({ data: train, epochs: 1, batchSize: 16, lr: 0.05, advbn: { steps: 0 } }, 3);
+    // advbn(x; 1, 1) = x and the adversarial BNs start as copies of the clean ones, so the
+    // adversarial pass of the first step is the clean one.
+    const first = batches[0]![0]!;
+    expect(first.advAccuracy).toBe(first.accuracy);
+    expect(first.advLoss).toBeCloseTo(first.cleanLoss, 5);
+  });
+
+  it('erm and the style-only methods have no adversarial branch: no advAccuracy anywhere, an empty CSV cell', async () => {
+    for (const method of ['erm', 'mixstyle'] as const) {
+      const { history, batches, epochs, csv, json } = await logged({ data: separableData(32), epochs: 2, batchSize: 16, method });
+      expect(history.history.advAccuracy, method).toBeUndefined();
+      expect(
+        batches.flat().every((b) => !('advAccuracy' in b)),
+        method,
+      ).toBe(true);
+      expect(
+        epochs.every((l) => !('advAccuracy' in l)),
+        method,
+      ).toBe(true);
+      expect(
+        json.every((l) => !('advAccuracy' in l)),
+        method,
+      ).toBe(true);
+      expect(csv).toEqual(['', '']);
+    }
   });
 });
 
@@ -176,6 +261,9 @@ describe('fineTune methods', () => {
       const adversarial = options.method.startsWith('advbn');
       const advLoss = runs[0]!.history.advLoss;
       expect(advLoss !== undefined && advLoss.length === 3 && advLoss.every((v) => Number.isFinite(v))).toBe(adversarial);
+      const advAccuracy = runs[0]!.history.advAccuracy;
+      expect(advAccuracy !== undefined && advAccuracy.length === 3 && advAccuracy.every((v) => v >= 0 && v <= 1)).toBe(adversarial);
+      expect(runs[1]!.history.advAccuracy).toEqual(advAccuracy);
     }
   });
 

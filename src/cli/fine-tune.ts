@@ -352,6 +352,8 @@ async function train(v: Read['v'], settings: NonNullable<Read['settings']>): Pro
       epochs: history.epochs.length,
       finalLoss: last(history, 'loss'),
       finalAccuracy: last(history, 'accuracy'),
+      // The adversarial branch on the attack's worst case (methods with that branch).
+      ...(history.history.advAccuracy && { finalAdvAccuracy: last(history, 'advAccuracy') }),
       // Both BatchNorm branches: the adversarial one is what AdvBN trained for shifted data.
       ...(val && { validation: { clean: await evaluate(model, val, { bn: 'clean' }), ...(model.hasAdvBn && { adv: await evaluate(model, val, { bn: 'adv' }) }) } }),
       // The settings the run used, defaults filled in.
@@ -387,18 +389,27 @@ async function train(v: Read['v'], settings: NonNullable<Read['settings']>): Pro
   }
 }
 
-function last(history: History, key: 'loss' | 'accuracy'): number | undefined {
-  return history.history[key][history.epochs.length - 1];
+function last(history: History, key: 'loss' | 'accuracy' | 'advAccuracy'): number | undefined {
+  return history.history[key]?.[history.epochs.length - 1];
 }
 
 /** The end of the run for the terminal: the final figures, both BN branches of --val, the files written. */
 function summaryLines(
-  summary: { epochs: number; finalLoss: number | undefined; finalAccuracy: number | undefined; validation?: { clean: { accuracy: number }; adv?: { accuracy: number } } },
+  summary: {
+    epochs: number;
+    finalLoss: number | undefined;
+    finalAccuracy: number | undefined;
+    finalAdvAccuracy?: number | undefined;
+    validation?: { clean: { accuracy: number }; adv?: { accuracy: number } };
+  },
   out: string,
 ): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const adv = summary.finalAdvAccuracy;
   const figures =
-    summary.finalLoss === undefined ? 'no epoch trained' : `final loss ${summary.finalLoss.toPrecision(4)}, training accuracy ${pct(summary.finalAccuracy!)} (clean BN)`;
+    summary.finalLoss === undefined
+      ? 'no epoch trained'
+      : `final loss ${summary.finalLoss.toPrecision(4)}, training accuracy ${pct(summary.finalAccuracy!)} (clean BN)${adv !== undefined && Number.isFinite(adv) ? `, ${pct(adv)} (adversarial BN)` : ''}`;
   const val = summary.validation;
   const validation = val ? `; validation accuracy: clean BN ${pct(val.clean.accuracy)}${val.adv ? `, adversarial BN ${pct(val.adv.accuracy)}` : ''}` : '';
   const files = ['weights.safetensors', 'checkpoint.safetensors', 'history.csv', 'curves.png', 'summary.json'].map((f) => join(out, f));

@@ -423,6 +423,8 @@ export interface CurveRun {
   advLoss?: readonly number[];
   /** Training accuracy (clean branch) per epoch. */
   accuracy: readonly number[];
+  /** Training accuracy of the adversarial branch, on the attack's worst-case features, per epoch (AdvBN models). */
+  advAccuracy?: readonly number[];
   /** Validation loss per epoch (clean BN). */
   valLoss?: readonly number[];
   /** Validation accuracy per epoch (clean BN). */
@@ -444,9 +446,10 @@ function epochLabels(first: number, last: number, slot: number): string[] {
 
 /**
  * Loss (left) and accuracy (right) per epoch: per run a solid line for the clean BN branch, a
- * dashed loss line for the adversarial branch where the run has one (the training step reports
- * the clean branch's accuracy only), validation figures dotted, and
- * the chance accuracy 1 / `numClasses`. `separator` draws a line after that epoch (where fine-tuning starts).
+ * dashed one for the adversarial branch where the run has one (its loss and accuracy on the
+ * attack's worst-case features; results written before advbn counted the adversarial accuracy
+ * have its loss only, and the legend says so), validation figures dotted, and the chance accuracy
+ * 1 / `numClasses`. Non-finite values are gaps. `separator` draws a line after that epoch (where fine-tuning starts).
  */
 export function trainingCurvesChart(options: { title: string; runs: readonly CurveRun[]; numClasses: number; xTitle?: string; separator?: number }): Chart {
   const { runs, numClasses } = options;
@@ -462,6 +465,7 @@ export function trainingCurvesChart(options: { title: string; runs: readonly Cur
     lossCurves.push({ color: r.color, group, points: along(r, r.cleanLoss) });
     if (r.advLoss) lossCurves.push({ color: r.color, group, style: 'dashed', points: along(r, r.advLoss) });
     accCurves.push({ color: r.color, group, points: along(r, r.accuracy) });
+    if (r.advAccuracy) accCurves.push({ color: r.color, group, style: 'dashed', points: along(r, r.advAccuracy) });
     if (r.valLoss) lossCurves.push({ color: r.color, group, style: 'dotted', points: along(r, r.valLoss) });
     if (r.valAccuracy) accCurves.push({ color: r.color, group, style: 'dotted', points: along(r, r.valAccuracy) });
   });
@@ -475,11 +479,12 @@ export function trainingCurvesChart(options: { title: string; runs: readonly Cur
   const accSpec: PanelSpec = { yTitle: 'Accuracy', xTitle, y: ACCURACY_AXIS, xLabels: labels, horizontal: true, ...(level && { chance: level }), ...separator };
   // A run without a name (a single fineTune) needs no colour key.
   const entries: LegendEntry[] = runs.filter((r) => r.name !== '').map((r) => ({ label: r.name, color: r.color, style: 'box' }));
-  const hasAdv = runs.some((r) => r.advLoss);
+  const hasAdv = runs.some((r) => r.advLoss || r.advAccuracy);
+  const hasAdvAccuracy = runs.some((r) => r.advAccuracy);
   const hasVal = runs.some((r) => r.valLoss || r.valAccuracy);
   const keyColor = runs.length === 1 ? runs[0]!.color : MUTED;
   entries.push({ label: 'training, clean BN', color: keyColor, style: 'line' });
-  if (hasAdv) entries.push({ label: 'training, adversarial BN (loss only)', color: keyColor, style: 'dashed' });
+  if (hasAdv) entries.push({ label: hasAdvAccuracy ? 'training, adversarial BN' : 'training, adversarial BN (loss only)', color: keyColor, style: 'dashed' });
   if (hasVal) entries.push({ label: 'validation, clean BN', color: keyColor, style: 'dotted' });
   const scene = compose(options.title, entries, [
     { spec: lossSpec, draw: curves(lossCurves, { dodge: true }) },

@@ -8,10 +8,13 @@ import { type Model, saveWeights } from '../models.js';
 import { PALETTE, trainingCurvesChart } from '../report/charts.js';
 import type { BatchLogs, Callback, EpochLogs } from './callbacks.js';
 
-/** A figure of {@link EpochLogs} to watch, e.g. `'valLoss'` or `'valAccuracy'`. */
-export type Monitor = 'loss' | 'cleanLoss' | 'advLoss' | 'accuracy' | 'valLoss' | 'valAccuracy';
+/**
+ * A figure of {@link EpochLogs} to watch, e.g. `'valLoss'` or `'valAccuracy'` (`'advLoss'` and
+ * `'advAccuracy'` need a method with the adversarial branch).
+ */
+export type Monitor = 'loss' | 'cleanLoss' | 'advLoss' | 'accuracy' | 'advAccuracy' | 'valLoss' | 'valAccuracy';
 
-const MONITORS: readonly Monitor[] = ['loss', 'cleanLoss', 'advLoss', 'accuracy', 'valLoss', 'valAccuracy'];
+const MONITORS: readonly Monitor[] = ['loss', 'cleanLoss', 'advLoss', 'accuracy', 'advAccuracy', 'valLoss', 'valAccuracy'];
 
 /** Whether larger is better: `'auto'` picks max for accuracies, min for losses. */
 export type MonitorMode = 'min' | 'max' | 'auto';
@@ -29,7 +32,7 @@ function watched(context: string, logs: EpochLogs, monitor: Monitor): number {
   const value = logs[monitor];
   if (typeof value !== 'number') {
     throw new InvalidOptionError(
-      `${context}: monitor "${monitor}" is not in the epoch logs (validationData gives valLoss/valAccuracy; AdvBN methods give advLoss)`,
+      `${context}: monitor "${monitor}" is not in the epoch logs (validationData gives valLoss/valAccuracy; AdvBN methods give advLoss/advAccuracy)`,
       'monitor',
       monitor,
     );
@@ -154,7 +157,20 @@ export function modelCheckpoint(options: ModelCheckpointOptions): ModelCheckpoin
   };
 }
 
-const COLUMNS: readonly (keyof EpochLogs)[] = ['loss', 'cleanLoss', 'advLoss', 'attackLoss', 'accuracy', 'lr', 'valLoss', 'valAccuracy', 'skipped', 'valSkipped', 'timeMs'];
+const COLUMNS: readonly (keyof EpochLogs)[] = [
+  'loss',
+  'cleanLoss',
+  'advLoss',
+  'attackLoss',
+  'accuracy',
+  'advAccuracy',
+  'lr',
+  'valLoss',
+  'valAccuracy',
+  'skipped',
+  'valSkipped',
+  'timeMs',
+];
 
 /** Options of {@link csvLogger}. */
 export interface CsvLoggerOptions {
@@ -181,7 +197,8 @@ export function csvLogger(path: string, options: CsvLoggerOptions = {}): Callbac
   if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`csvLogger: option "path" must be a file path, got ${String(path)}`, 'path', path);
   const append = options.append ?? false;
   if (typeof append !== 'boolean') throw new InvalidOptionError(`csvLogger: option "append" must be a boolean, got ${String(append)}`, 'append', append);
-  const header = ['epoch', ...COLUMNS].join(',');
+  const columns: readonly string[] = ['epoch', ...COLUMNS];
+  const header = columns.join(',');
   // With append, the rows kept (by epoch) until the first epoch of this run is known.
   let kept: Map<number, string> | undefined;
   return {
@@ -189,11 +206,18 @@ export function csvLogger(path: string, options: CsvLoggerOptions = {}): Callbac
       mkdirSync(dirname(path), { recursive: true });
       kept = undefined;
       const lines = append && existsSync(path) ? readFileSync(path, 'utf8').split('\n') : [];
-      if (lines[0] === header) {
+      const old = lines[0]?.split(',');
+      // A file of an older version has fewer columns (advAccuracy came later): its rows are kept
+      // in this header's columns, the new ones empty.
+      if (old && old[0] === 'epoch' && old.every((c) => columns.includes(c))) {
+        const cells = (line: string) => {
+          const values = new Map(line.split(',').map((v, i) => [old[i], v]));
+          return columns.map((c) => values.get(c) ?? '').join(',');
+        };
         kept = new Map();
         for (const line of lines.slice(1)) {
           const epoch = /^\d+(?=,)/.exec(line)?.[0];
-          if (epoch !== undefined) kept.set(Number(epoch), line);
+          if (epoch !== undefined) kept.set(Number(epoch), lines[0] === header ? line : cells(line));
         }
       } else writeFileSync(path, `${header}\n`);
     },
@@ -293,6 +317,7 @@ export function progressLogger(stream: ProgressStream = process.stdout): Callbac
       const parts = [`loss ${fmt(logs.loss)}`, `clean ${fmt(logs.cleanLoss)}`];
       if (logs.advLoss !== undefined) parts.push(`adv ${fmt(logs.advLoss)}`);
       parts.push(`acc ${(100 * logs.accuracy).toFixed(1)}%`);
+      if (logs.advAccuracy !== undefined) parts.push(`adv acc ${(100 * logs.advAccuracy).toFixed(1)}%`);
       if (logs.valLoss !== undefined) parts.push(`val_loss ${fmt(logs.valLoss)}`);
       if (logs.valAccuracy !== undefined) parts.push(`val_acc ${(100 * logs.valAccuracy).toFixed(1)}%`);
       // The rate as given (0.001, 5e-4, 0), not padded to 4 digits.
@@ -307,9 +332,10 @@ export function progressLogger(stream: ProgressStream = process.stdout): Callbac
 }
 
 /**
- * Draws the training curves when training ends: loss per epoch (the clean BN branch, and the
- * adversarial branch for AdvBN methods), clean-branch training accuracy, validation loss and
- * accuracy when `validationData` is given, and the chance accuracy 1 / `numClasses`. Writes
+ * Draws the training curves when training ends: loss and training accuracy per epoch of the
+ * clean BN branch, and of the adversarial branch (on the attack's worst-case features) for AdvBN
+ * methods, validation loss and accuracy when `validationData` is given, and the chance accuracy
+ * 1 / `numClasses`. Writes
  * `path` as SVG or PNG by its extension (`.svg`, `.png`); the same chart `advbn reproduce`
  * writes as `curves.svg` / `curves.png`.
  *
@@ -340,8 +366,10 @@ export function trainingCurves(path: string): Callback {
     onTrainEnd() {
       if (!model) throw new InvalidOptionError(`${context}: not given a model (pass it in fineTune's callbacks)`, 'callbacks', undefined);
       if (rows.length === 0) return;
-      const series = (key: keyof EpochLogs) => (rows.every((r) => typeof r.logs[key] === 'number') ? rows.map((r) => r.logs[key] as number) : undefined);
-      const [advLoss, valLoss, valAccuracy] = [series('advLoss'), series('valLoss'), series('valAccuracy')];
+      // An epoch without a figure the others have (advAccuracy of an epoch resumed from an older checkpoint) is a gap.
+      const value = (r: (typeof rows)[number], key: keyof EpochLogs) => (typeof r.logs[key] === 'number' ? r.logs[key] : Number.NaN);
+      const series = (key: keyof EpochLogs) => (rows.some((r) => typeof r.logs[key] === 'number') ? rows.map((r) => value(r, key)) : undefined);
+      const [advLoss, advAccuracy, valLoss, valAccuracy] = [series('advLoss'), series('advAccuracy'), series('valLoss'), series('valAccuracy')];
       const chart = trainingCurvesChart({
         title: `Training curves (${rows.length} epoch${rows.length === 1 ? '' : 's'}, ${samples} training samples)`,
         numClasses: model.numClasses,
@@ -353,6 +381,7 @@ export function trainingCurves(path: string): Callback {
             cleanLoss: series('cleanLoss')!,
             accuracy: series('accuracy')!,
             ...(advLoss && { advLoss }),
+            ...(advAccuracy && { advAccuracy }),
             ...(valLoss && { valLoss }),
             ...(valAccuracy && { valAccuracy }),
           },

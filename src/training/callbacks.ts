@@ -30,6 +30,11 @@ export interface BatchLogs extends BatchBeginLogs {
   betaMax?: number;
   /** Accuracy of the clean branch on this batch. */
   accuracy: number;
+  /**
+   * Accuracy of the adversarial branch on this batch: its predictions on the attack's worst-case
+   * features, the pass `advLoss` is the loss of (methods with the adversarial branch only).
+   */
+  advAccuracy?: number;
   /** Learning rate used for this step. */
   lr: number;
   /** Samples left out of this batch as bad, `"<file or record>: <reason>"` (only when some were). */
@@ -48,6 +53,12 @@ export interface EpochLogs {
   attackLoss?: number;
   /** Training accuracy of the clean branch. */
   accuracy: number;
+  /**
+   * Training accuracy of the adversarial branch on the attack's worst-case features (methods with
+   * the adversarial branch only; absent for an epoch resumed from a checkpoint written before
+   * advbn counted it).
+   */
+  advAccuracy?: number;
   /** Learning rate at the start of the epoch. */
   lr: number;
   /** Wall-clock time of the epoch, validation included. */

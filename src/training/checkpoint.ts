@@ -31,6 +31,8 @@ export interface ResolvedCheckpoint {
 export interface EpochTotalsState {
   count: number;
   correct: number;
+  /** Adversarial-branch hits (adversarial methods; absent in checkpoints written before advbn counted them). */
+  advCorrect?: number;
   loss: number;
   cleanLoss: number;
   advLoss?: number;
@@ -126,7 +128,7 @@ export async function restoreCheckpoint(trainer: NativeTrainer, checkpoint: Reso
 }
 
 const TOTALS = ['count', 'correct', 'loss', 'cleanLoss'] as const;
-const OPTIONAL_TOTALS = ['advLoss', 'attackLoss', 'skipped'] as const;
+const OPTIONAL_TOTALS = ['advCorrect', 'advLoss', 'attackLoss', 'skipped'] as const;
 const SERIES_NAME = /^[a-zA-Z]+$/;
 
 /** Parses a checkpoint's record; anything else than what fineTune writes is an InvalidDataError naming the field. */
@@ -158,7 +160,8 @@ export function readRecord(text: string, file: string): FineTuneRecord {
     if (!Array.isArray(v) || v.length > epochs.length || !v.every((x) => typeof x === 'number' || x === null)) {
       throw fail(`.history.${key}`, `an array of at most ${epochs.length} numbers (one per completed epoch)`);
     }
-    series[key] = v as number[];
+    // NaN (a figure an epoch lacks) is null in JSON: back to NaN, so every entry is a number.
+    series[key] = v.map((x) => (x === null ? Number.NaN : x)) as number[];
   }
   return { totals: state, epochs: epochs as number[], history: series };
 }

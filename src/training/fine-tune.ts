@@ -23,6 +23,12 @@ export interface HistoryRecord {
   attackLoss?: number[];
   /** Clean training accuracy per epoch. */
   accuracy: number[];
+  /**
+   * Training accuracy of the adversarial branch per epoch, on the attack's worst-case features
+   * (methods with the adversarial branch only). `NaN` for an epoch resumed from a checkpoint
+   * written before advbn counted it.
+   */
+  advAccuracy?: number[];
   /** Learning rate at each epoch's start. */
   lr: number[];
   /** Wall-clock milliseconds per epoch. */
@@ -215,14 +221,27 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 function batchLogs(batch: number, step: StepLogs, skipped: readonly string[] = []): BatchLogs {
-  const { correct, count, attackCleanLoss: _unused, ...losses } = step;
-  return { batch, size: count, ...losses, accuracy: correct / count, ...(skipped.length > 0 && { skippedSamples: skipped }) };
+  const { correct, advCorrect, count, attackCleanLoss: _unused, ...losses } = step;
+  return {
+    batch,
+    size: count,
+    ...losses,
+    accuracy: correct / count,
+    ...(advCorrect !== undefined && { advAccuracy: advCorrect / count }),
+    ...(skipped.length > 0 && { skippedSamples: skipped }),
+  };
 }
 
 /** Sample-weighted sums of one epoch's step logs. */
 class EpochTotals {
   private count = 0;
   private correct = 0;
+  private advCorrect: number | undefined;
+  /**
+   * Restored from a checkpoint written before advbn counted the adversarial branch's hits (it
+   * summed `advLoss` but has no `advCorrect`): this epoch's `advAccuracy` is unknown.
+   */
+  private advUncounted = false;
   private loss = 0;
   private cleanLoss = 0;
   private advLoss: number | undefined;
@@ -230,18 +249,32 @@ class EpochTotals {
   private skipped = 0;
 
   static from(state: EpochTotalsState): EpochTotals {
-    return Object.assign(new EpochTotals(), state);
+    const totals = new EpochTotals();
+    Object.assign(totals, state);
+    totals.advUncounted = state.advLoss !== undefined && state.advCorrect === undefined;
+    return totals;
   }
 
   state(): EpochTotalsState {
-    const { count, correct, loss, cleanLoss, advLoss, attackLoss, skipped } = this;
-    return { count, correct, loss, cleanLoss, skipped, ...(advLoss !== undefined && { advLoss }), ...(attackLoss !== undefined && { attackLoss }) };
+    // An uncounted epoch saves advLoss without advCorrect again, so a further resume knows.
+    const { count, correct, advCorrect, loss, cleanLoss, advLoss, attackLoss, skipped } = this;
+    return {
+      count,
+      correct,
+      loss,
+      cleanLoss,
+      skipped,
+      ...(advCorrect !== undefined && { advCorrect }),
+      ...(advLoss !== undefined && { advLoss }),
+      ...(attackLoss !== undefined && { attackLoss }),
+    };
   }
 
   add(step: StepLogs, skipped: number): void {
     this.skipped += skipped;
     this.count += step.count;
     this.correct += step.correct;
+    if (step.advCorrect !== undefined && !this.advUncounted) this.advCorrect = (this.advCorrect ?? 0) + step.advCorrect;
     this.loss += step.loss * step.count;
     this.cleanLoss += step.cleanLoss * step.count;
     if (step.advLoss !== undefined) this.advLoss = (this.advLoss ?? 0) + step.advLoss * step.count;
@@ -256,6 +289,7 @@ class EpochTotals {
       ...(this.advLoss !== undefined && { advLoss: this.advLoss / n }),
       ...(this.attackLoss !== undefined && { attackLoss: this.attackLoss / n }),
       accuracy: this.correct / n,
+      ...(this.advCorrect !== undefined && { advAccuracy: this.advCorrect / n }),
       lr,
       timeMs: 0,
       skipped: this.skipped,
@@ -267,6 +301,11 @@ function record(history: History, epoch: number, logs: EpochLogs): void {
   history.epochs.push(epoch);
   const series = history.history as unknown as Record<string, number[] | undefined>;
   for (const [key, value] of Object.entries(logs)) {
-    if (typeof value === 'number') (series[key] ??= []).push(value);
+    if (typeof value !== 'number') continue;
+    // A figure earlier epochs lack (advAccuracy after resuming an older checkpoint) is NaN there,
+    // so that entry i stays epoch i's.
+    const list = (series[key] ??= []);
+    while (list.length < history.epochs.length - 1) list.push(Number.NaN);
+    list.push(value);
   }
 }

@@ -64,7 +64,10 @@ pub struct StepLogs {
     pub alpha_max: Option<f64>,
     pub beta_min: Option<f64>,
     pub beta_max: Option<f64>,
+    /** Clean-branch predictions that match the labels. */
     pub correct: u32,
+    /** Adversarial-branch predictions on the attack's worst case that match the labels (adversarial methods only). */
+    pub adv_correct: Option<u32>,
     pub count: u32,
     pub lr: f64,
 }
@@ -82,6 +85,7 @@ impl From<CoreStepLogs> for StepLogs {
             beta_min: l.beta_range.map(|r| r.0),
             beta_max: l.beta_range.map(|r| r.1),
             correct: l.correct as u32,
+            adv_correct: l.adv_correct.map(|c| c as u32),
             count: l.count as u32,
             lr: l.lr,
         }
