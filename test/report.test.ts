@@ -104,7 +104,7 @@ describe('validateResults', () => {
   });
 });
 
-/** Per-epoch curves as reproduce records them: `epochs` entries, AdvBN with an adversarial loss. */
+/** Per-epoch curves as reproduce records them: `epochs` entries, AdvBN with the adversarial branch's loss and accuracy. */
 function training(epochs: number[], adv: boolean): TrainingCurves {
   const at = (f: (i: number) => number) => epochs.map((_, i) => s(f(i), 0.02));
   return {
@@ -113,6 +113,7 @@ function training(epochs: number[], adv: boolean): TrainingCurves {
     cleanLoss: at((i) => 2 / (i + 1)),
     ...(adv && { advLoss: at((i) => 2.2 / (i + 1)) }),
     accuracy: at((i) => Math.min(0.95, 0.3 + 0.1 * i)),
+    ...(adv && { advAccuracy: at((i) => Math.min(0.9, 0.2 + 0.1 * i)) }),
   };
 }
 
@@ -243,7 +244,7 @@ describe('charts', () => {
     expect(() => severityChart(results)).toThrow(InvalidDataError);
   });
 
-  it('training curves: clean and adversarial losses, accuracy and a separator where fine-tuning starts', () => {
+  it('training curves: clean and adversarial losses and accuracies, and a separator where fine-tuning starts', () => {
     const results = fixture();
     expect(resultsCurvesChart(results)).toBeUndefined();
     results.methods.baseline!.training = training([1, 2, 3, 4], false);
@@ -251,16 +252,33 @@ describe('charts', () => {
     results.methods.advbn!.training = training([5, 6], true);
     expect(validateResults(results)).toEqual([]);
     const chart = resultsCurvesChart(results)!;
-    // Loss: baseline, erm, advbn clean + advbn adversarial; accuracy: one per model.
-    expect(chart.svg.match(/<polyline/g)?.length).toBe(4 + 3);
-    expect(chart.svg.match(/stroke-dasharray="7 4"/g)?.length).toBeGreaterThanOrEqual(2); // advbn's adversarial loss and its legend key
+    // Loss and accuracy: baseline, erm, advbn clean + advbn adversarial.
+    expect(chart.svg.match(/<polyline/g)?.length).toBe(4 + 4);
+    // Dashed: advbn's adversarial loss and accuracy, and the legend's key.
+    expect(chart.svg.match(/stroke-dasharray="7 4"/g)?.length).toBe(3);
     expect(chart.svg).toContain('stroke-dasharray="2 3"'); // the separator
+    expect(textProblems(chart.svg)).toEqual([]);
     const text = labels(chart.svg).map((l) => l.text);
     expect(text).toContain('Epoch (1-4: baseline; then each method fine-tunes from it)');
-    expect(text).toContain('training, adversarial BN (loss only)');
+    expect(text).toContain('training, adversarial BN');
+    expect(text).not.toContain('training, adversarial BN (loss only)');
     decodePng(chart.png);
+    // Two dashed curves (advbn's adversarial loss and accuracy), each through its two epochs.
+    const dashed = [...chart.svg.matchAll(/<polyline points="([^"]+)"[^>]*stroke-dasharray="7 4"/g)].map((m) => m[1]!.split(' ').length);
+    expect(dashed).toEqual([2, 2]);
     results.methods.erm!.training!.accuracy.pop();
     expect(validateResults(results)).toEqual(['$.methods.erm.training.accuracy: must have one entry per epoch (2), got 1']);
+    results.methods.erm!.training = training([5, 6], false);
+    results.methods.advbn!.training!.advAccuracy!.pop();
+    expect(validateResults(results)).toEqual(['$.methods.advbn.training.advAccuracy: must have one entry per epoch (2), got 1']);
+    results.methods.advbn!.training!.advAccuracy = [s(0.5), s(1.5)];
+    expect(validateResults(results)).toEqual([expect.stringMatching(/^\$\.methods\.advbn\.training\.advAccuracy\[1\]\.mean/)]);
+    // Results written before advbn counted the adversarial accuracy: still valid, its loss only, and the legend says so.
+    delete results.methods.advbn!.training!.advAccuracy;
+    expect(validateResults(results)).toEqual([]);
+    const older = resultsCurvesChart(results)!;
+    expect(older.svg.match(/<polyline/g)?.length).toBe(4 + 3);
+    expect(labels(older.svg).map((l) => l.text)).toContain('training, adversarial BN (loss only)');
   });
 });
 

@@ -159,6 +159,10 @@ describe('advbn reproduce --preset imagenet', () => {
     // Two epochs of two steps; the rate x0.1 from epoch floor(epochs / 2), as 10 of 20.
     expect(results.training).toMatchObject({ epochs: [0, 1], samples: 12, stepsPerEpoch: 2, lr: [1e-3, expect.closeTo(1e-4, 12)] });
     expect(results.training.advLoss).toHaveLength(2);
+    // The adversarial branch's training accuracy per epoch, as fineTune's history (training.json) has it.
+    const trained = readJson<{ history: { history: { advAccuracy: number[] } } }>(join(out, 'training.json'));
+    expect(results.training.advAccuracy).toHaveLength(2);
+    expect(results.training.advAccuracy).toEqual(trained.history.history.advAccuracy);
 
     expect(results.table.map((r) => r.set)).toEqual(['val', 'imagenet-c', 'sketch', 'stylized', 'paintings']);
     for (const row of results.table) {
@@ -211,6 +215,9 @@ describe('advbn reproduce --preset imagenet', () => {
     );
     expect(md).toContain('| paintings | top-1 | adv (convention) | not in the doc | not in the doc |');
     expect(md).toContain('[advbn](evaluations/advbn/imagenet-c/evaluation.md)');
+    expect(md).toContain('| Epoch | lr | loss | clean loss | adv loss | accuracy | adv accuracy | time | skipped |');
+    expect(md).toContain(`| 1 | 0.001 | ${results.training.loss[0]!.toFixed(4)} |`);
+    expect(md).toMatch(new RegExp(`\\| ${pct(results.training.accuracy[0]!)} \\| ${pct(results.training.advAccuracy![0]!)} \\|`));
     expect(run.stdout).toMatch(/^ImageNet-C mCE: standard [\d.]+%, AdvBN clean BNs [\d.]+%, adv BNs [\d.]+%; paper 76\.7% -> 72\.7% \(clean BNs\)$/m);
     expect(run.stdout).toMatch(/^paintings top-1: .*; not in the doc$/m);
     expect(run.stderr).toMatch(/Epoch 2\/2 2\/2/);

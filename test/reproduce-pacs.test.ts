@@ -64,6 +64,8 @@ describe('reproduce --preset pacs', () => {
     expect(results.methods.baseline!.training!.epochs).toEqual([1, 2]);
     expect(results.methods.advbn!.training!.epochs).toEqual([3]);
     expect(results.methods.advbn!.training!.advLoss).toHaveLength(1);
+    expect(results.methods.advbn!.training!.advAccuracy).toHaveLength(1);
+    expect(results.methods.baseline!.training!.advAccuracy).toBeUndefined();
     expect(results.comparisons!.map((c) => [c.method, c.versus, c.scope, c.verdict])).toEqual([
       ['erm', 'baseline', 'sketch', 'no interval'],
       ['erm', 'baseline', 'overall', 'no interval'],

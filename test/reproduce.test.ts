@@ -62,6 +62,11 @@ describe('reproduce', () => {
     expect(results.methods.erm!.training!.epochs).toEqual([2]);
     expect(results.methods.erm!.training!.advLoss).toBeUndefined();
     expect(combo.training!.advLoss).toHaveLength(1);
+    // The adversarial branch's training accuracy: only where there is that branch, a fraction.
+    expect(results.methods.erm!.training!.advAccuracy).toBeUndefined();
+    expect(combo.training!.advAccuracy).toHaveLength(1);
+    expect(combo.training!.advAccuracy![0]!.mean).toBeGreaterThanOrEqual(0);
+    expect(combo.training!.advAccuracy![0]!.mean).toBeLessThanOrEqual(1);
     expect(combo.training!.cleanLoss[0]!.mean).toBeGreaterThan(0);
     for (const f of ['results.json', 'report.md', 'domains.png', 'domains.svg', 'corruptions.png', 'severity.svg', 'curves.svg', 'curves.png']) {
       expect(files.some((p) => p.endsWith(f)) && existsSync(join(out, f))).toBe(true);

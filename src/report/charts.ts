@@ -507,6 +507,7 @@ export function resultsCurvesChart(results: Results): Chart | undefined {
       cleanLoss: means(m.training.cleanLoss)!,
       ...(m.training.advLoss && { advLoss: means(m.training.advLoss)! }),
       accuracy: means(m.training.accuracy)!,
+      ...(m.training.advAccuracy && { advAccuracy: means(m.training.advAccuracy)! }),
     }),
   );
   const base = results.methods[results.baseline]?.training;

@@ -48,6 +48,11 @@ export interface ImageNetTraining {
   advLoss: number[];
   /** Training accuracy of the clean branch. */
   accuracy: number[];
+  /**
+   * Training accuracy of the adversarial branch on the attack's worst-case features; absent when
+   * an epoch was trained before advbn counted it (a run resumed from an older checkpoint).
+   */
+  advAccuracy?: number[];
   /** Learning rate at the epoch's start. */
   lr: number[];
   /** Wall-clock milliseconds. */
@@ -179,6 +184,7 @@ export const IMAGENET_RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
         cleanLoss: series({ type: 'number', minimum: 0 }),
         advLoss: series({ type: 'number', minimum: 0 }),
         accuracy: series(unit),
+        advAccuracy: series(unit),
         lr: series({ type: 'number', minimum: 0 }),
         timeMs: series({ type: 'number', minimum: 0 }),
         skipped: series({ type: 'integer', minimum: 0 }),
@@ -227,8 +233,8 @@ export function validateImageNetResults(value: unknown): string[] {
   if (errors.length > 0) return errors;
   const results = value as ImageNetResults;
   const t = results.training;
-  for (const key of ['loss', 'cleanLoss', 'advLoss', 'accuracy', 'lr', 'timeMs', 'skipped'] as const) {
-    if (t[key].length !== t.epochs.length) errors.push(`$.training.${key}: must have one entry per epoch (${t.epochs.length}), got ${t[key].length}`);
+  for (const key of ['loss', 'cleanLoss', 'advLoss', 'accuracy', 'advAccuracy', 'lr', 'timeMs', 'skipped'] as const) {
+    if (t[key] !== undefined && t[key].length !== t.epochs.length) errors.push(`$.training.${key}: must have one entry per epoch (${t.epochs.length}), got ${t[key].length}`);
   }
   const seen = new Set<string>();
   for (const [i, row] of results.table.entries()) {
@@ -335,10 +341,16 @@ export function renderImageNetReport(results: ImageNetResults): string {
     out.push('', 'For a domain the paper does not report, the bold branch is the adversarial one (its convention for style shifts); both are measured.');
   }
   for (const note of notes) out.push('', `Note: ${cell(note)}`);
-  out.push('', '## Training', '', 'Per epoch: learning rate at its start, losses (clean + adversarial branch), clean-branch training accuracy in %, time.', '');
+  out.push(
+    '',
+    '## Training',
+    '',
+    `Per epoch: learning rate at its start, losses (clean + adversarial branch), training accuracy in % (clean branch${training.advAccuracy ? "; adversarial branch on the attack's worst case" : ''}), time.`,
+    '',
+  );
   out.push(
     ...table(
-      ['Epoch', 'lr', 'loss', 'clean loss', 'adv loss', 'accuracy', 'time', 'skipped'],
+      ['Epoch', 'lr', 'loss', 'clean loss', 'adv loss', 'accuracy', ...(training.advAccuracy ? ['adv accuracy'] : []), 'time', 'skipped'],
       training.epochs.map((e, i) => [
         String(e + 1),
         String(Number(training.lr[i]!.toPrecision(6))),
@@ -346,6 +358,7 @@ export function renderImageNetReport(results: ImageNetResults): string {
         training.cleanLoss[i]!.toFixed(4),
         training.advLoss[i]!.toFixed(4),
         pct(training.accuracy[i]),
+        ...(training.advAccuracy ? [pct(training.advAccuracy[i])] : []),
         duration(training.timeMs[i]! / 1000),
         String(training.skipped[i]),
       ]),

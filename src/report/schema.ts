@@ -80,6 +80,11 @@ export interface TrainingCurves {
   advLoss?: Stat[];
   /** Training accuracy of the clean BN branch. */
   accuracy: Stat[];
+  /**
+   * Training accuracy of the adversarial BN branch on the attack's worst-case features (AdvBN
+   * methods; absent in results written before advbn counted it).
+   */
+  advAccuracy?: Stat[];
 }
 
 /** Results of one method, aggregated over the (held-out domain, seed) pairs. */
@@ -279,6 +284,11 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
         cleanLoss: { type: 'array', items: stat },
         advLoss: { type: 'array', items: stat },
         accuracy: { type: 'array', items: { $ref: '#/$defs/unitStat' } },
+        advAccuracy: {
+          type: 'array',
+          description: "Training accuracy of the adversarial BN branch on the attack's worst-case features (AdvBN methods).",
+          items: { $ref: '#/$defs/unitStat' },
+        },
       },
     },
     target: {
@@ -320,7 +330,7 @@ export function validateResults(value: unknown): string[] {
     for (const [name, m] of Object.entries(results.methods)) {
       const t = m.training;
       if (!t) continue;
-      for (const key of ['loss', 'cleanLoss', 'advLoss', 'accuracy'] as const) {
+      for (const key of ['loss', 'cleanLoss', 'advLoss', 'accuracy', 'advAccuracy'] as const) {
         const list = t[key];
         if (list && list.length !== t.epochs.length) {
           errors.push(`${childPath(childPath('$.methods', name), 'training')}.${key}: must have one entry per epoch (${t.epochs.length}), got ${list.length}`);

@@ -93,18 +93,20 @@ function trainingCurves(pairs: readonly PairOutcome[], name: string): TrainingCu
   if (!runs.every((r) => r !== undefined) || runs.length === 0) return undefined;
   const epochs = Math.min(...runs.map((r) => r.history.loss.length));
   if (epochs === 0) return undefined;
-  const per = (key: 'loss' | 'cleanLoss' | 'advLoss' | 'accuracy') => {
+  const per = (key: 'loss' | 'cleanLoss' | 'advLoss' | 'accuracy' | 'advAccuracy') => {
     if (!runs.every((r) => r.history[key] !== undefined)) return undefined;
     return Array.from({ length: epochs }, (_, e) => statOf(runs.map((r) => r.history[key]![e]!)));
   };
   const after = runs[0]!.after;
   const advLoss = per('advLoss');
+  const advAccuracy = per('advAccuracy');
   return {
     epochs: Array.from({ length: epochs }, (_, e) => after + e + 1),
     loss: per('loss')!,
     cleanLoss: per('cleanLoss')!,
     ...(advLoss && { advLoss }),
     accuracy: per('accuracy')!,
+    ...(advAccuracy && { advAccuracy }),
   };
 }
 

@@ -558,6 +558,8 @@ function assemble(
       cleanLoss: h.cleanLoss,
       advLoss: h.advLoss ?? [],
       accuracy: h.accuracy,
+      // Only when every epoch counted it (not so for epochs resumed from an older checkpoint).
+      ...(h.advAccuracy?.length === record.history.epochs.length && h.advAccuracy.every(Number.isFinite) && { advAccuracy: h.advAccuracy }),
       lr: h.lr,
       timeMs: h.timeMs,
       skipped: h.skipped,
@@ -608,7 +610,17 @@ function writeImageNetReport(dir: string, results: ImageNetResults): string[] {
   const chart = trainingCurvesChart({
     title: `AdvBN fine-tune of ResNet-50 (${t.epochs.length} epoch${t.epochs.length === 1 ? '' : 's'}, ${t.samples} training images)`,
     numClasses: results.numClasses,
-    runs: [{ name: '', color: PALETTE[0]!, epochs: t.epochs.map((e) => e + 1), cleanLoss: t.cleanLoss, advLoss: t.advLoss, accuracy: t.accuracy }],
+    runs: [
+      {
+        name: '',
+        color: PALETTE[0]!,
+        epochs: t.epochs.map((e) => e + 1),
+        cleanLoss: t.cleanLoss,
+        advLoss: t.advLoss,
+        accuracy: t.accuracy,
+        ...(t.advAccuracy && { advAccuracy: t.advAccuracy }),
+      },
+    ],
   });
   const files: [string, string | Buffer][] = [
     ['results.json', `${JSON.stringify(results, null, 2)}\n`],
