@@ -5,6 +5,7 @@
 import type { BnBranch } from '../models.js';
 import { schemaErrors } from '../json-schema.js';
 import type { ImageNetPreset } from '../reproduce/presets.js';
+import { duration } from '../training/builtins.js';
 
 /** One test set of the ImageNet table: the paper's figures beside ours. Fractions; `null` where there is no figure. */
 export interface ImageNetRow {
@@ -260,14 +261,6 @@ function table(header: string[], rows: string[][]): string[] {
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? 'n/a' : (100 * v).toFixed(1));
 const num = (v: number): string => String(Number(v.toPrecision(6)));
 const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
-
-/** Seconds as `42s`, `3m05s` or `2h07m` (progressLogger's style). */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
 
 /**
  * Renders the report.md of an ImageNet run: the command, the recipe (and how it differs from the

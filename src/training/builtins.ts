@@ -257,8 +257,8 @@ export interface ProgressStream {
 
 const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4));
 
-/** A duration for people: `42s`, `3m05s`, `2h07m`. */
-function duration(seconds: number): string {
+/** A duration for people: `42s`, `3m05s`, `2h07m` (progress lines and reports). @internal */
+export function duration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
