@@ -241,6 +241,27 @@ impl<K: ScanKey> Scanner<K> {
         }
     }
 
+    /// Fills `self.best` with the maxima of output row `oh` of the loaded plane: the scan of
+    /// [`Scanner::scan`] without the argmax (the forward needs only the values; `select` copies
+    /// the winner's bits, so they are those of the element the argmax names, NaN payloads too).
+    fn scan_max(&mut self, oh: usize) {
+        let (h, s, p, pw) = (self.g.h, self.g.stride, self.g.padding, self.phase_w);
+        let (r0, r1) = self.rows[oh];
+        self.best.fill(K::NEG_INF);
+        for y in r0..r1 {
+            for (dx, &(lo, hi)) in self.dx_outputs.iter().enumerate() {
+                if lo == hi {
+                    continue;
+                }
+                let start = lo * s + dx - p;
+                let src = &self.keys[((start % s) * h + y) * pw + start / s..][..hi - lo];
+                for (b, &v) in self.best[lo..hi].iter_mut().zip(src) {
+                    *b = K::select(K::take(v, *b), v, *b);
+                }
+            }
+        }
+    }
+
     /// Fills `self.idx` for output row `oh` of the loaded plane. Each window is visited in
     /// row-major order and takes v when `v > best || isnan(v)` from -inf at its first real
     /// element (PyTorch's scan): the first maximum wins ties, the last NaN wins over numbers.
@@ -294,9 +315,9 @@ fn forward<T: PoolElem>(x: &[T], g: &PoolGeometry) -> Result<Vec<T>> {
         for (plane, out) in x[first * hw..].chunks_exact(hw).zip(out.chunks_exact_mut(ohw)) {
             scan.load(plane);
             for (oh, out_row) in out.chunks_exact_mut(g.ow).enumerate() {
-                scan.scan(oh);
-                for (o, &i) in out_row.iter_mut().zip(&scan.idx) {
-                    *o = plane[i as usize];
+                scan.scan_max(oh);
+                for (o, &b) in out_row.iter_mut().zip(&scan.best) {
+                    *o = T::from_key(b);
                 }
             }
         }
