@@ -5,7 +5,7 @@
  * @module Reports
  */
 export { reproduce, type ReproduceOptions, type ReproduceOutput } from '../reproduce/index.js';
-export type { DigitsConfig, PacsOverrides, PacsPreset } from '../reproduce/presets.js';
+export type { DigitsConfig, PacsOverrides, PacsPreset, PresetAttack, PresetBaseline } from '../reproduce/presets.js';
 export { DIGITS as DIGITS_PRESET, METHODS as REPRODUCE_METHODS, type MethodSpec } from '../reproduce/presets.js';
 export {
   RESULTS_SCHEMA,

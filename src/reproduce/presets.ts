@@ -2,7 +2,7 @@
 // about 10 minutes on 2 CPU cores (and --quick in about 2); every number is in results.json.
 
 import { DIGIT_DOMAINS, type DigitDomain } from '../data/digits.js';
-import type { FineTuneMethod } from '../training/options.js';
+import type { AdvbnAttackOptions, FineTuneMethod } from '../training/options.js';
 
 /** A method of the comparison: a fineTune method, optionally on AugMix-augmented images. */
 export interface MethodSpec {
@@ -24,6 +24,19 @@ export const METHODS: readonly MethodSpec[] = [
   { name: 'advbn_mixstyle', method: 'advbn_mixstyle', augmix: false },
   { name: 'advbn_dsu', method: 'advbn_dsu', augmix: false },
 ];
+
+/** A preset's AdvBN attack: fineTune's `advbn` option with every field given. */
+export type PresetAttack = Required<Pick<AdvbnAttackOptions, 'steps' | 'stepSize' | 'epsilon'>>;
+
+/** A preset's baseline training (the whole network, before any method fine-tunes its tail). */
+export interface PresetBaseline {
+  /** Passes over the training data. */
+  epochs: number;
+  /** Learning rate. */
+  lr: number;
+  /** Weight decay (AdamW's for digits, SGD's for PACS). */
+  weightDecay: number;
+}
 
 /** Settings of a digits run (leave-one-domain-out over the six digit domains). */
 export interface DigitsConfig {
@@ -49,14 +62,7 @@ export interface DigitsConfig {
   /** Batch size of the baseline's training. */
   batchSize: number;
   /** The baseline: whole network, AdamW, cosine schedule. */
-  baseline: {
-    /** Passes over the training digits. */
-    epochs: number;
-    /** Learning rate. */
-    lr: number;
-    /** AdamW weight decay. */
-    weightDecay: number;
-  };
+  baseline: PresetBaseline;
   /** Each method's fine-tune: SGD momentum 0.9, cosine schedule, the tail after `cut`. */
   fineTune: {
     /** Passes over the training digits. */
@@ -68,14 +74,7 @@ export interface DigitsConfig {
     /** Samples per step. */
     batchSize: number;
     /** AdvBN attack settings (the paper's). */
-    advbn: {
-      /** Sign-gradient steps K. */
-      steps: number;
-      /** Step size. */
-      stepSize: number;
-      /** Box half-width. */
-      epsilon: number;
-    };
+    advbn: PresetAttack;
   };
 }
 
@@ -131,14 +130,7 @@ export interface PacsPreset {
   /** Samples per step. */
   batchSize: number;
   /** The baseline: whole network, ERM, SGD, cosine schedule. */
-  baseline: {
-    /** Passes over the source domains. */
-    epochs: number;
-    /** Learning rate. */
-    lr: number;
-    /** Weight decay. */
-    weightDecay: number;
-  };
+  baseline: PresetBaseline;
   /** Each method's fine-tune of the tail after `cut`: SGD, cosine schedule. */
   fineTune: {
     /** Passes over the source domains. */
@@ -148,14 +140,7 @@ export interface PacsPreset {
     /** Stage after which the network is split. */
     cut: number;
     /** AdvBN attack settings (the paper's). */
-    advbn: {
-      /** Sign-gradient steps K. */
-      steps: number;
-      /** Step size. */
-      stepSize: number;
-      /** Box half-width. */
-      epsilon: number;
-    };
+    advbn: PresetAttack;
   };
 }
 
@@ -228,14 +213,7 @@ export interface ImageNetPreset {
     gamma: number;
   };
   /** The AdvBN attack (the paper's K, step size and box). */
-  advbn: {
-    /** Sign-gradient ascent steps K. */
-    steps: number;
-    /** Step size. */
-    stepSize: number;
-    /** Box half-width. */
-    epsilon: number;
-  };
+  advbn: PresetAttack;
   /** Training crop and evaluation centre crop, in pixels. */
   size: number;
   /** Seed of the shuffle and the attack. */
