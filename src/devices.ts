@@ -1,4 +1,5 @@
 // What the native side can run on, and a quick end-to-end check of each device.
+import { cpus } from 'node:os';
 import { callNative, callNativeSync } from './native.js';
 import { DEVICE_PATTERN, DEVICE_RULE, invalidOption } from './validation.js';
 
@@ -55,4 +56,9 @@ export function listDevices(): DeviceInfo[] {
 export async function selfCheck(device = 'cpu'): Promise<SelfCheckReport> {
   if (typeof device !== 'string' || !DEVICE_PATTERN.test(device)) throw invalidOption('selfCheck', 'device', device, DEVICE_RULE);
   return callNative((n) => n.selfCheck(device));
+}
+
+/** The machine a report's figures came from: `<cores> x <CPU model>; device <device>`. @internal */
+export function hardwareDescription(device: string): string {
+  return `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${device}`;
 }

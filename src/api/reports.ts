@@ -20,6 +20,7 @@ export {
   type MethodResult,
   type Protocol,
   type Results as ReproduceResults,
+  type RunProvenance,
   type Stat,
   type TargetStat,
   type TrainingCurves,

@@ -4,6 +4,7 @@
 // the table drawn from them, the recipe, the training history and where each evaluation is.
 import type { BnBranch } from '../models.js';
 import { schemaErrors } from '../json-schema.js';
+import type { RunProvenance } from './schema.js';
 import type { ImageNetPreset } from '../reproduce/presets.js';
 import { duration } from '../training/builtins.js';
 
@@ -69,26 +70,11 @@ export interface ImageNetTraining {
 }
 
 /** What `advbn reproduce --preset imagenet` measured: the content of its `results.json`. */
-export interface ImageNetResults {
+export interface ImageNetResults extends RunProvenance {
   /** Always `'advbn-imagenet-reproduction'`. */
   kind: 'advbn-imagenet-reproduction';
   /** Always `'imagenet'`. */
   preset: 'imagenet';
-  /** The exact command line. */
-  command: string;
-  /** When the report was written, ISO 8601. */
-  createdAt: string;
-  /** The advbn package that produced it. */
-  package: {
-    /** npm package name. */
-    name: string;
-    /** Package version. */
-    version: string;
-  };
-  /** Hardware description. */
-  hardware: string;
-  /** Device the models ran on, e.g. `cuda:0`. */
-  device: string;
   /** The recipe as run. */
   config: ImageNetPreset & {
     /** The starting weights (torchvision ResNet-50). */

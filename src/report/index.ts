@@ -31,6 +31,7 @@ export {
   type MethodResult,
   type Protocol,
   type Results,
+  type RunProvenance,
   type Stat,
   type TargetStat,
   type TrainingCurves,

@@ -135,16 +135,8 @@ export interface ComparisonResult {
   verdict: 'better' | 'worse' | 'inconclusive' | 'no interval';
 }
 
-/** Everything `advbn reproduce` measured: the content of `results.json`. */
-export interface Results {
-  /** Which experiment was run. */
-  preset: 'digits' | 'pacs';
-  /** Device string the models ran on, e.g. `cuda:0`. */
-  device: string;
-  /** The seeds every method was trained with. */
-  seeds: number[];
-  /** Training and evaluation settings (epochs, learning rate, batch size, model, cut, limits...). */
-  config: Record<string, unknown>;
+/** Where a results file came from: the command, when, which package, on what machine. */
+export interface RunProvenance {
   /** The exact command line. */
   command: string;
   /** When the run finished, ISO 8601. */
@@ -156,8 +148,20 @@ export interface Results {
     /** Package version. */
     version: string;
   };
-  /** Hardware description (CPU, GPU). */
+  /** Hardware description (CPU count and model, device). */
   hardware: string;
+  /** Device string the models ran on, e.g. `cuda:0`. */
+  device: string;
+}
+
+/** Everything `advbn reproduce` measured: the content of `results.json`. */
+export interface Results extends RunProvenance {
+  /** Which experiment was run. */
+  preset: 'digits' | 'pacs';
+  /** The seeds every method was trained with. */
+  seeds: number[];
+  /** Training and evaluation settings (epochs, learning rate, batch size, model, cut, limits...). */
+  config: Record<string, unknown>;
   /** Classes of the task (chance accuracy is 1 / numClasses); older results lack it (digits 10, PACS 7). */
   numClasses?: number;
   /** Name of the method mCE is relative to (a key of `methods`). */

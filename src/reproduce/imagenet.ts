@@ -5,12 +5,11 @@
 // `advbn evaluate`'s evaluation.json / .md. The run is resumable: rerunning the same call
 // continues training from the checkpoint and skips every evaluation already written.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { SourceDataset } from '../data/sources.js';
 import { imageFolder } from '../data/sources.js';
 import { centerCrop, horizontalFlip, randomResizedCrop, resizeShorter, type Transform } from '../data/transforms.js';
-import type { DeviceName } from '../devices.js';
+import { type DeviceName, hardwareDescription } from '../devices.js';
 import { AbortError, InvalidDataError, InvalidOptionError } from '../errors.js';
 import { writeEvaluation } from '../evaluation/markdown.js';
 import { compareToBaseline, evaluateRobustness, type CorruptionFigures, type RobustnessOptions, type RobustnessReport } from '../evaluation/robustness.js';
@@ -539,7 +538,7 @@ function assemble(
     command: s.command,
     createdAt: new Date().toISOString(),
     package: packageInfo(),
-    hardware: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${model.device}`,
+    hardware: hardwareDescription(model.device),
     device: model.device,
     config: {
       ...p,

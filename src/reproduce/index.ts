@@ -1,10 +1,10 @@
 // `reproduce`: the comparison of AdvBN with plain fine-tuning, the feature-statistics baselines
 // and their combinations, leave-one-domain-out, written as results.json, report.md and charts.
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DIGIT_DOMAINS } from '../data/digits.js';
-import { type DeviceName, listDevices } from '../devices.js';
+import { type DeviceName, hardwareDescription, listDevices } from '../devices.js';
 import { packageInfo } from '../package-root.js';
 import { writeReport, type Protocol, type Results } from '../report/index.js';
 import { OptionReader, readDevice } from '../validation.js';
@@ -171,7 +171,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
     command: options.command ?? 'advbn reproduce',
     createdAt: new Date().toISOString(),
     package: { name: info.name, version: info.version },
-    hardware: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${resolvedDevice}`,
+    hardware: hardwareDescription(resolvedDevice),
     numClasses: preset === 'digits' ? 10 : pacsConfig.numClasses,
     baseline: 'baseline',
     methods: methodResults,
