@@ -4,20 +4,17 @@
 // 130), `--resume` finishes it (the same result as an uninterrupted run); `advbn evaluate` measures
 // the result on the tree and its corruptions; `advbn predict` on a few of its images agrees with
 // evaluate. Each step checks the files it writes.
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resnet50, saveWeights, validateEvaluation, type EvaluationFile } from '../src/index.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
+import { interruptCli, runCli } from './cli-run.js';
 
-const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const dir = tempDir('cli-chain');
 afterAll(() => dir.cleanup());
 
-function advbn(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
-}
+const advbn = (...args: string[]) => runCli(args, 12_0000);
 
 // ImageNet's layout: one folder per WordNet id, JPEG files named as in the validation set.
 const CLASSES = ['n01440764', 'n02102040', 'n02979186'];
@@ -66,22 +63,8 @@ describe('the command-line chain on an ImageNet-layout tree', () => {
     }
 
     // 2. advbn fine-tune, interrupted by SIGINT once the first epoch's line is out (in epoch 2).
-    const child = spawn(process.execPath, [cli, 'fine-tune', ...training, '--out', run], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (/^Epoch 1\/3 3\/3 /m.test(stdout)) resolve();
-      });
-      void exit.then(() => resolve());
-    });
-    child.kill('SIGINT');
-    expect(await exit, `${stdout}\n${stderr}`).toBe(130);
+    const { code, stdout, stderr } = await interruptCli(['fine-tune', ...training, '--out', run], /^Epoch 1\/3 3\/3 /m);
+    expect(code, `${stdout}\n${stderr}`).toBe(130);
     expect(stderr).toContain('SIGINT: checkpointing and stopping');
     expect(stderr).toContain(`the checkpoint in ${run} holds the position reached: rerun with --resume to continue`);
     expect(stderr).not.toMatch(/\n\s+at /);

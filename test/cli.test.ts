@@ -3,14 +3,12 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CLI, runCli } from './cli-run.js';
 
 const root = new URL('..', import.meta.url);
-const cli = new URL('dist/cli/main.js', root).pathname;
 const version = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version;
 
-function advbn(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
-}
+const advbn = (...args: string[]) => runCli(args, 60_000);
 
 describe('advbn CLI', () => {
   it('doctor --json exits 0 with every device check ok', () => {
@@ -44,7 +42,7 @@ describe('advbn CLI', () => {
   });
 
   it('doctor exits 1 and says why when the addon cannot be loaded', () => {
-    const result = spawnSync(process.execPath, [cli, 'doctor', '--json'], {
+    const result = spawnSync(process.execPath, [CLI, 'doctor', '--json'], {
       encoding: 'utf8',
       env: { ...process.env, ADVBN_NATIVE_PATH: '/nonexistent/advbn.node' },
     });

@@ -1,17 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CORRUPTION_NAMES, imageFolder, normalize } from '../src/index.js';
 import { batchArrays, pattern, tempDir, writeImage } from './image-files.js';
+import { runCli } from './cli-run.js';
 
-const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const tmp = tempDir('corrupt-cli');
 afterAll(() => tmp.cleanup());
 
-function advbn(...args: string[]) {
-  return spawnSync(process.execPath, [cli, 'corrupt', ...args], { encoding: 'utf8', timeout: 60_000 });
-}
+const advbn = (...args: string[]) => runCli(['corrupt', ...args], 60_000);
 
 const PNG_MAGIC = '89504e47';
 const JPEG_MAGIC = 'ffd8ff';

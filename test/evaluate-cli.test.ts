@@ -3,7 +3,6 @@
 // ImageNet-C tree made by `advbn corrupt` (CE / mCE against a baseline evaluation and against
 // AlexNet); predict's JSON lines against evaluate's confusion matrices; every bad flag one line
 // on stderr, exit 2, nothing written.
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,33 +10,15 @@ import { centerCrop, EVALUATION_SCHEMA, fineTune, imageFolder, resizeShorter, re
 import { schemaErrors } from '../src/json-schema.js';
 import { optionRule } from '../src/validation.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
+import { runCli, IMAGENET_C_BENCHMARK } from './cli-run.js';
 
-const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const dir = tempDir('evaluate-cli');
 afterAll(() => dir.cleanup());
 
-function advbn(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
-}
+const advbn = (...args: string[]) => runCli(args, 12_0000);
 
 const CLASSES = ['cat', 'dog', 'owl'];
-const BENCHMARK = [
-  'gaussian_noise',
-  'shot_noise',
-  'impulse_noise',
-  'defocus_blur',
-  'glass_blur',
-  'motion_blur',
-  'zoom_blur',
-  'snow',
-  'frost',
-  'fog',
-  'brightness',
-  'contrast',
-  'elastic_transform',
-  'pixelate',
-  'jpeg_compression',
-];
+const BENCHMARK = IMAGENET_C_BENCHMARK;
 // ImageNet-C's AlexNet errors (the method doc's table), for an independent check of --alexnet.
 const ALEXNET: Record<string, number> = { fog: 0.819324, contrast: 0.853204, gaussian_noise: 0.886428 };
 

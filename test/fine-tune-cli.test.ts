@@ -1,21 +1,18 @@
 // `advbn fine-tune` end to end on a tiny image folder: it trains, checkpoints, writes weights
 // and a JSON summary; --resume continues from the checkpoint; every flag maps onto its fineTune
 // option, --help shows the library's defaults; bad arguments are one line, exit 2.
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resnet18, saveWeights } from '../src/index.js';
 import { optionRule } from '../src/validation.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
+import { interruptCli, runCli } from './cli-run.js';
 
-const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const dir = tempDir('fine-tune-cli');
 afterAll(() => dir.cleanup());
 
-function advbn(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-}
+const advbn = (...args: string[]) => runCli(args, 600_000);
 
 /** The `lr` column of a history.csv, found by its header. */
 function lrColumn(file: string): number[] {
@@ -268,23 +265,9 @@ describe('advbn fine-tune', () => {
     }
     const out = join(dir.path, 'interrupted');
     const args = ['fine-tune', '--data', data, '--out', out, '--from-scratch', '--model', 'resnet18', '--size', '32', '--epochs', '2', '--batch-size', '4', '--device', 'cpu'];
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        // Interrupt after the first epoch's progress line, in the second epoch (12 batches each).
-        if (/^Epoch 1\/2 12\/12 /m.test(stdout)) resolve();
-      });
-      void exit.then(() => resolve());
-    });
-    child.kill('SIGINT');
-    expect(await exit, stderr).toBe(130);
+    // Interrupt after the first epoch's progress line, in the second epoch (12 batches each).
+    const { code, stderr } = await interruptCli(args, /^Epoch 1\/2 12\/12 /m);
+    expect(code, stderr).toBe(130);
     expect(stderr).toContain('rerun with --resume');
     expect(existsSync(join(out, 'checkpoint.safetensors'))).toBe(true);
     const resumed = advbn(...args, '--resume');

@@ -6,7 +6,7 @@
 // cut and attack. Checks the report files, both BN branches of every figure, the paper's numbers,
 // that a rerun skips everything, that an interrupted run resumes to the same weights, and the
 // error paths.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,51 +24,17 @@ import {
   validateImageNetResults,
 } from '../src/index.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
+import { CLI, runCli, IMAGENET_C_BENCHMARK, ALEXNET_ERRORS } from './cli-run.js';
 
-const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const dir = tempDir('reproduce-imagenet');
 afterAll(() => dir.cleanup());
 
-function advbn(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 180_000 });
-}
+const advbn = (...args: string[]) => runCli(args, 18_0000);
 
 const CLASSES = ['n01440764', 'n01443537', 'n01484850'];
-const BENCHMARK = [
-  'gaussian_noise',
-  'shot_noise',
-  'impulse_noise',
-  'defocus_blur',
-  'glass_blur',
-  'motion_blur',
-  'zoom_blur',
-  'snow',
-  'frost',
-  'fog',
-  'brightness',
-  'contrast',
-  'elastic_transform',
-  'pixelate',
-  'jpeg_compression',
-];
+const BENCHMARK = IMAGENET_C_BENCHMARK;
 // ImageNet-C's AlexNet errors, from the method doc (an independent check of the mCE).
-const ALEXNET: Record<string, number> = {
-  gaussian_noise: 0.886428,
-  shot_noise: 0.894468,
-  impulse_noise: 0.92264,
-  defocus_blur: 0.81988,
-  glass_blur: 0.826268,
-  motion_blur: 0.785948,
-  zoom_blur: 0.79836,
-  snow: 0.866816,
-  frost: 0.826572,
-  fog: 0.819324,
-  brightness: 0.564592,
-  contrast: 0.853204,
-  elastic_transform: 0.646056,
-  pixelate: 0.71784,
-  jpeg_compression: 0.6065,
-};
+const ALEXNET = ALEXNET_ERRORS;
 
 const path = (...parts: string[]) => join(dir.path, ...parts);
 const train = path('imagenet', 'train');
@@ -246,7 +212,7 @@ describe('advbn reproduce --preset imagenet', () => {
   it('SIGTERM in the middle checkpoints and exits 130; the same command resumes to the same weights and figures', async () => {
     const resumed = path('resumed');
     const args = ['reproduce', '--preset', 'imagenet', '--weights', weights, '--train', train, '--val', val, '--domain', `sketch=${inverted}`, '--out', resumed, ...small];
-    const child: ChildProcess = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk) => {
       stderr += chunk;

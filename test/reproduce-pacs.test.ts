@@ -1,14 +1,13 @@
 // The PACS preset end to end on a tiny PACS-layout tree the test writes (ROOT/<domain>/<class>/<image>:
 // the four domains, the seven classes, two 32 x 32 images each), with the preset's sizes
 // overridden (one held-out domain, 32 px, a few epochs) so that it runs in seconds on a CPU.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError, type ReproduceResults, reproduce, validateResults } from '../src/index.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
+import { runCli } from './cli-run.js';
 
-const cli = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const dir = tempDir('reproduce-pacs');
 afterAll(() => dir.cleanup());
 
@@ -96,7 +95,7 @@ describe('reproduce --preset pacs', () => {
       [['--preset', 'pacs', '--out', out], /option "data" must be the PACS root folder/],
       [['--preset', 'pacs', '--data', partial, '--out', out, '--device', 'cpu'], /lacks the PACS domain folders art_painting, cartoon, sketch/],
     ] as const) {
-      const run = spawnSync(process.execPath, [cli, 'reproduce', ...args], { encoding: 'utf8', timeout: 60_000 });
+      const run = runCli(['reproduce', ...args], 60_000);
       expect(run.status, run.stderr).toBe(2);
       expect(run.stderr.trim().split('\n')).toHaveLength(1);
       expect(run.stderr).toMatch(message);
