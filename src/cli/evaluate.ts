@@ -11,7 +11,7 @@ import type { BnBranch } from '../models.js';
 import { packageInfo } from '../package-root.js';
 import { Progress } from '../reproduce/progress.js';
 import { badFlag, parseFlags, runCommand } from './args.js';
-import { buildModel, evalTransforms, existingFile, existingFolder, modelFlagsHelp, outFolder, readModelFlags } from './model-flags.js';
+import { buildModel, evalTransforms, existingDomainFolders, existingFile, existingFolder, modelFlagsHelp, outFolder, readDomainFlags, readModelFlags } from './model-flags.js';
 
 const usage = () => `usage: advbn evaluate --weights FILE --data DIR --out DIR [options]
 
@@ -38,7 +38,6 @@ ${modelFlagsHelp()}
                       (ImageNet-C only: the corruptions must be its 15 benchmark ones)`;
 
 const BN_CHOICES = ['clean', 'adv', 'both'] as const;
-const DOMAIN_NAME = /^[A-Za-z0-9][\w.-]*$/;
 
 /** The flags, checked: a {@link UsageError} names the first bad one. Reads nothing but the baseline file. */
 function readFlags(args: readonly string[]) {
@@ -62,14 +61,7 @@ function readFlags(args: readonly string[]) {
   if (v.out === undefined) throw badFlag('out', 'is required (the folder evaluation.json and evaluation.md go to)');
   const bn = (v.bn ?? 'both') as (typeof BN_CHOICES)[number];
   if (!BN_CHOICES.includes(bn)) throw badFlag('bn', `must be ${BN_CHOICES.join(', ')}`, v.bn);
-  const domains: Record<string, string> = {};
-  for (const spec of v.domain ?? []) {
-    const at = spec.indexOf('=');
-    const [name, dir] = at < 0 ? [spec, ''] : [spec.slice(0, at), spec.slice(at + 1)];
-    if (!DOMAIN_NAME.test(name) || dir === '') throw badFlag('domain', 'must be NAME=DIR (NAME of letters, digits, _ . -), e.g. sketch=imagenet-sketch', spec);
-    if (name === 'clean' || Object.hasOwn(domains, name)) throw badFlag('domain', `names ${name === 'clean' ? 'the clean set' : `${name} twice`}`, spec);
-    domains[name] = dir;
-  }
+  const domains = readDomainFlags(v.domain, ['clean']);
   if (v.baseline !== undefined && v.alexnet) throw badFlag('baseline', 'and --alexnet are exclusive (CE is against one reference)');
   if ((v.baseline !== undefined || v.alexnet) && v.corruptions === undefined) {
     throw badFlag(v.alexnet ? 'alexnet' : 'baseline', 'needs --corruptions (CE and mCE are corruption figures)');
@@ -78,21 +70,10 @@ function readFlags(args: readonly string[]) {
   existingFile('weights', model.weights);
   existingFolder('data', v.data);
   if (v.corruptions !== undefined) existingFolder('corruptions', v.corruptions);
-  for (const [name, dir] of Object.entries(domains)) {
-    if (!existsFolder(dir)) throw badFlag('domain', `${name}: names no such folder`, `${name}=${dir}`);
-  }
+  existingDomainFolders(domains);
   outFolder(v.out);
   const baseline = v.baseline === undefined ? undefined : readBaseline(existingFile('baseline', v.baseline));
   return { model, data: v.data, out: v.out, bn, corruptions: v.corruptions, domains, baseline, alexnet: v.alexnet ?? false, baselinePath: v.baseline };
-}
-
-function existsFolder(dir: string): boolean {
-  try {
-    existingFolder('domain', dir);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** An earlier evaluation.json with clean-branch corruption errors. */

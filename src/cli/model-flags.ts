@@ -72,6 +72,32 @@ export function existingFile(name: string, path: string): string {
   return path;
 }
 
+const DOMAIN_NAME = /^[A-Za-z0-9][\w.-]*$/;
+
+/**
+ * The repeatable `--domain NAME=DIR` flags: NAME of letters, digits, `_ . -`, none of `reserved`
+ * (the command's own test sets) or given twice, DIR an existing folder.
+ */
+export function readDomainFlags(specs: readonly string[] | undefined, reserved: readonly string[]): Record<string, string> {
+  const domains: Record<string, string> = {};
+  for (const spec of specs ?? []) {
+    const at = spec.indexOf('=');
+    const [name, dir] = at < 0 ? [spec, ''] : [spec.slice(0, at), spec.slice(at + 1)];
+    if (!DOMAIN_NAME.test(name) || dir === '') throw badFlag('domain', 'must be NAME=DIR (NAME of letters, digits, _ . -), e.g. sketch=imagenet-sketch', spec);
+    if (reserved.includes(name)) throw badFlag('domain', `may not be named ${name} (a test set of its own)`, spec);
+    if (Object.hasOwn(domains, name)) throw badFlag('domain', `names ${name} twice`, spec);
+    domains[name] = dir;
+  }
+  return domains;
+}
+
+/** Each `--domain` folder must exist (checked with the command's other paths, after its flags). */
+export function existingDomainFolders(domains: Record<string, string>): void {
+  for (const [name, dir] of Object.entries(domains)) {
+    if (!statOrUndefined(dir)?.isDirectory()) throw badFlag('domain', `${name}: names no such folder`, `${name}=${dir}`);
+  }
+}
+
 /** `--out DIR` may be missing (it is created later) but not a file. */
 export function outFolder(path: string): string {
   if (statOrUndefined(path) && !statOrUndefined(path)!.isDirectory()) throw badFlag('out', 'must be a folder (it exists and is not one)', path);

@@ -8,7 +8,7 @@ import { missingBenchmarkCorruptions, reproduceImageNet } from '../reproduce/ima
 import type { DeviceName } from '../devices.js';
 import { DEVICE_PATTERN, optionRule } from '../validation.js';
 import { badFlag, parseFlags, runCommand, UsageError, wholeFlag } from './args.js';
-import { existingFile, existingFolder, outFolder } from './model-flags.js';
+import { existingDomainFolders, existingFile, existingFolder, outFolder, readDomainFlags } from './model-flags.js';
 
 /** The help of the preset (also part of `advbn reproduce --help`). */
 export function imagenetUsage(): string {
@@ -51,7 +51,6 @@ its current test set; a second Ctrl-C stops at once).
   --checkpoint-every N  steps between checkpoints within an epoch (default ${IMAGENET.checkpointEvery})`;
 }
 
-const DOMAIN_NAME = /^[A-Za-z0-9][\w.-]*$/;
 /** Flags of the other presets, refused here by name. */
 const OTHER_PRESETS = ['quick', 'full', 'seeds', 'methods', 'save-models', 'no-corruptions', 'data'] as const;
 
@@ -97,15 +96,7 @@ function readFlags(args: readonly string[]) {
   const size = wholeFlag('size', v.size, 1);
   const evalBatchSize = wholeFlag('eval-batch-size', v['eval-batch-size'], 1);
   const checkpointEvery = wholeFlag('checkpoint-every', v['checkpoint-every'], 1);
-  const domains: Record<string, string> = {};
-  for (const spec of v.domain ?? []) {
-    const at = spec.indexOf('=');
-    const [name, dir] = at < 0 ? [spec, ''] : [spec.slice(0, at), spec.slice(at + 1)];
-    if (!DOMAIN_NAME.test(name) || dir === '') throw badFlag('domain', 'must be NAME=DIR (NAME of letters, digits, _ . -), e.g. sketch=imagenet-sketch', spec);
-    if (['val', 'imagenet-c', 'clean'].includes(name)) throw badFlag('domain', `may not be named ${name} (a test set of its own)`, spec);
-    if (Object.hasOwn(domains, name)) throw badFlag('domain', `names ${name} twice`, spec);
-    domains[name] = dir;
-  }
+  const domains = readDomainFlags(v.domain, ['val', 'imagenet-c', 'clean']);
   // The paths, before anything is read.
   existingFile('weights', weights);
   existingFolder('train', train);
@@ -118,14 +109,7 @@ function readFlags(args: readonly string[]) {
       throw badFlag('imagenet-c', `must hold the 15 ImageNet-C benchmark corruptions (DIR/<corruption>/<severity>/<class>/<image>); it lacks ${missing.join(', ')}`, imagenetC);
     }
   }
-  for (const [name, dir] of Object.entries(domains)) {
-    try {
-      existingFolder('domain', dir);
-    } catch (err) {
-      if (err instanceof UsageError) throw badFlag('domain', `${name}: names no such folder`, `${name}=${dir}`);
-      throw err;
-    }
-  }
+  existingDomainFolders(domains);
   outFolder(out);
   return {
     weights,
