@@ -143,6 +143,23 @@ export class Model implements Disposable {
    * Runs in inference mode with the chosen BatchNorm branch.
    */
   async predict(images: ImageArray | Dataset, options: PredictOptions = {}): Promise<Prediction> {
+    const rows: Float32Array[] = [];
+    for await (const part of this.predictBatches(images, options)) rows.push(part);
+    const logits = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+    let offset = 0;
+    for (const part of rows) {
+      logits.set(part, offset);
+      offset += part.length;
+    }
+    return { logits, numClasses: this.numClasses, classes: argMaxRows(logits, this.numClasses) };
+  }
+
+  /**
+   * {@link Model.predict} one batch at a time: the logits of each batch ([batch, numClasses],
+   * row-major) as soon as it is computed, the data loader prefetching the next meanwhile.
+   * @internal
+   */
+  async *predictBatches(images: ImageArray | Dataset, options: PredictOptions = {}): AsyncGenerator<Float32Array> {
     const context = 'predict';
     const native = this.nativeHandle(context);
     const o = new OptionReader(context, options).rejectUnknown(['bn', 'batchSize', 'mean', 'std']);
@@ -151,14 +168,9 @@ export class Model implements Disposable {
     const dataset = toPredictionDataset(context, images, this.numClasses, options);
     try {
       assertFitsModel(context, 'images', dataset.dataset, this);
-      const logits = new Float32Array(dataset.dataset.length * this.numClasses);
-      let offset = 0;
       for await (const batch of dataset.dataset.batches({ batchSize, device: this.device })) {
-        const part = await callNative(() => native.predict(batch.handle, bn));
-        logits.set(part, offset);
-        offset += part.length;
+        yield await callNative(() => native.predict(batch.handle, bn));
       }
-      return { logits, numClasses: this.numClasses, classes: argMaxRows(logits, this.numClasses) };
     } finally {
       if (dataset.owned) dataset.dataset.dispose();
     }

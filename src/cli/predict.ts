@@ -2,7 +2,6 @@
 // softmax probabilities, one JSON line per image on stdout.
 import { readFileSync, statSync } from 'node:fs';
 import { imageFiles } from '../data/sources.js';
-import { subset } from '../data/selection.js';
 import { InvalidDataError } from '../errors.js';
 import type { BnBranch } from '../models.js';
 import { UsageError, badFlag, parseFlagsAndOperands, runCommand, wholeFlag } from './args.js';
@@ -91,17 +90,13 @@ async function predict(flags: NonNullable<ReturnType<typeof readFlags>>): Promis
     throw new InvalidDataError(`--classes names ${flags.classes.length} classes but the classifier in ${flags.model.weights} has ${model.numClasses}`);
   }
   using images = await imageFiles(flags.paths, { transforms: evalTransforms(flags.model.size) });
-  // One batch at a time, each printed before the next is read: memory stays one batch of logits
-  // however many images there are, and the lines appear as the images are classified.
-  const step = flags.model.batchSize;
-  for (let start = 0; start < images.length; start += step) {
-    const count = Math.min(step, images.length - start);
-    using part = subset(
-      images,
-      Array.from({ length: count }, (_, i) => start + i),
-    );
-    const { logits, numClasses } = await model.predict(part, { bn: flags.bn, batchSize: step });
-    const k = Math.min(flags.topK, numClasses);
+  // One batch at a time, each printed as soon as it is classified (the loader prefetching the
+  // next): memory stays one batch of logits however many images there are.
+  const numClasses = model.numClasses;
+  const k = Math.min(flags.topK, numClasses);
+  let start = 0;
+  for await (const logits of model.predictBatches(images, { bn: flags.bn, batchSize: flags.model.batchSize })) {
+    const count = logits.length / numClasses;
     const lines = images.files.slice(start, start + count).map((file, i) => {
       const probabilities = softmax(logits.subarray(i * numClasses, (i + 1) * numClasses));
       // Best first; equal scores keep the lower index first (as the arg-max).
@@ -110,6 +105,7 @@ async function predict(flags: NonNullable<ReturnType<typeof readFlags>>): Promis
       return JSON.stringify({ file, bn: flags.bn, top });
     });
     process.stdout.write(`${lines.join('\n')}\n`);
+    start += count;
   }
   return 0;
 }
