@@ -33,9 +33,10 @@ describe('digits benchmark', () => {
     const test = await digits.domain('low_light', { limit: 30 });
     expect([train.length, test.length, train.numClasses]).toEqual([30, 30, 10]);
     expect(train.imageShape).toEqual([3, 28, 28]);
-    // Dim: the low-light scenes average well below a colour scene's 0.5.
+    // Dim: light pages (the lighter colour of a random pair) in low light, measured at 0.42 in
+    // luma over 200 renders in the Rust tests.
     const pixels = (await arrays(test)).images;
-    expect(pixels.reduce((a, b) => a + b, 0) / pixels.length).toBeLessThan(0.36);
+    expect(pixels.reduce((a, b) => a + b, 0) / pixels.length).toBeLessThan(0.47);
     train.dispose();
     test.dispose();
   });

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::textures;
-use super::{COLORIZED_MIN_CONTRAST, LOW_LIGHT_GAIN, LOW_LIGHT_TINT, MNIST_M_MIN_CONTRAST};
+use super::{COLORIZED_CONTRAST, COLORIZED_MIN_SATURATION, LOW_LIGHT_GAIN, LOW_LIGHT_MIN_CONTRAST, LOW_LIGHT_TINT, MNIST_M_MIN_CONTRAST};
 
 fn luma(c: [f32; 3]) -> f32 {
     0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
@@ -31,7 +31,7 @@ pub(super) fn mnist_m(d: &[f32], w: usize, h: usize, rng: &mut ChaCha8Rng) -> Ve
 }
 
 /// A random background and foreground colour whose `brightness` differs by at least
-/// `COLORIZED_MIN_CONTRAST`; after 64 misses, whichever of black and white is farther from the
+/// `LOW_LIGHT_MIN_CONTRAST`; after 64 misses, whichever of black and white is farther from the
 /// background (under a colour cast that can fall short of the floor: the best there is).
 fn colour_pair(rng: &mut ChaCha8Rng, brightness: impl Fn([f32; 3]) -> f32) -> ([f32; 3], [f32; 3]) {
     let colour = |rng: &mut ChaCha8Rng| -> [f32; 3] { [rng.gen(), rng.gen(), rng.gen()] };
@@ -39,7 +39,7 @@ fn colour_pair(rng: &mut ChaCha8Rng, brightness: impl Fn([f32; 3]) -> f32) -> ([
     let apart = |fg: [f32; 3]| (brightness(fg) - brightness(bg)).abs();
     for _ in 0..64 {
         let fg = colour(rng);
-        if apart(fg) >= COLORIZED_MIN_CONTRAST {
+        if apart(fg) >= LOW_LIGHT_MIN_CONTRAST {
             return (bg, fg);
         }
     }
@@ -53,16 +53,39 @@ fn paint(d: &[f32], bg: [f32; 3], fg: [f32; 3]) -> Vec<f32> {
 }
 
 pub(super) fn colorized(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let (bg, fg) = colour_pair(rng, luma);
+    let (bg, fg) = chromatic_pair(rng);
     paint(d, bg, fg)
+}
+
+/// Two chromatic colours (HSV saturation at least `COLORIZED_MIN_SATURATION`, value at least
+/// 0.3) whose luma differs by an amount in `COLORIZED_CONTRAST`, either one the brighter: pairs
+/// drawn independently until one fits (about one draw in four does). After 256 misses (never
+/// seen) the foreground falls back to the gray at the middle of the range from the background.
+fn chromatic_pair(rng: &mut ChaCha8Rng) -> ([f32; 3], [f32; 3]) {
+    let colour = |rng: &mut ChaCha8Rng| textures::hsv_to_rgb(rng.gen(), rng.gen_range(COLORIZED_MIN_SATURATION..1.0), rng.gen_range(0.3..1.0));
+    let (lo, hi) = COLORIZED_CONTRAST;
+    let mut bg = colour(rng);
+    for _ in 0..256 {
+        let fg = colour(rng);
+        if (lo..=hi).contains(&(luma(fg) - luma(bg)).abs()) {
+            return (bg, fg);
+        }
+        bg = colour(rng);
+    }
+    let step = 0.5 * (lo + hi);
+    let l = luma(bg);
+    let gray = if l + step <= 1.0 { l + step } else { l - step };
+    (bg, [gray; 3])
 }
 
 pub(super) fn low_light(d: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
     let gain = rng.gen_range(LOW_LIGHT_GAIN.0..LOW_LIGHT_GAIN.1);
     let tint: [f32; 3] = std::array::from_fn(|c| LOW_LIGHT_TINT[c] * rng.gen_range(0.9..1.1));
-    // A colour scene whose pair stays apart in luma under this light (the cast could cancel
-    // the contrast of, say, a red digit on blue).
-    let (bg, fg) = colour_pair(rng, |c| luma(std::array::from_fn(|k| c[k] * tint[k])));
+    // A page, dark ink on a lighter colour, whose pair stays apart in luma under this light (the
+    // cast could cancel the contrast of, say, a red digit on blue).
+    let lit = |c: [f32; 3]| luma(std::array::from_fn(|k| c[k] * tint[k]));
+    let (bg, fg) = colour_pair(rng, lit);
+    let (bg, fg) = if lit(fg) > lit(bg) { (fg, bg) } else { (bg, fg) };
     let mut out = paint(d, bg, fg);
     // A camera's tone curve lifts the shadows a little; then read noise plus shot noise, whose
     // variance grows with the signal.
