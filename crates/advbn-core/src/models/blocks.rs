@@ -24,10 +24,6 @@ impl Downsample {
     fn new(in_c: usize, out_c: usize, stride: usize, vb: VarBuilder, store: &ParamStore) -> candle_core::Result<Self> {
         Ok(Self { conv: conv2d(in_c, out_c, 1, stride, 0, vb.pp("0"))?, bn: dual_bn(out_c, vb.pp("1"), store)? })
     }
-
-    fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        conv_bn(&self.conv, &self.bn, x, mode, None, false)
-    }
 }
 
 fn downsample_if_needed(in_c: usize, out_c: usize, stride: usize, vb: VarBuilder, store: &ParamStore) -> candle_core::Result<Option<Downsample>> {
@@ -91,6 +87,9 @@ impl Bottleneck {
     }
 }
 
+/// A conv and the BN after it.
+pub type Unit<'a> = (&'a Conv2d, &'a DualBatchNorm);
+
 /// Either block kind; a ResNet stage is a list of these.
 #[derive(Clone)]
 pub enum Block {
@@ -99,23 +98,29 @@ pub enum Block {
 }
 
 impl Block {
+    /// The residual branch's units in order (each ends in a ReLU; the last one adds the identity
+    /// before it), and the downsample unit (no ReLU) when the shape changes.
+    pub fn units(&self) -> (Vec<Unit<'_>>, Option<Unit<'_>>) {
+        let (units, downsample) = match self {
+            Block::Basic(b) => (vec![(&b.conv1, &b.bn1), (&b.conv2, &b.bn2)], &b.downsample),
+            Block::Bottleneck(b) => (vec![(&b.conv1, &b.bn1), (&b.conv2, &b.bn2), (&b.conv3, &b.bn3)], &b.downsample),
+        };
+        (units, downsample.as_ref().map(|d| (&d.conv, &d.bn)))
+    }
+
     /// ReLU(residual branch + identity); the last conv, its BN, the add and the ReLU as one unit.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let identity = |downsample: &Option<Downsample>| match downsample {
-            Some(d) => d.forward(x, mode),
-            None => Ok(x.clone()),
-        };
-        match self {
-            Block::Basic(b) => {
-                let y = conv_bn(&b.conv1, &b.bn1, x, mode, None, true)?;
-                conv_bn(&b.conv2, &b.bn2, &y, mode, Some(&identity(&b.downsample)?), true)
-            }
-            Block::Bottleneck(b) => {
-                let y = conv_bn(&b.conv1, &b.bn1, x, mode, None, true)?;
-                let y = conv_bn(&b.conv2, &b.bn2, &y, mode, None, true)?;
-                conv_bn(&b.conv3, &b.bn3, &y, mode, Some(&identity(&b.downsample)?), true)
-            }
+        let (units, downsample) = self.units();
+        let Some(((last_conv, last_bn), first)) = units.split_last() else { candle_core::bail!("a residual block without units") };
+        let mut y = x.clone();
+        for (conv, bn) in first {
+            y = conv_bn(conv, bn, &y, mode, None, true)?;
         }
+        let identity = match downsample {
+            Some((conv, bn)) => conv_bn(conv, bn, x, mode, None, false)?,
+            None => x.clone(),
+        };
+        conv_bn(last_conv, last_bn, &y, mode, Some(&identity), true)
     }
 
     /// Every BN of the block, for branch management.

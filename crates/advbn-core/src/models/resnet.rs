@@ -6,7 +6,7 @@ use std::ops::Range;
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module};
 
-use super::blocks::{dual_bn, BasicBlock, Block, Bottleneck};
+use super::blocks::{dual_bn, BasicBlock, Block, Bottleneck, Unit};
 use super::config::{ModelConfig, StageLayout};
 use crate::error::{Error, Result};
 use crate::nn::layers::{conv2d, global_avg_pool, linear, Conv2d};
@@ -16,6 +16,10 @@ use crate::params::{is_buffer, ParamStore};
 /// Max-pooling with a backward for any kernel/stride/padding (PyTorch semantics); the stem
 /// uses 3x3, stride 2, padding 1 like torchvision.
 pub use crate::ops::max_pool::max_pool2d;
+use crate::ops::max_pool::MaxPool2d;
+
+/// The ImageNet stem's max-pool (torchvision's).
+pub(crate) const STEM_POOL: MaxPool2d = MaxPool2d { kernel: 3, stride: 2, padding: 1 };
 
 pub struct ResNet {
     config: ModelConfig,
@@ -113,7 +117,7 @@ impl ResNet {
     fn forward_stem(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let x = conv_bn(&self.stem_conv, &self.stem_bn, x, mode, None, true)?;
         if self.layout.imagenet_stem {
-            max_pool2d(&x, 3, 2, 1)
+            max_pool2d(&x, STEM_POOL.kernel, STEM_POOL.stride, STEM_POOL.padding)
         } else {
             Ok(x)
         }
@@ -145,7 +149,21 @@ impl ResNet {
     pub fn forward_tail(&self, h: &Tensor, cut: usize, mode: ForwardMode) -> candle_core::Result<Tensor> {
         let h = if cut == 0 { self.forward_stem(h, mode)? } else { h.clone() };
         let h = self.forward_stages(h, cut..self.stages.len(), mode)?;
-        self.fc.forward(&global_avg_pool(&h)?)
+        self.head(&h)
+    }
+
+    /// Global average pooling and the classifier: logits from the last stage's feature map.
+    pub fn head(&self, features: &Tensor) -> candle_core::Result<Tensor> {
+        self.fc.forward(&global_avg_pool(features)?)
+    }
+
+    /// The stem's conv and BN, and whether a max-pool follows them (the ImageNet stem).
+    pub(crate) fn stem(&self) -> (Unit<'_>, bool) {
+        ((&self.stem_conv, &self.stem_bn), self.layout.imagenet_stem)
+    }
+
+    pub(crate) fn stages(&self) -> &[Vec<Block>] {
+        &self.stages
     }
 
     /// The whole network.

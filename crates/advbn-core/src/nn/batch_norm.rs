@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use super::mode::{BnMode, ForwardMode};
 use crate::ops::batch_norm::{batch_norm_add_relu, batch_norm_fused, batch_stats, BnOptions};
 use crate::ops::conv::ConvParams;
-use crate::ops::conv_bn::conv_bn_relu_train;
+use crate::ops::conv_bn::{train_unit, TrainUnit};
 use crate::params::ParamStore;
 
 pub const BN_EPS: f64 = 1e-5;
@@ -65,12 +65,18 @@ impl BatchNorm {
         batch_norm_add_relu(x, &mode.weight(&self.weight), &mode.weight(&self.bias), &mean, &var, residual, options)
     }
 
-    /// ReLU(BN(conv(x, w))) in training mode as one fused op (CPU: `ops::conv_bn`), updating the
-    /// running statistics; `w` is the conv's weight as `mode` sees it.
-    pub fn conv_relu_train(&self, x: &Tensor, w: &Tensor, params: ConvParams, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let (z, mean, var) = conv_bn_relu_train(x, w, &mode.weight(&self.weight), &mode.weight(&self.bias), params, BN_EPS)?;
+    /// ReLU?(BN(conv(x, w)) + residual?) in training mode outside Candle's graph (CPU:
+    /// `ops::conv_bn`), updating the running statistics; returns the output and the unit's
+    /// record for its backward.
+    pub fn train_unit(&self, x: &Tensor, w: &Tensor, params: ConvParams, residual: Option<&Tensor>, relu: bool) -> candle_core::Result<(Tensor, TrainUnit)> {
+        let (z, unit, mean, var) = train_unit(x, w, &self.weight, &self.bias, residual, relu, params, BN_EPS)?;
         self.update_running_stats(&z, &mean, &var)?;
-        Ok(z)
+        Ok((z, unit))
+    }
+
+    /// gamma and beta, the parameters a training unit's `gamma` and `beta` gradients are for.
+    pub fn affine_params(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
     }
 
     /// Eval mode as a per-channel affine map: (gamma / sqrt(running_var + eps),

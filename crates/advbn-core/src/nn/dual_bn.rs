@@ -40,11 +40,6 @@ impl DualBatchNorm {
         self.branch(mode).forward(x, mode, relu)
     }
 
-    /// ReLU(BN(conv(x))) in training mode, fused, with the branch `mode` selects.
-    pub fn conv_relu_train(&self, x: &Tensor, w: &Tensor, params: crate::ops::conv::ConvParams, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        self.branch(mode).conv_relu_train(x, w, params, mode)
-    }
-
     /// ReLU(BN(x) + residual) with the branch `mode` selects.
     pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
         self.branch(mode).forward_add_relu(x, residual, mode)
@@ -55,7 +50,8 @@ impl DualBatchNorm {
         self.branch(mode).eval_affine()
     }
 
-    fn branch(&self, mode: ForwardMode) -> &BatchNorm {
+    /// The branch `mode` selects (the clean one while no adversarial branch exists).
+    pub fn branch(&self, mode: ForwardMode) -> &BatchNorm {
         // BNs without an adversarial copy (the frozen encoder's) serve both branches:
         // the encoder is shared by clean and perturbed inputs.
         match (mode.branch, &self.adv) {

@@ -270,6 +270,16 @@ pub(crate) fn backward_for(
     Ok((d_x, d_coeffs))
 }
 
+/// The BN (+ ReLU) of `options` from packed coefficients [gamma, beta, mean, var], or the
+/// ReLU of BN(y) plus a residual; no graph (the training units of `ops::conv_bn` keep their own
+/// record). The residual form runs on the CPU only.
+pub(crate) fn apply_train(y: &Tensor, coeffs: &Tensor, residual: Option<&Tensor>, options: BnOptions) -> Result<Tensor> {
+    match residual {
+        Some(r) => y.apply_op3_no_bwd(coeffs, &r.contiguous()?, &BnAddRelu(options)),
+        None => y.apply_op2_no_bwd(coeffs, &BnApply(options)),
+    }
+}
+
 /// ReLU(BN(x) + r) (CPU): x, coeffs, r.
 struct BnAddRelu(BnOptions);
 

@@ -380,9 +380,7 @@ impl CustomOp1 for MaxPool2d {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let x = arg.contiguous()?;
-        let grad = grad_res.contiguous()?;
-        Ok(Some(x.apply_op2_no_bwd(&grad, &MaxPool2dGrad { pool: *self })?))
+        Ok(Some(max_pool2d_backward(arg, grad_res, *self)?))
     }
 }
 
@@ -437,4 +435,9 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
         return x.to_dtype(DType::F32)?.apply_op1(pool)?.to_dtype(x.dtype());
     }
     x.apply_op1(pool)
+}
+
+/// The input gradient of `pool` over x from the output's gradient (no graph).
+pub fn max_pool2d_backward(x: &Tensor, grad: &Tensor, pool: MaxPool2d) -> Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &MaxPool2dGrad { pool })
 }

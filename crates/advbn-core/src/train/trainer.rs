@@ -1,7 +1,8 @@
 //! One optimisation step of AdvBN, or of a baseline it is compared against (plain fine-tuning,
 //! ERM; MixStyle; DSU), on the tail of a cut model.
 
-use candle_core::Tensor;
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -9,6 +10,7 @@ use super::optim::{Optimizer, OptimizerConfig};
 use super::schedule::Schedule;
 use crate::attack::{attack, AttackConfig};
 use crate::error::{Error, Result};
+use crate::models::backprop::{self, TailRecord};
 use crate::models::ResNet;
 use crate::nn::readout::{count_correct, scalar};
 use crate::nn::{dsu, mixstyle, BnBranch, BnMode, DsuConfig, ForwardMode, MixStyleConfig};
@@ -252,27 +254,63 @@ impl Trainer {
             None
         };
 
-        let clean_logits = model.forward_tail(&features, cut, ForwardMode::TRAIN_CLEAN)?;
-        let clean_loss = candle_nn::loss::cross_entropy(&clean_logits, labels)?;
+        let clean = TailPass::new(model, &features, cut, ForwardMode::TRAIN_CLEAN)?;
+        let clean_loss = candle_nn::loss::cross_entropy(&clean.logits, labels)?;
         logs.clean_loss = scalar(&clean_loss)?;
-        logs.correct = count_correct(&clean_logits, labels)?;
-        let total = match &perturbed {
-            None => clean_loss,
+        logs.correct = count_correct(&clean.logits, labels)?;
+        let (total, adv) = match &perturbed {
+            None => (clean_loss, None),
             Some(y) => {
-                let adv_logits = model.forward_tail(y, cut, ForwardMode::new(BnMode::Train, BnBranch::Adv))?;
-                let adv_loss = candle_nn::loss::cross_entropy(&adv_logits, labels)?;
+                let adv = TailPass::new(model, y, cut, ForwardMode::new(BnMode::Train, BnBranch::Adv))?;
+                let adv_loss = candle_nn::loss::cross_entropy(&adv.logits, labels)?;
                 logs.adv_loss = Some(scalar(&adv_loss)?);
-                logs.adv_correct = Some(count_correct(&adv_logits, labels)?);
-                (clean_loss + adv_loss)?
+                logs.adv_correct = Some(count_correct(&adv.logits, labels)?);
+                ((clean_loss + adv_loss)?, Some(adv))
             }
         };
         logs.loss = scalar(&total)?;
         if !logs.loss.is_finite() {
             return Err(Error::Diverged { epoch, step, loss: logs.loss });
         }
-        let grads = total.backward()?;
+        let mut grads = total.backward()?;
+        clean.backward(&mut grads)?;
+        if let Some(adv) = adv {
+            adv.backward(&mut grads)?;
+        }
         self.optimizer.step(&grads, lr)?;
         Ok(logs)
+    }
+}
+
+/// One training pass through the tail. On the CPU the tail up to its last feature map is
+/// recorded outside Candle's graph (`models::backprop`) and the graph holds only the head and
+/// the loss; elsewhere the whole pass is in the graph.
+struct TailPass {
+    logits: Tensor,
+    /// The feature map (the head's input, a variable of the graph) and the record behind it.
+    recorded: Option<(Var, TailRecord)>,
+}
+
+impl TailPass {
+    fn new(model: &ResNet, h: &Tensor, cut: usize, mode: ForwardMode) -> Result<Self> {
+        if !backprop::records(h, mode) {
+            return Ok(Self { logits: model.forward_tail(h, cut, mode)?, recorded: None });
+        }
+        let (features, record) = backprop::forward_tail_recorded(model, h, cut, mode)?;
+        let features = Var::from_tensor(&features)?;
+        Ok(Self { logits: model.head(features.as_tensor())?, recorded: Some((features, record)) })
+    }
+
+    /// Adds the recorded part's weight gradients to `grads`, the loss's backward (which holds
+    /// the feature map's gradient).
+    fn backward(self, grads: &mut GradStore) -> Result<()> {
+        if let Some((features, record)) = self.recorded {
+            let grad = grads
+                .remove(features.as_tensor())
+                .ok_or_else(|| candle_core::Error::Msg("internal error: the loss has no gradient for the tail's feature map".into()))?;
+            record.backward(&grad, grads)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,238 @@
+//! The CPU training passes through a ResNet's tail without Candle's autograd: the forward keeps
+//! each unit's record (`nn::conv_bn_recorded`) and the backward walks the blocks in reverse with
+//! our kernels, summing each block's two input gradients (branch and identity) itself. Through
+//! Candle's graph every intermediate tensor's gradient is accumulated from a zero-filled tensor
+//! by a single-threaded add; here only the weights' gradients are stored.
+//!
+//! The arithmetic is that of the graph (the same kernels in the same order; sums of two terms,
+//! which do not depend on their order), so gradients are bit-identical to `forward_tail`'s.
+
+use candle_core::backprop::GradStore;
+use candle_core::Tensor;
+
+use super::resnet::{max_pool2d, STEM_POOL};
+use super::ResNet;
+use crate::nn::conv_bn::{conv_bn_recorded, RecordedUnit};
+use crate::nn::{BnMode, ForwardMode};
+use crate::ops::conv_bn;
+use crate::ops::max_pool::max_pool2d_backward;
+
+/// What the backward of one recorded tail pass needs, in forward order.
+pub struct TailRecord {
+    /// The stem's unit and, with the ImageNet stem, the max-pool's input.
+    stem: Option<(RecordedUnit, Option<Tensor>)>,
+    blocks: Vec<BlockRecord>,
+}
+
+struct BlockRecord {
+    units: Vec<RecordedUnit>,
+    downsample: Option<RecordedUnit>,
+}
+
+/// Whether [`forward_tail_recorded`] computes a pass over `h` in `mode`: CPU float32 or float64,
+/// training-mode BN, trainable weights.
+pub fn records(h: &Tensor, mode: ForwardMode) -> bool {
+    mode.bn == BnMode::Train && !mode.frozen_weights && conv_bn::supported(h)
+}
+
+/// `model.forward_tail(h, cut, mode)` up to the last stage's feature map (the input of
+/// [`ResNet::head`]), without a graph, and the record its backward needs. The tail's input gets
+/// no gradient (it is the image or the frozen encoder's features).
+pub fn forward_tail_recorded(model: &ResNet, h: &Tensor, cut: usize, mode: ForwardMode) -> candle_core::Result<(Tensor, TailRecord)> {
+    if !records(h, mode) {
+        candle_core::bail!("recorded tail passes train on the CPU in float32 or float64, got {:?} on {:?} in {mode:?}", h.dtype(), h.device());
+    }
+    let mut x = h.detach();
+    let stem = if cut == 0 {
+        let ((conv, bn), pooled) = model.stem();
+        let (z, unit) = conv_bn_recorded(conv, bn, &x, mode, None, true)?;
+        if pooled {
+            x = max_pool2d(&z, STEM_POOL.kernel, STEM_POOL.stride, STEM_POOL.padding)?;
+            Some((unit, Some(z)))
+        } else {
+            x = z;
+            Some((unit, None))
+        }
+    } else {
+        None
+    };
+    let mut blocks = Vec::new();
+    for block in model.stages()[cut..].iter().flatten() {
+        let (units, downsample) = block.units();
+        let Some((&(last_conv, last_bn), first)) = units.split_last() else { candle_core::bail!("a residual block without units") };
+        let mut records = Vec::with_capacity(units.len());
+        let mut y = x.clone();
+        for &(conv, bn) in first {
+            let (z, unit) = conv_bn_recorded(conv, bn, &y, mode, None, true)?;
+            records.push(unit);
+            y = z;
+        }
+        let (identity, downsample) = match downsample {
+            Some((conv, bn)) => {
+                let (z, unit) = conv_bn_recorded(conv, bn, &x, mode, None, false)?;
+                (z, Some(unit))
+            }
+            None => (x.clone(), None),
+        };
+        let (z, unit) = conv_bn_recorded(last_conv, last_bn, &y, mode, Some(&identity), true)?;
+        records.push(unit);
+        blocks.push(BlockRecord { units: records, downsample });
+        x = z;
+    }
+    Ok((x, TailRecord { stem, blocks }))
+}
+
+impl TailRecord {
+    /// Back-propagates `grad`, the gradient of the pass's feature map, adding every weight's
+    /// gradient to `grads` (summed with what is there: the other pass of a two-pass step).
+    pub fn backward(self, grad: &Tensor, grads: &mut GradStore) -> candle_core::Result<()> {
+        let TailRecord { stem, blocks } = self;
+        let mut grad = grad.clone();
+        for (i, block) in blocks.into_iter().enumerate().rev() {
+            // The tail's own input gets no gradient.
+            if let Some(g) = block.backward(&grad, i > 0 || stem.is_some(), grads)? {
+                grad = g;
+            }
+        }
+        if let Some((unit, pool_input)) = stem {
+            if let Some(z) = pool_input {
+                grad = max_pool2d_backward(&z, &grad, STEM_POOL)?;
+            }
+            unit.backward(&grad, false, grads)?;
+        }
+        Ok(())
+    }
+}
+
+impl BlockRecord {
+    /// The block's backward from its output's gradient; its input's gradient (branch plus
+    /// identity) when `need_x`.
+    fn backward(self, grad: &Tensor, need_x: bool, grads: &mut GradStore) -> candle_core::Result<Option<Tensor>> {
+        // Through the branch, last unit first; the last unit also gives the identity's gradient.
+        let mut g = Some(grad.clone());
+        let mut d_identity = None;
+        for (i, unit) in self.units.iter().enumerate().rev() {
+            let Some(current) = &g else { candle_core::bail!("recorded block: internal error, a unit's output gradient is missing") };
+            let (d_in, d_residual) = unit.backward(current, i > 0 || need_x, grads)?;
+            d_identity = d_identity.or(d_residual);
+            g = d_in;
+        }
+        let Some(d_identity) = d_identity else { candle_core::bail!("recorded block: internal error, no unit added the identity") };
+        let d_skip = match &self.downsample {
+            Some(unit) => unit.backward(&d_identity, need_x, grads)?.0,
+            None => need_x.then_some(d_identity),
+        };
+        Ok(match (g, d_skip) {
+            (Some(branch), Some(skip)) => Some((branch + skip)?),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Arch, ModelConfig};
+    use crate::nn::BnBranch;
+    use candle_core::{DType, Device, Var};
+
+    fn bits(t: &Tensor) -> Vec<u64> {
+        t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    fn model(arch: Arch, dtype: DType, cut: usize, two_branches: bool) -> ResNet {
+        let mut config = ModelConfig::new(arch, 5);
+        config.dtype = dtype;
+        config.seed = 11;
+        let mut model = ResNet::new(config, &Device::Cpu).unwrap();
+        if two_branches {
+            model.ensure_adv_bn(cut).unwrap();
+        }
+        model
+    }
+
+    fn input(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| ((((i as u64 + seed) * 2_654_435_761) % 1000) as f32 / 500.0) - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+    }
+
+    /// The passes of a training step, clean and (for two branches) adversarial, through Candle's
+    /// graph and recorded: the same loss, bit-identical weight gradients and running statistics.
+    fn check(arch: Arch, dtype: DType, cut: usize, two_branches: bool, side: usize) {
+        let case = format!("{arch:?}, {dtype:?}, cut {cut}, two branches {two_branches}");
+        let (graph, recorded) = (model(arch, dtype, cut, two_branches), model(arch, dtype, cut, two_branches));
+        let labels = Tensor::new(&[0u32, 3, 1, 4], &Device::Cpu).unwrap();
+        let images = input(&[4, 3, side, side], 1, dtype);
+        let modes: Vec<ForwardMode> =
+            if two_branches { vec![ForwardMode::TRAIN_CLEAN, ForwardMode::new(BnMode::Train, BnBranch::Adv)] } else { vec![ForwardMode::TRAIN_CLEAN] };
+
+        let h = graph.encode(&images, cut).unwrap();
+        let mut total = Tensor::zeros((), dtype, &Device::Cpu).unwrap();
+        for &mode in &modes {
+            total = (total + candle_nn::loss::cross_entropy(&graph.forward_tail(&h, cut, mode).unwrap(), &labels).unwrap()).unwrap();
+        }
+        let expected = total.backward().unwrap();
+
+        let h = recorded.encode(&images, cut).unwrap();
+        let mut total = Tensor::zeros((), dtype, &Device::Cpu).unwrap();
+        let mut passes = Vec::new();
+        for &mode in &modes {
+            assert!(records(&h, mode), "{case}");
+            let (features, record) = forward_tail_recorded(&recorded, &h, cut, mode).unwrap();
+            assert!(!features.track_op(), "{case}: the recorded pass builds no graph");
+            let features = Var::from_tensor(&features).unwrap();
+            total = (total + candle_nn::loss::cross_entropy(&recorded.head(features.as_tensor()).unwrap(), &labels).unwrap()).unwrap();
+            passes.push((features, record));
+        }
+        let mut grads = total.backward().unwrap();
+        for (features, record) in passes {
+            let grad = grads.remove(features.as_tensor()).unwrap();
+            record.backward(&grad, &mut grads).unwrap();
+        }
+
+        let (names, params) = (graph.params().all(), recorded.params().all());
+        let mut trained = 0;
+        for ((name, a), (_, b)) in names.iter().zip(&params) {
+            match (expected.get(a.as_tensor()), grads.get(b.as_tensor())) {
+                (Some(ga), Some(gb)) => {
+                    assert_eq!(bits(ga), bits(gb), "{case}: gradient of {name}");
+                    trained += 1;
+                }
+                (None, None) => {}
+                (ga, gb) => panic!("{case}: gradient of {name}: through the graph {}, recorded {}", ga.is_some(), gb.is_some()),
+            }
+            // Running statistics (and every weight) as well: both models were updated alike.
+            assert_eq!(bits(a.as_tensor()), bits(b.as_tensor()), "{case}: {name} after the forward");
+        }
+        assert!(trained > 10, "{case}: only {trained} parameters got a gradient");
+    }
+
+    #[test]
+    fn resnet18_whole_network_matches_the_graph_bit_for_bit() {
+        // ImageNet stem with its max-pool, downsampling blocks.
+        check(Arch::ResNet18, DType::F32, 0, false, 32);
+    }
+
+    #[test]
+    fn both_branches_of_a_cut_tail_match_the_graph_bit_for_bit() {
+        check(Arch::SmallResNet { depth: 14, width: 8 }, DType::F32, 1, true, 16);
+        check(Arch::SmallResNet { depth: 8, width: 4 }, DType::F64, 0, true, 12);
+    }
+
+    #[test]
+    fn bottleneck_blocks_match_the_graph_bit_for_bit() {
+        check(Arch::ResNet50, DType::F32, 2, false, 32);
+    }
+
+    #[test]
+    fn refuses_what_it_does_not_record() {
+        let model = model(Arch::SmallResNet { depth: 8, width: 4 }, DType::F32, 1, false);
+        let h = input(&[2, 3, 12, 12], 2, DType::F32);
+        for mode in [ForwardMode::EVAL_CLEAN, ForwardMode::TRAIN_CLEAN.with_frozen_weights()] {
+            assert!(!records(&h, mode));
+            assert!(forward_tail_recorded(&model, &h, 0, mode).is_err());
+        }
+        assert!(!records(&h.to_dtype(DType::BF16).unwrap(), ForwardMode::TRAIN_CLEAN));
+    }
+}
