@@ -151,8 +151,23 @@ function explainChoice(chosen: Candidate, variant: NativeVariant, attempts: Nati
   return `no CUDA build is installed; using the CPU build from ${chosen.label}`;
 }
 
+/**
+ * `ADVBN_ALLOC_CACHE_MB` bounds the addon's cache of freed large blocks (read when its compute
+ * threads start; default 256, 0 turns the cache off): a whole number of MiB.
+ */
+function checkAllocCacheVariable(): void {
+  const value = process.env.ADVBN_ALLOC_CACHE_MB;
+  if (value === undefined || (/^\s*\d+\s*$/.test(value) && Number.isSafeInteger(Number(value)))) return;
+  throw new InvalidOptionError(
+    `ADVBN_ALLOC_CACHE_MB=${JSON.stringify(value)} is invalid: expected a whole number of MiB (0 turns the allocator's block cache off)`,
+    'ADVBN_ALLOC_CACHE_MB',
+    value,
+  );
+}
+
 /** Loads the addon once (cached); throws {@link NativeLoadError} listing every attempt if none loads. */
 export function loadNative(): NativeBinding {
+  checkAllocCacheVariable();
   state ??= attemptLoad();
   if (!state.binding) throw new NativeLoadError(state.report.reason, state.report.attempts);
   return state.binding;

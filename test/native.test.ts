@@ -28,6 +28,24 @@ describe('native addon', () => {
     expect(listDevices().map((d) => d.id)).toContain('cpu');
   });
 
+  it('rejects an ADVBN_ALLOC_CACHE_MB that is not a whole number of MiB, naming the variable', () => {
+    const saved = process.env.ADVBN_ALLOC_CACHE_MB;
+    try {
+      for (const bad of ['lots', '-1', '1.5', '', '1e3']) {
+        process.env.ADVBN_ALLOC_CACHE_MB = bad;
+        expect(() => loadNative()).toThrow(InvalidOptionError);
+        expect(() => loadNative()).toThrow(`ADVBN_ALLOC_CACHE_MB=${JSON.stringify(bad)} is invalid`);
+      }
+      for (const good of ['0', '256', ' 64 ']) {
+        process.env.ADVBN_ALLOC_CACHE_MB = good;
+        expect(() => loadNative()).not.toThrow();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.ADVBN_ALLOC_CACHE_MB;
+      else process.env.ADVBN_ALLOC_CACHE_MB = saved;
+    }
+  });
+
   it('turns a synchronous native panic into a JS error; the process lives on', () => {
     const native = loadNative();
     let caught: unknown;

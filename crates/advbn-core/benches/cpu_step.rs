@@ -11,10 +11,12 @@
 //!
 //! Uniform random images and random labels. Warm-up steps, then the median of timed steps.
 //! Prints one JSON object (images/s per workload); progress on stderr.
-//! `cargo bench -p advbn-core --bench cpu_step -- [--only a,b] [--warm N] [--reps N] [--budget S]`
+//! `cargo bench -p advbn-core --bench cpu_step -- [--only a,b] [--warm N] [--reps N] [--budget S]
+//! [--no-alloc-cache]` (the last turns off the allocator's block cache, `alloc_cache`, for A/B runs).
 
 use std::time::Instant;
 
+use advbn_core::alloc_cache::{Allocator, CACHE};
 use advbn_core::eval::predict;
 use advbn_core::models::{Arch, ModelConfig, ResNet};
 use advbn_core::nn::BnBranch;
@@ -38,6 +40,7 @@ fn parse_args() -> Args {
             "--warm" => args.warm = value().parse().expect("--warm N"),
             "--reps" => args.reps = value().parse().expect("--reps N"),
             "--budget" => args.budget_s = value().parse().expect("--budget SECONDS"),
+            "--no-alloc-cache" => CACHE.set_limit(0),
             "--bench" => {} // cargo bench passes it
             other => panic!("unknown flag {other}"),
         }
@@ -199,6 +202,10 @@ fn conv_layers(args: &Args, fields: &mut Vec<String>) -> advbn_core::Result<()> 
     }
     Ok(())
 }
+
+/// The allocator the Node addon installs (`--no-alloc-cache` turns its cache off, for A/B runs).
+#[global_allocator]
+static GLOBAL: Allocator = Allocator;
 
 fn main() -> advbn_core::Result<()> {
     let args = parse_args();

@@ -6,6 +6,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod alloc_cache;
 pub mod attack;
 pub mod data;
 pub mod device;

@@ -14,6 +14,7 @@ use candle_core::Device;
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
+        crate::alloc_cache::configure_from_env();
         rayon::ThreadPoolBuilder::new()
             .num_threads(candle_core::utils::get_num_threads())
             .thread_name(|i| format!("advbn-cpu-{i}"))

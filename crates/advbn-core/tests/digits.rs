@@ -4,7 +4,8 @@
 
 use advbn_core::data::corruptions::{corrupt, Corruption};
 use advbn_core::data::digits::{
-    render, texture, DigitDomain, DigitPart, DigitsBenchmark, TextureKind, COLORIZED_CONTRAST, COLORIZED_MIN_SATURATION, LOW_LIGHT_GAIN, MNIST_M_MIN_CONTRAST, SIDE,
+    render, texture, DigitDomain, DigitPart, DigitsBenchmark, TextureKind, COLORIZED_CONTRAST, COLORIZED_MIN_SATURATION, LOW_LIGHT_GAIN, MNIST_M_MIN_CONTRAST,
+    SIDE,
 };
 use advbn_core::data::Image;
 use advbn_core::Error;
