@@ -10,7 +10,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
-use super::resnet::{max_pool2d, STEM_POOL};
+use super::resnet::STEM_POOL;
 use super::ResNet;
 use crate::nn::conv_bn::{conv_bn_recorded, RecordedUnit};
 use crate::nn::{BnMode, ForwardMode};
@@ -44,39 +44,16 @@ pub fn forward_tail_recorded(model: &ResNet, h: &Tensor, cut: usize, mode: Forwa
     }
     let mut x = h.detach();
     let stem = if cut == 0 {
-        let ((conv, bn), pooled) = model.stem();
-        let (z, unit) = conv_bn_recorded(conv, bn, &x, mode, None, true)?;
-        if pooled {
-            x = max_pool2d(&z, STEM_POOL.kernel, STEM_POOL.stride, STEM_POOL.padding)?;
-            Some((unit, Some(z)))
-        } else {
-            x = z;
-            Some((unit, None))
-        }
+        let (z, unit, pool_input) = model.run_stem(&x, |(conv, bn), x| conv_bn_recorded(conv, bn, x, mode, None, true))?;
+        x = z;
+        Some((unit, pool_input))
     } else {
         None
     };
     let mut blocks = Vec::new();
     for block in model.stages()[cut..].iter().flatten() {
-        let (units, downsample) = block.units();
-        let Some((&(last_conv, last_bn), first)) = units.split_last() else { candle_core::bail!("a residual block without units") };
-        let mut records = Vec::with_capacity(units.len());
-        let mut y = x.clone();
-        for &(conv, bn) in first {
-            let (z, unit) = conv_bn_recorded(conv, bn, &y, mode, None, true)?;
-            records.push(unit);
-            y = z;
-        }
-        let (identity, downsample) = match downsample {
-            Some((conv, bn)) => {
-                let (z, unit) = conv_bn_recorded(conv, bn, &x, mode, None, false)?;
-                (z, Some(unit))
-            }
-            None => (x.clone(), None),
-        };
-        let (z, unit) = conv_bn_recorded(last_conv, last_bn, &y, mode, Some(&identity), true)?;
-        records.push(unit);
-        blocks.push(BlockRecord { units: records, downsample });
+        let (z, units, downsample) = block.run_units(&x, |(conv, bn), x, residual, relu| conv_bn_recorded(conv, bn, x, mode, residual, relu))?;
+        blocks.push(BlockRecord { units, downsample });
         x = z;
     }
     Ok((x, TailRecord { stem, blocks }))

@@ -100,7 +100,7 @@ pub enum Block {
 impl Block {
     /// The residual branch's units in order (each ends in a ReLU; the last one adds the identity
     /// before it), and the downsample unit (no ReLU) when the shape changes.
-    pub fn units(&self) -> (Vec<Unit<'_>>, Option<Unit<'_>>) {
+    fn units(&self) -> (Vec<Unit<'_>>, Option<Unit<'_>>) {
         let (units, downsample) = match self {
             Block::Basic(b) => (vec![(&b.conv1, &b.bn1), (&b.conv2, &b.bn2)], &b.downsample),
             Block::Bottleneck(b) => (vec![(&b.conv1, &b.bn1), (&b.conv2, &b.bn2), (&b.conv3, &b.bn3)], &b.downsample),
@@ -108,19 +108,41 @@ impl Block {
         (units, downsample.as_ref().map(|d| (&d.conv, &d.bn)))
     }
 
+    /// The block's wiring with `unit` computing each conv + BN (+ residual) (+ ReLU) and what
+    /// the caller keeps of it: the branch's units in order, each ending in a ReLU; the downsample
+    /// unit (no ReLU) on the block's input when the shape changes; the last unit adds the
+    /// identity before its ReLU. Returns the output, the branch units' keeps in order and the
+    /// downsample unit's.
+    pub fn run_units<K>(
+        &self,
+        x: &Tensor,
+        mut unit: impl FnMut(Unit<'_>, &Tensor, Option<&Tensor>, bool) -> candle_core::Result<(Tensor, K)>,
+    ) -> candle_core::Result<(Tensor, Vec<K>, Option<K>)> {
+        let (units, downsample) = self.units();
+        let Some((&last, first)) = units.split_last() else { candle_core::bail!("a residual block without units") };
+        let mut kept = Vec::with_capacity(units.len());
+        let mut y = x.clone();
+        for &u in first {
+            let (z, k) = unit(u, &y, None, true)?;
+            kept.push(k);
+            y = z;
+        }
+        let (identity, downsample) = match downsample {
+            Some(u) => {
+                let (z, k) = unit(u, x, None, false)?;
+                (z, Some(k))
+            }
+            None => (x.clone(), None),
+        };
+        let (z, k) = unit(last, &y, Some(&identity), true)?;
+        kept.push(k);
+        Ok((z, kept, downsample))
+    }
+
     /// ReLU(residual branch + identity); the last conv, its BN, the add and the ReLU as one unit.
     pub fn forward(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let (units, downsample) = self.units();
-        let Some(((last_conv, last_bn), first)) = units.split_last() else { candle_core::bail!("a residual block without units") };
-        let mut y = x.clone();
-        for (conv, bn) in first {
-            y = conv_bn(conv, bn, &y, mode, None, true)?;
-        }
-        let identity = match downsample {
-            Some((conv, bn)) => conv_bn(conv, bn, x, mode, None, false)?,
-            None => x.clone(),
-        };
-        conv_bn(last_conv, last_bn, &y, mode, Some(&identity), true)
+        let (z, _, _) = self.run_units(x, |(conv, bn), x, residual, relu| Ok((conv_bn(conv, bn, x, mode, residual, relu)?, ())))?;
+        Ok(z)
     }
 
     /// Every BN of the block, for branch management.

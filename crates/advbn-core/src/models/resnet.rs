@@ -115,11 +115,23 @@ impl ResNet {
     }
 
     fn forward_stem(&self, x: &Tensor, mode: ForwardMode) -> candle_core::Result<Tensor> {
-        let x = conv_bn(&self.stem_conv, &self.stem_bn, x, mode, None, true)?;
+        let (z, _, _) = self.run_stem(x, |(conv, bn), x| Ok((conv_bn(conv, bn, x, mode, None, true)?, ())))?;
+        Ok(z)
+    }
+
+    /// The stem's wiring with `unit` computing its conv + BN + ReLU and what the caller keeps of
+    /// it; the ImageNet stem then max-pools. Returns the output, the keep, and the max-pool's
+    /// input (ImageNet stem only).
+    pub(crate) fn run_stem<K>(
+        &self,
+        x: &Tensor,
+        unit: impl FnOnce(Unit<'_>, &Tensor) -> candle_core::Result<(Tensor, K)>,
+    ) -> candle_core::Result<(Tensor, K, Option<Tensor>)> {
+        let (z, kept) = unit((&self.stem_conv, &self.stem_bn), x)?;
         if self.layout.imagenet_stem {
-            max_pool2d(&x, STEM_POOL.kernel, STEM_POOL.stride, STEM_POOL.padding)
+            Ok((max_pool2d(&z, STEM_POOL.kernel, STEM_POOL.stride, STEM_POOL.padding)?, kept, Some(z)))
         } else {
-            Ok(x)
+            Ok((z, kept, None))
         }
     }
 
@@ -155,11 +167,6 @@ impl ResNet {
     /// Global average pooling and the classifier: logits from the last stage's feature map.
     pub fn head(&self, features: &Tensor) -> candle_core::Result<Tensor> {
         self.fc.forward(&global_avg_pool(features)?)
-    }
-
-    /// The stem's conv and BN, and whether a max-pool follows them (the ImageNet stem).
-    pub(crate) fn stem(&self) -> (Unit<'_>, bool) {
-        ((&self.stem_conv, &self.stem_bn), self.layout.imagenet_stem)
     }
 
     pub(crate) fn stages(&self) -> &[Vec<Block>] {
