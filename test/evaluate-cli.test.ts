@@ -142,6 +142,30 @@ describe('advbn evaluate', () => {
     ).toBe(0);
     expect(readEvaluation(self).report.corruption!.clean!.mCE).toBeCloseTo(1, 12);
 
+    // --corruption-bn clean: both branches on the clean data, the corruptions with the clean BNs only, the same figures.
+    const cleanOnly = join(dir.path, 'corruption-clean');
+    const one = advbn(
+      'evaluate',
+      '--weights',
+      advWeights,
+      '--data',
+      data,
+      '--corruptions',
+      corrupted,
+      '--corruption-bn',
+      'clean',
+      '--baseline',
+      join(baseOut, 'evaluation.json'),
+      '--out',
+      cleanOnly,
+      ...common,
+    );
+    expect(one.status, one.stderr).toBe(0);
+    const oneReport = readEvaluation(cleanOnly).report;
+    expect(oneReport.branches).toEqual(['clean', 'adv']);
+    expect(Object.keys(oneReport.corruption!)).toEqual(['clean']);
+    expect(oneReport.corruption!.clean).toEqual(file.report.corruption!.clean);
+
     // ImageNet-C's normalisation: each corruption's summed error over 5 x AlexNet's average.
     const alex = join(dir.path, 'alexnet');
     const byAlexnet = advbn('evaluate', '--weights', advWeights, '--data', data, '--corruptions', corrupted, '--alexnet', '--bn', 'clean', '--out', alex, ...common);
@@ -181,6 +205,9 @@ describe('advbn evaluate', () => {
       [[...ok, '--bogus'], /Unknown option '--bogus'/],
       [['--data', data, '--out', out], /--weights is required/],
       [[...ok, '--bn', 'dirty'], /--bn must be clean, adv, both, got "dirty"/],
+      [[...ok, '--corruptions', corrupted, '--corruption-bn', 'dirty'], /--corruption-bn must be clean, adv, both, got "dirty"/],
+      [[...ok, '--corruption-bn', 'clean'], /--corruption-bn needs --corruptions/],
+      [[...ok, '--corruptions', corrupted, '--bn', 'clean', '--corruption-bn', 'adv'], /--corruption-bn must be a branch --bn measures \(clean\), got "adv"/],
       [[...ok, '--domain', 'sketch'], /--domain must be NAME=DIR/],
       [[...ok, '--domain', `=${data}`], /--domain must be NAME=DIR/],
       [[...ok, '--domain', `a=${data}`, '--domain', `a=${data}`], /--domain names a twice/],
@@ -216,7 +243,7 @@ describe('advbn evaluate', () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(new RegExp(`--batch-size N\\s+images per forward pass \\(default ${optionRule('evaluate.batchSize').default}\\)`));
     expect(help.stdout).toMatch(/--bn BRANCH\s+clean, adv or both \(default both/);
-    for (const flag of ['--weights', '--arch', '--data', '--corruptions', '--domain', '--baseline', '--alexnet', '--size', '--device', '--out'])
+    for (const flag of ['--weights', '--arch', '--data', '--corruptions', '--corruption-bn', '--domain', '--baseline', '--alexnet', '--size', '--device', '--out'])
       expect(help.stdout).toContain(flag);
   });
 });

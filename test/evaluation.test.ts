@@ -11,6 +11,8 @@ import {
   EVALUATION_SCHEMA,
   evaluate,
   evaluateRobustness,
+  fineTune,
+  fromArrays,
   imageFiles,
   InvalidDataError,
   InvalidOptionError,
@@ -20,7 +22,7 @@ import {
   validateEvaluation,
   type RobustnessReport,
 } from '../src/index.js';
-import { rejection, separableData } from './helpers.js';
+import { rejection, separableData, tinyModel } from './helpers.js';
 import { pattern, tempDir, writeImage } from './image-files.js';
 
 const tmp = tempDir('evaluation');
@@ -122,6 +124,41 @@ describe('evaluateRobustness', () => {
     expect(alexnet).toBeInstanceOf(InvalidOptionError);
     expect(alexnet.message).toMatch(/missing gaussian_noise, shot_noise, impulse_noise/);
     expect(progressed).toBe(0);
+  });
+});
+
+describe('evaluateRobustness on an AdvBN model', () => {
+  it('measures the corruptions with the branches of corruptionBn only, and rejects one it does not measure', async () => {
+    const data = separableData(16, 3);
+    using model = await tinyModel();
+    await fineTune(model, { data, method: 'advbn', epochs: 1, batchSize: 8, seed: 1, lr: 0.02 });
+    const asked: string[] = [];
+    const provider = {
+      names: ['fog', 'contrast'],
+      keepsDatasets: true,
+      dataset: async (name: string, severity: number) => {
+        asked.push(`${name}/${severity}`);
+        return fromArrays(data.images, data.labels);
+      },
+    };
+    const clean = fromArrays(data.images, data.labels);
+    const both = await evaluateRobustness(model, { clean, corruptions: provider });
+    expect(Object.keys(both.corruption!).sort()).toEqual(['adv', 'clean']);
+    const one = await evaluateRobustness(model, { clean, corruptions: provider, corruptionBn: 'clean', baseline: both });
+    expect(one.branches).toEqual(['clean', 'adv']);
+    expect(Object.keys(one.corruption!)).toEqual(['clean']);
+    expect(one.convention).toEqual({ clean: 'clean', corruption: 'clean', domains: 'adv' });
+    // The same figures as the clean branch of the run that measured both, and every set asked for in each run.
+    expect(one.corruption!.clean!.errors).toEqual(both.corruption!.clean!.errors);
+    expect(one.corruption!.clean!.relativeCE).toBeDefined();
+    expect(one.clean).toEqual(both.clean);
+    expect(asked).toHaveLength(2 * 2 * 5);
+    const advOnly = await evaluateRobustness(model, { clean, corruptions: provider, corruptionBn: 'adv' });
+    expect(Object.keys(advOnly.corruption!)).toEqual(['adv']);
+    expect(advOnly.convention.corruption).toBe('adv');
+    const unmeasured = await rejection(() => evaluateRobustness(model, { clean, corruptions: provider, bn: 'clean', corruptionBn: 'adv' }));
+    expect(unmeasured).toBeInstanceOf(InvalidOptionError);
+    expect(unmeasured.message).toMatch(/option "corruptionBn" must be a branch among those measured \(clean; see option "bn"\)/);
   });
 });
 

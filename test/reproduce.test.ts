@@ -35,6 +35,9 @@ describe('reproduce', () => {
     const combo = results.methods.advbn_mixstyle!;
     expect(combo.bn).toEqual({ clean: 'clean', corruption: 'clean', domains: 'adv' });
     expect(combo.alternate?.bn.domains).toBe('clean');
+    // Corruptions with the clean BNs only: the other branch says why it has no mCE.
+    expect(combo.alternate?.corruption).toBeUndefined();
+    expect(combo.alternate?.corruptionOmitted).toBe('not measured: the corruption sets were evaluated with the clean BNs only');
     expect(results.methods.erm!.alternate).toBeUndefined();
     expect(Object.keys(combo.targets!).sort()).toEqual(['low_light', 'sketch']);
     expect(combo.targets!.sketch).toMatchObject({ n: 2, bn: 'adv' });
@@ -74,6 +77,7 @@ describe('reproduce', () => {
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toContain('held out sketch (clean/adv BN');
     expect(report).toContain('95% CI');
+    expect(report).toContain('mCE of advbn_mixstyle is n/a: not measured: the corruption sets were evaluated with the clean BNs only.');
     expect(report).toContain('](curves.png)');
     // --save-models: the baselines and every fine-tuned model, by method, held-out domain and seed.
     expect(readdirSync(models).sort()).toEqual(

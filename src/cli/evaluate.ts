@@ -30,6 +30,9 @@ ${modelFlagsHelp()}
   --corruptions DIR   ImageNet-C layout DIR/<corruption>/<severity>/<class>/<image>, severities 1-5
                       (advbn corrupt --input DATA --output DIR writes it): top-1/top-5 error per
                       corruption and severity
+  --corruption-bn BRANCH
+                      the branches the corruptions use, among --bn's: clean, adv or both (default
+                      both; clean halves an AdvBN model's corruption pass, the paper's convention)
   --domain NAME=DIR   a style-shifted test folder with the same class folders, e.g.
                       sketch=imagenet-sketch (repeatable)
   --baseline FILE     an earlier evaluation.json with corruptions (e.g. of the model before
@@ -48,6 +51,7 @@ function readFlags(args: readonly string[]) {
     out: 'string',
     bn: 'string',
     corruptions: 'string',
+    'corruption-bn': 'string',
     domain: 'strings',
     baseline: 'string',
     alexnet: 'boolean',
@@ -61,6 +65,10 @@ function readFlags(args: readonly string[]) {
   if (v.out === undefined) throw badFlag('out', 'is required (the folder evaluation.json and evaluation.md go to)');
   const bn = (v.bn ?? 'both') as (typeof BN_CHOICES)[number];
   if (!BN_CHOICES.includes(bn)) throw badFlag('bn', `must be ${BN_CHOICES.join(', ')}`, v.bn);
+  const corruptionBn = (v['corruption-bn'] ?? 'both') as (typeof BN_CHOICES)[number];
+  if (!BN_CHOICES.includes(corruptionBn)) throw badFlag('corruption-bn', `must be ${BN_CHOICES.join(', ')}`, v['corruption-bn']);
+  if (v['corruption-bn'] !== undefined && v.corruptions === undefined) throw badFlag('corruption-bn', 'needs --corruptions');
+  if (bn !== 'both' && corruptionBn !== 'both' && corruptionBn !== bn) throw badFlag('corruption-bn', `must be a branch --bn measures (${bn})`, corruptionBn);
   const domains = readDomainFlags(v.domain, ['clean']);
   if (v.baseline !== undefined && v.alexnet) throw badFlag('baseline', 'and --alexnet are exclusive (CE is against one reference)');
   if ((v.baseline !== undefined || v.alexnet) && v.corruptions === undefined) {
@@ -73,7 +81,18 @@ function readFlags(args: readonly string[]) {
   existingDomainFolders(domains);
   outFolder(v.out);
   const baseline = v.baseline === undefined ? undefined : readBaseline(existingFile('baseline', v.baseline));
-  return { model, data: v.data, out: v.out, bn, corruptions: v.corruptions, domains, baseline, alexnet: v.alexnet ?? false, baselinePath: v.baseline };
+  return {
+    model,
+    data: v.data,
+    out: v.out,
+    bn,
+    corruptionBn: bn === 'both' ? corruptionBn : bn,
+    corruptions: v.corruptions,
+    domains,
+    baseline,
+    alexnet: v.alexnet ?? false,
+    baselinePath: v.baseline,
+  };
 }
 
 /** An earlier evaluation.json with clean-branch corruption errors. */
@@ -130,6 +149,7 @@ async function evaluateCommand(args: readonly string[], flags: Settings): Promis
       ...(flags.baseline && { baseline: flags.baseline.report as RobustnessReport }),
       ...(flags.alexnet && { baseline: 'alexnet' as const }),
       bn: flags.bn,
+      ...(flags.corruptions !== undefined && { corruptionBn: flags.corruptionBn }),
       batchSize: flags.model.batchSize,
       onProgress: (_done, total, label) => {
         progress ??= new Progress(total);
@@ -143,7 +163,7 @@ async function evaluateCommand(args: readonly string[], flags: Settings): Promis
       createdAt: new Date().toISOString(),
       package: packageInfo(),
       model: { arch: model.arch, weights: flags.model.weights, numClasses: model.numClasses, hasAdvBn: model.hasAdvBn, device: model.device },
-      settings: { size: flags.model.size, batchSize: flags.model.batchSize, bn: flags.bn },
+      settings: { size: flags.model.size, batchSize: flags.model.batchSize, bn: flags.bn, ...(flags.corruptions !== undefined && { corruptionBn: flags.corruptionBn }) },
       data: { clean: flags.data, domains: flags.domains, ...(flags.corruptions !== undefined && { corruptions: flags.corruptions }) },
       ...(flags.baselinePath !== undefined && { baseline: { kind: 'file' as const, path: flags.baselinePath } }),
       ...(flags.alexnet && { baseline: { kind: 'alexnet' as const } }),

@@ -55,6 +55,11 @@ export interface RobustnessOptions {
   baseline?: RobustnessReport | 'alexnet';
   /** Branches to measure: `'clean'`, `'adv'` or `'both'` (default: every branch the model has). */
   bn?: BnBranch | 'both';
+  /**
+   * Branches the corruption sets are measured with, among `bn`'s (default: all of them). `'clean'`
+   * halves an AdvBN model's corruption pass: the paper reports corruptions with the clean BNs.
+   */
+  corruptionBn?: BnBranch | 'both';
   /** Samples per forward pass; default 256. */
   batchSize?: number;
   /** Called after each evaluated set, e.g. for a progress bar. */
@@ -123,7 +128,7 @@ export interface RobustnessReport {
   details?: RobustnessDetails;
   /** Class names in label order, when the clean data has them (image folders). */
   classNames?: string[];
-  /** Corruption results per branch (absent without `corruptions`). */
+  /** Corruption results per branch measured with them (absent without `corruptions`; see `corruptionBn`). */
   corruption?: Partial<Record<BnBranch, CorruptionFigures>>;
 }
 
@@ -150,7 +155,7 @@ function benchmarkCorruptions(): string[] {
  * ```
  */
 export async function evaluateRobustness(model: Model, options: RobustnessOptions): Promise<RobustnessReport> {
-  const o = new OptionReader(CONTEXT, options).rejectUnknown(['clean', 'domains', 'corruptions', 'folders', 'baseline', 'bn', 'batchSize', 'onProgress']);
+  const o = new OptionReader(CONTEXT, options).rejectUnknown(['clean', 'domains', 'corruptions', 'folders', 'baseline', 'bn', 'corruptionBn', 'batchSize', 'onProgress']);
   if (!o.has('clean')) throw o.fail('clean', 'a Dataset, { images, labels } or an image folder path');
   const batchSize = o.ruled('batchSize', 'evaluate.batchSize');
   const domains = options.domains ?? {};
@@ -164,6 +169,7 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
   const onProgress = options.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw o.fail('onProgress', 'a function');
   const branches = readBranches(o, model);
+  const corruptionBranches = readCorruptionBranches(o, branches);
   const baseline = options.baseline;
   if (baseline !== undefined && baseline !== 'alexnet' && !isPlainObject(baseline)) throw o.fail('baseline', "a report from evaluateRobustness or 'alexnet'");
 
@@ -191,9 +197,9 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
     const total = 1 + domainData.length + names.length * SEVERITIES.length;
     let done = 0;
     const tick = (label: string) => onProgress?.((done += 1), total, label);
-    const measure = async (data: DatasetInput): Promise<PerBranchResults> => {
+    const measure = async (data: DatasetInput, which: readonly BnBranch[] = branches): Promise<PerBranchResults> => {
       const out: PerBranchResults = {};
-      for (const bn of branches) out[bn] = await evaluateIn(CONTEXT, model, data, { bn, batchSize });
+      for (const bn of which) out[bn] = await evaluateIn(CONTEXT, model, data, { bn, batchSize });
       return out;
     };
     const accuracies = (results: PerBranchResults): PerBranch => Object.fromEntries(branches.map((bn) => [bn, results[bn]!.accuracy]));
@@ -201,7 +207,7 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
     const cleanResults = await measure(clean);
     const report: RobustnessReport = {
       branches,
-      convention: convention(branches),
+      convention: convention(branches, corruptionBranches),
       clean: accuracies(cleanResults),
       domains: {},
       details: { clean: cleanResults, domains: {} },
@@ -221,8 +227,8 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
         for (const severity of SEVERITIES) {
           const data = await provider.dataset(name, severity);
           try {
-            const results = await measure(data);
-            for (const bn of branches) {
+            const results = await measure(data, corruptionBranches);
+            for (const bn of corruptionBranches) {
               ((top1[bn] ??= {})[name] ??= []).push(1 - results[bn]!.accuracy);
               ((top5[bn] ??= {})[name] ??= []).push(1 - results[bn]!.top5);
             }
@@ -233,7 +239,7 @@ export async function evaluateRobustness(model: Model, options: RobustnessOption
         }
       }
       report.corruption = {};
-      for (const bn of branches) {
+      for (const bn of corruptionBranches) {
         const figures: CorruptionFigures = { errors: top1[bn] ?? {}, top5Errors: top5[bn] ?? {}, cleanError: 1 - report.clean[bn]! };
         report.corruption[bn] = reference ? withMetrics(figures, reference) : figures;
       }
@@ -261,10 +267,17 @@ function readBranches(o: OptionReader, model: Model): BnBranch[] {
   return [bn];
 }
 
+function readCorruptionBranches(o: OptionReader, branches: readonly BnBranch[]): BnBranch[] {
+  const bn = o.oneOf<BnBranch | 'both'>('corruptionBn', ['clean', 'adv', 'both'], 'both');
+  if (bn === 'both') return [...branches];
+  if (!branches.includes(bn)) throw o.fail('corruptionBn', `a branch among those measured (${branches.join(', ')}; see option "bn")`);
+  return [bn];
+}
+
 /** The paper's branches (clean BNs for clean and corrupted data, adversarial ones for style domains) among those measured. */
-function convention(branches: readonly BnBranch[]): BranchConvention {
-  const pick = (wanted: BnBranch) => (branches.includes(wanted) ? wanted : branches[0]!);
-  return { clean: pick('clean'), corruption: pick('clean'), domains: pick('adv') };
+function convention(branches: readonly BnBranch[], corruptionBranches: readonly BnBranch[]): BranchConvention {
+  const pick = (among: readonly BnBranch[], wanted: BnBranch) => (among.includes(wanted) ? wanted : among[0]!);
+  return { clean: pick(branches, 'clean'), corruption: pick(corruptionBranches, 'clean'), domains: pick(branches, 'adv') };
 }
 
 /** The baseline's error table for the corruption metrics, checked against the corruptions evaluated. */

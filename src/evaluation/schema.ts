@@ -62,6 +62,8 @@ export interface EvaluationFile {
     batchSize: number;
     /** Branches asked for. */
     bn: 'clean' | 'adv' | 'both';
+    /** Branches the corruptions were measured with, among `bn`'s (absent: all of them). */
+    corruptionBn?: 'clean' | 'adv' | 'both';
   };
   /** The folders evaluated. */
   data: {
@@ -121,7 +123,12 @@ export const EVALUATION_SCHEMA: Readonly<Record<string, unknown>> = {
       type: 'object',
       required: ['size', 'batchSize', 'bn'],
       additionalProperties: false,
-      properties: { size: { type: 'integer', minimum: 1 }, batchSize: { type: 'integer', minimum: 1 }, bn: { enum: ['clean', 'adv', 'both'] } },
+      properties: {
+        size: { type: 'integer', minimum: 1 },
+        batchSize: { type: 'integer', minimum: 1 },
+        bn: { enum: ['clean', 'adv', 'both'] },
+        corruptionBn: { enum: ['clean', 'adv', 'both'] },
+      },
     },
     data: {
       type: 'object',
@@ -228,11 +235,16 @@ export function validateEvaluation(value: unknown): string[] {
     ['$.report.details.clean', report.details.clean],
     ...Object.entries(report.domains).map(([n, v]): [string, Record<string, unknown>] => [`$.report.domains[${JSON.stringify(n)}]`, v]),
     ...Object.entries(report.details.domains).map(([n, v]): [string, Record<string, unknown>] => [`$.report.details.domains[${JSON.stringify(n)}]`, v]),
-    ...(report.corruption ? [['$.report.corruption', report.corruption] as [string, Record<string, unknown>]] : []),
   ];
-  for (const [path, figures] of sets) {
+  const check = (path: string, figures: Record<string, unknown>, wanted: string, what: string) => {
     const keys = Object.keys(figures).sort().join(', ');
-    if (keys !== branches) errors.push(`${path}: must have the branches measured (${branches}), got ${keys || 'none'}`);
+    if (keys !== wanted) errors.push(`${path}: must have ${what} (${wanted}), got ${keys || 'none'}`);
+  };
+  for (const [path, figures] of sets) check(path, figures, branches, 'the branches measured');
+  if (report.corruption) {
+    const only = file.settings.corruptionBn;
+    if (only === undefined || only === 'both') check('$.report.corruption', report.corruption, branches, 'the branches measured');
+    else check('$.report.corruption', report.corruption, only, 'the branch of settings.corruptionBn');
   }
   const results = [
     ...Object.entries(report.details.clean).map(([bn, r]) => [`$.report.details.clean.${bn}`, r] as const),

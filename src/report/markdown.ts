@@ -25,7 +25,7 @@ const stat = (s: Stat | null | undefined): string => (s ? `${pct(s.mean)} ± ${p
 const signed = (v: number): string => `${v >= 0 ? '+' : ''}${pct(v)}`;
 const mean = (xs: readonly number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
 
-type Row = { name: string; figures: BranchFigures; bn: BnChoice };
+type Row = { name: string; figures: BranchFigures & { corruptionOmitted?: string }; bn: BnChoice };
 
 /**
  * `(adv BN)` when every row used one branch for this kind of figure; otherwise both branches
@@ -57,7 +57,10 @@ function figuresTable(rows: Row[], domains: string[], withCorruption: boolean, l
   }
   const body = rows.map((r) => {
     const c = [cell(r.name), stat(r.figures.clean), ...domains.map((d) => stat(r.figures.domains[d])), stat(r.figures.domainMean)];
-    if (withCorruption) {
+    if (withCorruption && !r.figures.corruption && r.figures.corruptionOmitted) {
+      notes.push(`mCE of ${r.name} is n/a: ${r.figures.corruptionOmitted}.`);
+      c.push(`n/a [${notes.length}]`, `n/a [${notes.length}]`);
+    } else if (withCorruption) {
       const relative = r.figures.corruption?.relativeMCE;
       const reason = r.figures.corruption?.relativeMCEReason;
       if (relative === null && reason) notes.push(`relative mCE of ${r.name} is n/a: ${reason}.`);
@@ -194,7 +197,7 @@ export function renderReportMarkdown(results: Results): string {
       figuresTable(
         alternates,
         domains,
-        alternates.some((a) => a.figures.corruption),
+        alternates.some((a) => a.figures.corruption || a.figures.corruptionOmitted),
         lodo,
       ),
     );

@@ -53,6 +53,8 @@ export interface BranchFigures {
 export interface AlternateFigures extends BranchFigures {
   /** Branch each figure used. */
   bn: BnChoice;
+  /** Why `corruption` is absent though the main figures have it (the corruptions were measured on one branch only). */
+  corruptionOmitted?: string;
 }
 
 /** Accuracy on one held-out domain over the seeds that held it out. */
@@ -263,7 +265,7 @@ export const RESULTS_SCHEMA: Readonly<Record<string, unknown>> = {
       type: 'object',
       required: ['clean', 'domains', 'domainMean', 'bn'],
       additionalProperties: false,
-      properties: figureProperties,
+      properties: { ...figureProperties, corruptionOmitted: { type: 'string', minLength: 1 } },
     },
     method: {
       type: 'object',

@@ -133,6 +133,9 @@ export function aggregateMethod(pairs: readonly PairOutcome[], name: string): Me
     const flip = (b: BnBranch): BnBranch => (b === 'clean' ? 'adv' : 'clean');
     const bn: BnChoice = { clean: flip(convention.clean), corruption: flip(convention.corruption), domains: flip(convention.domains) };
     const alternate: AlternateFigures = { ...figures(pairs, name, bn), bn };
+    if (result.corruption && !alternate.corruption) {
+      alternate.corruptionOmitted = `not measured: the corruption sets were evaluated with the ${convention.corruption} BNs only`;
+    }
     result.alternate = alternate;
   }
   return result;

@@ -153,7 +153,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceOut
         ? `For each held-out domain and seed: a baseline (whole network, ERM) trained on the other ${domains.length - 1} domains' own training digits ` +
           `(${digitsConfig.trainPerDomain} per domain, disjoint MNIST training digits), then every method fine-tunes the tail after stage ${digitsConfig.fineTune.cut} from it. ` +
           `Held-out accuracy on ${digitsConfig.targetLimit} MNIST test digits in the held-out style; in-domain accuracy and the 15 corruptions x 5 severities on ` +
-          `${digitsConfig.sourceTestLimit} source-domain test digits (the same sample clean and corrupted).`
+          `${digitsConfig.sourceTestLimit} source-domain test digits (the same sample clean and corrupted; corruptions with the clean BNs only, the paper's convention).`
         : 'For each held-out PACS domain and seed: a ResNet-18 baseline trained on the other three domains, then every method fine-tunes the tail from it; accuracy on the held-out domain.',
   };
   const info = packageInfo();
