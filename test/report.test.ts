@@ -303,18 +303,18 @@ describe('renderReportMarkdown', () => {
     expect(md).toContain('## Error per corruption');
   });
 
-  it('says why the other branch has no mCE when the corruptions were measured on one branch', () => {
+  it('says once why the other branch has no mCE when the corruptions were measured on one branch', () => {
     const results = fixture();
     const { corruption: _c, trainSeconds: _t, ...figures } = method(0.55, 0.12);
-    results.methods.advbn!.alternate = {
-      ...figures,
-      bn: { clean: 'adv', corruption: 'adv', domains: 'clean' },
-      corruptionOmitted: 'not measured: the corruption sets were evaluated with the clean BNs only',
-    };
+    const reason = 'not measured: the corruption sets were evaluated with the clean BNs only';
+    for (const name of ['erm', 'advbn']) {
+      results.methods[name]!.alternate = { ...figures, bn: { clean: 'adv', corruption: 'adv', domains: 'clean' }, corruptionOmitted: reason };
+    }
     expect(validateResults(results)).toEqual([]);
     const other = renderReportMarkdown(results).split('## Other BN branch')[1]!.split('## Error per corruption')[0]!;
-    expect(other).toMatch(/\| advbn \| [^|]+ \|.*\| n\/a \[(\d)\] \| n\/a \[\1\] \|/);
-    expect(other).toContain('mCE of advbn is n/a: not measured: the corruption sets were evaluated with the clean BNs only.');
+    const note = other.match(/\| advbn \| [^|]+ \|.*\| n\/a \[(\d)\] \| n\/a \[\1\] \|/)![1];
+    expect(other).toMatch(new RegExp(`\\| erm \\| .*\\| n/a \\[${note}\\] \\| n/a \\[${note}\\] \\|`));
+    expect(other.split(`mCE and relative mCE are n/a: ${reason}.`)).toHaveLength(2);
   });
 
   it('escapes markdown in free-form names and omits corruption parts when absent', () => {

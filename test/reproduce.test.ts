@@ -77,7 +77,7 @@ describe('reproduce', () => {
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toContain('held out sketch (clean/adv BN');
     expect(report).toContain('95% CI');
-    expect(report).toContain('mCE of advbn_mixstyle is n/a: not measured: the corruption sets were evaluated with the clean BNs only.');
+    expect(report).toContain('mCE and relative mCE are n/a: not measured: the corruption sets were evaluated with the clean BNs only.');
     expect(report).toContain('](curves.png)');
     // --save-models: the baselines and every fine-tuned model, by method, held-out domain and seed.
     expect(readdirSync(models).sort()).toEqual(

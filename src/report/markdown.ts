@@ -58,8 +58,11 @@ function figuresTable(rows: Row[], domains: string[], withCorruption: boolean, l
   const body = rows.map((r) => {
     const c = [cell(r.name), stat(r.figures.clean), ...domains.map((d) => stat(r.figures.domains[d])), stat(r.figures.domainMean)];
     if (withCorruption && !r.figures.corruption && r.figures.corruptionOmitted) {
-      notes.push(`mCE of ${r.name} is n/a: ${r.figures.corruptionOmitted}.`);
-      c.push(`n/a [${notes.length}]`, `n/a [${notes.length}]`);
+      // One note for every row with the same reason.
+      const note = `mCE and relative mCE are n/a: ${r.figures.corruptionOmitted}.`;
+      if (!notes.includes(note)) notes.push(note);
+      const n = notes.indexOf(note) + 1;
+      c.push(`n/a [${n}]`, `n/a [${n}]`);
     } else if (withCorruption) {
       const relative = r.figures.corruption?.relativeMCE;
       const reason = r.figures.corruption?.relativeMCEReason;

@@ -1,6 +1,7 @@
 //! CPU kernels that Candle's CPU backend lacks or runs slowly: convolution, directly with SIMD
 //! kernels (stride 1, float32) or as im2col + a matrix product.
 
+mod blocked;
 pub mod channels;
 pub mod conv;
 pub mod direct;

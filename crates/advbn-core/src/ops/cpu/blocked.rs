@@ -1,0 +1,347 @@
+//! "Same" correlations of small maps with output channels along the lanes, the layout oneDNN
+//! uses there: for maps the per-image "same" tiles would round up wastefully and a whole tile
+//! below fits (ResNet-18's 6x6 stage at 96 px; `same.rs` decides).
+//!
+//! A register tile is `ROWS x COLS` output positions by two vectors of output channels. Each
+//! input value under a tap is broadcast once and multiplies both weight vectors, so a tap costs
+//! two weight loads and one broadcast per position, and no lane is wasted however small the map:
+//! the input is copied once into zero-padded planes (rounded up to whole tiles), so every
+//! broadcast is at a fixed offset from the tile's corner and needs no mask. The tiles write a
+//! block-major buffer that one pass then scatters into NCHW, applying the epilogue.
+//!
+//! Every output is summed by one tile over the channels and then the taps in a fixed order:
+//! results do not depend on the thread count.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::same::{Epilogue, Weights};
+use super::scratch::{filled, Scratch};
+use super::simd::{tile_fns, vectorized, Isa, Lanes};
+use candle_core::Result;
+
+/// Output-channel vectors per tile.
+const VECTORS: usize = 2;
+/// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles of a run of
+/// images sweep it).
+const PANEL_BYTES: usize = 24 << 10;
+
+/// What one register tile reads and writes.
+struct TileArgs {
+    /// The image's padded input at the tile's top-left tap, channel 0.
+    x: *const f32,
+    /// Values per padded plane.
+    plane: usize,
+    /// Values per padded row.
+    row: usize,
+    channels: usize,
+    /// Kernel side.
+    k: usize,
+    /// The block's panel, [channel][tap][VECTORS * lanes].
+    w: *const f32,
+    /// Whether `out` holds the sums of earlier channels to add to.
+    accumulate: bool,
+    /// Where the tile's results go, [ROWS][COLS][VECTORS * lanes].
+    out: *mut f32,
+}
+
+/// out[y][x][o] (+)= sum over channels c and taps (i, j) of w[c][i * k + j][o] * x[c][y + i][x + j].
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; `x` is readable for `ROWS + k - 1` rows of
+/// `COLS + k - 1` values of every channel plane, `w` for the channels' taps, and `out` writable for
+/// (and, when accumulating, readable for) the tile.
+#[inline(always)]
+unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize>(a: &TileArgs) {
+    let width = VECTORS * L::N;
+    let taps = a.k * a.k;
+    let mut acc = [[[L::zero(); VECTORS]; COLS]; ROWS];
+    if a.accumulate {
+        for (y, row) in acc.iter_mut().enumerate() {
+            for (col, position) in row.iter_mut().enumerate() {
+                for (v, accv) in position.iter_mut().enumerate() {
+                    *accv = L::load(a.out.add((y * COLS + col) * width + v * L::N));
+                }
+            }
+        }
+    }
+    for c in 0..a.channels {
+        let xc = a.x.add(c * a.plane);
+        let wc = a.w.add(c * taps * width);
+        for i in 0..a.k {
+            for j in 0..a.k {
+                let wt = wc.add((i * a.k + j) * width);
+                let wv: [L; VECTORS] = std::array::from_fn(|v| L::load(wt.add(v * L::N)));
+                let xt = xc.add(i * a.row + j);
+                for (y, row) in acc.iter_mut().enumerate() {
+                    let xr = xt.add(y * a.row);
+                    for (col, position) in row.iter_mut().enumerate() {
+                        let b = L::splat(*xr.add(col));
+                        for (accv, wv) in position.iter_mut().zip(&wv) {
+                            *accv = accv.fma(b, *wv);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (y, row) in acc.iter().enumerate() {
+        for (col, position) in row.iter().enumerate() {
+            for (v, accv) in position.iter().enumerate() {
+                accv.store(a.out.add((y * COLS + col) * width + v * L::N));
+            }
+        }
+    }
+}
+
+type TileFn = unsafe fn(&TileArgs);
+
+// (COLS, ROWS): 12 positions x 2 vectors = 24 of AVX-512's 32 registers, 6 x 2 of AVX2's 16.
+// Smaller tiles (3x3 positions for 3x3 maps) measured slower than the batch-wide "same" path:
+// too few accumulators per weight load.
+tile_fns!(
+    tile,
+    TileArgs,
+    [
+        (avx512_12x1, "avx512f", super::simd::Avx512, (12, 1)),
+        (avx512_6x2, "avx512f", super::simd::Avx512, (6, 2)),
+        (avx512_4x3, "avx512f", super::simd::Avx512, (4, 3)),
+        (avx512_3x4, "avx512f", super::simd::Avx512, (3, 4)),
+        (avx2_6x1, "avx2,fma", super::simd::Avx2, (6, 1)),
+        (avx2_3x2, "avx2,fma", super::simd::Avx2, (3, 2)),
+    ]
+);
+
+/// A tile kernel and the output block it covers.
+#[derive(Clone, Copy)]
+struct Shape {
+    kernel: TileFn,
+    cols: usize,
+    rows: usize,
+    lanes: usize,
+}
+
+fn shapes(isa: Isa) -> Vec<Shape> {
+    let s = |kernel: TileFn, cols, rows, lanes| Shape { kernel, cols, rows, lanes };
+    match isa {
+        Isa::Avx512 => vec![s(avx512_12x1, 12, 1, 16), s(avx512_6x2, 6, 2, 16), s(avx512_4x3, 4, 3, 16), s(avx512_3x4, 3, 4, 16)],
+        Isa::Avx2 => vec![s(avx2_6x1, 6, 1, 8), s(avx2_3x2, 3, 2, 8)],
+    }
+}
+
+/// Largest map side that goes here.
+const MAX_SIDE: usize = 12;
+
+/// The tile for an h x w map: the fewest positions computed (the map rounded up to whole
+/// tiles); None for maps over `MAX_SIDE` or where every tile computes over 20% more positions
+/// than the map has.
+fn shape(isa: Isa, h: usize, w: usize) -> Option<Shape> {
+    if h > MAX_SIDE || w > MAX_SIDE {
+        return None;
+    }
+    let computed = |s: &Shape| h.next_multiple_of(s.rows) * w.next_multiple_of(s.cols);
+    let best = shapes(isa).into_iter().min_by_key(computed)?;
+    (5 * computed(&best) <= 6 * h * w).then_some(best)
+}
+
+/// Whether an h x w map can run here (see `shape`).
+pub fn suits(isa: Isa, h: usize, w: usize) -> bool {
+    shape(isa, h, w).is_some()
+}
+
+/// `epilogue`(the "same" correlation of `input` [n, c, h, w] into `o` channels with the k x k
+/// `weights`), for a map that `suits`.
+#[allow(clippy::too_many_arguments)]
+pub fn correlate(
+    isa: Isa,
+    input: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    o: usize,
+    k: usize,
+    weights: Weights,
+    epilogue: Option<&Epilogue>,
+) -> Result<Vec<f32>> {
+    let Some(shape) = shape(isa, h, w) else {
+        candle_core::bail!("small-map conv: no tile for a {h}x{w} map");
+    };
+    correlate_with(shape, input, (n, c, h, w), o, k, weights, epilogue)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn correlate_with(
+    shape: Shape,
+    input: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    o: usize,
+    k: usize,
+    weights: Weights,
+    epilogue: Option<&Epilogue>,
+) -> Result<Vec<f32>> {
+    if input.len() != n * c * h * w {
+        candle_core::bail!("small-map conv: input has {} elements, expected {}", input.len(), n * c * h * w);
+    }
+    if let Some(e) = epilogue {
+        if e.scale.len() != o || e.shift.len() != o || e.residual.is_some_and(|r| r.len() != n * o * h * w) {
+            candle_core::bail!("small-map conv: the epilogue's scale, shift or residual does not match the output");
+        }
+    }
+    let (pad, taps) = ((k - 1) / 2, k * k);
+    let (tiles_y, tiles_x) = (h.div_ceil(shape.rows), w.div_ceil(shape.cols));
+    // Padded planes, rounded up to whole tiles: every tap of every tile reads inside its plane.
+    let (row, rows) = (tiles_x * shape.cols + 2 * pad, tiles_y * shape.rows + 2 * pad);
+    let plane = rows * row;
+    let mut padded = Scratch::<f32>::take(n * c * plane);
+    let padded = padded.as_mut_slice(n * c * plane);
+    padded.par_chunks_mut(plane).zip(input.par_chunks(h * w)).for_each(|(dst, src)| {
+        dst.fill(0.0);
+        for (y, line) in src.chunks_exact(w).enumerate() {
+            dst[(y + pad) * row + pad..][..w].copy_from_slice(line);
+        }
+    });
+    // Weights as one panel per block of output channels, [block][c][tap][width].
+    let width = VECTORS * shape.lanes;
+    let blocks = o.div_ceil(width);
+    let mut packed = Scratch::<f32>::take(blocks * c * taps * width);
+    let packed = packed.as_mut_slice(blocks * c * taps * width);
+    packed.par_chunks_mut(c * taps * width).enumerate().for_each(|(block, panel)| vectorized(|| weights.pack(block, width, c, o, taps, panel)));
+    // The tiles' results, [block][image][tile][ROWS][COLS][width]: a task is one block's panel
+    // over a run of images, a channel block at a time (its slice of the panel stays in L1).
+    let tile_len = shape.rows * shape.cols * width;
+    let image_len = tiles_y * tiles_x * tile_len;
+    let threads = rayon::current_num_threads();
+    let runs = if blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(blocks).min(n) };
+    let images_per_run = n.div_ceil(runs);
+    // Equal channel blocks (no one-channel remainder) of at most PANEL_BYTES each.
+    let channel_blocks = c.div_ceil((PANEL_BYTES / (taps * width * 4)).max(1));
+    let channel_block = c.div_ceil(channel_blocks);
+    let (padded, packed) = (&*padded, &*packed);
+    let mut tiled = Scratch::<f32>::take(blocks * n * image_len);
+    let tiled = tiled.as_mut_slice(blocks * n * image_len);
+    tiled.par_chunks_mut(n * image_len).enumerate().for_each(|(block, out_block)| {
+        let panel = &packed[block * c * taps * width..][..c * taps * width];
+        out_block.par_chunks_mut(images_per_run * image_len).enumerate().for_each(|(run, out_run)| {
+            for c0 in (0..c).step_by(channel_block) {
+                let channels = channel_block.min(c - c0);
+                let w = panel[c0 * taps * width..].as_ptr();
+                for (i, out_image) in out_run.chunks_exact_mut(image_len).enumerate() {
+                    let x = padded[((run * images_per_run + i) * c + c0) * plane..].as_ptr();
+                    for ty in 0..tiles_y {
+                        for tx in 0..tiles_x {
+                            let args = TileArgs {
+                                x: x.wrapping_add(ty * shape.rows * row + tx * shape.cols),
+                                plane,
+                                row,
+                                channels,
+                                k,
+                                w,
+                                accumulate: c0 > 0,
+                                out: out_image[(ty * tiles_x + tx) * tile_len..].as_mut_ptr(),
+                            };
+                            // SAFETY: `shape` came from `shapes(isa)`, kernels of this CPU's
+                            // set; the tile reads rows ty * ROWS .. + ROWS + k - 1 and columns
+                            // tx * COLS .. + COLS + k - 1 of the image's padded planes c0 ..
+                            // c0 + channels, inside them by the rounding above; the panel holds
+                            // those channels' taps; the tile writes (after the first channel
+                            // block, reads back) its own tile_len values.
+                            unsafe { (shape.kernel)(&args) };
+                        }
+                    }
+                }
+            }
+        });
+    });
+    let tiled = &*tiled;
+    // Where each output position of a plane lies in its image's tiles.
+    let sources: Vec<usize> = (0..h * w)
+        .map(|p| {
+            let (oy, ox) = (p / w, p % w);
+            ((oy / shape.rows) * tiles_x + ox / shape.cols) * tile_len + ((oy % shape.rows) * shape.cols + ox % shape.cols) * width
+        })
+        .collect();
+    let sources = &sources[..];
+    let scatter = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(h * w).enumerate().for_each(|(q, dst)| {
+            let (img, ch) = (q / o, q % o);
+            let (block, lane) = (ch / width, ch % width);
+            let base = (block * n + img) * image_len + lane;
+            let affine = epilogue.map(|e| (e.scale[ch], e.shift[ch], e.residual.map(|r| &r[q * h * w..][..h * w]), e.relu));
+            let tiled = &tiled[base..];
+            for (p, (d, &source)) in dst.iter_mut().zip(sources).enumerate() {
+                let s = tiled[source];
+                let value = match affine {
+                    Some((scale, shift, residual, relu)) => {
+                        let y = s * scale + shift + residual.map_or(0.0, |r| r[p]);
+                        if relu {
+                            y.max(0.0)
+                        } else {
+                            y
+                        }
+                    }
+                    None => s,
+                };
+                d.write(value);
+            }
+        });
+    };
+    // SAFETY: the scatter writes every position of every (image, channel) plane.
+    Ok(unsafe { filled(n * o * h * w, scatter) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::ConvParams;
+    use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col, Geometry};
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
+
+    /// Every tile shape, on maps that fill whole tiles and maps that do not, with output channel
+    /// counts under, at and past one block, input channels past one channel block (50 > 42 of
+    /// AVX2's, 21 of AVX-512's): forward, input gradient and the epilogue against the
+    /// im2col path in f64.
+    #[test]
+    fn every_tile_matches_the_im2col_path_in_f64() {
+        for isa in isas() {
+            for s in shapes(isa) {
+                for (h, w) in [(s.rows, s.cols), (s.rows * 2 - 1, s.cols + 1)] {
+                    for (c, o, k) in [(3, 5, 3), (50, 2 * VECTORS * s.lanes + 3, 3), (6, VECTORS * s.lanes, 1)] {
+                        let g = Geometry::new((2, c, h, w), (o, c, k, k), ConvParams { stride: 1, padding: (k - 1) / 2 }).unwrap();
+                        let (x, wt, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+                        let label = format!("{isa:?} tile {}x{} map {h}x{w} c {c} o {o} k {k}", s.cols, s.rows);
+                        let y = correlate_with(s, &x, (2, c, h, w), o, k, Weights::Forward(&wt), None).unwrap();
+                        let y_ref = forward_im2col(&wide(&x), &wide(&wt), &g).unwrap();
+                        assert!(worst_relative(&y, &y_ref) < 1e-4, "{label}: forward off by {}", worst_relative(&y, &y_ref));
+                        let dx = correlate_with(s, &dy, (2, o, h, w), c, k, Weights::Flipped(&wt), None).unwrap();
+                        let dx_ref = backward_data_im2col(&wide(&dy), &wide(&wt), &g).unwrap();
+                        assert!(worst_relative(&dx, &dx_ref) < 1e-4, "{label}: input gradient off by {}", worst_relative(&dx, &dx_ref));
+                        let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
+                        let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.03 - 0.2).collect();
+                        let epilogue = Epilogue { scale: &scale, shift: &shift, residual: Some(&dy), relu: true };
+                        let fused = correlate_with(s, &x, (2, c, h, w), o, k, Weights::Forward(&wt), Some(&epilogue)).unwrap();
+                        let plane = h * w;
+                        let want: Vec<f64> = y_ref
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| (v * scale[(i / plane) % o] as f64 + shift[(i / plane) % o] as f64 + dy[i] as f64).max(0.0))
+                            .collect();
+                        assert!(worst_relative(&fused, &want) < 1e-4, "{label}: epilogue off by {}", worst_relative(&fused, &want));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_tile_wastes_little_and_large_maps_go_elsewhere() {
+        assert_eq!(shape(Isa::Avx512, 6, 6).map(|s| (s.cols, s.rows)), Some((6, 2)));
+        assert_eq!(shape(Isa::Avx512, 12, 12).map(|s| (s.cols, s.rows)), Some((12, 1)));
+        assert_eq!(shape(Isa::Avx2, 6, 6).map(|s| (s.cols, s.rows)), Some((6, 1)));
+        assert_eq!(shape(Isa::Avx2, 5, 6).map(|s| (s.cols, s.rows)), Some((6, 1)));
+        // 3x3 maps would compute 12 positions for 9, 7x7 maps 72 for 49.
+        for isa in [Isa::Avx512, Isa::Avx2] {
+            for (h, w) in [(3, 3), (7, 7), (14, 14), (1, 1)] {
+                assert!(shape(isa, h, w).is_none(), "{isa:?} {h}x{w}");
+            }
+        }
+    }
+}
