@@ -19,7 +19,6 @@ use rayon::prelude::*;
 use super::same::{Epilogue, Weights};
 use super::scratch::{filled, Scratch};
 use super::simd::{tile_fns, vectorized, Isa, Lanes};
-use candle_core::Result;
 
 /// Output-channel vectors per tile.
 const VECTORS: usize = 2;
@@ -115,7 +114,7 @@ tile_fns!(
 
 /// A tile kernel and the output block it covers.
 #[derive(Clone, Copy)]
-struct Shape {
+pub(super) struct Shape {
     kernel: TileFn,
     cols: usize,
     rows: usize,
@@ -136,7 +135,7 @@ const MAX_SIDE: usize = 12;
 /// The tile for an h x w map: the fewest positions computed (the map rounded up to whole
 /// tiles); None for maps over `MAX_SIDE` or where every tile computes over 20% more positions
 /// than the map has.
-fn shape(isa: Isa, h: usize, w: usize) -> Option<Shape> {
+pub(super) fn shape(isa: Isa, h: usize, w: usize) -> Option<Shape> {
     if h > MAX_SIDE || w > MAX_SIDE {
         return None;
     }
@@ -145,31 +144,11 @@ fn shape(isa: Isa, h: usize, w: usize) -> Option<Shape> {
     (5 * computed(&best) <= 6 * h * w).then_some(best)
 }
 
-/// Whether an h x w map can run here (see `shape`).
-pub fn suits(isa: Isa, h: usize, w: usize) -> bool {
-    shape(isa, h, w).is_some()
-}
-
 /// `epilogue`(the "same" correlation of `input` [n, c, h, w] into `o` channels with the k x k
-/// `weights`), for a map that `suits`.
+/// `weights`) with the tiles of `shape`. The caller (`same.rs`) has checked the lengths of the
+/// input and of the epilogue's slices.
 #[allow(clippy::too_many_arguments)]
-pub fn correlate(
-    isa: Isa,
-    input: &[f32],
-    (n, c, h, w): (usize, usize, usize, usize),
-    o: usize,
-    k: usize,
-    weights: Weights,
-    epilogue: Option<&Epilogue>,
-) -> Result<Vec<f32>> {
-    let Some(shape) = shape(isa, h, w) else {
-        candle_core::bail!("small-map conv: no tile for a {h}x{w} map");
-    };
-    correlate_with(shape, input, (n, c, h, w), o, k, weights, epilogue)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn correlate_with(
+pub(super) fn correlate(
     shape: Shape,
     input: &[f32],
     (n, c, h, w): (usize, usize, usize, usize),
@@ -177,15 +156,8 @@ fn correlate_with(
     k: usize,
     weights: Weights,
     epilogue: Option<&Epilogue>,
-) -> Result<Vec<f32>> {
-    if input.len() != n * c * h * w {
-        candle_core::bail!("small-map conv: input has {} elements, expected {}", input.len(), n * c * h * w);
-    }
-    if let Some(e) = epilogue {
-        if e.scale.len() != o || e.shift.len() != o || e.residual.is_some_and(|r| r.len() != n * o * h * w) {
-            candle_core::bail!("small-map conv: the epilogue's scale, shift or residual does not match the output");
-        }
-    }
+) -> Vec<f32> {
+    debug_assert_eq!(input.len(), n * c * h * w);
     let (pad, taps) = ((k - 1) / 2, k * k);
     let (tiles_y, tiles_x) = (h.div_ceil(shape.rows), w.div_ceil(shape.cols));
     // Padded planes, rounded up to whole tiles: every tap of every tile reads inside its plane.
@@ -265,27 +237,16 @@ fn correlate_with(
             let (img, ch) = (q / o, q % o);
             let (block, lane) = (ch / width, ch % width);
             let base = (block * n + img) * image_len + lane;
-            let affine = epilogue.map(|e| (e.scale[ch], e.shift[ch], e.residual.map(|r| &r[q * h * w..][..h * w]), e.relu));
+            let residual = epilogue.and_then(|e| e.residual).map(|r| &r[q * h * w..][..h * w]);
             let tiled = &tiled[base..];
             for (p, (d, &source)) in dst.iter_mut().zip(sources).enumerate() {
                 let s = tiled[source];
-                let value = match affine {
-                    Some((scale, shift, residual, relu)) => {
-                        let y = s * scale + shift + residual.map_or(0.0, |r| r[p]);
-                        if relu {
-                            y.max(0.0)
-                        } else {
-                            y
-                        }
-                    }
-                    None => s,
-                };
-                d.write(value);
+                d.write(epilogue.map_or(s, |e| e.apply(ch, s, residual.map_or(0.0, |r| r[p]))));
             }
         });
     };
     // SAFETY: the scatter writes every position of every (image, channel) plane.
-    Ok(unsafe { filled(n * o * h * w, scatter) })
+    unsafe { filled(n * o * h * w, scatter) }
 }
 
 #[cfg(test)]
@@ -308,16 +269,16 @@ mod tests {
                         let g = Geometry::new((2, c, h, w), (o, c, k, k), ConvParams { stride: 1, padding: (k - 1) / 2 }).unwrap();
                         let (x, wt, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
                         let label = format!("{isa:?} tile {}x{} map {h}x{w} c {c} o {o} k {k}", s.cols, s.rows);
-                        let y = correlate_with(s, &x, (2, c, h, w), o, k, Weights::Forward(&wt), None).unwrap();
+                        let y = correlate(s, &x, (2, c, h, w), o, k, Weights::Forward(&wt), None);
                         let y_ref = forward_im2col(&wide(&x), &wide(&wt), &g).unwrap();
                         assert!(worst_relative(&y, &y_ref) < 1e-4, "{label}: forward off by {}", worst_relative(&y, &y_ref));
-                        let dx = correlate_with(s, &dy, (2, o, h, w), c, k, Weights::Flipped(&wt), None).unwrap();
+                        let dx = correlate(s, &dy, (2, o, h, w), c, k, Weights::Flipped(&wt), None);
                         let dx_ref = backward_data_im2col(&wide(&dy), &wide(&wt), &g).unwrap();
                         assert!(worst_relative(&dx, &dx_ref) < 1e-4, "{label}: input gradient off by {}", worst_relative(&dx, &dx_ref));
                         let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
                         let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.03 - 0.2).collect();
                         let epilogue = Epilogue { scale: &scale, shift: &shift, residual: Some(&dy), relu: true };
-                        let fused = correlate_with(s, &x, (2, c, h, w), o, k, Weights::Forward(&wt), Some(&epilogue)).unwrap();
+                        let fused = correlate(s, &x, (2, c, h, w), o, k, Weights::Forward(&wt), Some(&epilogue));
                         let plane = h * w;
                         let want: Vec<f64> = y_ref
                             .iter()

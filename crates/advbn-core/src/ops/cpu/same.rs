@@ -80,6 +80,19 @@ pub struct Epilogue<'a> {
     pub relu: bool,
 }
 
+impl Epilogue<'_> {
+    /// The map of output channel `channel` applied to one stored `sum` (with its residual value,
+    /// 0 without one), for the outputs that do not go through a tile's vector epilogue.
+    pub(super) fn apply(&self, channel: usize, sum: f32, residual: f32) -> f32 {
+        let y = sum * self.scale[channel] + self.shift[channel] + residual;
+        if self.relu {
+            y.max(0.0)
+        } else {
+            y
+        }
+    }
+}
+
 /// out[r][v * L::N + lane] (+)= sum over channels c and taps t of
 /// w[(c * taps + t) * R + r] * x[c * plane + offsets[t] + v * L::N + lane] (0 where masked).
 ///
@@ -291,8 +304,8 @@ impl Correlation {
         // Maps under 8x8 that a whole tile of output channels along the lanes fits (6x6: +10-20%
         // on AVX-512, +45% on AVX2; 8x8 fills the per-image tiles and measured 20% slower there:
         // bench/RESULTS.md).
-        if h * w < 64 && blocked::suits(isa, h, w) {
-            return blocked::correlate(isa, input, (n, c, h, w), self.o, k, weights, epilogue);
+        if let Some(shape) = blocked::shape(isa, h, w).filter(|_| h * w < 64) {
+            return Ok(blocked::correlate(shape, input, (n, c, h, w), self.o, k, weights, epilogue));
         }
         let (images, hw) = if batched { (1, n * image_len) } else { (n, image_len) };
         let channel_major = |data: &[f32], channels: usize| -> Vec<f32> {
@@ -428,13 +441,7 @@ impl Correlation {
                             let value = match epilogue {
                                 Some(e) => {
                                     let o = o0 + i / hw;
-                                    let residual = residual.as_deref().map_or(0.0, |res| res[(img * self.o + o) * hw + i % hw]);
-                                    let y = s * e.scale[o] + e.shift[o] + residual;
-                                    if e.relu {
-                                        y.max(0.0)
-                                    } else {
-                                        y
-                                    }
+                                    e.apply(o, *s, residual.as_deref().map_or(0.0, |res| res[(img * self.o + o) * hw + i % hw]))
                                 }
                                 None => *s,
                             };
