@@ -224,6 +224,14 @@ export interface CorruptionScore {
   relativeCE?: number
 }
 
+/** The CPU compute threads and how many lanes they form. */
+export declare function cpuThreads(): CpuThreads
+
+export interface CpuThreads {
+  threads: number
+  lanes: number
+}
+
 export declare function createModel(config: ModelConfig): Promise<NativeModel>
 
 export interface DeviceInfo {
@@ -379,6 +387,9 @@ export interface SelfCheckReport {
   millis: number
   message: string
 }
+
+/** Splits the CPU compute threads into `count` lanes, one per job run side by side. */
+export declare function setCpuLanes(count: number): void
 
 export interface StepLogs {
   loss: number

@@ -58,6 +58,34 @@ export async function selfCheck(device = 'cpu'): Promise<SelfCheckReport> {
   return callNative((n) => n.selfCheck(device));
 }
 
+/** The CPU compute threads (`RAYON_NUM_THREADS`, else one per core) and the lanes they form. */
+export interface CpuThreads {
+  /** Threads every CPU kernel forks onto, over all lanes. */
+  threads: number;
+  /** Independent groups of those threads: each CPU job (a training step, a prediction) runs in one lane at a time. */
+  lanes: number;
+}
+
+/** The CPU compute threads and their lanes (see {@link setCpuLanes}). */
+export function cpuThreads(): CpuThreads {
+  return callNativeSync((n) => n.cpuThreads());
+}
+
+/**
+ * Splits the CPU compute threads into `lanes` groups of (nearly) equal size, for that many
+ * models trained or evaluated side by side: each job then runs on threads of its own instead of
+ * all jobs sharing every thread, so small models' ops do not wait on each other. The default is
+ * 1 (every thread for each job). Results are the same either way (every sum is split the same
+ * whatever the thread count); jobs already running finish where they started.
+ */
+export function setCpuLanes(lanes: number): void {
+  const { threads } = cpuThreads();
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > threads) {
+    throw invalidOption('setCpuLanes', 'lanes', lanes, `an integer from 1 to the number of compute threads (${threads})`);
+  }
+  callNativeSync((n) => n.setCpuLanes(lanes));
+}
+
 /** The machine a report's figures came from: `<cores> x <CPU model>; device <device>`. @internal */
 export function hardwareDescription(device: string): string {
   return `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; device ${device}`;

@@ -7,12 +7,15 @@ import {
   InvalidOptionError,
   NativePanicError,
   TrainingDivergedError,
+  cpuThreads,
+  fineTune,
   listDevices,
   nativeInfo,
   nativeLoadReport,
+  setCpuLanes,
 } from '../src/index.js';
 import { loadNative, wrapNativeError } from '../src/native.js';
-import { tinyModel } from './helpers.js';
+import { separableData, tinyModel } from './helpers.js';
 
 describe('native addon', () => {
   it('loads through the one loader and reports which binary and why', () => {
@@ -121,5 +124,33 @@ describe('native addon', () => {
       count = err;
     }
     expect(count).toMatchObject({ code: 'ADVBN_INVALID_OPTION', option: 'numClasses', value: 0 });
+  });
+
+  it('splits the CPU threads into lanes: bad counts are refused by name, and results do not change', async () => {
+    const { threads, lanes } = cpuThreads();
+    expect(lanes).toBe(1);
+    expect(threads).toBe(Number(process.env.RAYON_NUM_THREADS) || (await import('node:os')).cpus().length);
+    for (const bad of [0, 1.5, threads + 1, Number.NaN]) expect(() => setCpuLanes(bad)).toThrow(InvalidOptionError);
+    expect(() => setCpuLanes(0)).toThrow(/setCpuLanes: option "lanes" must be an integer from 1 to the number of compute threads/);
+    expect(cpuThreads().lanes).toBe(1);
+
+    const data = separableData(48, 5);
+    const train = async () => {
+      const model = await tinyModel(2);
+      const { history } = await fineTune(model, { data, epochs: 2, batchSize: 16, seed: 1 });
+      model.dispose();
+      return [...history.loss, ...history.cleanLoss];
+    };
+    const alone = await train();
+    if (threads < 2) return; // one thread makes one lane only
+    setCpuLanes(2);
+    try {
+      expect(cpuThreads()).toEqual({ threads, lanes: 2 });
+      // Two runs side by side, each in a lane of its own, give what one run alone gave.
+      expect(await Promise.all([train(), train()])).toEqual([alone, alone]);
+    } finally {
+      setCpuLanes(1);
+    }
+    expect(cpuThreads().lanes).toBe(1);
   });
 });

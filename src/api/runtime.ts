@@ -4,7 +4,18 @@
  *
  * @module Runtime
  */
-export { listDevices, nativeInfo, selfCheck, type DeviceInfo, type DeviceName, type NativeInfo, type SelfCheckReport } from '../devices.js';
+export {
+  cpuThreads,
+  listDevices,
+  nativeInfo,
+  selfCheck,
+  setCpuLanes,
+  type CpuThreads,
+  type DeviceInfo,
+  type DeviceName,
+  type NativeInfo,
+  type SelfCheckReport,
+} from '../devices.js';
 export { nativeLoadReport, type NativeLoadAttempt, type NativeLoadReport, type NativeVariant } from '../native.js';
 export {
   AbortError,

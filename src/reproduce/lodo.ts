@@ -1,8 +1,7 @@
 // What the leave-one-domain-out runs share: the (held-out domain, seed) pairs, run side by side
 // on the CPU, where the models are written, and the aggregation into results.json's figures.
-import type { DeviceName } from '../devices.js';
+import { cpuThreads, setCpuLanes, type DeviceName } from '../devices.js';
 import { mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { saveWeights, type Model } from '../models.js';
 import type { ComparisonResult, MethodResult } from '../report/index.js';
@@ -44,10 +43,20 @@ export async function mapLimited<T, R>(items: readonly T[], limit: number, work:
   return results;
 }
 
-/** Runs the pairs, side by side on the CPU (one per core), one after another on a GPU. */
-export function runPairs<Config, P>(run: PairRun<Config>, pairs: readonly P[], work: (pair: P) => Promise<PairOutcome>): Promise<PairOutcome[]> {
-  const parallel = run.device === 'cpu' ? Math.min(pairs.length, cpus().length) : 1;
-  return mapLimited(pairs, parallel, work);
+/**
+ * Runs the pairs, side by side on the CPU (one per compute thread, each in a lane of its own
+ * threads: small models' ops then never wait on the other pair's), one after another on a GPU.
+ */
+export async function runPairs<Config, P>(run: PairRun<Config>, pairs: readonly P[], work: (pair: P) => Promise<PairOutcome>): Promise<PairOutcome[]> {
+  if (run.device !== 'cpu') return mapLimited(pairs, 1, work);
+  const before = cpuThreads();
+  const parallel = Math.min(pairs.length, before.threads);
+  setCpuLanes(parallel);
+  try {
+    return await mapLimited(pairs, parallel, work);
+  } finally {
+    setCpuLanes(before.lanes);
+  }
 }
 
 /** Per model name its figures, and every comparison, from the pairs' reports. */

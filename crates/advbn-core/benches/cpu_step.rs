@@ -161,7 +161,7 @@ fn gemm_gflops(m: usize, n: usize, k: usize) -> f64 {
 /// A convolution layer of the workloads: (name, N, C, H = W, O, kernel, stride, padding).
 type ConvLayer = (&'static str, usize, usize, usize, usize, usize, usize, usize);
 
-const CONV_LAYERS: [ConvLayer; 11] = [
+const CONV_LAYERS: [ConvLayer; 14] = [
     ("r18_stem", 32, 3, 96, 64, 7, 2, 3),
     ("r18_l1", 32, 64, 24, 64, 3, 1, 1),
     ("r18_l2s2", 32, 64, 24, 128, 3, 2, 1),
@@ -173,6 +173,9 @@ const CONV_LAYERS: [ConvLayer; 11] = [
     ("s20_l1", 128, 16, 32, 16, 3, 1, 1),
     ("s20_l2", 128, 32, 16, 32, 3, 1, 1),
     ("s20_l3", 128, 64, 8, 64, 3, 1, 1),
+    ("s20_l2s2", 128, 16, 32, 32, 3, 2, 1),
+    ("s20_l2ds", 128, 16, 32, 32, 1, 2, 0),
+    ("s20_l3s2", 128, 32, 16, 64, 3, 2, 1),
 ];
 
 /// Per layer: forward, backward-data and backward-filter times (ms) of our CPU conv kernels

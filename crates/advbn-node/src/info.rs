@@ -81,6 +81,24 @@ pub fn self_check_device(device: String) -> AsyncTask<Typed<SelfCheckTask>> {
     task(SelfCheckTask { device })
 }
 
+#[napi(object)]
+pub struct CpuThreads {
+    pub threads: u32,
+    pub lanes: u32,
+}
+
+/// The CPU compute threads and how many lanes they form.
+#[napi]
+pub fn cpu_threads() -> CpuThreads {
+    CpuThreads { threads: advbn_core::threads::thread_count() as u32, lanes: advbn_core::threads::lane_count() as u32 }
+}
+
+/// Splits the CPU compute threads into `count` lanes, one per job run side by side.
+#[napi]
+pub fn set_cpu_lanes(env: Env, count: u32) -> Result<()> {
+    sync(&env, || Ok(advbn_core::threads::set_lanes(count as usize)?))
+}
+
 /// Test hook (the addon's `testing` namespace, not part of the library's API): panics inside
 /// native code; must surface as a JS error, never kill the process.
 #[napi(namespace = "testing")]
