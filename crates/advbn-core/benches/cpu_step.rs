@@ -11,7 +11,7 @@
 //!
 //! Uniform random images and random labels. Warm-up steps, then the median of timed steps.
 //! Prints one JSON object (images/s per workload); progress on stderr.
-//! `cargo bench -p advbn-core --bench cpu_step -- [--only a,b] [--warm N] [--reps N] [--budget S]
+//! `cargo bench -p advbn-core --bench cpu_step -- [--only a,b] [--layers l1,l2] [--warm N] [--reps N] [--budget S]
 //! [--no-alloc-cache]` (the last turns off the allocator's block cache, `alloc_cache`, for A/B runs).
 
 use std::time::Instant;
@@ -25,18 +25,21 @@ use candle_core::{DType, Device, Tensor};
 
 struct Args {
     only: Vec<String>,
+    /// `conv_layers`: only these layers (all when empty).
+    layers: Vec<String>,
     warm: usize,
     reps: usize,
     budget_s: f64,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { only: Vec::new(), warm: 2, reps: 9, budget_s: 40.0 };
+    let mut args = Args { only: Vec::new(), layers: Vec::new(), warm: 2, reps: 9, budget_s: 40.0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--only" => args.only = value().split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            "--layers" => args.layers = value().split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
             "--warm" => args.warm = value().parse().expect("--warm N"),
             "--reps" => args.reps = value().parse().expect("--reps N"),
             "--budget" => args.budget_s = value().parse().expect("--budget SECONDS"),
@@ -185,6 +188,9 @@ fn conv_layers(args: &Args, fields: &mut Vec<String>) -> advbn_core::Result<()> 
     use advbn_core::ops::cpu::conv::{backward_data, backward_filter, forward, Geometry};
     let values = |len: usize, seed: usize| -> Vec<f32> { (0..len).map(|i| (((i + seed) * 7919) % 1000) as f32 / 1000.0 - 0.5).collect() };
     for (name, n, c, h, o, k, stride, padding) in CONV_LAYERS {
+        if !args.layers.is_empty() && !args.layers.iter().any(|l| l == name) {
+            continue;
+        }
         let g = Geometry::new((n, c, h, h), (o, c, k, k), ConvParams { stride, padding })?;
         let (x, w, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
         let flops = 2.0 * (g.output_len() * c * k * k) as f64;

@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
-use super::simd::{detect, narrow_pays, rank1_update, tile_fns, vectorized, Isa, Lanes};
-use super::staging::Staging;
+use super::simd::{detect, multiversion, narrow_pays, rank1_update, tile_fns, Isa, Lanes};
+use super::staging::{stage_image, Staging};
 use candle_core::Result;
 
 /// Output channels per register tile (broadcast side) and position vectors per tile, per ISA:
@@ -194,7 +194,7 @@ impl Correlation {
                     let mut padded = Scratch::<f32>::take(self.c * plane);
                     let padded = padded.as_mut_slice(self.c * plane);
                     let image = &input[img * self.c * self.h * self.w..][..self.c * self.h * self.w];
-                    vectorized(|| image.chunks(self.h * self.w).zip(padded.chunks_mut(plane)).for_each(|(src, dst)| st.stage(src, dst)));
+                    stage_image(isa, &st, image, padded);
                     for c0 in (0..self.c).step_by(channel_block) {
                         let channels = channel_block.min(self.c - c0);
                         let x = padded[c0 * plane..].as_ptr();
@@ -219,17 +219,7 @@ impl Correlation {
                             }
                         }
                     }
-                    // Element loops for the short rows (see `Staging::stage`).
-                    vectorized(|| {
-                        for (row, dst) in out_group.chunks_mut(oh * ow).enumerate() {
-                            let src = &buf[row * stride..];
-                            for (y, line) in dst.chunks_mut(ow).enumerate() {
-                                for (d, v) in line.iter_mut().zip(&src[y * wp..][..ow]) {
-                                    d.write(*v);
-                                }
-                            }
-                        }
-                    });
+                    copy_out(buf, out_group, (oh, ow), wp, stride);
                 });
             });
         };
@@ -237,6 +227,23 @@ impl Correlation {
         // copied from the tile buffer.
         let out = unsafe { filled(self.n * self.o * oh * ow, fill) };
         Ok(out)
+    }
+}
+
+multiversion! {
+    /// Copies each output channel's rows (`ow` of each `wp` positions) out of the tile buffer,
+    /// whose channels are `stride` apart: element loops, for the short rows (see
+    /// `Staging::stage`), compiled for this CPU's vector instructions.
+    fn copy_out<T: Copy>(buf: &[T], out: &mut [MaybeUninit<T>], out_hw: (usize, usize), wp: usize, stride: usize) -> () {
+        let (oh, ow) = out_hw;
+        for (row, dst) in out.chunks_exact_mut(oh * ow).enumerate() {
+            let src = &buf[row * stride..];
+            for (y, line) in dst.chunks_exact_mut(ow).enumerate() {
+                for (d, v) in line.iter_mut().zip(&src[y * wp..][..ow]) {
+                    d.write(*v);
+                }
+            }
+        }
     }
 }
 

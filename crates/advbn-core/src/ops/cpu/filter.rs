@@ -16,7 +16,7 @@ use super::conv::Geometry;
 use super::direct::{check, isa};
 use super::scratch::Scratch;
 use super::simd::{vectorized, Isa, Lanes};
-use super::staging::Staging;
+use super::staging::{stage_image, Staging};
 use candle_core::Result;
 
 /// Fixed partial sums over images.
@@ -158,7 +158,7 @@ pub(super) fn backward_filter_with(isa: Isa, x: &[f32], dy: &[f32], g: &Geometry
         let (padded, dyt) = (padded.as_mut_slice(g.c * plane), dyt.as_mut_slice(positions * o_pad));
         for n in (part * per_part)..((part + 1) * per_part).min(g.n) {
             let image = &x[n * g.c * hw..][..g.c * hw];
-            vectorized(|| image.chunks(hw).zip(padded.chunks_mut(plane)).for_each(|(src, dst)| st.stage(src, dst)));
+            stage_image(isa, &st, image, padded);
             // [position][channel], zero in the dropped columns and the padded channels.
             dyt.fill(0.0);
             let image = &dy[n * g.o * ohw..][..g.o * ohw];

@@ -63,6 +63,10 @@ pub trait Lanes: Copy {
     /// # Safety
     /// `p + lane` is valid for writing for every lane in `mask`.
     unsafe fn store_masked(self, p: *mut f32, mask: Self::Mask);
+    /// The even-numbered values of the 2N values `self` then `b`, in order.
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn evens(self, b: Self) -> Self;
 }
 
 /// The instruction sets the direct kernels have versions for.
@@ -235,6 +239,11 @@ impl Lanes for Avx512 {
     unsafe fn store_masked(self, p: *mut f32, mask: __mmask16) {
         _mm512_mask_storeu_ps(p, mask, self.0)
     }
+    #[inline(always)]
+    unsafe fn evens(self, b: Self) -> Self {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        Self(_mm512_permutex2var_ps(self.0, even, b.0))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -286,5 +295,11 @@ impl Lanes for Avx2 {
     #[inline(always)]
     unsafe fn store_masked(self, p: *mut f32, mask: __m256i) {
         _mm256_maskstore_ps(p, mask, self.0)
+    }
+    #[inline(always)]
+    unsafe fn evens(self, b: Self) -> Self {
+        // Per 128-bit half [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs into order.
+        let halves = _mm256_shuffle_ps::<0b10_00_10_00>(self.0, b.0);
+        Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(halves))))
     }
 }

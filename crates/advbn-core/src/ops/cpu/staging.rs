@@ -7,6 +7,8 @@
 //! padding of neighbouring rows shared (wq = w + pad: fewer dropped columns); a 1x1 kernel at
 //! stride 2 reads phase (0, 0) only, and only the phases some tap reads are stored.
 
+use super::simd::{Avx2, Avx512, Isa, Lanes};
+
 /// The staged layout of one channel for a k x k kernel, `stride`, `pad`, on h x w inputs.
 #[derive(Debug, Clone, Copy)]
 pub struct Staging {
@@ -15,7 +17,6 @@ pub struct Staging {
     pad: usize,
     stride: usize,
     k: usize,
-    hq: usize,
     wq: usize,
     out_h: usize,
     out_w: usize,
@@ -36,7 +37,7 @@ impl Staging {
         let (out_h, out_w) = ((hp - k) / stride + 1, (wp - k) / stride + 1);
         // The furthest read: the last position at the last tap.
         let phase_len = (positions.max(out_h * wq) + reach * (wq + 1)).max(hq * wq);
-        Self { h, w, pad, stride, k, hq, wq, out_h, out_w, phases: stride.min(k), phase_len }
+        Self { h, w, pad, stride, k, wq, out_h, out_w, phases: stride.min(k), phase_len }
     }
 
     /// Output rows and columns.
@@ -70,80 +71,152 @@ impl Staging {
         (0..self.k * self.k).map(|t| self.offset(t / self.k, t % self.k)).collect()
     }
 
-    /// Writes channel `src` (h x w) into `dst` (`channel_len` values) in this layout. Inlined so
-    /// that it vectorises for the instruction set of its caller (`simd::vectorized`).
+    /// Writes channel `src` (h x w) into `dst` (`channel_len` values) in this layout, with the
+    /// vector instructions of `L` (the caller is compiled for them).
     #[inline(always)]
-    pub fn stage(&self, src: &[f32], dst: &mut [f32]) {
+    fn stage<L: Lanes>(&self, src: &[f32], dst: &mut [f32]) {
         let s = self.stride;
-        for (phase, plane) in dst[..self.channel_len()].chunks_mut(self.phase_len).enumerate() {
-            let (a, b) = (phase / self.phases, phase % self.phases);
-            let (rows, tail) = plane.split_at_mut(self.hq * self.wq);
-            tail.fill(0.0);
-            for (y, line) in rows.chunks_mut(self.wq).enumerate() {
-                // Padded row s * y + a is source row s * y + a - pad, if inside.
-                let Some(src_row) = (s * y + a).checked_sub(self.pad).filter(|&r| r < self.h) else {
-                    line.fill(0.0);
-                    continue;
-                };
-                let src_row = &src[src_row * self.w..][..self.w];
-                // Column x holds padded column s * x + b, source column s * x + b - pad.
-                let first = (self.pad.saturating_sub(b)).div_ceil(s).min(self.wq);
-                let last = ((self.w + self.pad).saturating_sub(b)).div_ceil(s).clamp(first, self.wq);
-                line[..first].fill(0.0);
-                line[last..].fill(0.0);
-                let start = s * first + b - self.pad;
-                let n = last - first;
-                if s == 1 {
-                    // An element loop, not copy_from_slice: rows are short (8-50 values), and a
-                    // memcpy call per row cost more than the copy.
-                    for (d, v) in line[first..last].iter_mut().zip(&src_row[start..start + n]) {
-                        *d = *v;
-                    }
-                } else if n > 0 {
-                    let (dst, from) = (&mut line[first..last], &src_row[start..=start + s * (n - 1)]);
-                    if s == 2 {
-                        gather::<2>(dst, from);
-                    } else {
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            *d = from[s * i];
-                        }
+        let dst = &mut dst[..self.channel_len()];
+        // One fill of the whole channel (borders, dropped columns, the zeros after each phase
+        // plane), then every source row copied over it: rows are short (8-50 values), and a fill
+        // call per row border cost more than writing the interior twice.
+        dst.fill(0.0);
+        // Per column phase b (at most `MAX_PHASES`): the first source column x with
+        // (x + pad) % s == b, the column of phase plane (a, b) it lands in, and how many land
+        // there (one per s source columns). Computed once: divisions cost more than the copies.
+        let mut columns = [(0usize, 0usize, 0usize); MAX_PHASES];
+        for (b, col) in columns.iter_mut().enumerate().take(self.phases) {
+            let x0 = (b + s - self.pad % s) % s;
+            if x0 < self.w {
+                *col = (x0, (x0 + self.pad) / s, (self.w - x0).div_ceil(s));
+            }
+        }
+        let (mut a, mut y) = (self.pad % s, self.pad / s);
+        for src_row in src[..self.h * self.w].chunks_exact(self.w) {
+            // This row is padded row r + pad: phase a, row y of its phase planes.
+            if a < self.phases {
+                for (b, &(x0, col, n)) in columns[..self.phases].iter().enumerate() {
+                    let at = (a * self.phases + b) * self.phase_len + y * self.wq + col;
+                    let (line, from) = (&mut dst[at..][..n], &src_row[x0..]);
+                    match s {
+                        // An element loop, not copy_from_slice: a memcpy call per short row costs
+                        // more than the copy.
+                        1 => line.iter_mut().zip(from).for_each(|(d, v)| *d = *v),
+                        // SAFETY: `from` holds 2 (n - 1) + 1 values and `line` n.
+                        2 => unsafe { gather_evens::<L>(line, from) },
+                        _ => line.iter_mut().zip(from.iter().step_by(s)).for_each(|(d, v)| *d = *v),
                     }
                 }
+            }
+            a += 1;
+            if a == s {
+                (a, y) = (0, y + 1);
             }
         }
     }
 }
 
-/// dst[i] = from[S * i], with `from` exactly long enough: a constant stride over exact slices
-/// vectorises as shuffles.
+/// Phases per axis a stage can have (stride 2 at most: see `direct::check`, whose kernels are
+/// the only readers).
+const MAX_PHASES: usize = 2;
+
+/// line[i] = from[2 i] for every i < line.len(), two vectors of `from` per vector of `line`.
+///
+/// # Safety
+/// The CPU supports `L`'s instructions; `from` holds at least 2 line.len() - 1 values.
 #[inline(always)]
-fn gather<const S: usize>(dst: &mut [f32], from: &[f32]) {
-    for (d, group) in dst.iter_mut().zip(from.chunks(S)) {
-        *d = group[0];
+unsafe fn gather_evens<L: Lanes>(line: &mut [f32], from: &[f32]) {
+    let (n, avail) = (line.len(), from.len());
+    debug_assert!(n == 0 || avail > 2 * (n - 1));
+    let (src, dst) = (from.as_ptr(), line.as_mut_ptr());
+    let mut i = 0;
+    while i + L::N <= n && 2 * (i + L::N) <= avail {
+        L::load(src.add(2 * i)).evens(L::load(src.add(2 * i + L::N))).store(dst.add(i));
+        i += L::N;
+    }
+    // The rest (under N outputs) through masks: only the values `from` has are read.
+    while i < n {
+        let lanes = |from_value: usize| L::mask(((1u64 << avail.saturating_sub(from_value).min(L::N)) - 1) as u32);
+        let (first, second) = (L::load_masked(src.add(2 * i), lanes(2 * i)), L::load_masked(src.add(2 * i + L::N), lanes(2 * i + L::N)));
+        let out = (n - i).min(L::N);
+        first.evens(second).store_masked(dst.add(i), L::mask(((1u64 << out) - 1) as u32));
+        i += out;
+    }
+}
+
+/// Stages every channel of `image` (planes of h x w) into `staged` (`channel_len` values per
+/// channel), with the vector instructions of `isa`.
+pub fn stage_image(isa: Isa, st: &Staging, image: &[f32], staged: &mut [f32]) {
+    #[inline(always)]
+    fn body<L: Lanes>(st: &Staging, image: &[f32], staged: &mut [f32]) {
+        for (src, dst) in image.chunks_exact(st.h * st.w).zip(staged.chunks_exact_mut(st.channel_len())) {
+            st.stage::<L>(src, dst);
+        }
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn avx512(st: &Staging, image: &[f32], staged: &mut [f32]) {
+        body::<Avx512>(st, image, staged)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(st: &Staging, image: &[f32], staged: &mut [f32]) {
+        body::<Avx2>(st, image, staged)
+    }
+    assert!(st.phases <= MAX_PHASES, "staging: stride {} is not supported", st.stride);
+    match isa {
+        // SAFETY: an `Isa` is only made by `detect`, which found it on this CPU.
+        Isa::Avx512 => unsafe { avx512(st, image, staged) },
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { avx2(st, image, staged) },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cpu::testing::isas;
 
-    /// Every tap run holds the padded input at the strided positions it stands for.
+    /// Every tap run holds the padded input at the strided positions it stands for, on every
+    /// instruction set this CPU has; rows from 4 to 70 wide, so the stride-2 gather runs both its
+    /// whole vectors and its masked rest, with either parity of padding.
     #[test]
     fn tap_runs_read_the_padded_input_at_strided_positions() {
-        for (h, w, k, stride, pad) in [(5, 7, 3, 1, 1), (6, 5, 3, 2, 1), (7, 7, 1, 2, 0), (8, 8, 1, 2, 0), (9, 8, 7, 2, 3), (4, 4, 3, 1, 0), (6, 7, 3, 2, 1)] {
+        for (h, w, k, stride, pad) in [
+            (5, 7, 3, 1, 1),
+            (6, 5, 3, 2, 1),
+            (7, 7, 1, 2, 0),
+            (8, 8, 1, 2, 0),
+            (9, 8, 7, 2, 3),
+            (4, 4, 3, 1, 0),
+            (6, 7, 3, 2, 1),
+            (3, 40, 3, 1, 1),
+            (4, 33, 3, 2, 1),
+            (3, 64, 3, 2, 1),
+            (5, 70, 1, 2, 0),
+            (3, 47, 7, 2, 3),
+            (2, 32, 5, 2, 2),
+        ] {
             let src: Vec<f32> = (0..h * w).map(|i| i as f32 + 1.0).collect();
             let st = Staging::new(h, w, k, stride, pad, 0);
-            let mut dst = vec![f32::NAN; st.channel_len()];
-            st.stage(&src, &mut dst);
-            assert!(dst.iter().all(|v| !v.is_nan()), "every value is written");
-            let (oh, ow) = st.out();
-            for i in 0..k {
-                for j in 0..k {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let (y, x) = ((oy * stride + i) as isize - pad as isize, (ox * stride + j) as isize - pad as isize);
-                            let want = if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w { src[y as usize * w + x as usize] } else { 0.0 };
-                            assert_eq!(dst[st.offset(i, j) + oy * st.row() + ox], want, "{h}x{w} k{k} s{stride} p{pad} tap ({i}, {j}) at ({oy}, {ox})");
+            // Two channels through `stage_image`, the second the first negated; the buffer starts
+            // as NaN so every value must be written.
+            let image: Vec<f32> = src.iter().copied().chain(src.iter().map(|v| -v)).collect();
+            for isa in isas() {
+                let mut staged = vec![f32::NAN; 2 * st.channel_len()];
+                stage_image(isa, &st, &image, &mut staged);
+                let (dst, second) = staged.split_at(st.channel_len());
+                assert!(dst.iter().all(|v| !v.is_nan()), "every value is written");
+                assert!(second.iter().zip(dst).all(|(n, p)| *n == -*p), "the second channel is staged alike");
+                let (oh, ow) = st.out();
+                for i in 0..k {
+                    for j in 0..k {
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let (y, x) = ((oy * stride + i) as isize - pad as isize, (ox * stride + j) as isize - pad as isize);
+                                let inside = y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w;
+                                let want = if inside { src[y as usize * w + x as usize] } else { 0.0 };
+                                let got = dst[st.offset(i, j) + oy * st.row() + ox];
+                                assert_eq!(got, want, "{isa:?} {h}x{w} k{k} s{stride} p{pad} tap ({i}, {j}) at ({oy}, {ox})");
+                            }
                         }
                     }
                 }
