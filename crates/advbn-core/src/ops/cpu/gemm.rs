@@ -20,6 +20,11 @@ pub trait Float: Copy + Send + Sync + PartialOrd + 'static + std::ops::Add<Outpu
     fn from_f32(_: Vec<f32>) -> Option<Vec<Self>> {
         None
     }
+
+    /// The slice as f32 to write, when Self is f32.
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 impl Float for f32 {
@@ -32,6 +37,10 @@ impl Float for f32 {
 
     fn from_f32(v: Vec<f32>) -> Option<Vec<Self>> {
         Some(v)
+    }
+
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod direct;
 pub mod filter;
 pub mod gemm;
 pub mod same;
+mod scatter;
 pub mod scratch;
 pub mod simd;
 pub mod staging;

@@ -67,6 +67,11 @@ pub trait Lanes: Copy {
     /// # Safety
     /// The CPU supports the instruction set.
     unsafe fn evens(self, b: Self) -> Self;
+    /// The inverse spread: lanes [0, N/2) into the even lanes of the first vector, [N/2, N) into
+    /// those of the second, zeros in the odd lanes.
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn spread_evens(self) -> (Self, Self);
 }
 
 /// The instruction sets the direct kernels have versions for.
@@ -244,6 +249,14 @@ impl Lanes for Avx512 {
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         Self(_mm512_permutex2var_ps(self.0, even, b.0))
     }
+    #[inline(always)]
+    unsafe fn spread_evens(self) -> (Self, Self) {
+        // Index 16 picks lane 0 of the zero vector.
+        let low = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
+        let high = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
+        let zero = _mm512_setzero_ps();
+        (Self(_mm512_permutex2var_ps(self.0, low, zero)), Self(_mm512_permutex2var_ps(self.0, high, zero)))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -301,5 +314,13 @@ impl Lanes for Avx2 {
         // Per 128-bit half [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs into order.
         let halves = _mm256_shuffle_ps::<0b10_00_10_00>(self.0, b.0);
         Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(halves))))
+    }
+    #[inline(always)]
+    unsafe fn spread_evens(self) -> (Self, Self) {
+        // Per 128-bit half [a0 0 a1 0 | a4 0 a5 0] and [a2 0 a3 0 | a6 0 a7 0], then the halves
+        // into order.
+        let zero = _mm256_setzero_ps();
+        let (low, high) = (_mm256_unpacklo_ps(self.0, zero), _mm256_unpackhi_ps(self.0, zero));
+        (Self(_mm256_permute2f128_ps::<0x20>(low, high)), Self(_mm256_permute2f128_ps::<0x31>(low, high)))
     }
 }
