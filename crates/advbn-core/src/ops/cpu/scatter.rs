@@ -6,7 +6,7 @@
 //! the odd lanes) and added to 2N consecutive input values. Adding +0.0 changes no value: a sum
 //! that starts at +0.0 is never -0.0 in round-to-nearest, and NaN stays NaN.
 
-use super::simd::{Avx2, Avx512, Isa, Lanes};
+use super::simd::{with_lanes, Isa, Lanes};
 
 /// The lanes `[0, count)` of a vector (count <= N).
 #[inline(always)]
@@ -105,23 +105,10 @@ pub fn col2im_plane(isa: Isa, plane: &mut [f32], values: &[f32], tap_stride: usi
             }
         }
     }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn avx512(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)) {
-        body::<Avx512>(plane, values, tap_stride, taps, shape)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)) {
-        body::<Avx2>(plane, values, tap_stride, taps, shape)
-    }
     let shape = (ow, w, stride);
     assert!(stride == 1 || stride == 2, "col2im_plane: stride {stride}");
-    match isa {
-        // SAFETY: an `Isa` is only made by `detect`, which found it on this CPU; every row's
-        // slices are bounds-checked in `body` before the pointer loops.
-        Isa::Avx512 => unsafe { avx512(plane, values, tap_stride, taps, shape) },
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { avx2(plane, values, tap_stride, taps, shape) },
-    }
+    // Every row's slices are bounds-checked in `body` before its pointer loops.
+    with_lanes!(isa, body(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)))
 }
 
 #[cfg(test)]

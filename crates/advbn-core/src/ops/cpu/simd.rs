@@ -125,6 +125,30 @@ macro_rules! tile_fns {
 }
 pub(crate) use tile_fns;
 
+/// Calls `body::<L>(args)` with `L` the lanes type of `isa`, from a function compiled for that
+/// instruction set (so the `#[inline(always)]` body's loops and intrinsics get it):
+/// `with_lanes!(isa, body(a: &[f32], n: usize))`. The body is an unsafe generic fn.
+macro_rules! with_lanes {
+    ($isa:expr, $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {{
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn avx512($($arg: $ty),*) {
+            $body::<$crate::ops::cpu::simd::Avx512>($($arg),*)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) {
+            $body::<$crate::ops::cpu::simd::Avx2>($($arg),*)
+        }
+        match $isa {
+            // SAFETY: an `Isa` is only made by `detect`, which found it on this CPU; the body's
+            // own requirements are its caller's to meet.
+            $crate::ops::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
+            // SAFETY: as above.
+            $crate::ops::cpu::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
+        }
+    }};
+}
+pub(crate) use with_lanes;
+
 /// Whether a narrow tile (`narrow` positions) pays over a wide one (`wide` positions) for planes
 /// of `positions` outputs: when the wide one's rounding would compute over 15% more positions.
 pub fn narrow_pays(positions: usize, wide: usize, narrow: usize) -> bool {

@@ -7,7 +7,7 @@
 //! padding of neighbouring rows shared (wq = w + pad: fewer dropped columns); a 1x1 kernel at
 //! stride 2 reads phase (0, 0) only, and only the phases some tap reads are stored.
 
-use super::simd::{Avx2, Avx512, Isa, Lanes};
+use super::simd::{with_lanes, Isa, Lanes};
 
 /// The staged layout of one channel for a k x k kernel, `stride`, `pad`, on h x w inputs.
 #[derive(Debug, Clone, Copy)]
@@ -148,26 +148,13 @@ unsafe fn gather_evens<L: Lanes>(line: &mut [f32], from: &[f32]) {
 /// channel), with the vector instructions of `isa`.
 pub fn stage_image(isa: Isa, st: &Staging, image: &[f32], staged: &mut [f32]) {
     #[inline(always)]
-    fn body<L: Lanes>(st: &Staging, image: &[f32], staged: &mut [f32]) {
+    unsafe fn body<L: Lanes>(st: &Staging, image: &[f32], staged: &mut [f32]) {
         for (src, dst) in image.chunks_exact(st.h * st.w).zip(staged.chunks_exact_mut(st.channel_len())) {
             st.stage::<L>(src, dst);
         }
     }
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn avx512(st: &Staging, image: &[f32], staged: &mut [f32]) {
-        body::<Avx512>(st, image, staged)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(st: &Staging, image: &[f32], staged: &mut [f32]) {
-        body::<Avx2>(st, image, staged)
-    }
     assert!(st.phases <= MAX_PHASES, "staging: stride {} is not supported", st.stride);
-    match isa {
-        // SAFETY: an `Isa` is only made by `detect`, which found it on this CPU.
-        Isa::Avx512 => unsafe { avx512(st, image, staged) },
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { avx2(st, image, staged) },
-    }
+    with_lanes!(isa, body(st: &Staging, image: &[f32], staged: &mut [f32]))
 }
 
 #[cfg(test)]
