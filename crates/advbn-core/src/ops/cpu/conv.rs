@@ -14,7 +14,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::gemm::{matmul, Float, Mat, MatMut, Threads};
-use super::scatter::{col2im_plane, TapRows};
+use super::scatter::{col2im_plane, for_each_addition, TapRows};
 use crate::ops::conv::ConvParams;
 use candle_core::Result;
 
@@ -159,48 +159,29 @@ fn col2im<T: Float>(dcol: &[T], g: &Geometry, images: Range<usize>, dx: &mut [T]
 /// `col2im`, with the vector additions of `vector` (None: the scalar loops).
 fn col2im_with<T: Float>(vector: Option<super::simd::Isa>, dcol: &[T], g: &Geometry, images: Range<usize>, dx: &mut [T], parallel: bool) {
     let (ohw, cols, hw) = (g.ohw(), images.len() * g.ohw(), g.h * g.w);
-    if let (Some(isa), Some(dcol), Some(dx)) = (vector, T::as_f32(dcol), T::as_f32_mut(dx)) {
-        // Per kernel row i, the input row of every output row; per tap, where its values go.
-        let input_rows: Vec<Vec<Option<usize>>> = (0..g.kh).map(|i| (0..g.oh).map(|oy| g.input_row(oy, i)).collect()).collect();
-        let taps: Vec<TapRows> = (0..g.kh * g.kw)
-            .map(|t| {
-                let (i, j) = (t / g.kw, t % g.kw);
-                let valid = g.valid_columns(j);
-                let first = if valid.is_empty() { 0 } else { valid.start * g.stride + j - g.pad };
-                TapRows { valid, first, input_rows: &input_rows[i] }
-            })
-            .collect();
-        let kk = g.kh * g.kw;
-        for_rows(&mut dx[..images.len() * g.c * hw], hw, parallel, |q, plane| {
-            let (b, c) = (q / g.c, q % g.c);
-            let values = &dcol[c * kk * cols + b * ohw..];
-            col2im_plane(isa, plane, values, cols, &taps, (g.ow, g.w, g.stride));
-        });
-        return;
-    }
+    // Per kernel row i, the input row of every output row; per tap, where its values go.
+    let input_rows: Vec<Vec<Option<usize>>> = (0..g.kh).map(|i| (0..g.oh).map(|oy| g.input_row(oy, i)).collect()).collect();
+    let taps: Vec<TapRows> = (0..g.kh * g.kw)
+        .map(|t| {
+            let (i, j) = (t / g.kw, t % g.kw);
+            let valid = g.valid_columns(j);
+            let first = if valid.is_empty() { 0 } else { valid.start * g.stride + j - g.pad };
+            TapRows { valid, first, input_rows: &input_rows[i] }
+        })
+        .collect();
+    let (kk, shape) = (g.kh * g.kw, (g.ow, g.w, g.stride));
     for_rows(&mut dx[..images.len() * g.c * hw], hw, parallel, |q, plane| {
         let (b, c) = (q / g.c, q % g.c);
-        plane.fill(T::ZERO);
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &dcol[((c * g.kh + i) * g.kw + j) * cols + b * ohw..][..ohw];
-                let valid = g.valid_columns(j);
-                for oy in 0..g.oh {
-                    let Some(iy) = g.input_row(oy, i) else { continue };
-                    let src = &row[oy * g.ow..][..g.ow];
-                    let dst = &mut plane[iy * g.w..][..g.w];
-                    let first = valid.start * g.stride + j - g.pad;
-                    let src = &src[valid.clone()];
-                    if g.stride == 1 {
-                        for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
-                            *d += *s;
-                        }
-                    } else {
-                        for (d, s) in dst[first..].iter_mut().step_by(g.stride).zip(src) {
-                            *d += *s;
-                        }
+        let values = &dcol[c * kk * cols + b * ohw..];
+        match (vector, T::as_f32(values)) {
+            (Some(isa), Some(values)) => col2im_plane(isa, T::as_f32_mut(plane).expect("T is f32"), values, cols, &taps, shape),
+            _ => {
+                plane.fill(T::ZERO);
+                for_each_addition(plane, values, cols, &taps, shape, |dst, src| {
+                    for (d, s) in dst.iter_mut().step_by(g.stride).zip(src) {
+                        *d += *s;
                     }
-                }
+                });
             }
         }
     });

@@ -8,12 +8,6 @@
 
 use super::simd::{with_lanes, Isa, Lanes};
 
-/// The lanes `[0, count)` of a vector (count <= N).
-#[inline(always)]
-unsafe fn first<L: Lanes>(count: usize) -> L::Mask {
-    L::mask(((1u64 << count) - 1) as u32)
-}
-
 /// dst[k] += src[k] for k < src.len().
 ///
 /// # Safety
@@ -27,7 +21,7 @@ unsafe fn add_row<L: Lanes>(dst: *mut f32, src: &[f32]) {
         k += L::N;
     }
     if k < n {
-        let m = first::<L>(n - k);
+        let m = L::first(n - k);
         L::load_masked(dst.add(k), m).add(L::load_masked(s.add(k), m)).store_masked(dst.add(k), m);
     }
 }
@@ -46,7 +40,7 @@ unsafe fn add_row_stride2<L: Lanes>(dst: *mut f32, src: &[f32]) {
     let mut k = 0;
     while k < n {
         let count = (n - k).min(L::N);
-        let values = if count == L::N { L::load(s.add(k)) } else { L::load_masked(s.add(k), first::<L>(count)) };
+        let values = if count == L::N { L::load(s.add(k)) } else { L::load_masked(s.add(k), L::first(count)) };
         let (low, high) = values.spread_evens();
         let at = dst.add(2 * k);
         // The input values this chunk covers: 2 count - 1, or up to the row's end.
@@ -55,10 +49,10 @@ unsafe fn add_row_stride2<L: Lanes>(dst: *mut f32, src: &[f32]) {
             L::load(at).add(low).store(at);
             L::load(at.add(L::N)).add(high).store(at.add(L::N));
         } else {
-            let m = first::<L>(covered.min(L::N));
+            let m = L::first(covered.min(L::N));
             L::load_masked(at, m).add(low).store_masked(at, m);
             if covered > L::N {
-                let m = first::<L>(covered - L::N);
+                let m = L::first(covered - L::N);
                 L::load_masked(at.add(L::N), m).add(high).store_masked(at.add(L::N), m);
             }
         }
@@ -75,6 +69,36 @@ pub struct TapRows<'a> {
     pub input_rows: &'a [Option<usize>],
 }
 
+/// Calls `add(dst, src)` for each addition of one col2im plane, in col2im's order (tap by tap,
+/// output row by output row): `src` the tap's values of one output row, `dst` the input row's
+/// span they go to (`stride * (src.len() - 1) + 1` values from the tap's first column). Both
+/// col2im paths walk through here, so they add in the same order.
+///
+/// # Panics
+/// When a tap's values or a span fall outside `values` or `plane`.
+#[inline(always)]
+pub fn for_each_addition<T>(
+    plane: &mut [T],
+    values: &[T],
+    tap_stride: usize,
+    taps: &[TapRows],
+    (ow, w, stride): (usize, usize, usize),
+    mut add: impl FnMut(&mut [T], &[T]),
+) {
+    for (t, tap) in taps.iter().enumerate() {
+        if tap.valid.is_empty() {
+            continue;
+        }
+        let len = tap.valid.len();
+        let reach = stride * (len - 1) + 1;
+        let values = &values[t * tap_stride..][..tap.input_rows.len() * ow];
+        for (oy, iy) in tap.input_rows.iter().enumerate() {
+            let Some(iy) = *iy else { continue };
+            add(&mut plane[iy * w + tap.first..][..reach], &values[oy * ow + tap.valid.start..][..len]);
+        }
+    }
+}
+
 /// One input plane of col2im in float32, with the vector instructions of `isa`: zeroed, then for
 /// each tap in order its values (`values[t * tap_stride..]`, `ow` per output row) added where
 /// `taps[t]` says, at stride 1 or 2 into rows of `w` values.
@@ -82,32 +106,19 @@ pub struct TapRows<'a> {
 /// # Panics
 /// When a tap's values or a row's additions fall outside `values` or `plane`, or the stride is
 /// neither 1 nor 2.
-pub fn col2im_plane(isa: Isa, plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], (ow, w, stride): (usize, usize, usize)) {
+pub fn col2im_plane(isa: Isa, plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)) {
     #[inline(always)]
-    unsafe fn body<L: Lanes>(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], (ow, w, stride): (usize, usize, usize)) {
+    unsafe fn body<L: Lanes>(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)) {
         plane.fill(0.0);
-        for (t, tap) in taps.iter().enumerate() {
-            if tap.valid.is_empty() {
-                continue;
-            }
-            let len = tap.valid.len();
-            let reach = stride * (len - 1) + 1;
-            let values = &values[t * tap_stride..][..tap.input_rows.len() * ow];
-            for (oy, iy) in tap.input_rows.iter().enumerate() {
-                let Some(iy) = *iy else { continue };
-                let src = &values[oy * ow + tap.valid.start..][..len];
-                let dst = &mut plane[iy * w + tap.first..][..reach];
-                if stride == 1 {
-                    add_row::<L>(dst.as_mut_ptr(), src)
-                } else {
-                    add_row_stride2::<L>(dst.as_mut_ptr(), src)
-                }
-            }
+        // SAFETY (both calls): `for_each_addition` hands out spans of exactly the reach the
+        // additions need, bounds-checked.
+        if shape.2 == 1 {
+            for_each_addition(plane, values, tap_stride, taps, shape, |dst, src| unsafe { add_row::<L>(dst.as_mut_ptr(), src) });
+        } else {
+            for_each_addition(plane, values, tap_stride, taps, shape, |dst, src| unsafe { add_row_stride2::<L>(dst.as_mut_ptr(), src) });
         }
     }
-    let shape = (ow, w, stride);
-    assert!(stride == 1 || stride == 2, "col2im_plane: stride {stride}");
-    // Every row's slices are bounds-checked in `body` before its pointer loops.
+    assert!(shape.2 == 1 || shape.2 == 2, "col2im_plane: stride {}", shape.2);
     with_lanes!(isa, body(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)))
 }
 

@@ -54,6 +54,14 @@ pub trait Lanes: Copy {
     /// # Safety
     /// The CPU supports the instruction set.
     unsafe fn mask(bits: u32) -> Self::Mask;
+    /// The mask of lanes [0, count), count <= N.
+    /// # Safety
+    /// The CPU supports the instruction set.
+    #[inline(always)]
+    unsafe fn first(count: usize) -> Self::Mask {
+        debug_assert!(count <= Self::N);
+        Self::mask(((1u64 << count) - 1) as u32)
+    }
     /// The lanes of `mask` from `p + lane`, zero in the others. Lanes outside the mask are not
     /// read (the instructions suppress their faults), so `p` may point before or past the data.
     /// # Safety

@@ -136,10 +136,10 @@ unsafe fn gather_evens<L: Lanes>(line: &mut [f32], from: &[f32]) {
     }
     // The rest (under N outputs) through masks: only the values `from` has are read.
     while i < n {
-        let lanes = |from_value: usize| L::mask(((1u64 << avail.saturating_sub(from_value).min(L::N)) - 1) as u32);
+        let lanes = |from_value: usize| L::first(avail.saturating_sub(from_value).min(L::N));
         let (first, second) = (L::load_masked(src.add(2 * i), lanes(2 * i)), L::load_masked(src.add(2 * i + L::N), lanes(2 * i + L::N)));
         let out = (n - i).min(L::N);
-        first.evens(second).store_masked(dst.add(i), L::mask(((1u64 << out) - 1) as u32));
+        first.evens(second).store_masked(dst.add(i), L::first(out));
         i += out;
     }
 }
