@@ -110,13 +110,18 @@ pub fn col2im_plane(isa: Isa, plane: &mut [f32], values: &[f32], tap_stride: usi
     #[inline(always)]
     unsafe fn body<L: Lanes>(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)) {
         plane.fill(0.0);
-        // SAFETY (both calls): `for_each_addition` hands out spans of exactly the reach the
-        // additions need, bounds-checked.
-        if shape.2 == 1 {
-            for_each_addition(plane, values, tap_stride, taps, shape, |dst, src| unsafe { add_row::<L>(dst.as_mut_ptr(), src) });
-        } else {
-            for_each_addition(plane, values, tap_stride, taps, shape, |dst, src| unsafe { add_row_stride2::<L>(dst.as_mut_ptr(), src) });
-        }
+        let unit_stride = shape.2 == 1;
+        for_each_addition(plane, values, tap_stride, taps, shape, |dst, src| {
+            // SAFETY: `for_each_addition` hands out spans of exactly the reach the additions
+            // need (bounds-checked), and `L`'s instructions are enabled where `body` runs.
+            unsafe {
+                if unit_stride {
+                    add_row::<L>(dst.as_mut_ptr(), src)
+                } else {
+                    add_row_stride2::<L>(dst.as_mut_ptr(), src)
+                }
+            }
+        });
     }
     assert!(shape.2 == 1 || shape.2 == 2, "col2im_plane: stride {}", shape.2);
     with_lanes!(isa, body(plane: &mut [f32], values: &[f32], tap_stride: usize, taps: &[TapRows], shape: (usize, usize, usize)))
