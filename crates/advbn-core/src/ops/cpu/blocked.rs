@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::same::{Epilogue, Weights};
 use super::scratch::{filled, Scratch};
-use super::simd::{tile_fns, vectorized, Isa, Lanes};
+use super::simd::{tile_fns, Isa, Lanes};
 
 /// Output-channel vectors per tile.
 const VECTORS: usize = 2;
@@ -176,7 +176,7 @@ pub(super) fn correlate(
     let blocks = o.div_ceil(width);
     let mut packed = Scratch::<f32>::take(blocks * c * taps * width);
     let packed = packed.as_mut_slice(blocks * c * taps * width);
-    packed.par_chunks_mut(c * taps * width).enumerate().for_each(|(block, panel)| vectorized(|| weights.pack(block, width, c, o, taps, panel)));
+    weights.pack_all(width, c, o, taps, packed);
     // The tiles' results, [block][image][tile][ROWS][COLS][width]: a task is one block's panel
     // over a run of images, a channel block at a time (its slice of the panel stays in L1).
     let tile_len = shape.rows * shape.cols * width;

@@ -9,12 +9,14 @@
 //! one task in a fixed order, and the filter gradient sums a fixed number of partial sums in a
 //! fixed order: results do not depend on the thread count.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::gemm::{matmul, Float, Mat, MatMut, Threads};
 use super::scatter::{col2im_plane, for_each_addition, TapRows};
+use super::scratch::{filled, Scratch};
 use crate::ops::conv::ConvParams;
 use candle_core::Result;
 
@@ -211,15 +213,16 @@ fn check_len<T>(what: &str, data: &[T], len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Scratch buffers of one task.
-struct Scratch<T> {
-    a: Vec<T>,
-    b: Vec<T>,
+/// The two scratch buffers of one task (column matrices, packed gradients, products), from the
+/// thread's pool: reused from call to call without a zero fill (every use writes what it reads).
+struct Buffers<T: Float> {
+    a: Option<Scratch<T>>,
+    b: Option<Scratch<T>>,
 }
 
-impl<T: Float> Scratch<T> {
+impl<T: Float> Buffers<T> {
     fn new() -> Self {
-        Self { a: Vec::new(), b: Vec::new() }
+        Self { a: None, b: None }
     }
 }
 
@@ -236,26 +239,26 @@ fn split(chunks: usize) -> (bool, Threads) {
 
 /// The column matrix of a chunk: the input planes themselves for a one-image pointwise conv,
 /// else im2col into `buffer`.
-fn columns<'a, T: Float>(x: &'a [T], g: &Geometry, images: Range<usize>, buffer: &'a mut Vec<T>, parallel: bool) -> Mat<'a, T> {
+fn columns<'a, T: Float>(x: &'a [T], g: &Geometry, images: Range<usize>, buffer: &'a mut Option<Scratch<T>>, parallel: bool) -> Mat<'a, T> {
     let cols = images.len() * g.ohw();
     if g.is_pointwise() && images.len() == 1 {
         return Mat::rows(&x[images.start * g.c * g.ohw()..][..g.c * g.ohw()], g.c, cols);
     }
-    buffer.resize(g.ckk() * cols, T::ZERO);
-    im2col(x, g, images, buffer, parallel);
-    Mat::rows(&buffer[..g.ckk() * cols], g.ckk(), cols)
+    let col = Scratch::in_slot(buffer, g.ckk() * cols);
+    im2col(x, g, images, col, parallel);
+    Mat::rows(col, g.ckk(), cols)
 }
 
 /// The output gradient of a chunk as [o, images * ohw]: its planes for one image, else packed.
-fn chunk_rows<'a, T: Float>(planes: &'a [T], g: &Geometry, images: Range<usize>, buffer: &'a mut Vec<T>, parallel: bool) -> Mat<'a, T> {
+fn chunk_rows<'a, T: Float>(planes: &'a [T], g: &Geometry, images: Range<usize>, buffer: &'a mut Option<Scratch<T>>, parallel: bool) -> Mat<'a, T> {
     let (ohw, cols) = (g.ohw(), images.len() * g.ohw());
     let chunk = &planes[images.start * g.o * ohw..][..images.len() * g.o * ohw];
     if images.len() == 1 {
         return Mat::rows(chunk, g.o, cols);
     }
-    buffer.resize(g.o * cols, T::ZERO);
-    pack_planes(chunk, g.o, ohw, images.len(), buffer, parallel);
-    Mat::rows(&buffer[..g.o * cols], g.o, cols)
+    let rows = Scratch::in_slot(buffer, g.o * cols);
+    pack_planes(chunk, g.o, ohw, images.len(), rows, parallel);
+    Mat::rows(rows, g.o, cols)
 }
 
 /// Runs `pass(images, out_chunk, scratch, parallel, threads)` for every chunk, where `out_chunk`
@@ -264,15 +267,15 @@ fn over_chunks<T: Float>(
     g: &Geometry,
     out: &mut [T],
     per_image: usize,
-    pass: impl Fn(Range<usize>, &mut [T], &mut Scratch<T>, bool, Threads) -> Result<()> + Sync + Send,
+    pass: impl Fn(Range<usize>, &mut [T], &mut Buffers<T>, bool, Threads) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     let chunks = g.chunks();
     let per_chunk = chunks[0].len() * per_image;
     let (across, threads) = split(chunks.len());
     if across {
-        out.par_chunks_mut(per_chunk).zip(chunks).try_for_each_init(Scratch::new, |scratch, (out, images)| pass(images, out, scratch, false, threads))
+        out.par_chunks_mut(per_chunk).zip(chunks).try_for_each_init(Buffers::new, |scratch, (out, images)| pass(images, out, scratch, false, threads))
     } else {
-        let mut scratch = Scratch::new();
+        let mut scratch = Buffers::new();
         out.chunks_mut(per_chunk).zip(chunks).try_for_each(|(out, images)| pass(images, out, &mut scratch, true, threads))
     }
 }
@@ -317,9 +320,9 @@ pub fn forward_im2col<T: Float>(x: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>
         if n == 1 {
             return matmul(MatMut::rows(out, g.o, cols), weight, col, false, threads);
         }
-        scratch.b.resize(g.o * cols, T::ZERO);
-        matmul(MatMut::rows(&mut scratch.b, g.o, cols), weight, col, false, threads)?;
-        unpack_planes(&scratch.b, g.o, g.ohw(), n, out, parallel);
+        let product = Scratch::in_slot(&mut scratch.b, g.o * cols);
+        matmul(MatMut::rows(product, g.o, cols), weight, col, false, threads)?;
+        unpack_planes(product, g.o, g.ohw(), n, out, parallel);
         Ok(())
     })?;
     Ok(y)
@@ -354,9 +357,9 @@ pub fn backward_data_im2col<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result
         if pointwise_image {
             return matmul(MatMut::rows(out, g.c, cols), weight_t, dy_rows, false, threads);
         }
-        scratch.b.resize(g.ckk() * cols, T::ZERO);
-        matmul(MatMut::rows(&mut scratch.b, g.ckk(), cols), weight_t, dy_rows, false, threads)?;
-        col2im(&scratch.b, g, images, out, parallel);
+        let dcol = Scratch::in_slot(&mut scratch.b, g.ckk() * cols);
+        matmul(MatMut::rows(dcol, g.ckk(), cols), weight_t, dy_rows, false, threads)?;
+        col2im(dcol, g, images, out, parallel);
         Ok(())
     })?;
     Ok(dx)
@@ -381,8 +384,10 @@ pub fn backward_filter_im2col<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Resu
     let per_part = chunks.len().div_ceil(FILTER_PARTS).max(1);
     let parts = chunks.len().div_ceil(per_part).max(1);
     let (across, threads) = split(chunks.len());
-    let mut partials = vec![T::ZERO; parts * g.weight_len()];
-    let part = |k: usize, dw: &mut [T], scratch: &mut Scratch<T>, parallel: bool| -> Result<()> {
+    // Each part's first product overwrites its slice (no zero fill needed).
+    let mut partials = Scratch::<T>::take(parts * g.weight_len());
+    let partials = partials.as_mut_slice(parts * g.weight_len());
+    let part = |k: usize, dw: &mut [T], scratch: &mut Buffers<T>, parallel: bool| -> Result<()> {
         for (i, images) in chunks.iter().skip(k * per_part).take(per_part).enumerate() {
             let dy_rows = chunk_rows(dy, g, images.clone(), &mut scratch.a, parallel);
             let col = columns(x, g, images.clone(), &mut scratch.b, parallel);
@@ -391,17 +396,32 @@ pub fn backward_filter_im2col<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Resu
         Ok(())
     };
     if across {
-        partials.par_chunks_mut(g.weight_len()).enumerate().try_for_each_init(Scratch::new, |scratch, (k, dw)| part(k, dw, scratch, false))?;
+        partials.par_chunks_mut(g.weight_len()).enumerate().try_for_each_init(Buffers::new, |scratch, (k, dw)| part(k, dw, scratch, false))?;
     } else {
-        let mut scratch = Scratch::new();
+        let mut scratch = Buffers::new();
         partials.chunks_mut(g.weight_len()).enumerate().try_for_each(|(k, dw)| part(k, dw, &mut scratch, true))?;
     }
-    let (first, rest) = partials.split_at_mut(g.weight_len());
-    for other in rest.chunks(g.weight_len()) {
-        first.par_iter_mut().zip(other).for_each(|(a, b)| *a += *b);
-    }
-    partials.truncate(g.weight_len());
-    Ok(partials)
+    // dw = ((p0 + p1) + p2) + ...: the parts added in order, a run at a time (in L1), in one
+    // pass over them.
+    const RUN: usize = 2048;
+    let partials = &*partials;
+    let sum = |out: &mut [MaybeUninit<T>]| {
+        out.par_chunks_mut(RUN).enumerate().for_each(|(r, dst)| {
+            let mut acc = [T::ZERO; RUN];
+            let acc = &mut acc[..dst.len()];
+            acc.copy_from_slice(&partials[r * RUN..][..dst.len()]);
+            for p in 1..parts {
+                for (a, v) in acc.iter_mut().zip(&partials[p * g.weight_len() + r * RUN..]) {
+                    *a += *v;
+                }
+            }
+            for (d, a) in dst.iter_mut().zip(acc.iter()) {
+                d.write(*a);
+            }
+        });
+    };
+    // SAFETY: the runs cover the output and each writes all its elements.
+    Ok(unsafe { filled(g.weight_len(), sum) })
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 use candle_core::Result;
 
 /// The float types our CPU kernels run on.
-pub trait Float: Copy + Send + Sync + PartialOrd + 'static + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign {
+pub trait Float:
+    super::scratch::Pooled + Copy + Send + Sync + PartialOrd + 'static + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign
+{
     const ZERO: Self;
     const ONE: Self;
 

@@ -31,37 +31,67 @@ impl Pooled for f64 {
     }
 }
 
+/// Bytes the slices handed out are aligned to: a cache line, so the kernels' whole-vector loads
+/// and stores never straddle two lines (glibc gives large blocks 16 bytes past a page start,
+/// which split every AVX-512 load and every other AVX2 one: bench/NOTES.md change 25).
+pub const ALIGN: usize = 64;
+
 /// A buffer of at least the asked length holding leftover values (never uninitialised memory:
-/// callers write what they read). Goes back to the dropping thread's pool.
-pub struct Scratch<T: Pooled>(Vec<T>);
+/// callers write what they read), its slices starting on an [`ALIGN`] boundary. Goes back to
+/// the dropping thread's pool.
+pub struct Scratch<T: Pooled> {
+    buffer: Vec<T>,
+    /// Elements skipped at the buffer's start to reach the boundary.
+    start: usize,
+}
 
 impl<T: Pooled> Scratch<T> {
     pub fn take(len: usize) -> Self {
+        let slack = ALIGN / std::mem::size_of::<T>();
         let mut v = T::pool().with(|p| {
             let mut p = p.borrow_mut();
             // The smallest kept buffer that is large enough, else the largest (grown below).
-            let pick = p.iter().enumerate().filter(|(_, v)| v.len() >= len).min_by_key(|(_, v)| v.len()).map(|(i, _)| i);
+            let pick = p.iter().enumerate().filter(|(_, v)| v.len() >= len + slack).min_by_key(|(_, v)| v.len()).map(|(i, _)| i);
             let pick = pick.or_else(|| p.iter().enumerate().max_by_key(|(_, v)| v.len()).map(|(i, _)| i));
             pick.map(|i| p.swap_remove(i)).unwrap_or_default()
         });
-        if v.len() < len {
-            v.resize(len, T::default());
+        if v.len() < len + slack {
+            v.resize(len + slack, T::default());
         }
-        Self(v)
+        // At most slack - 1 for any element alignment of at least 4 bytes (f32, f64).
+        let start = v.as_ptr().align_offset(ALIGN).min(slack);
+        Self { buffer: v, start }
     }
 
+    /// Aligned elements the buffer holds (at least the length taken).
+    pub fn capacity(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+
+    /// The buffer's first `len` (at most its capacity) aligned elements.
     pub fn as_mut_slice(&mut self, len: usize) -> &mut [T] {
-        &mut self.0[..len]
+        &mut self.buffer[self.start..][..len]
     }
 
     pub fn as_slice(&self, len: usize) -> &[T] {
-        &self.0[..len]
+        &self.buffer[self.start..][..len]
+    }
+
+    /// `len` elements of the buffer in `slot`, which is first (re)filled from the pool when it
+    /// holds none or a shorter one: for a task that asks for buffers of varying sizes.
+    pub fn in_slot(slot: &mut Option<Self>, len: usize) -> &mut [T] {
+        if slot.as_ref().is_none_or(|s| s.capacity() < len) {
+            // The short buffer goes back to the pool before a longer one is looked for.
+            *slot = None;
+            *slot = Some(Self::take(len));
+        }
+        slot.as_mut().expect("the slot was just filled").as_mut_slice(len)
     }
 }
 
 impl<T: Pooled> Drop for Scratch<T> {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
+        let v = std::mem::take(&mut self.buffer);
         if v.len() > LARGEST_KEPT {
             return;
         }
@@ -96,14 +126,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn slices_start_on_a_cache_line() {
+        for len in [1, 15, 1000, 300_000] {
+            let mut a = Scratch::<f32>::take(len);
+            assert_eq!(a.as_mut_slice(len).as_ptr() as usize % ALIGN, 0, "f32 x {len}");
+            let b = Scratch::<f64>::take(len);
+            assert_eq!(b.as_slice(len).as_ptr() as usize % ALIGN, 0, "f64 x {len}");
+        }
+    }
+
+    #[test]
     fn buffers_are_reused_and_long_enough() {
         let first = Scratch::<f32>::take(1000);
-        let ptr = first.0.as_ptr();
+        let ptr = first.buffer.as_ptr();
         drop(first);
         let mut again = Scratch::<f32>::take(500);
-        assert_eq!(again.0.as_ptr(), ptr, "the kept buffer is handed out again");
+        assert_eq!(again.buffer.as_ptr(), ptr, "the kept buffer is handed out again");
         assert_eq!(again.as_mut_slice(500).len(), 500);
         let bigger = Scratch::<f32>::take(5000);
-        assert!(bigger.0.len() >= 5000);
+        assert!(bigger.as_slice(5000).len() == 5000);
     }
 }
