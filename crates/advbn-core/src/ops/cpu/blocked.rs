@@ -18,10 +18,8 @@ use rayon::prelude::*;
 
 use super::same::{Epilogue, Weights};
 use super::scratch::{filled, Scratch};
-use super::simd::{tile_fns, Isa, Lanes};
+use super::simd::{Isa, Lanes};
 
-/// Output-channel vectors per tile.
-const VECTORS: usize = 2;
 /// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles of a run of
 /// images sweep it).
 const PANEL_BYTES: usize = 24 << 10;
@@ -37,6 +35,12 @@ struct TileArgs {
     channels: usize,
     /// Kernel side.
     k: usize,
+    /// Bit `i * ROWS + y`: whether tile row y reads a row of the map (not the padding) under
+    /// kernel row i. Taps that read only padding are skipped (their products are zeros).
+    rows_read: u32,
+    /// Whether the tile spans the map's whole width (COLS == w): its columns' padding taps are
+    /// then known at compile time and skipped too.
+    full_row: bool,
     /// The block's panel, [channel][tap][VECTORS * lanes].
     w: *const f32,
     /// Whether `out` holds the sums of earlier channels to add to.
@@ -45,16 +49,30 @@ struct TileArgs {
     out: *mut f32,
 }
 
-/// out[y][x][o] (+)= sum over channels c and taps (i, j) of w[c][i * k + j][o] * x[c][y + i][x + j].
+/// out[y][x][o] (+)= sum over channels c and taps (i, j) of w[c][i * k + j][o] * x[c][y + i][x + j],
+/// skipping the taps that read padding (zeros: skipping them changes no sum, which starts at +0).
 ///
 /// # Safety
 /// The CPU supports `L`'s instruction set; `x` is readable for `ROWS + k - 1` rows of
 /// `COLS + k - 1` values of every channel plane, `w` for the channels' taps, and `out` writable for
 /// (and, when accumulating, readable for) the tile.
 #[inline(always)]
-unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize>(a: &TileArgs) {
+unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize, const UNROLL: bool>(a: &TileArgs) {
+    match (UNROLL, a.k, a.full_row) {
+        (true, 3, true) => tile_k::<L, COLS, ROWS, VECTORS, 3, true>(a),
+        (true, 3, false) => tile_k::<L, COLS, ROWS, VECTORS, 3, false>(a),
+        _ => tile_k::<L, COLS, ROWS, VECTORS, 0, false>(a),
+    }
+}
+
+/// `tile` for kernel side `K` (0: the arguments' side, as loops); with `FULL_ROW` the columns'
+/// padding taps are skipped.
+#[inline(always)]
+unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize, const K: usize, const FULL_ROW: bool>(a: &TileArgs) {
+    let k = if K == 0 { a.k } else { K };
+    let pad = (k - 1) / 2;
     let width = VECTORS * L::N;
-    let taps = a.k * a.k;
+    let taps = k * k;
     let mut acc = [[[L::zero(); VECTORS]; COLS]; ROWS];
     if a.accumulate {
         for (y, row) in acc.iter_mut().enumerate() {
@@ -68,14 +86,22 @@ unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize>(a: &TileArgs) {
     for c in 0..a.channels {
         let xc = a.x.add(c * a.plane);
         let wc = a.w.add(c * taps * width);
-        for i in 0..a.k {
-            for j in 0..a.k {
-                let wt = wc.add((i * a.k + j) * width);
+        // Kernel rows as a loop (unrolling them too measured slower), columns unrolled so the
+        // padding columns drop out at compile time.
+        for i in 0..k {
+            for j in 0..k {
+                let wt = wc.add((i * k + j) * width);
                 let wv: [L; VECTORS] = std::array::from_fn(|v| L::load(wt.add(v * L::N)));
                 let xt = xc.add(i * a.row + j);
                 for (y, row) in acc.iter_mut().enumerate() {
+                    if a.rows_read & (1 << (i * ROWS + y)) == 0 {
+                        continue;
+                    }
                     let xr = xt.add(y * a.row);
                     for (col, position) in row.iter_mut().enumerate() {
+                        if FULL_ROW && (col + j < pad || col + j >= COLS + pad) {
+                            continue;
+                        }
                         let b = L::splat(*xr.add(col));
                         for (accv, wv) in position.iter_mut().zip(&wv) {
                             *accv = accv.fma(b, *wv);
@@ -96,20 +122,30 @@ unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize>(a: &TileArgs) {
 
 type TileFn = unsafe fn(&TileArgs);
 
-// (COLS, ROWS): 12 positions x 2 vectors = 24 of AVX-512's 32 registers, 6 x 2 of AVX2's 16.
-// Smaller tiles (3x3 positions for 3x3 maps) measured slower than the batch-wide "same" path:
-// too few accumulators per weight load.
-tile_fns!(
-    tile,
-    TileArgs,
-    [
-        (avx512_12x1, "avx512f", super::simd::Avx512, (12, 1)),
-        (avx512_6x2, "avx512f", super::simd::Avx512, (6, 2)),
-        (avx512_4x3, "avx512f", super::simd::Avx512, (4, 3)),
-        (avx512_3x4, "avx512f", super::simd::Avx512, (3, 4)),
-        (avx2_6x1, "avx2,fma", super::simd::Avx2, (6, 1)),
-        (avx2_3x2, "avx2,fma", super::simd::Avx2, (3, 2)),
-    ]
+/// The tile functions, (COLS, ROWS, VECTORS) each, compiled for their instruction set.
+macro_rules! tiles {
+    ($(($name:ident, $features:literal, $lanes:ty, $cols:literal, $rows:literal, $vectors:literal, $unroll:literal)),* $(,)?) => {
+        $(
+            #[target_feature(enable = $features)]
+            unsafe fn $name(args: &TileArgs) {
+                tile::<$lanes, $cols, $rows, $vectors, $unroll>(args)
+            }
+        )*
+    };
+}
+
+// 12 positions x 2 vectors = 24 of AVX-512's 32 registers, 6 x 2 of AVX2's 16; a whole 3x3 map
+// is 9 x 2 (AVX-512) or 3 x 4 (AVX2). Tiles of fewer accumulators per weight load measured
+// slower than the batch-wide "same" path.
+tiles!(
+    (avx512_12x1, "avx512f", super::simd::Avx512, 12, 1, 2, true),
+    (avx512_6x2, "avx512f", super::simd::Avx512, 6, 2, 2, true),
+    (avx512_4x3, "avx512f", super::simd::Avx512, 4, 3, 2, true),
+    (avx512_3x4, "avx512f", super::simd::Avx512, 3, 4, 2, true),
+    (avx512_3x3, "avx512f", super::simd::Avx512, 3, 3, 2, true),
+    (avx2_6x1, "avx2,fma", super::simd::Avx2, 6, 1, 2, true),
+    (avx2_3x2, "avx2,fma", super::simd::Avx2, 3, 2, 2, true),
+    (avx2_3x1, "avx2,fma", super::simd::Avx2, 3, 1, 4, true),
 );
 
 /// A tile kernel and the output block it covers.
@@ -118,14 +154,15 @@ pub(super) struct Shape {
     kernel: TileFn,
     cols: usize,
     rows: usize,
-    lanes: usize,
+    /// Output channels per tile: vectors x lanes.
+    width: usize,
 }
 
 fn shapes(isa: Isa) -> Vec<Shape> {
-    let s = |kernel: TileFn, cols, rows, lanes| Shape { kernel, cols, rows, lanes };
+    let s = |kernel: TileFn, cols, rows, width| Shape { kernel, cols, rows, width };
     match isa {
-        Isa::Avx512 => vec![s(avx512_12x1, 12, 1, 16), s(avx512_6x2, 6, 2, 16), s(avx512_4x3, 4, 3, 16), s(avx512_3x4, 3, 4, 16)],
-        Isa::Avx2 => vec![s(avx2_6x1, 6, 1, 8), s(avx2_3x2, 3, 2, 8)],
+        Isa::Avx512 => vec![s(avx512_12x1, 12, 1, 32), s(avx512_6x2, 6, 2, 32), s(avx512_4x3, 4, 3, 32), s(avx512_3x4, 3, 4, 32), s(avx512_3x3, 3, 3, 32)],
+        Isa::Avx2 => vec![s(avx2_6x1, 6, 1, 16), s(avx2_3x2, 3, 2, 16), s(avx2_3x1, 3, 1, 32)],
     }
 }
 
@@ -172,7 +209,7 @@ pub(super) fn correlate(
         }
     });
     // Weights as one panel per block of output channels, [block][c][tap][width].
-    let width = VECTORS * shape.lanes;
+    let width = shape.width;
     let blocks = o.div_ceil(width);
     let mut packed = Scratch::<f32>::take(blocks * c * taps * width);
     let packed = packed.as_mut_slice(blocks * c * taps * width);
@@ -188,6 +225,22 @@ pub(super) fn correlate(
     let channel_blocks = c.div_ceil((PANEL_BYTES / (taps * width * 4)).max(1));
     let channel_block = c.div_ceil(channel_blocks);
     let (padded, packed) = (&*padded, &*packed);
+    // Per row of tiles, which kernel rows each tile row reads from the map (see TileArgs).
+    let rows_read: Vec<u32> = (0..tiles_y)
+        .map(|ty| {
+            let mut bits = 0;
+            for i in 0..k {
+                for y in 0..shape.rows {
+                    let input_row = (ty * shape.rows + y + i) as isize - pad as isize;
+                    if (0..h as isize).contains(&input_row) {
+                        bits |= 1 << (i * shape.rows + y);
+                    }
+                }
+            }
+            bits
+        })
+        .collect();
+    let (rows_read, full_row) = (&rows_read[..], w == shape.cols);
     let mut tiled = Scratch::<f32>::take(blocks * n * image_len);
     let tiled = tiled.as_mut_slice(blocks * n * image_len);
     tiled.par_chunks_mut(n * image_len).enumerate().for_each(|(block, out_block)| {
@@ -198,7 +251,7 @@ pub(super) fn correlate(
                 let w = panel[c0 * taps * width..].as_ptr();
                 for (i, out_image) in out_run.chunks_exact_mut(image_len).enumerate() {
                     let x = padded[((run * images_per_run + i) * c + c0) * plane..].as_ptr();
-                    for ty in 0..tiles_y {
+                    for (ty, &rows_read) in rows_read.iter().enumerate() {
                         for tx in 0..tiles_x {
                             let args = TileArgs {
                                 x: x.wrapping_add(ty * shape.rows * row + tx * shape.cols),
@@ -206,6 +259,8 @@ pub(super) fn correlate(
                                 row,
                                 channels,
                                 k,
+                                rows_read,
+                                full_row,
                                 w,
                                 accumulate: c0 > 0,
                                 out: out_image[(ty * tiles_x + tx) * tile_len..].as_mut_ptr(),
@@ -265,7 +320,7 @@ mod tests {
         for isa in isas() {
             for s in shapes(isa) {
                 for (h, w) in [(s.rows, s.cols), (s.rows * 2 - 1, s.cols + 1)] {
-                    for (c, o, k) in [(3, 5, 3), (50, 2 * VECTORS * s.lanes + 3, 3), (6, VECTORS * s.lanes, 1)] {
+                    for (c, o, k) in [(3, 5, 3), (50, 2 * s.width + 3, 3), (6, s.width, 1)] {
                         let g = Geometry::new((2, c, h, w), (o, c, k, k), ConvParams { stride: 1, padding: (k - 1) / 2 }).unwrap();
                         let (x, wt, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
                         let label = format!("{isa:?} tile {}x{} map {h}x{w} c {c} o {o} k {k}", s.cols, s.rows);
@@ -292,15 +347,51 @@ mod tests {
         }
     }
 
+    /// Skipping the taps that read padding changes no bit: every tile (whole-width ones skip
+    /// padding columns too) against fused multiply-adds of every tap, padding included, in the
+    /// kernels' order (channels, then kernel rows, then columns).
+    #[test]
+    fn skipped_padding_taps_change_no_bit() {
+        for isa in isas() {
+            for s in shapes(isa) {
+                for (h, w) in [(s.rows, s.cols), (2 * s.rows + 1, s.cols), (s.rows, s.cols - 1)] {
+                    let (n, c, o, k) = (2, 7, s.width + 5, 3);
+                    let (x, wt) = (values(n * c * h * w, 4), values(o * c * k * k, 5));
+                    let got = correlate(s, &x, (n, c, h, w), o, k, Weights::Forward(&wt), None);
+                    let mut want = vec![0f32; n * o * h * w];
+                    for (q, out) in want.iter_mut().enumerate() {
+                        let (b, oc, oy, ox) = (q / (o * h * w), (q / (h * w)) % o, (q / w) % h, q % w);
+                        let mut acc = 0f32;
+                        for ci in 0..c {
+                            for i in 0..k {
+                                for j in 0..k {
+                                    let (iy, ix) = ((oy + i) as isize - 1, (ox + j) as isize - 1);
+                                    let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                                    let v = if inside { x[((b * c + ci) * h + iy as usize) * w + ix as usize] } else { 0.0 };
+                                    acc = v.mul_add(wt[((oc * c + ci) * k + i) * k + j], acc);
+                                }
+                            }
+                        }
+                        *out = acc;
+                    }
+                    let differing = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                    assert_eq!(differing, 0, "{isa:?} tile {}x{} map {h}x{w}: {differing} outputs differ in their bits", s.cols, s.rows);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_tile_wastes_little_and_large_maps_go_elsewhere() {
         assert_eq!(shape(Isa::Avx512, 6, 6).map(|s| (s.cols, s.rows)), Some((6, 2)));
         assert_eq!(shape(Isa::Avx512, 12, 12).map(|s| (s.cols, s.rows)), Some((12, 1)));
         assert_eq!(shape(Isa::Avx2, 6, 6).map(|s| (s.cols, s.rows)), Some((6, 1)));
         assert_eq!(shape(Isa::Avx2, 5, 6).map(|s| (s.cols, s.rows)), Some((6, 1)));
-        // 3x3 maps would compute 12 positions for 9, 7x7 maps 72 for 49.
+        assert_eq!(shape(Isa::Avx512, 3, 3).map(|s| (s.cols, s.rows)), Some((3, 3)));
+        assert_eq!(shape(Isa::Avx2, 3, 3).map(|s| (s.cols, s.rows)), Some((3, 1)));
+        // 7x7 maps would compute 72 positions for 49.
         for isa in [Isa::Avx512, Isa::Avx2] {
-            for (h, w) in [(3, 3), (7, 7), (14, 14), (1, 1)] {
+            for (h, w) in [(7, 7), (14, 14), (1, 1)] {
                 assert!(shape(isa, h, w).is_none(), "{isa:?} {h}x{w}");
             }
         }
