@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::same::{Epilogue, Weights};
 use super::scratch::{filled, Scratch};
-use super::simd::{Isa, Lanes};
+use super::simd::{tile_fns, Isa, Lanes};
 
 /// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles of a run of
 /// images sweep it).
@@ -57,10 +57,11 @@ struct TileArgs {
 /// `COLS + k - 1` values of every channel plane, `w` for the channels' taps, and `out` writable for
 /// (and, when accumulating, readable for) the tile.
 #[inline(always)]
-unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize, const UNROLL: bool>(a: &TileArgs) {
-    match (UNROLL, a.k, a.full_row) {
-        (true, 3, true) => tile_k::<L, COLS, ROWS, VECTORS, 3, true>(a),
-        (true, 3, false) => tile_k::<L, COLS, ROWS, VECTORS, 3, false>(a),
+unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize>(a: &TileArgs) {
+    match (a.k, a.full_row) {
+        (3, true) => tile_k::<L, COLS, ROWS, VECTORS, 3, true>(a),
+        (3, false) => tile_k::<L, COLS, ROWS, VECTORS, 3, false>(a),
+        (1, _) => tile_k::<L, COLS, ROWS, VECTORS, 1, false>(a),
         _ => tile_k::<L, COLS, ROWS, VECTORS, 0, false>(a),
     }
 }
@@ -86,8 +87,8 @@ unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: 
     for c in 0..a.channels {
         let xc = a.x.add(c * a.plane);
         let wc = a.w.add(c * taps * width);
-        // Kernel rows as a loop (unrolling them too measured slower), columns unrolled so the
-        // padding columns drop out at compile time.
+        // With K a constant the taps unroll, so a whole-width tile's padding columns drop out
+        // at compile time; the rows' padding is a predictable branch per tile row.
         for i in 0..k {
             for j in 0..k {
                 let wt = wc.add((i * k + j) * width);
@@ -122,30 +123,23 @@ unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: 
 
 type TileFn = unsafe fn(&TileArgs);
 
-/// The tile functions, (COLS, ROWS, VECTORS) each, compiled for their instruction set.
-macro_rules! tiles {
-    ($(($name:ident, $features:literal, $lanes:ty, $cols:literal, $rows:literal, $vectors:literal, $unroll:literal)),* $(,)?) => {
-        $(
-            #[target_feature(enable = $features)]
-            unsafe fn $name(args: &TileArgs) {
-                tile::<$lanes, $cols, $rows, $vectors, $unroll>(args)
-            }
-        )*
-    };
-}
-
 // 12 positions x 2 vectors = 24 of AVX-512's 32 registers, 6 x 2 of AVX2's 16; a whole 3x3 map
 // is 9 x 2 (AVX-512) or 3 x 4 (AVX2). Tiles of fewer accumulators per weight load measured
 // slower than the batch-wide "same" path.
-tiles!(
-    (avx512_12x1, "avx512f", super::simd::Avx512, 12, 1, 2, true),
-    (avx512_6x2, "avx512f", super::simd::Avx512, 6, 2, 2, true),
-    (avx512_4x3, "avx512f", super::simd::Avx512, 4, 3, 2, true),
-    (avx512_3x4, "avx512f", super::simd::Avx512, 3, 4, 2, true),
-    (avx512_3x3, "avx512f", super::simd::Avx512, 3, 3, 2, true),
-    (avx2_6x1, "avx2,fma", super::simd::Avx2, 6, 1, 2, true),
-    (avx2_3x2, "avx2,fma", super::simd::Avx2, 3, 2, 2, true),
-    (avx2_3x1, "avx2,fma", super::simd::Avx2, 3, 1, 4, true),
+// [COLS, ROWS, VECTORS]
+tile_fns!(
+    tile,
+    TileArgs,
+    consts [
+        (avx512_12x1, "avx512f", super::simd::Avx512, [12, 1, 2]),
+        (avx512_6x2, "avx512f", super::simd::Avx512, [6, 2, 2]),
+        (avx512_4x3, "avx512f", super::simd::Avx512, [4, 3, 2]),
+        (avx512_3x4, "avx512f", super::simd::Avx512, [3, 4, 2]),
+        (avx512_3x3, "avx512f", super::simd::Avx512, [3, 3, 2]),
+        (avx2_6x1, "avx2,fma", super::simd::Avx2, [6, 1, 2]),
+        (avx2_3x2, "avx2,fma", super::simd::Avx2, [3, 2, 2]),
+        (avx2_3x1, "avx2,fma", super::simd::Avx2, [3, 1, 4]),
+    ]
 );
 
 /// A tile kernel and the output block it covers.

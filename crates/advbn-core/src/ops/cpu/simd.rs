@@ -130,6 +130,16 @@ macro_rules! tile_fns {
             }
         )*
     };
+    // Kernels with other constant parameters: each listed in full, `[a, b, ...]`.
+    ($kernel:ident, $args:ty, consts [$(($name:ident, $features:literal, $lanes:ty, [$($c:expr),+ $(,)?])),* $(,)?]) => {
+        $(
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = $features)]
+            unsafe fn $name(args: &$args) {
+                $kernel::<$lanes, $({ $c }),+>(args)
+            }
+        )*
+    };
 }
 pub(crate) use tile_fns;
 
