@@ -4,7 +4,8 @@
 #   THREADS=1 ROUNDS=3 bash bench/run_cpu.sh
 #   CONV_LAYERS=1 bash bench/run_cpu.sh     # also every conv layer's three passes, both sides
 #   ISA=avx2 bash bench/run_cpu.sh          # both sides capped at AVX2 (an AVX2-only CPU's kernels:
-#                                           # ADVBN_CPU_ISA, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA)
+#                                           # ADVBN_CPU_ISA, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA,
+#                                           # the gemm crate built without AVX-512)
 # Needs PyTorch in a venv outside the repo (TORCH_PY, default ~/torch-venv/bin/python):
 #   python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision
 # Each round runs ours, then PyTorch, on every workload; the table reports each side's best
@@ -17,15 +18,19 @@ threads="${THREADS:-2}"
 rounds="${ROUNDS:-2}"
 torch_py="${TORCH_PY:-$HOME/torch-venv/bin/python}"
 mkdir -p "$out"
+features=()
 if [ "${ISA:-}" = avx2 ]; then
   export ADVBN_CPU_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+  # ADVBN_CPU_ISA caps our kernels; the gemm crate picks its own at run time, so it is built
+  # without its AVX-512 kernels (the im2col passes' products, and the GEMM ceiling line).
+  features=(--no-default-features)
 fi
 if [ ! -x "$torch_py" ]; then
   echo "PyTorch not found at $torch_py: python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision" >&2
   exit 2
 fi
 
-bench=$(cargo bench -j2 -p advbn-core --bench cpu_step --no-run --message-format=json 2>/dev/null |
+bench=$(cargo bench -j2 -p advbn-core "${features[@]}" --bench cpu_step --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
