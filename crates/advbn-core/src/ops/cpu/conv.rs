@@ -380,6 +380,10 @@ pub fn backward_filter<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<
 pub fn backward_filter_im2col<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the output gradient", dy, g.output_len())?;
+    if g.n == 0 {
+        // No image: a zero gradient (the parts below would hold no product to overwrite them).
+        return Ok(vec![T::ZERO; g.weight_len()]);
+    }
     let chunks = g.chunks();
     let per_part = chunks.len().div_ceil(FILTER_PARTS).max(1);
     let parts = chunks.len().div_ceil(per_part).max(1);
@@ -493,6 +497,22 @@ mod tests {
             assert!((by_x - dot(&dx, &xdir)).abs() < 1e-9 * by_x.abs().max(1.0), "{g:?}: backward data");
             assert!((by_w - dot(&dw, &wdir)).abs() < 1e-9 * by_w.abs().max(1.0), "{g:?}: backward filter");
         }
+    }
+
+    /// A batch of no images gives zeros, not a pooled buffer's leftovers (the im2col passes
+    /// write into reused scratch without zeroing it first).
+    #[test]
+    fn an_empty_batch_gives_zero_gradients() {
+        // Leave non-zero leftovers in this thread's pool first.
+        let big = Geometry::new((4, 8, 6, 6), (8, 8, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+        let x = vec![1.5f32; big.input_len()];
+        let dy = vec![2.5f32; big.output_len()];
+        backward_filter_im2col(&x, &dy, &big).unwrap();
+        let g = Geometry::new((0, 8, 6, 6), (8, 8, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+        let dw = backward_filter_im2col::<f32>(&[], &[], &g).unwrap();
+        assert_eq!(dw.len(), g.weight_len());
+        assert!(dw.iter().all(|&v| v == 0.0), "the weight gradient of an empty batch is zero");
+        assert!(forward_im2col::<f32>(&[], &vec![1.0; g.weight_len()], &g).unwrap().is_empty());
     }
 
     #[test]
