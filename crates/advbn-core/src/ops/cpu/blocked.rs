@@ -62,16 +62,14 @@ unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: us
         (3, true) => tile_k::<L, COLS, ROWS, VECTORS, 3, true>(a),
         (3, false) => tile_k::<L, COLS, ROWS, VECTORS, 3, false>(a),
         (1, _) => tile_k::<L, COLS, ROWS, VECTORS, 1, false>(a),
-        _ => tile_k::<L, COLS, ROWS, VECTORS, 0, false>(a),
+        (k, _) => unreachable!("blocked tiles run 3x3 and 1x1 kernels, got {k}x{k} (`correlate` checks)"),
     }
 }
 
-/// `tile` for kernel side `K` (0: the arguments' side, as loops); with `FULL_ROW` the columns'
-/// padding taps are skipped.
+/// `tile` for kernel side `K`; with `FULL_ROW` the columns' padding taps are skipped.
 #[inline(always)]
 unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize, const K: usize, const FULL_ROW: bool>(a: &TileArgs) {
-    let k = if K == 0 { a.k } else { K };
-    let pad = (k - 1) / 2;
+    let (k, pad) = (K, (K - 1) / 2);
     let width = VECTORS * L::N;
     let taps = k * k;
     let mut acc = [[[L::zero(); VECTORS]; COLS]; ROWS];
@@ -189,6 +187,8 @@ pub(super) fn correlate(
     epilogue: Option<&Epilogue>,
 ) -> Vec<f32> {
     debug_assert_eq!(input.len(), n * c * h * w);
+    // The tiles exist for these sides (and the row bits of `TileArgs::rows_read` fit a u32).
+    assert!(k == 1 || k == 3, "blocked correlation: a {k}x{k} kernel (1x1 or 3x3 only)");
     let (pad, taps) = ((k - 1) / 2, k * k);
     let (tiles_y, tiles_x) = (h.div_ceil(shape.rows), w.div_ceil(shape.cols));
     // Padded planes, rounded up to whole tiles: every tap of every tile reads inside its plane.
