@@ -1,8 +1,10 @@
-//! The CPU training passes through a ResNet's tail without Candle's autograd: the forward keeps
-//! each unit's record (`nn::conv_bn_recorded`) and the backward walks the blocks in reverse with
-//! our kernels, summing each block's two input gradients (branch and identity) itself. Through
-//! Candle's graph every intermediate tensor's gradient is accumulated from a zero-filled tensor
-//! by a single-threaded add; here only the weights' gradients are stored.
+//! The CPU passes through a ResNet's tail without Candle's autograd, for training (batch
+//! statistics; weight gradients) and for AdvBN's attack (eval mode, frozen weights; the gradient
+//! of the tail's input): the forward keeps each unit's record (`nn::conv_bn_recorded`) and the
+//! backward walks the blocks in reverse with our kernels, summing each block's two input
+//! gradients (branch and identity) itself. Through Candle's graph every intermediate tensor's
+//! gradient is accumulated from a zero-filled tensor by a single-threaded add; here only what is
+//! asked for is kept.
 //!
 //! The arithmetic is that of the graph (the same kernels in the same order; sums of two terms,
 //! which do not depend on their order), so gradients are bit-identical to `forward_tail`'s.
@@ -30,14 +32,13 @@ struct BlockRecord {
 }
 
 /// Whether [`forward_tail_recorded`] computes a pass over `h` in `mode`: CPU float32 or float64,
-/// training-mode BN, trainable weights.
+/// and training-mode BN with trainable weights or eval-mode BN with frozen ones.
 pub fn records(h: &Tensor, mode: ForwardMode) -> bool {
-    mode.bn == BnMode::Train && !mode.frozen_weights && conv_bn::supported(h)
+    matches!((mode.bn, mode.frozen_weights), (BnMode::Train, false) | (BnMode::Eval, true)) && conv_bn::supported(h)
 }
 
 /// `model.forward_tail(h, cut, mode)` up to the last stage's feature map (the input of
-/// [`ResNet::head`]), without a graph, and the record its backward needs. The tail's input gets
-/// no gradient (it is the image or the frozen encoder's features).
+/// [`ResNet::head`]), without a graph, and the record its backward needs.
 pub fn forward_tail_recorded(model: &ResNet, h: &Tensor, cut: usize, mode: ForwardMode) -> candle_core::Result<(Tensor, TailRecord)> {
     if !records(h, mode) {
         candle_core::bail!("recorded tail passes train on the CPU in float32 or float64, got {:?} on {:?} in {mode:?}", h.dtype(), h.device());
@@ -60,24 +61,35 @@ pub fn forward_tail_recorded(model: &ResNet, h: &Tensor, cut: usize, mode: Forwa
 }
 
 impl TailRecord {
-    /// Back-propagates `grad`, the gradient of the pass's feature map, adding every weight's
-    /// gradient to `grads` (summed with what is there: the other pass of a two-pass step).
+    /// Back-propagates `grad`, the gradient of the pass's feature map, adding every trained
+    /// weight's gradient to `grads` (summed with what is there: the other pass of a two-pass
+    /// step). The tail's input gets no gradient (the image or the frozen encoder's features).
     pub fn backward(self, grad: &Tensor, grads: &mut GradStore) -> candle_core::Result<()> {
+        self.walk_back(grad, false, grads).map(|_| ())
+    }
+
+    /// [`TailRecord::backward`] down to the tail's input, whose gradient it returns (the
+    /// attack's frozen passes, whose perturbation the input carries; they add nothing to
+    /// `grads`).
+    pub fn input_gradient(self, grad: &Tensor, grads: &mut GradStore) -> candle_core::Result<Tensor> {
+        self.walk_back(grad, true, grads)?.ok_or_else(|| candle_core::Error::Msg("recorded tail: internal error, no input gradient".into()))
+    }
+
+    fn walk_back(self, grad: &Tensor, need_input: bool, grads: &mut GradStore) -> candle_core::Result<Option<Tensor>> {
         let TailRecord { stem, blocks } = self;
-        let mut grad = grad.clone();
+        let mut grad = Some(grad.clone());
         for (i, block) in blocks.into_iter().enumerate().rev() {
-            // The tail's own input gets no gradient.
-            if let Some(g) = block.backward(&grad, i > 0 || stem.is_some(), grads)? {
-                grad = g;
-            }
+            let Some(g) = &grad else { candle_core::bail!("recorded tail: internal error, a block's output gradient is missing") };
+            grad = block.backward(g, i > 0 || stem.is_some() || need_input, grads)?;
         }
         if let Some((unit, pool_input)) = stem {
+            let Some(mut g) = grad else { candle_core::bail!("recorded tail: internal error, the stem's output gradient is missing") };
             if let Some(z) = pool_input {
-                grad = max_pool2d_backward(&z, &grad, STEM_POOL)?;
+                g = max_pool2d_backward(&z, &g, STEM_POOL)?;
             }
-            unit.backward(&grad, false, grads)?;
+            grad = unit.backward(&g, need_input, grads)?.0;
         }
-        Ok(())
+        Ok(grad)
     }
 }
 

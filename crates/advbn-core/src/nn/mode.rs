@@ -39,13 +39,13 @@ impl ForwardMode {
     pub const EVAL_CLEAN: ForwardMode = ForwardMode { bn: BnMode::Eval, branch: BnBranch::Clean, frozen_weights: false };
     pub const TRAIN_CLEAN: ForwardMode = ForwardMode { bn: BnMode::Train, branch: BnBranch::Clean, frozen_weights: false };
 
-    pub fn new(bn: BnMode, branch: BnBranch) -> Self {
+    pub const fn new(bn: BnMode, branch: BnBranch) -> Self {
         Self { bn, branch, frozen_weights: false }
     }
 
     /// The same mode with the weights held constant (see `frozen_weights`).
-    pub fn with_frozen_weights(self) -> Self {
-        Self { frozen_weights: true, ..self }
+    pub const fn with_frozen_weights(self) -> Self {
+        Self { bn: self.bn, branch: self.branch, frozen_weights: true }
     }
 
     /// `w` as this pass uses it: detached when the weights are frozen.

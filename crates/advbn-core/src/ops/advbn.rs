@@ -131,15 +131,10 @@ impl CustomOp2 for AdvBnApply {
     }
 
     fn bwd(&self, x: &Tensor, params: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let c = x.dim(1)?;
         let grad = grad.contiguous()?;
-        let sums = x.apply_op3_no_bwd(&grad, params, &Pass(AdvBnGradSums { relu: self.relu }))?;
-        let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
-        let mu = params.narrow(0, 2 * c, c)?;
-        // dL/dalpha = mu * sum g'; dL/dbeta = sum g' (x - mu); mu is a detached input.
-        let d_alpha = (&mu * &sum_g)?;
-        let d_beta = (sum_gx - (&mu * &sum_g)?)?;
-        let d_params = Tensor::cat(&[d_alpha, d_beta, mu.zeros_like()?], 0)?;
+        let (d_alpha, d_beta, sum_g) = self.param_grads(x, params, &grad)?;
+        // mu's gradient: it is a detached input.
+        let d_params = Tensor::cat(&[&d_alpha, &d_beta, &d_alpha.zeros_like()?], 0)?;
         let d_x = if x.track_op() {
             let coeffs = Tensor::cat(&[params, &sum_g], 0)?;
             Some(x.apply_op3_no_bwd(&grad, &coeffs, &Pass(AdvBnInputGrad { relu: self.relu }))?)
@@ -147,6 +142,21 @@ impl CustomOp2 for AdvBnApply {
             None
         };
         Ok((d_x, Some(d_params)))
+    }
+}
+
+impl AdvBnApply {
+    /// dL/dalpha, dL/dbeta and sum g' per channel ([C] each, the statistics dtype) from the
+    /// output's contiguous gradient.
+    fn param_grads(&self, x: &Tensor, params: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let c = x.dim(1)?;
+        let sums = x.apply_op3_no_bwd(grad, params, &Pass(AdvBnGradSums { relu: self.relu }))?;
+        let (sum_g, sum_gx) = (sums.narrow(0, 0, c)?, sums.narrow(0, c, c)?);
+        let mu = params.narrow(0, 2 * c, c)?;
+        // dL/dalpha = mu * sum g'; dL/dbeta = sum g' (x - mu); mu is a detached input.
+        let d_alpha = (&mu * &sum_g)?;
+        let d_beta = (sum_gx - (&mu * &sum_g)?)?;
+        Ok((d_alpha, d_beta, sum_g))
     }
 }
 
@@ -181,11 +191,49 @@ impl GradientPass for AdvBnInputGrad {
 
 /// The fused AdvBN: x [N, C, H, W] (f32, bf16, f16 or f64), alpha and beta [1, C, 1, 1].
 pub fn advbn_fused(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu: bool) -> Result<Tensor> {
+    let (x, params) = packed(x, alpha, beta)?;
+    x.apply_op2(&params, AdvBnApply { relu })
+}
+
+/// [`advbn_fused`] outside Candle's graph (the attack's CPU passes, `models::backprop`): the same
+/// output, and what the gradients of alpha and beta need.
+pub fn advbn_recorded(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu: bool) -> Result<(Tensor, AdvBnRecord)> {
+    let (x, params) = packed(&x.detach(), &alpha.detach(), &beta.detach())?;
+    let op = AdvBnApply { relu };
+    let y = x.apply_op2_no_bwd(&params, &op)?;
+    Ok((y, AdvBnRecord { op, x, params, alpha: (alpha.shape().clone(), alpha.dtype()), beta: (beta.shape().clone(), beta.dtype()) }))
+}
+
+/// What [`advbn_recorded`] keeps: the input, the packed parameters, and alpha's and beta's
+/// shapes and dtypes.
+pub struct AdvBnRecord {
+    op: AdvBnApply,
+    x: Tensor,
+    params: Tensor,
+    alpha: (Shape, candle_core::DType),
+    beta: (Shape, candle_core::DType),
+}
+
+impl AdvBnRecord {
+    /// dL/dalpha and dL/dbeta (alpha's and beta's shapes and dtypes) from the output's
+    /// gradient: the values the graph's backward of [`advbn_fused`] gives them.
+    pub fn param_grads(&self, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+        if grad.shape() != self.x.shape() {
+            candle_core::bail!("advbn: gradient {:?} and input {:?} differ in shape", grad.shape(), self.x.shape());
+        }
+        let (d_alpha, d_beta, _) = self.op.param_grads(&self.x, &self.params, &grad.contiguous()?)?;
+        let like = |d: Tensor, (shape, dtype): &(Shape, candle_core::DType)| d.to_dtype(*dtype)?.reshape(shape);
+        Ok((like(d_alpha, &self.alpha)?, like(d_beta, &self.beta)?))
+    }
+}
+
+/// The contiguous input and [alpha, beta, mu] packed in the statistics dtype.
+fn packed(x: &Tensor, alpha: &Tensor, beta: &Tensor) -> Result<(Tensor, Tensor)> {
     let x = x.contiguous()?;
     let c = x.dim(1)?;
     // The channel means come from BatchNorm's statistics pass (its variance is a by-product).
     let (mu, _) = batch_stats(&x)?;
     let dtype = stats_dtype(x.dtype());
     let params = Tensor::cat(&[alpha.reshape(c)?.to_dtype(dtype)?, beta.reshape(c)?.to_dtype(dtype)?, mu], 0)?;
-    x.apply_op2(&params, AdvBnApply { relu })
+    Ok((x, params))
 }

@@ -7,6 +7,9 @@
 //! and their intermediate tensor. The backward needs only the output (the ReLU's mask is y > 0)
 //! and the weights scaled per output channel (d/dx of conv(x, w) * scale is the input gradient of
 //! conv(x, w * scale)); nothing is stored besides what the graph holds anyway.
+//!
+//! AdvBN's attack passes on the CPU run the same op outside Candle's graph
+//! ([`conv_affine_recorded`], `models::backprop`), keeping what the input gradient needs.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -19,6 +22,7 @@ use super::cpu::simd::vectorized;
 /// Fewest elements per task of the in-place map.
 const TASK: usize = 1 << 15;
 
+#[derive(Clone)]
 struct ConvAffine {
     params: ConvParams,
     /// Constant weights, contiguous.
@@ -37,6 +41,20 @@ impl Element for f32 {}
 impl Element for f64 {}
 
 impl ConvAffine {
+    /// The op and its contiguous input.
+    fn new(x: &Tensor, w: &Tensor, scale: &Tensor, shift: &Tensor, relu: bool, params: ConvParams) -> Result<(Self, Tensor)> {
+        if !supported(x) {
+            candle_core::bail!("conv-affine runs on CPU float32 / float64 tensors, got {:?} on {:?}", x.dtype(), x.device());
+        }
+        let values = |t: &Tensor| t.detach().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+        let op = Self { params, weight: w.detach().to_dtype(x.dtype())?.contiguous()?, scale: values(scale)?, shift: values(shift)?, relu };
+        let o = op.weight.dim(0)?;
+        if op.scale.len() != o || op.shift.len() != o {
+            candle_core::bail!("conv-affine: {o} output channels but {} scales and {} shifts", op.scale.len(), op.shift.len());
+        }
+        Ok((op, x.contiguous()?))
+    }
+
     fn forward<T: Element>(&self, x: &[T], w: &[T], residual: Option<&[T]>, g: &Geometry) -> Result<Vec<T>> {
         // The "same" kernels apply the map as their tiles store (f32).
         if let (true, Some(x32), Some(w32)) = (super::cpu::same::suits(g), T::as_f32(x), T::as_f32(w)) {
@@ -112,11 +130,12 @@ impl ConvAffine {
         Ok((out, shape))
     }
 
-    /// The gradient reaching the affine map's output (masked by the ReLU), and the input's.
-    fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    /// The gradient reaching the affine map's output (masked by the ReLU), and the input's
+    /// when `need_x`.
+    fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor, need_x: bool) -> Result<(Tensor, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let masked = if self.relu { relu_grad(&grad, y)? } else { grad };
-        let d_x = if x.track_op() {
+        let d_x = if need_x {
             let o = self.weight.dim(0)?;
             let scale = Tensor::from_vec(self.scale.clone(), (o, 1, 1, 1), x.device())?.to_dtype(self.weight.dtype())?;
             let scaled = self.weight.broadcast_mul(&scale)?.contiguous()?;
@@ -152,7 +171,7 @@ impl CustomOp1 for Plain {
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(self.0.backward(x, res, grad)?.1)
+        Ok(self.0.backward(x, res, grad, x.track_op())?.1)
     }
 }
 
@@ -169,7 +188,7 @@ impl CustomOp2 for WithResidual {
     }
 
     fn bwd(&self, x: &Tensor, r: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (masked, d_x) = self.0.backward(x, res, grad)?;
+        let (masked, d_x) = self.0.backward(x, res, grad, x.track_op())?;
         Ok((d_x, r.track_op().then_some(masked)))
     }
 }
@@ -182,18 +201,44 @@ pub fn supported(x: &Tensor) -> bool {
 /// ReLU?(conv2d(x, w) * scale + shift (+ residual)) with w, scale and shift [O] constants
 /// (detached here); gradients flow to x and the residual. CPU, float32 or float64.
 pub fn conv_affine(x: &Tensor, w: &Tensor, scale: &Tensor, shift: &Tensor, residual: Option<&Tensor>, relu: bool, params: ConvParams) -> Result<Tensor> {
-    if !supported(x) {
-        candle_core::bail!("conv-affine runs on CPU float32 / float64 tensors, got {:?} on {:?}", x.dtype(), x.device());
-    }
-    let values = |t: &Tensor| t.detach().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
-    let op = ConvAffine { params, weight: w.detach().to_dtype(x.dtype())?.contiguous()?, scale: values(scale)?, shift: values(shift)?, relu };
-    let o = op.weight.dim(0)?;
-    if op.scale.len() != o || op.shift.len() != o {
-        candle_core::bail!("conv-affine: {o} output channels but {} scales and {} shifts", op.scale.len(), op.shift.len());
-    }
-    let x = x.contiguous()?;
+    let (op, x) = ConvAffine::new(x, w, scale, shift, relu, params)?;
     match residual {
         Some(r) => x.apply_op2(&r.contiguous()?, WithResidual(op)),
         None => x.apply_op1(Plain(op)),
+    }
+}
+
+/// A [`conv_affine`] computed outside Candle's graph, with what its input gradient needs.
+pub struct FrozenUnit {
+    op: ConvAffine,
+    x: Tensor,
+    y: Tensor,
+    residual: bool,
+}
+
+/// [`conv_affine`] without a graph: the same output, and the record of the unit.
+pub fn conv_affine_recorded(
+    x: &Tensor,
+    w: &Tensor,
+    scale: &Tensor,
+    shift: &Tensor,
+    residual: Option<&Tensor>,
+    relu: bool,
+    params: ConvParams,
+) -> Result<(Tensor, FrozenUnit)> {
+    let (op, x) = ConvAffine::new(x, w, scale, shift, relu, params)?;
+    let y = match residual {
+        Some(r) => x.apply_op2_no_bwd(&r.contiguous()?, &WithResidual(op.clone()))?,
+        None => x.apply_op1_no_bwd(&Plain(op.clone()))?,
+    };
+    Ok((y.clone(), FrozenUnit { op, x, y, residual: residual.is_some() }))
+}
+
+impl FrozenUnit {
+    /// From the output's gradient: the input's (when `need_x`) and the residual's (for a unit
+    /// that adds one), as the graph's backward of [`conv_affine`] computes them.
+    pub fn backward(&self, grad: &Tensor, need_x: bool) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (masked, d_x) = self.op.backward(&self.x, &self.y, grad, need_x)?;
+        Ok((d_x, self.residual.then_some(masked)))
     }
 }
