@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::same::{Epilogue, Weights};
 use super::scratch::{filled, Scratch};
-use super::simd::{tile_fns, Isa, Lanes};
+use super::simd::{load_barrier, tile_fns, Isa, Lanes};
 
 /// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles of a run of
 /// images sweep it).
@@ -71,6 +71,8 @@ unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: us
 unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize, const K: usize, const FULL_ROW: bool>(a: &TileArgs) {
     let (k, pad) = (K, (K - 1) / 2);
     let width = VECTORS * L::N;
+    // The accumulators, a tap's weight vectors and a broadcast in AVX2's 16 registers?
+    let hold = L::N == 16 || ROWS * COLS * VECTORS + VECTORS < 16;
     let taps = k * k;
     let mut acc = [[[L::zero(); VECTORS]; COLS]; ROWS];
     if a.accumulate {
@@ -90,7 +92,8 @@ unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: 
         for i in 0..k {
             for j in 0..k {
                 let wt = wc.add((i * k + j) * width);
-                let wv: [L; VECTORS] = std::array::from_fn(|v| L::load(wt.add(v * L::N)));
+                // Held in registers, or (a tile too wide for that) reloaded per position.
+                let wv: [L; VECTORS] = std::array::from_fn(|v| if hold { L::load(wt.add(v * L::N)) } else { L::zero() });
                 let xt = xc.add(i * a.row + j);
                 for (y, row) in acc.iter_mut().enumerate() {
                     if a.rows_read & (1 << (i * ROWS + y)) == 0 {
@@ -102,9 +105,11 @@ unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: 
                             continue;
                         }
                         let b = L::splat(*xr.add(col));
-                        for (accv, wv) in position.iter_mut().zip(&wv) {
-                            *accv = accv.fma(b, *wv);
+                        for (v, (accv, wv)) in position.iter_mut().zip(&wv).enumerate() {
+                            let wv = if hold { *wv } else { L::load(wt.add(v * L::N)) };
+                            *accv = accv.fma(b, wv);
                         }
+                        load_barrier();
                     }
                 }
             }
