@@ -71,7 +71,8 @@ unsafe fn tile<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: us
 unsafe fn tile_k<L: Lanes, const COLS: usize, const ROWS: usize, const VECTORS: usize, const K: usize, const FULL_ROW: bool>(a: &TileArgs) {
     let (k, pad) = (K, (K - 1) / 2);
     let width = VECTORS * L::N;
-    // The accumulators, a tap's weight vectors and a broadcast in AVX2's 16 registers?
+    // The accumulators, a tap's weight vectors and a broadcast in AVX2's 16 registers? (AVX-512's
+    // 32 hold every tile here.)
     let hold = L::N == 16 || ROWS * COLS * VECTORS + VECTORS < 16;
     let taps = k * k;
     let mut acc = [[[L::zero(); VECTORS]; COLS]; ROWS];

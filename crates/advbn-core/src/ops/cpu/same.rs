@@ -330,7 +330,7 @@ impl Correlation {
         // Maps under 8x8 that a whole tile of output channels along the lanes fits (6x6: +10-20%
         // on AVX-512, +45% on AVX2; 8x8 fills the per-image tiles and measured 20% slower there:
         // bench/RESULTS.md), and on AVX2 12x12 ones too (ResNet-18's layer 2 at 96 px: 1.2x on
-        // an AMD EPYC once the blocked tiles stopped spilling; 8x8 unchanged: bench/NOTES.md 29).
+        // an AMD EPYC once the blocked tiles stopped spilling; 8x8 unchanged: bench/NOTES.md change 30).
         let blocked_pays = h * w < 64 || (isa == Isa::Avx2 && h.min(w) >= 12);
         if let Some(shape) = blocked::shape(isa, h, w).filter(|_| blocked_pays) {
             return Ok(blocked::correlate(shape, input, (n, c, h, w), self.o, k, weights, epilogue));
