@@ -79,7 +79,7 @@ export interface DigitsConfig {
 }
 
 /**
- * The default digits run: every domain held out once, 2 seeds (12 pairs), about 7-8 minutes on 2 CPU
+ * The default digits run: every domain held out once, 2 seeds (12 pairs), about 7-9 minutes on 2 CPU
  * cores. 500 training digits per source domain (2500 per baseline) and 6 baseline epochs (AdamW
  * 3e-3: at 1e-2 the PyTorch twin's baselines trained unstably) put the baselines' in-domain
  * accuracy near 85% and every held-out accuracy well above chance.
