@@ -165,7 +165,7 @@ fn shapes(isa: Isa) -> Vec<Shape> {
 }
 
 /// Largest map side that goes here.
-const MAX_SIDE: usize = 12;
+const MAX_SIDE: usize = 24;
 
 /// The tile for an h x w map: the fewest positions computed (the map rounded up to whole
 /// tiles); None for maps over `MAX_SIDE` or where every tile computes over 20% more positions
@@ -389,9 +389,12 @@ mod tests {
         assert_eq!(shape(Isa::Avx2, 5, 6).map(|s| (s.cols, s.rows)), Some((6, 1)));
         assert_eq!(shape(Isa::Avx512, 3, 3).map(|s| (s.cols, s.rows)), Some((3, 3)));
         assert_eq!(shape(Isa::Avx2, 3, 3).map(|s| (s.cols, s.rows)), Some((3, 1)));
-        // 7x7 maps would compute 72 positions for 49.
+        // AVX2 takes sides up to 24 (`same.rs` decides which go here).
+        assert_eq!(shape(Isa::Avx2, 16, 16).map(|s| (s.cols, s.rows)), Some((6, 1)));
+        assert_eq!(shape(Isa::Avx2, 24, 24).map(|s| (s.cols, s.rows)), Some((6, 1)));
+        // 7x7 maps would compute 72 positions for 49; 25x25 is over the largest side.
         for isa in [Isa::Avx512, Isa::Avx2] {
-            for (h, w) in [(7, 7), (14, 14), (1, 1)] {
+            for (h, w) in [(7, 7), (25, 25), (1, 1)] {
                 assert!(shape(isa, h, w).is_none(), "{isa:?} {h}x{w}");
             }
         }

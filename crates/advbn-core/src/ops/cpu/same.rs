@@ -329,9 +329,10 @@ impl Correlation {
         };
         // Maps under 8x8 that a whole tile of output channels along the lanes fits (6x6: +10-20%
         // on AVX-512, +45% on AVX2; 8x8 fills the per-image tiles and measured 20% slower there:
-        // bench/RESULTS.md), and on AVX2 12x12 ones too (ResNet-18's layer 2 at 96 px: 1.2x on
-        // an AMD EPYC once the blocked tiles stopped spilling; 8x8 unchanged: bench/NOTES.md change 30).
-        let blocked_pays = h * w < 64 || (isa == Isa::Avx2 && h.min(w) >= 12);
+        // bench/RESULTS.md), and on AVX2 sides 12 to 24 too (ResNet-18's layers 1-2 at 96 px:
+        // 1.2-1.3x on an AMD EPYC once the blocked tiles stopped spilling; 8x8 and 32x32
+        // unchanged: bench/NOTES.md changes 30-31).
+        let blocked_pays = (h * w < 64 && h.max(w) <= 12) || (isa == Isa::Avx2 && h.min(w) >= 12);
         if let Some(shape) = blocked::shape(isa, h, w).filter(|_| blocked_pays) {
             return Ok(blocked::correlate(shape, input, (n, c, h, w), self.o, k, weights, epilogue));
         }
