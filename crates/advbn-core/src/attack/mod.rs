@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::models::{backprop, ResNet};
 use crate::nn::readout::scalar;
 use crate::nn::{advbn, BnBranch, BnMode, ForwardMode};
-use crate::ops::advbn::advbn_recorded;
+use crate::ops::advbn::AdvBnFeatures;
 use crate::options;
 
 /// Attack settings; defaults are the reference's (K = 6, step 0.2, eps 1.1).
@@ -70,9 +70,11 @@ fn attack_passes(model: &ResNet, features: &Tensor, labels: &Tensor, cut: usize,
     let (mut alpha, mut beta) = (ones.clone(), ones);
     let (lo, hi) = (1.0 - cfg.epsilon, 1.0 + cfg.epsilon);
     let mut clean_loss = None;
+    // The features' channel means, once for the K steps.
+    let perturbable = recorded.then(|| AdvBnFeatures::new(&features)).transpose()?;
     for _ in 0..cfg.steps {
-        let (loss, d_alpha, d_beta) = if recorded {
-            recorded_gradients(model, &features, &alpha, &beta, labels, cut, cfg.relu_clamp)?
+        let (loss, d_alpha, d_beta) = if let Some(perturbable) = &perturbable {
+            recorded_gradients(model, perturbable, &alpha, &beta, labels, cut, cfg.relu_clamp)?
         } else {
             graph_gradients(model, &features, &alpha, &beta, labels, cut, cfg.relu_clamp)?
         };
@@ -102,14 +104,14 @@ fn graph_gradients(model: &ResNet, features: &Tensor, alpha: &Tensor, beta: &Ten
 /// The same pass recorded outside the graph; only the head and the loss are in one.
 fn recorded_gradients(
     model: &ResNet,
-    features: &Tensor,
+    features: &AdvBnFeatures,
     alpha: &Tensor,
     beta: &Tensor,
     labels: &Tensor,
     cut: usize,
     relu: bool,
 ) -> Result<(f64, Tensor, Tensor)> {
-    let (y, perturbation) = advbn_recorded(features, alpha, beta, relu)?;
+    let (y, perturbation) = features.perturb(alpha, beta, relu)?;
     let (map, tail) = backprop::forward_tail_recorded(model, &y, cut, ATTACK_MODE)?;
     let map = Var::from_tensor(&map)?;
     let loss = candle_nn::loss::cross_entropy(&model.head(map.as_tensor())?, labels)?;

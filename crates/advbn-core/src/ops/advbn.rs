@@ -191,20 +191,38 @@ impl GradientPass for AdvBnInputGrad {
 
 /// The fused AdvBN: x [N, C, H, W] (f32, bf16, f16 or f64), alpha and beta [1, C, 1, 1].
 pub fn advbn_fused(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu: bool) -> Result<Tensor> {
-    let (x, params) = packed(x, alpha, beta)?;
-    x.apply_op2(&params, AdvBnApply { relu })
+    let x = x.contiguous()?;
+    // The channel means come from BatchNorm's statistics pass (its variance is a by-product).
+    let (mu, _) = batch_stats(&x)?;
+    x.apply_op2(&pack(&x, alpha, beta, &mu)?, AdvBnApply { relu })
 }
 
-/// [`advbn_fused`] outside Candle's graph (the attack's CPU passes, `models::backprop`): the same
-/// output, and what the gradients of alpha and beta need.
-pub fn advbn_recorded(x: &Tensor, alpha: &Tensor, beta: &Tensor, relu: bool) -> Result<(Tensor, AdvBnRecord)> {
-    let (x, params) = packed(&x.detach(), &alpha.detach(), &beta.detach())?;
-    let op = AdvBnApply { relu };
-    let y = x.apply_op2_no_bwd(&params, &op)?;
-    Ok((y, AdvBnRecord { op, x, params, alpha: (alpha.shape().clone(), alpha.dtype()), beta: (beta.shape().clone(), beta.dtype()) }))
+/// Features the attack perturbs K times, with their channel means computed once (the features
+/// do not change between its steps).
+pub struct AdvBnFeatures {
+    x: Tensor,
+    mu: Tensor,
 }
 
-/// What [`advbn_recorded`] keeps: the input, the packed parameters, and alpha's and beta's
+impl AdvBnFeatures {
+    pub fn new(x: &Tensor) -> Result<Self> {
+        let x = x.detach().contiguous()?;
+        let (mu, _) = batch_stats(&x)?;
+        Ok(Self { x, mu })
+    }
+
+    /// [`advbn_fused`] outside Candle's graph (the attack's CPU passes, `models::backprop`): the
+    /// same output, and what the gradients of alpha and beta need.
+    pub fn perturb(&self, alpha: &Tensor, beta: &Tensor, relu: bool) -> Result<(Tensor, AdvBnRecord)> {
+        let params = pack(&self.x, &alpha.detach(), &beta.detach(), &self.mu)?;
+        let op = AdvBnApply { relu };
+        let y = self.x.apply_op2_no_bwd(&params, &op)?;
+        let x = self.x.clone();
+        Ok((y, AdvBnRecord { op, x, params, alpha: (alpha.shape().clone(), alpha.dtype()), beta: (beta.shape().clone(), beta.dtype()) }))
+    }
+}
+
+/// What [`AdvBnFeatures::perturb`] keeps: the input, the packed parameters, and alpha's and beta's
 /// shapes and dtypes.
 pub struct AdvBnRecord {
     op: AdvBnApply,
@@ -227,13 +245,9 @@ impl AdvBnRecord {
     }
 }
 
-/// The contiguous input and [alpha, beta, mu] packed in the statistics dtype.
-fn packed(x: &Tensor, alpha: &Tensor, beta: &Tensor) -> Result<(Tensor, Tensor)> {
-    let x = x.contiguous()?;
+/// [alpha, beta, mu] ([3C]) in the statistics dtype of `x`.
+fn pack(x: &Tensor, alpha: &Tensor, beta: &Tensor, mu: &Tensor) -> Result<Tensor> {
     let c = x.dim(1)?;
-    // The channel means come from BatchNorm's statistics pass (its variance is a by-product).
-    let (mu, _) = batch_stats(&x)?;
     let dtype = stats_dtype(x.dtype());
-    let params = Tensor::cat(&[alpha.reshape(c)?.to_dtype(dtype)?, beta.reshape(c)?.to_dtype(dtype)?, mu], 0)?;
-    Ok((x, params))
+    Tensor::cat(&[&alpha.reshape(c)?.to_dtype(dtype)?, &beta.reshape(c)?.to_dtype(dtype)?, mu], 0)
 }
