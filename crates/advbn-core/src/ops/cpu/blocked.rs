@@ -203,10 +203,14 @@ pub(super) fn correlate(
     let mut padded = Scratch::<f32>::take(n * c * plane);
     let padded = padded.as_mut_slice(n * c * plane);
     padded.par_chunks_mut(plane).zip(input.par_chunks(h * w)).for_each(|(dst, src)| {
-        dst.fill(0.0);
-        for (y, line) in src.chunks_exact(w).enumerate() {
-            dst[(y + pad) * row + pad..][..w].copy_from_slice(line);
+        // Zeros only where the map is not: the rows above, each row's sides, the rows below.
+        dst[..pad * row].fill(0.0);
+        for (line, padded_row) in src.chunks_exact(w).zip(dst[pad * row..].chunks_exact_mut(row)) {
+            padded_row[..pad].fill(0.0);
+            padded_row[pad..pad + w].copy_from_slice(line);
+            padded_row[pad + w..].fill(0.0);
         }
+        dst[(h + pad) * row..].fill(0.0);
     });
     // Weights as one panel per block of output channels, [block][c][tap][width].
     let width = shape.width;
@@ -214,8 +218,9 @@ pub(super) fn correlate(
     let mut packed = Scratch::<f32>::take(blocks * c * taps * width);
     let packed = packed.as_mut_slice(blocks * c * taps * width);
     weights.pack_all(width, c, o, taps, packed);
-    // The tiles' results, [block][image][tile][ROWS][COLS][width]: a task is one block's panel
-    // over a run of images, a channel block at a time (its slice of the panel stays in L1).
+    // A task is one block's panel over a run of images, a channel block at a time (its slice
+    // of the panel stays in L1). Each image's tiles, [tile][ROWS][COLS][width], are scattered
+    // into the block's planes right after the last channel block's tiles, while still in L1.
     let tile_len = shape.rows * shape.cols * width;
     let image_len = tiles_y * tiles_x * tile_len;
     let threads = rayon::current_num_threads();
@@ -241,16 +246,29 @@ pub(super) fn correlate(
         })
         .collect();
     let (rows_read, full_row) = (&rows_read[..], w == shape.cols);
-    let mut tiled = Scratch::<f32>::take(blocks * n * image_len);
-    let tiled = tiled.as_mut_slice(blocks * n * image_len);
-    tiled.par_chunks_mut(n * image_len).enumerate().for_each(|(block, out_block)| {
-        let panel = &packed[block * c * taps * width..][..c * taps * width];
-        out_block.par_chunks_mut(images_per_run * image_len).enumerate().for_each(|(run, out_run)| {
+    // Where each output position of a plane lies in its image's tiles.
+    let hw = h * w;
+    let sources: Vec<usize> = (0..hw)
+        .map(|p| {
+            let (oy, ox) = (p / w, p % w);
+            ((oy / shape.rows) * tiles_x + ox / shape.cols) * tile_len + ((oy % shape.rows) * shape.cols + ox % shape.cols) * width
+        })
+        .collect();
+    let sources = &sources[..];
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        let out = SharedOut(out.as_mut_ptr());
+        (0..blocks * runs).into_par_iter().for_each(|task| {
+            let (block, run) = (task / runs, task % runs);
+            let images = (run * images_per_run)..((run + 1) * images_per_run).min(n);
+            let panel = &packed[block * c * taps * width..][..c * taps * width];
+            let planes = width.min(o - block * width);
+            let mut tiles = Scratch::<f32>::take(images.len() * image_len);
+            let tiles = tiles.as_mut_slice(images.len() * image_len);
             for c0 in (0..c).step_by(channel_block) {
                 let channels = channel_block.min(c - c0);
                 let w = panel[c0 * taps * width..].as_ptr();
-                for (i, out_image) in out_run.chunks_exact_mut(image_len).enumerate() {
-                    let x = padded[((run * images_per_run + i) * c + c0) * plane..].as_ptr();
+                for (img, image_tiles) in images.clone().zip(tiles.chunks_exact_mut(image_len)) {
+                    let x = padded[(img * c + c0) * plane..].as_ptr();
                     for (ty, &rows_read) in rows_read.iter().enumerate() {
                         for tx in 0..tiles_x {
                             let args = TileArgs {
@@ -263,7 +281,7 @@ pub(super) fn correlate(
                                 full_row,
                                 w,
                                 accumulate: c0 > 0,
-                                out: out_image[(ty * tiles_x + tx) * tile_len..].as_mut_ptr(),
+                                out: image_tiles[(ty * tiles_x + tx) * tile_len..].as_mut_ptr(),
                             };
                             // SAFETY: `shape` came from `shapes(isa)`, kernels of this CPU's
                             // set; the tile reads rows ty * ROWS .. + ROWS + k - 1 and columns
@@ -274,34 +292,97 @@ pub(super) fn correlate(
                             unsafe { (shape.kernel)(&args) };
                         }
                     }
+                    if c0 + channels == c {
+                        let first = (img * o + block * width) * hw;
+                        // SAFETY: the planes of (img, this block) are written by this task
+                        // only, inside the n * o * hw output.
+                        let planes = unsafe { std::slice::from_raw_parts_mut(out.at(first), planes * hw) };
+                        let residual = epilogue.and_then(|e| e.residual).map(|r| &r[first..][..planes.len()]);
+                        // SAFETY: every CPU the blocked tiles run on (AVX2 or AVX-512) has
+                        // AVX2; each position's `width` values lie inside its tile.
+                        unsafe { scatter_block(image_tiles, sources, hw, block * width, epilogue, residual, planes) };
+                    }
                 }
             }
         });
-    });
-    let tiled = &*tiled;
-    // Where each output position of a plane lies in its image's tiles.
-    let sources: Vec<usize> = (0..h * w)
-        .map(|p| {
-            let (oy, ox) = (p / w, p % w);
-            ((oy / shape.rows) * tiles_x + ox / shape.cols) * tile_len + ((oy % shape.rows) * shape.cols + ox % shape.cols) * width
-        })
-        .collect();
-    let sources = &sources[..];
-    let scatter = |out: &mut [MaybeUninit<f32>]| {
-        out.par_chunks_mut(h * w).enumerate().for_each(|(q, dst)| {
-            let (img, ch) = (q / o, q % o);
-            let (block, lane) = (ch / width, ch % width);
-            let base = (block * n + img) * image_len + lane;
-            let residual = epilogue.and_then(|e| e.residual).map(|r| &r[q * h * w..][..h * w]);
-            let tiled = &tiled[base..];
-            for (p, (d, &source)) in dst.iter_mut().zip(sources).enumerate() {
-                let s = tiled[source];
-                d.write(epilogue.map_or(s, |e| e.apply(ch, s, residual.map_or(0.0, |r| r[p]))));
-            }
-        });
     };
-    // SAFETY: the scatter writes every position of every (image, channel) plane.
-    unsafe { filled(n * o * h * w, scatter) }
+    // SAFETY: the tasks cover every (image, block of channels) once and each scatter writes
+    // every position of its planes.
+    unsafe { filled(n * o * hw, fill) }
+}
+
+/// The output of `correlate`, shared by its tasks, each of which writes its own planes.
+struct SharedOut(*mut MaybeUninit<f32>);
+// SAFETY: the tasks write disjoint planes (see `correlate`).
+unsafe impl Send for SharedOut {}
+// SAFETY: as above: no two tasks touch the same element.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Where output element `i` lies (a method, so closures capture the whole `SharedOut`).
+    fn at(&self, i: usize) -> *mut MaybeUninit<f32> {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// One image's tiles of one block of output channels into those channels' planes
+/// ([channel][position], `planes.len() / hw` of them), the epilogue applied: eight positions by
+/// eight channels at a time, read as eight vectors of channels and transposed, so both sides
+/// move whole vectors; the positions and channels past the last whole eight one at a time. The
+/// epilogue's arithmetic is `Epilogue::apply`'s, operation for operation.
+///
+/// # Safety
+/// The CPU has AVX2; `sources[p] + width` lies inside `tiles` for every position p < hw.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scatter_block(
+    tiles: &[f32],
+    sources: &[usize],
+    hw: usize,
+    first_channel: usize,
+    epilogue: Option<&Epilogue>,
+    residual: Option<&[f32]>,
+    planes: &mut [MaybeUninit<f32>],
+) {
+    use super::simd::Avx2;
+    let channels = planes.len() / hw;
+    let (whole_positions, whole_channels) = (hw / 8 * 8, channels / 8 * 8);
+    let out = planes.as_mut_ptr() as *mut f32;
+    let store = |ch: usize, p: usize, v: Avx2| {
+        let v = match epilogue {
+            Some(e) => {
+                let o = first_channel + ch;
+                let mut y = v.mul(Avx2::splat(e.scale[o])).add(Avx2::splat(e.shift[o]));
+                // Plus zero without a residual, as `apply` adds (it turns -0 into +0).
+                y = y.add(residual.map_or(Avx2::zero(), |r| Avx2::load(r[ch * hw + p..][..8].as_ptr())));
+                if e.relu {
+                    y.max(Avx2::zero())
+                } else {
+                    y
+                }
+            }
+            None => v,
+        };
+        v.store(out.add(ch * hw + p));
+    };
+    for p in (0..whole_positions).step_by(8) {
+        for c0 in (0..whole_channels).step_by(8) {
+            let rows: [Avx2; 8] = std::array::from_fn(|i| Avx2::load(tiles[sources[p + i] + c0..][..8].as_ptr()));
+            for (i, v) in Avx2::transpose8(rows).into_iter().enumerate() {
+                store(c0 + i, p, v);
+            }
+        }
+    }
+    let mut one = |ch: usize, p: usize| {
+        let s = tiles[sources[p] + ch];
+        let v = epilogue.map_or(s, |e| e.apply(first_channel + ch, s, residual.map_or(0.0, |r| r[ch * hw + p])));
+        planes[ch * hw + p].write(v);
+    };
+    for ch in whole_channels..channels {
+        (0..hw).for_each(|p| one(ch, p));
+    }
+    for ch in 0..whole_channels {
+        (whole_positions..hw).for_each(|p| one(ch, p));
+    }
 }
 
 #[cfg(test)]
@@ -376,6 +457,20 @@ mod tests {
                     }
                     let differing = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                     assert_eq!(differing, 0, "{isa:?} tile {}x{} map {h}x{w}: {differing} outputs differ in their bits", s.cols, s.rows);
+                    // The scatter's vector epilogue does `Epilogue::apply`'s arithmetic.
+                    let scale: Vec<f32> = (0..o).map(|i| 0.7 - i as f32 * 0.04).collect();
+                    let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.05 - 0.3).collect();
+                    let residual = values(n * o * h * w, 6);
+                    for relu in [false, true] {
+                        let e = Epilogue { scale: &scale, shift: &shift, residual: Some(&residual), relu };
+                        let fused = correlate(s, &x, (n, c, h, w), o, k, Weights::Forward(&wt), Some(&e));
+                        let differing = (0..fused.len()).filter(|&q| fused[q].to_bits() != e.apply((q / (h * w)) % o, want[q], residual[q]).to_bits()).count();
+                        assert_eq!(
+                            differing, 0,
+                            "{isa:?} tile {}x{} map {h}x{w} relu {relu}: {differing} epilogue outputs differ in their bits",
+                            s.cols, s.rows
+                        );
+                    }
                 }
             }
         }

@@ -40,6 +40,9 @@ pub trait Lanes: Copy {
     /// # Safety
     /// The CPU supports the instruction set.
     unsafe fn add(self, b: Self) -> Self;
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn mul(self, b: Self) -> Self;
     /// Lane-wise max (the second operand when either is NaN, as maxps does).
     /// # Safety
     /// The CPU supports the instruction set.
@@ -280,6 +283,10 @@ impl Lanes for Avx512 {
         Self(_mm512_add_ps(self.0, b.0))
     }
     #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Self(_mm512_mul_ps(self.0, b.0))
+    }
+    #[inline(always)]
     unsafe fn max(self, b: Self) -> Self {
         Self(_mm512_max_ps(self.0, b.0))
     }
@@ -320,6 +327,37 @@ impl Lanes for Avx512 {
 pub struct Avx2(__m256);
 
 #[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// The 8 x 8 transpose: lane j of result i is lane i of `rows[j]`.
+    /// # Safety
+    /// The CPU supports AVX2.
+    #[inline(always)]
+    pub unsafe fn transpose8(rows: [Self; 8]) -> [Self; 8] {
+        let r = rows.map(|v| v.0);
+        // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves.
+        let (t0, t1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
+        let (t2, t3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
+        let (t4, t5) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
+        let (t6, t7) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
+        let (u0, u1) = (_mm256_shuffle_ps::<0b01_00_01_00>(t0, t2), _mm256_shuffle_ps::<0b11_10_11_10>(t0, t2));
+        let (u2, u3) = (_mm256_shuffle_ps::<0b01_00_01_00>(t1, t3), _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3));
+        let (u4, u5) = (_mm256_shuffle_ps::<0b01_00_01_00>(t4, t6), _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6));
+        let (u6, u7) = (_mm256_shuffle_ps::<0b01_00_01_00>(t5, t7), _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7));
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+        .map(Self)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 impl Lanes for Avx2 {
     const N: usize = 8;
     #[inline(always)]
@@ -341,6 +379,10 @@ impl Lanes for Avx2 {
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
         Self(_mm256_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Self(_mm256_mul_ps(self.0, b.0))
     }
     #[inline(always)]
     unsafe fn max(self, b: Self) -> Self {
