@@ -203,14 +203,10 @@ pub(super) fn correlate(
     let mut padded = Scratch::<f32>::take(n * c * plane);
     let padded = padded.as_mut_slice(n * c * plane);
     padded.par_chunks_mut(plane).zip(input.par_chunks(h * w)).for_each(|(dst, src)| {
-        // Zeros only where the map is not: the rows above, each row's sides, the rows below.
-        dst[..pad * row].fill(0.0);
-        for (line, padded_row) in src.chunks_exact(w).zip(dst[pad * row..].chunks_exact_mut(row)) {
-            padded_row[..pad].fill(0.0);
-            padded_row[pad..pad + w].copy_from_slice(line);
-            padded_row[pad + w..].fill(0.0);
+        dst.fill(0.0);
+        for (y, line) in src.chunks_exact(w).enumerate() {
+            dst[(y + pad) * row + pad..][..w].copy_from_slice(line);
         }
-        dst[(h + pad) * row..].fill(0.0);
     });
     // Weights as one panel per block of output channels, [block][c][tap][width].
     let width = shape.width;
