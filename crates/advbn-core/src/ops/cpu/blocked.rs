@@ -386,7 +386,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col, Geometry};
-    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
+    use crate::ops::cpu::testing::{fma_chain_reference, isas, values, wide, worst_relative};
 
     /// Every tile shape, on maps that fill whole tiles and maps that do not, with output channel
     /// counts under, at and past one block, input channels past one channel block (50 > 42 of
@@ -435,22 +435,7 @@ mod tests {
                     let (n, c, o, k) = (2, 7, s.width + 5, 3);
                     let (x, wt) = (values(n * c * h * w, 4), values(o * c * k * k, 5));
                     let got = correlate(s, &x, (n, c, h, w), o, k, Weights::Forward(&wt), None);
-                    let mut want = vec![0f32; n * o * h * w];
-                    for (q, out) in want.iter_mut().enumerate() {
-                        let (b, oc, oy, ox) = (q / (o * h * w), (q / (h * w)) % o, (q / w) % h, q % w);
-                        let mut acc = 0f32;
-                        for ci in 0..c {
-                            for i in 0..k {
-                                for j in 0..k {
-                                    let (iy, ix) = ((oy + i) as isize - 1, (ox + j) as isize - 1);
-                                    let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
-                                    let v = if inside { x[((b * c + ci) * h + iy as usize) * w + ix as usize] } else { 0.0 };
-                                    acc = v.mul_add(wt[((oc * c + ci) * k + i) * k + j], acc);
-                                }
-                            }
-                        }
-                        *out = acc;
-                    }
+                    let want = fma_chain_reference(&x, &wt, (n, c, h, w), o, k);
                     let differing = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                     assert_eq!(differing, 0, "{isa:?} tile {}x{} map {h}x{w}: {differing} outputs differ in their bits", s.cols, s.rows);
                     // The scatter's vector epilogue does `Epilogue::apply`'s arithmetic.

@@ -527,7 +527,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
-    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
+    use crate::ops::cpu::testing::{fma_chain_reference, isas, values, wide, worst_relative};
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has, with
     /// channel counts that do and do not fill the tiles.
@@ -604,6 +604,23 @@ mod tests {
                     let worst = worst_relative(&got, &want);
                     assert!(worst < 1e-4, "{isa:?} {g:?} residual={residual} relu={relu}: off by {worst}");
                 }
+            }
+        }
+    }
+
+    /// The tiles sum in the reference's order (channels, kernel rows, columns; padding taps as
+    /// zeros), bit for bit: maps whose rows are one or several vectors, others, a batch-wide
+    /// plane, and several channel blocks (130 channels).
+    #[test]
+    fn sums_are_the_fma_chain_bit_for_bit() {
+        for (n, c, h, w, o) in [(2, 5, 8, 8, 13), (1, 3, 16, 16, 7), (2, 4, 9, 7, 6), (1, 130, 8, 8, 9), (3, 6, 4, 4, 8)] {
+            let (x, wt) = (values(n * c * h * w, 7), values(o * c * 9, 8));
+            let want = fma_chain_reference(&x, &wt, (n, c, h, w), o, 3);
+            let g = Geometry::new((n, c, h, w), (o, c, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+            for isa in isas() {
+                let got = forward_with(isa, &x, &wt, &g, None).unwrap();
+                let differing = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(differing, 0, "{isa:?} {n}x{c}x{h}x{w} -> {o}: {differing} outputs differ in their bits");
             }
         }
     }

@@ -26,3 +26,28 @@ pub fn worst_relative(got: &[f32], want: &[f64]) -> f64 {
 pub fn wide(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&a| a as f64).collect()
 }
+
+/// The "same" correlation of x [n][c][h][w] with w [o][c][k][k] (k = 2 pad + 1) in f32, each
+/// output one chain of fused multiply-adds over the channels, then the kernel rows, then the
+/// columns, padding taps included (as zeros): the order every direct kernel sums in, so its
+/// outputs must match these bit for bit.
+pub fn fma_chain_reference(x: &[f32], wt: &[f32], (n, c, h, w): (usize, usize, usize, usize), o: usize, k: usize) -> Vec<f32> {
+    let pad = (k - 1) / 2;
+    let mut want = vec![0f32; n * o * h * w];
+    for (q, out) in want.iter_mut().enumerate() {
+        let (b, oc, oy, ox) = (q / (o * h * w), (q / (h * w)) % o, (q / w) % h, q % w);
+        let mut acc = 0f32;
+        for ci in 0..c {
+            for i in 0..k {
+                for j in 0..k {
+                    let (iy, ix) = ((oy + i) as isize - pad as isize, (ox + j) as isize - pad as isize);
+                    let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                    let v = if inside { x[((b * c + ci) * h + iy as usize) * w + ix as usize] } else { 0.0 };
+                    acc = v.mul_add(wt[((oc * c + ci) * k + i) * k + j], acc);
+                }
+            }
+        }
+        *out = acc;
+    }
+    want
+}
