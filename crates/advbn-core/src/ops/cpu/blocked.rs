@@ -129,7 +129,8 @@ type TileFn = unsafe fn(&TileArgs);
 
 // 12 positions x 2 vectors = 24 of AVX-512's 32 registers, 6 x 2 of AVX2's 16; a whole 3x3 map
 // is 9 x 2 (AVX-512) or 3 x 4 (AVX2). Tiles of fewer accumulators per weight load measured
-// slower than the batch-wide "same" path.
+// slower than the batch-wide "same" path. AVX2's 4 x 2 (8 accumulators) only ends the rows of
+// maps 6k + 4 wide (16x16: 6 + 6 + 4 columns instead of 18 computed for 16).
 // [COLS, ROWS, VECTORS]
 tile_fns!(
     tile,
@@ -143,6 +144,7 @@ tile_fns!(
         (avx2_6x1, "avx2,fma", super::simd::Avx2, [6, 1, 2]),
         (avx2_3x2, "avx2,fma", super::simd::Avx2, [3, 2, 2]),
         (avx2_3x1, "avx2,fma", super::simd::Avx2, [3, 1, 4]),
+        (avx2_4x1, "avx2,fma", super::simd::Avx2, [4, 1, 2]),
     ]
 );
 
@@ -154,13 +156,32 @@ pub(super) struct Shape {
     rows: usize,
     /// Output channels per tile: vectors x lanes.
     width: usize,
+    /// A narrower tile of the same rows and width for a row's last `.1` columns, where the map's
+    /// width leaves that remainder (AVX2's 16-wide maps: 6 + 6 + 4 columns, none computed twice).
+    last: Option<(TileFn, usize)>,
+}
+
+impl Shape {
+    /// Columns of the tile at column index `tx` of `tiles_x` over a w-wide map.
+    fn cols_at(&self, tx: usize, tiles_x: usize, w: usize) -> usize {
+        match self.last {
+            Some((_, cols)) if tx + 1 == tiles_x && w % self.cols == cols => cols,
+            _ => self.cols,
+        }
+    }
+
+    /// Positions computed for an h x w map.
+    fn computed(&self, h: usize, w: usize) -> usize {
+        let last_fits = self.last.is_some_and(|(_, cols)| w % self.cols == cols);
+        h.next_multiple_of(self.rows) * if last_fits { w } else { w.next_multiple_of(self.cols) }
+    }
 }
 
 fn shapes(isa: Isa) -> Vec<Shape> {
-    let s = |kernel: TileFn, cols, rows, width| Shape { kernel, cols, rows, width };
+    let s = |kernel: TileFn, cols, rows, width| Shape { kernel, cols, rows, width, last: None };
     match isa {
         Isa::Avx512 => vec![s(avx512_12x1, 12, 1, 32), s(avx512_6x2, 6, 2, 32), s(avx512_4x3, 4, 3, 32), s(avx512_3x4, 3, 4, 32), s(avx512_3x3, 3, 3, 32)],
-        Isa::Avx2 => vec![s(avx2_6x1, 6, 1, 16), s(avx2_3x2, 3, 2, 16), s(avx2_3x1, 3, 1, 32)],
+        Isa::Avx2 => vec![Shape { last: Some((avx2_4x1, 4)), ..s(avx2_6x1, 6, 1, 16) }, s(avx2_3x2, 3, 2, 16), s(avx2_3x1, 3, 1, 32)],
     }
 }
 
@@ -174,9 +195,8 @@ pub(super) fn shape(isa: Isa, h: usize, w: usize) -> Option<Shape> {
     if h > MAX_SIDE || w > MAX_SIDE {
         return None;
     }
-    let computed = |s: &Shape| h.next_multiple_of(s.rows) * w.next_multiple_of(s.cols);
-    let best = shapes(isa).into_iter().min_by_key(computed)?;
-    (5 * computed(&best) <= 6 * h * w).then_some(best)
+    let best = shapes(isa).into_iter().min_by_key(|s| s.computed(h, w))?;
+    (5 * best.computed(h, w) <= 6 * h * w).then_some(best)
 }
 
 /// `epilogue`(the "same" correlation of `input` [n, c, h, w] into `o` channels with the k x k
@@ -247,10 +267,16 @@ pub(super) fn correlate(
     let sources: Vec<usize> = (0..hw)
         .map(|p| {
             let (oy, ox) = (p / w, p % w);
-            ((oy / shape.rows) * tiles_x + ox / shape.cols) * tile_len + ((oy % shape.rows) * shape.cols + ox % shape.cols) * width
+            let tx = ox / shape.cols;
+            ((oy / shape.rows) * tiles_x + tx) * tile_len + ((oy % shape.rows) * shape.cols_at(tx, tiles_x, w) + ox % shape.cols) * width
         })
         .collect();
     let sources = &sources[..];
+    // The row's last tile: the narrower one where the width leaves its columns (`Shape::last`).
+    let last_kernel = match shape.last {
+        Some((narrow, cols)) if w % shape.cols == cols => narrow,
+        _ => shape.kernel,
+    };
     let fill = |out: &mut [MaybeUninit<f32>]| {
         let out = SharedOut(out.as_mut_ptr());
         (0..blocks * runs).into_par_iter().for_each(|task| {
@@ -267,6 +293,7 @@ pub(super) fn correlate(
                     let x = padded[(img * c + c0) * plane..].as_ptr();
                     for (ty, &rows_read) in rows_read.iter().enumerate() {
                         for tx in 0..tiles_x {
+                            let kernel = if tx + 1 == tiles_x { last_kernel } else { shape.kernel };
                             let args = TileArgs {
                                 x: x.wrapping_add(ty * shape.rows * row + tx * shape.cols),
                                 plane,
@@ -285,7 +312,7 @@ pub(super) fn correlate(
                             // c0 + channels, inside them by the rounding above; the panel holds
                             // those channels' taps; the tile writes (after the first channel
                             // block, reads back) its own tile_len values.
-                            unsafe { (shape.kernel)(&args) };
+                            unsafe { kernel(&args) };
                         }
                     }
                     if c0 + channels == c {
@@ -396,7 +423,9 @@ mod tests {
     fn every_tile_matches_the_im2col_path_in_f64() {
         for isa in isas() {
             for s in shapes(isa) {
-                for (h, w) in [(s.rows, s.cols), (s.rows * 2 - 1, s.cols + 1)] {
+                // The third map leaves 4 columns for a row's last tile (AVX2's 6-column tile then
+                // ends each row with its 4-column one).
+                for (h, w) in [(s.rows, s.cols), (s.rows * 2 - 1, s.cols + 1), (s.rows + 1, 2 * s.cols + 4)] {
                     for (c, o, k) in [(3, 5, 3), (50, 2 * s.width + 3, 3), (6, s.width, 1)] {
                         let g = Geometry::new((2, c, h, w), (o, c, k, k), ConvParams { stride: 1, padding: (k - 1) / 2 }).unwrap();
                         let (x, wt, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
@@ -431,7 +460,7 @@ mod tests {
     fn skipped_padding_taps_change_no_bit() {
         for isa in isas() {
             for s in shapes(isa) {
-                for (h, w) in [(s.rows, s.cols), (2 * s.rows + 1, s.cols), (s.rows, s.cols - 1)] {
+                for (h, w) in [(s.rows, s.cols), (2 * s.rows + 1, s.cols), (s.rows, s.cols - 1), (s.rows + 1, 2 * s.cols + 4)] {
                     let (n, c, o, k) = (2, 7, s.width + 5, 3);
                     let (x, wt) = (values(n * c * h * w, 4), values(o * c * k * k, 5));
                     let got = correlate(s, &x, (n, c, h, w), o, k, Weights::Forward(&wt), None);
@@ -467,6 +496,8 @@ mod tests {
         assert_eq!(shape(Isa::Avx2, 3, 3).map(|s| (s.cols, s.rows)), Some((3, 1)));
         // AVX2 takes sides up to 24 (`same.rs` decides which go here).
         assert_eq!(shape(Isa::Avx2, 16, 16).map(|s| (s.cols, s.rows)), Some((6, 1)));
+        // 16 columns as 6 + 6 + 4: no position computed twice.
+        assert_eq!(shape(Isa::Avx2, 16, 16).map(|s| s.computed(16, 16)), Some(256));
         assert_eq!(shape(Isa::Avx2, 24, 24).map(|s| (s.cols, s.rows)), Some((6, 1)));
         // 7x7 maps would compute 72 positions for 49; 25x25 is over the largest side.
         for isa in [Isa::Avx512, Isa::Avx2] {
