@@ -162,18 +162,14 @@ pub(super) struct Shape {
 }
 
 impl Shape {
-    /// Columns of the tile at column index `tx` of `tiles_x` over a w-wide map.
-    fn cols_at(&self, tx: usize, tiles_x: usize, w: usize) -> usize {
-        match self.last {
-            Some((_, cols)) if tx + 1 == tiles_x && w % self.cols == cols => cols,
-            _ => self.cols,
-        }
+    /// The narrower tile that ends each row of a w-wide map, if the width leaves its columns.
+    fn last_for(&self, w: usize) -> Option<(TileFn, usize)> {
+        self.last.filter(|&(_, cols)| w % self.cols == cols)
     }
 
     /// Positions computed for an h x w map.
     fn computed(&self, h: usize, w: usize) -> usize {
-        let last_fits = self.last.is_some_and(|(_, cols)| w % self.cols == cols);
-        h.next_multiple_of(self.rows) * if last_fits { w } else { w.next_multiple_of(self.cols) }
+        h.next_multiple_of(self.rows) * if self.last_for(w).is_some() { w } else { w.next_multiple_of(self.cols) }
     }
 }
 
@@ -262,21 +258,19 @@ pub(super) fn correlate(
         })
         .collect();
     let (rows_read, full_row) = (&rows_read[..], w == shape.cols);
+    // The row's last tile: the narrower one where the width leaves its columns (`Shape::last`).
+    let (last_kernel, last_cols) = shape.last_for(w).unwrap_or((shape.kernel, shape.cols));
     // Where each output position of a plane lies in its image's tiles.
     let hw = h * w;
     let sources: Vec<usize> = (0..hw)
         .map(|p| {
             let (oy, ox) = (p / w, p % w);
             let tx = ox / shape.cols;
-            ((oy / shape.rows) * tiles_x + tx) * tile_len + ((oy % shape.rows) * shape.cols_at(tx, tiles_x, w) + ox % shape.cols) * width
+            let tile_cols = if tx + 1 == tiles_x { last_cols } else { shape.cols };
+            ((oy / shape.rows) * tiles_x + tx) * tile_len + ((oy % shape.rows) * tile_cols + ox % shape.cols) * width
         })
         .collect();
     let sources = &sources[..];
-    // The row's last tile: the narrower one where the width leaves its columns (`Shape::last`).
-    let last_kernel = match shape.last {
-        Some((narrow, cols)) if w % shape.cols == cols => narrow,
-        _ => shape.kernel,
-    };
     let fill = |out: &mut [MaybeUninit<f32>]| {
         let out = SharedOut(out.as_mut_ptr());
         (0..blocks * runs).into_par_iter().for_each(|task| {
