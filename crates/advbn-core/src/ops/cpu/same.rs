@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::blocked;
+use super::{blocked, winograd};
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
 use super::simd::{detect, rank1_update, tile_fns, Isa, Lanes};
@@ -296,6 +296,29 @@ fn interleave(rows: &[&[f32]], r: usize, panel: &mut [f32]) {
     }
 }
 
+/// Which algorithms a correlation may use.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Method {
+    /// The fastest for the geometry: Winograd's F(2x2, 3x3) where it suits (`winograd.rs`).
+    Fastest,
+    /// The direct kernels only: every output one chain of fused multiply-adds in the reference
+    /// order (`testing::fma_chain_reference`).
+    Direct,
+}
+
+impl Method {
+    /// `Fastest`, or `Direct` when `ADVBN_CPU_WINOGRAD=0` (read once): for sums in the direct
+    /// kernels' order, as before Winograd's path existed.
+    fn chosen() -> Self {
+        use std::sync::OnceLock;
+        static CHOSEN: OnceLock<Method> = OnceLock::new();
+        *CHOSEN.get_or_init(|| match std::env::var("ADVBN_CPU_WINOGRAD") {
+            Ok(v) if v.trim() == "0" => Method::Direct,
+            _ => Method::Fastest,
+        })
+    }
+}
+
 /// A "same" correlation of `input` [n, c, h, w] into o channels with `weights`.
 struct Correlation {
     n: usize,
@@ -307,7 +330,7 @@ struct Correlation {
 }
 
 impl Correlation {
-    fn run(&self, isa: Isa, input: &[f32], weights: Weights, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
+    fn run(&self, isa: Isa, method: Method, input: &[f32], weights: Weights, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
         let (n, c, h, w, k) = (self.n, self.c, self.h, self.w, self.k);
         if input.len() != n * c * h * w {
             candle_core::bail!("same conv: input has {} elements, expected {}", input.len(), n * c * h * w);
@@ -316,6 +339,10 @@ impl Correlation {
             if e.scale.len() != self.o || e.shift.len() != self.o || e.residual.is_some_and(|r| r.len() != n * self.o * h * w) {
                 candle_core::bail!("same conv: the epilogue's scale, shift or residual does not match the output");
             }
+        }
+        // A task per image: enough of them to share among the threads.
+        if method == Method::Fastest && n >= 2 * rayon::current_num_threads() && winograd::suits(isa, (c, h, w), self.o, k) {
+            return Ok(winograd::correlate(isa, input, (n, c, h, w), self.o, weights, epilogue));
         }
         let (image_len, taps, pad) = (h * w, k * k, (k - 1) / 2);
         // Small maps (the late stages' 6x6 and 3x3) run as one plane of the whole batch: the
@@ -499,27 +526,27 @@ impl Correlation {
 
 /// y = conv2d(x, w) for a geometry that `suits`.
 pub fn forward(x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
-    forward_with(isa()?, x, w, g, None)
+    forward_with(isa()?, Method::chosen(), x, w, g, None)
 }
 
 /// `epilogue`(conv2d(x, w)) for a geometry that `suits`, the map applied as the tiles store.
 pub fn forward_affine(x: &[f32], w: &[f32], g: &Geometry, epilogue: &Epilogue) -> Result<Vec<f32>> {
-    forward_with(isa()?, x, w, g, Some(epilogue))
+    forward_with(isa()?, Method::chosen(), x, w, g, Some(epilogue))
 }
 
 /// dL/dx of a geometry that `suits`: the output gradient correlated with the flipped kernel.
 pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
-    backward_data_with(isa()?, dy, w, g)
+    backward_data_with(isa()?, Method::chosen(), dy, w, g)
 }
 
-fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
+fn forward_with(isa: Isa, method: Method, x: &[f32], w: &[f32], g: &Geometry, epilogue: Option<&Epilogue>) -> Result<Vec<f32>> {
     check(g)?;
-    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, x, Weights::Forward(w), epilogue)
+    Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh }.run(isa, method, x, Weights::Forward(w), epilogue)
 }
 
-fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
+fn backward_data_with(isa: Isa, method: Method, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     check(g)?;
-    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, dy, Weights::Flipped(w), None)
+    Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh }.run(isa, method, dy, Weights::Flipped(w), None)
 }
 
 #[cfg(test)]
@@ -553,13 +580,13 @@ mod tests {
             let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
             let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
             let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
-            for &isa in &isas {
+            for (&isa, method) in isas.iter().flat_map(|isa| [(isa, Method::Fastest), (isa, Method::Direct)]) {
                 for (name, got, want) in [
-                    ("forward", forward_with(isa, &xv, &wv, &g, None).unwrap(), &y_ref),
-                    ("input gradient", backward_data_with(isa, &gv, &wv, &g).unwrap(), &dx_ref),
+                    ("forward", forward_with(isa, method, &xv, &wv, &g, None).unwrap(), &y_ref),
+                    ("input gradient", backward_data_with(isa, method, &gv, &wv, &g).unwrap(), &dx_ref),
                 ] {
                     let worst = worst_relative(&got, want);
-                    assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
+                    assert!(worst < 1e-4, "{isa:?} {method:?} {g:?} {name}: off by {worst}");
                 }
             }
         }
@@ -599,10 +626,10 @@ mod tests {
                     })
                     .collect();
                 let epilogue = Epilogue { scale: &scale, shift: &shift, residual: residual.then_some(&rv[..]), relu };
-                for &isa in &isas {
-                    let got = forward_with(isa, &xv, &wv, &g, Some(&epilogue)).unwrap();
+                for (&isa, method) in isas.iter().flat_map(|isa| [(isa, Method::Fastest), (isa, Method::Direct)]) {
+                    let got = forward_with(isa, method, &xv, &wv, &g, Some(&epilogue)).unwrap();
                     let worst = worst_relative(&got, &want);
-                    assert!(worst < 1e-4, "{isa:?} {g:?} residual={residual} relu={relu}: off by {worst}");
+                    assert!(worst < 1e-4, "{isa:?} {method:?} {g:?} residual={residual} relu={relu}: off by {worst}");
                 }
             }
         }
@@ -618,7 +645,7 @@ mod tests {
             let want = fma_chain_reference(&x, &wt, (n, c, h, w), o, 3);
             let g = Geometry::new((n, c, h, w), (o, c, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
             for isa in isas() {
-                let got = forward_with(isa, &x, &wt, &g, None).unwrap();
+                let got = forward_with(isa, Method::Direct, &x, &wt, &g, None).unwrap();
                 let differing = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                 assert_eq!(differing, 0, "{isa:?} {n}x{c}x{h}x{w} -> {o}: {differing} outputs differ in their bits");
             }

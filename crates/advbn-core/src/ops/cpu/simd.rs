@@ -42,6 +42,9 @@ pub trait Lanes: Copy {
     unsafe fn add(self, b: Self) -> Self;
     /// # Safety
     /// The CPU supports the instruction set.
+    unsafe fn sub(self, b: Self) -> Self;
+    /// # Safety
+    /// The CPU supports the instruction set.
     unsafe fn mul(self, b: Self) -> Self;
     /// Lane-wise max (the second operand when either is NaN, as maxps does).
     /// # Safety
@@ -78,6 +81,15 @@ pub trait Lanes: Copy {
     /// # Safety
     /// The CPU supports the instruction set.
     unsafe fn evens(self, b: Self) -> Self;
+    /// The odd-numbered values of the 2N values `self` then `b`, in order.
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn odds(self, b: Self) -> Self;
+    /// The 2N values self[0], b[0], self[1], b[1], ... as two vectors (the inverse of `evens`
+    /// and `odds`).
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn zip(self, b: Self) -> (Self, Self);
     /// The inverse spread: lanes [0, N/2) into the even lanes of the first vector, [N/2, N) into
     /// those of the second, zeros in the odd lanes.
     /// # Safety
@@ -283,6 +295,10 @@ impl Lanes for Avx512 {
         Self(_mm512_add_ps(self.0, b.0))
     }
     #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        Self(_mm512_sub_ps(self.0, b.0))
+    }
+    #[inline(always)]
     unsafe fn mul(self, b: Self) -> Self {
         Self(_mm512_mul_ps(self.0, b.0))
     }
@@ -311,6 +327,17 @@ impl Lanes for Avx512 {
     unsafe fn evens(self, b: Self) -> Self {
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         Self(_mm512_permutex2var_ps(self.0, even, b.0))
+    }
+    #[inline(always)]
+    unsafe fn odds(self, b: Self) -> Self {
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        Self(_mm512_permutex2var_ps(self.0, odd, b.0))
+    }
+    #[inline(always)]
+    unsafe fn zip(self, b: Self) -> (Self, Self) {
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        (Self(_mm512_permutex2var_ps(self.0, low, b.0)), Self(_mm512_permutex2var_ps(self.0, high, b.0)))
     }
     #[inline(always)]
     unsafe fn spread_evens(self) -> (Self, Self) {
@@ -381,6 +408,10 @@ impl Lanes for Avx2 {
         Self(_mm256_add_ps(self.0, b.0))
     }
     #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        Self(_mm256_sub_ps(self.0, b.0))
+    }
+    #[inline(always)]
     unsafe fn mul(self, b: Self) -> Self {
         Self(_mm256_mul_ps(self.0, b.0))
     }
@@ -412,6 +443,19 @@ impl Lanes for Avx2 {
         // Per 128-bit half [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs into order.
         let halves = _mm256_shuffle_ps::<0b10_00_10_00>(self.0, b.0);
         Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(halves))))
+    }
+    #[inline(always)]
+    unsafe fn odds(self, b: Self) -> Self {
+        // As `evens`, with the odd lanes of each half.
+        let halves = _mm256_shuffle_ps::<0b11_01_11_01>(self.0, b.0);
+        Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(halves))))
+    }
+    #[inline(always)]
+    unsafe fn zip(self, b: Self) -> (Self, Self) {
+        // Per 128-bit half [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | a6 b6 a7 b7], then the
+        // halves into order.
+        let (low, high) = (_mm256_unpacklo_ps(self.0, b.0), _mm256_unpackhi_ps(self.0, b.0));
+        (Self(_mm256_permute2f128_ps::<0x20>(low, high)), Self(_mm256_permute2f128_ps::<0x31>(low, high)))
     }
     #[inline(always)]
     unsafe fn spread_evens(self) -> (Self, Self) {

@@ -1,0 +1,407 @@
+//! 3x3 stride-1 "same" correlations by Winograd's minimal filtering F(2x2, 3x3): each 2x2 block
+//! of outputs (a tile) costs 16 multiply-adds per channel pair instead of 36. The input tile
+//! (4x4) and the kernel (3x3) are mapped to 16 transformed values each, multiplied point by point
+//! and summed over the input channels (16 small matrix products), and the 16 sums mapped back to
+//! the 2x2 outputs (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+//!
+//! Vectors run across tiles: for a map whose tile rows are whole half-vectors (w a multiple of
+//! the lane count), the input transform takes the even and odd columns of two half-vectors of
+//! input (`Lanes::evens` / `odds`: no gather), the products broadcast a transformed weight per
+//! output channel against vectors of tiles (the register tile of `same.rs`), and the output
+//! transform interleaves the tiles' two columns back into NCHW rows (`Lanes::zip`), applying the
+//! epilogue as it stores. Per image, a span of tiles at a time, so the transformed input and the
+//! products of a span stay in L2.
+//!
+//! The arithmetic differs from the direct kernels' (the transforms round differently): results
+//! agree with them to float32 rounding (tested against f64 like theirs),
+//! not bit for bit. Every output is computed by one task in a fixed order, so results do not
+//! depend on the thread count. `ADVBN_CPU_WINOGRAD=0` turns the path off (`same::Method`).
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::same::{Epilogue, Weights};
+use super::scratch::{filled, Scratch};
+use super::simd::{rank1_update, with_lanes, Isa, Lanes};
+
+/// Bytes the transformed input and the products of one span of tiles aim to stay under (a share
+/// of a 512 KB-2 MB L2).
+const SPAN_BYTES: usize = 256 << 10;
+/// Fewest input channels for which the transforms pay (they cost about what 3-4 channels of
+/// products do per tile).
+const MIN_CHANNELS: usize = 8;
+
+/// Whether a "same" correlation of images [c, h, w] into `o` channels with a `k` x `k` kernel can
+/// go here: a 3x3 kernel, rows that are whole vectors of tiles' columns (w a multiple of the lane
+/// count), an even height and enough channels. (A task is an image: the caller checks there are
+/// enough to share among the threads.)
+pub(super) fn suits(isa: Isa, (c, h, w): (usize, usize, usize), o: usize, k: usize) -> bool {
+    let lanes = match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+    };
+    k == 3 && h % 2 == 0 && h >= 2 && w % lanes == 0 && c >= MIN_CHANNELS && o >= 4
+}
+
+/// The 16 transformed values of one 3x3 kernel g (row-major): G g G^T with
+/// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], in f64 and rounded once.
+fn transform_kernel(g: [f32; 9]) -> [f32; 16] {
+    let g = g.map(f64::from);
+    let rows = |a: f64, b: f64, c: f64| [a, (a + b + c) / 2.0, (a - b + c) / 2.0, c];
+    // Gg: 4 rows of 3, column by column.
+    let mut gg = [[0f64; 3]; 4];
+    for j in 0..3 {
+        let col = rows(g[j], g[3 + j], g[6 + j]);
+        for (i, v) in col.into_iter().enumerate() {
+            gg[i][j] = v;
+        }
+    }
+    let mut u = [0f32; 16];
+    for (i, row) in gg.iter().enumerate() {
+        for (j, v) in rows(row[0], row[1], row[2]).into_iter().enumerate() {
+            u[i * 4 + j] = v as f32;
+        }
+    }
+    u
+}
+
+/// The output-channel blocks of the products: (first channel, rows). On AVX2 blocks of 6 rows
+/// (12 accumulators) and 4 at the end (no padding for even counts); on AVX-512 blocks of 8.
+fn blocks(isa: Isa, o: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut o0 = 0;
+    match isa {
+        Isa::Avx512 => {
+            while o0 < o {
+                out.push((o0, 8));
+                o0 += 8;
+            }
+        }
+        Isa::Avx2 => {
+            // 6s, then 4s for what is left (o = 6a + 4b for every even o >= 4; an odd count gets
+            // a padded row).
+            let even = o.next_multiple_of(2).max(4);
+            let fours = match even % 6 {
+                0 => 0,
+                4 => 1,
+                _ => 2,
+            };
+            let sixes = (even - 4 * fours) / 6;
+            for _ in 0..sixes {
+                out.push((o0, 6));
+                o0 += 6;
+            }
+            for _ in 0..fours {
+                out.push((o0, 4));
+                o0 += 4;
+            }
+        }
+    }
+    out
+}
+
+/// The geometry of one image's pass.
+#[derive(Clone, Copy)]
+struct Plan {
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    /// Output rows of the products (o rounded up to whole blocks).
+    o_rows: usize,
+    /// Tiles per row and in all.
+    tw: usize,
+    tiles: usize,
+    /// Tiles per span (a multiple of two vectors).
+    span: usize,
+}
+
+/// A "same" 3x3 correlation of `input` [n, c, h, w] into `o` channels, `epilogue` applied as
+/// the outputs are stored. The geometry `suits`.
+pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, usize, usize), o: usize, weights: Weights, epilogue: Option<&Epilogue>) -> Vec<f32> {
+    debug_assert!(suits(isa, (c, h, w), o, 3));
+    let lanes = match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+    };
+    let blocks = blocks(isa, o);
+    let o_rows = blocks.last().map_or(0, |&(o0, r)| o0 + r);
+    let (tw, tiles) = (w / 2, (h / 2) * (w / 2));
+    let per_tile = 16 * (c + o_rows) * 4;
+    let span = (SPAN_BYTES / per_tile).next_multiple_of(2 * lanes).clamp(2 * lanes, tiles.next_multiple_of(2 * lanes));
+    let plan = Plan { c, h, w, o, o_rows, tw, tiles, span };
+    // Transformed weights [16][c][o_rows] (zero rows past o): a block's rows are contiguous.
+    let mut u = vec![0f32; 16 * c * o_rows];
+    for oi in 0..o {
+        for ci in 0..c {
+            let g: [f32; 9] = std::array::from_fn(|t| match weights {
+                Weights::Forward(wt) => wt[(oi * c + ci) * 9 + t],
+                // Correlation input ci is the conv's output ci, output oi its input; taps reversed.
+                Weights::Flipped(wt) => wt[(ci * o + oi) * 9 + 8 - t],
+            });
+            for (xi, v) in transform_kernel(g).into_iter().enumerate() {
+                u[(xi * c + ci) * o_rows + oi] = v;
+            }
+        }
+    }
+    let u = &u[..];
+    let blocks = &blocks[..];
+    let image_len = h * w;
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(o * image_len).enumerate().for_each(|(img, out)| {
+            let x = &input[img * c * image_len..][..c * image_len];
+            let residual = epilogue.and_then(|e| e.residual).map(|r| &r[img * o * image_len..][..o * image_len]);
+            let mut v = Scratch::<f32>::take(16 * c * span);
+            let mut m = Scratch::<f32>::take(16 * o_rows * span);
+            let (v, m) = (v.as_mut_slice(16 * c * span), m.as_mut_slice(16 * o_rows * span));
+            // SAFETY: an `Isa` comes from `detect`; `image` writes every output of the image.
+            with_lanes!(
+                isa,
+                image(
+                    plan: Plan,
+                    x: &[f32],
+                    u: &[f32],
+                    blocks: &[(usize, usize)],
+                    v: &mut [f32],
+                    m: &mut [f32],
+                    out: &mut [MaybeUninit<f32>],
+                    epilogue: Option<&Epilogue>,
+                    residual: Option<&[f32]>
+                )
+            );
+        });
+    };
+    // SAFETY: each image's task writes all of its outputs (`image`).
+    unsafe { filled(n * o * image_len, fill) }
+}
+
+/// One image: per span of tiles, the input transform, the 16 products, the output transform.
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; the buffers are as long as `correlate` makes them.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn image<L: Lanes>(
+    p: Plan,
+    x: &[f32],
+    u: &[f32],
+    blocks: &[(usize, usize)],
+    v: &mut [f32],
+    m: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
+    epilogue: Option<&Epilogue>,
+    residual: Option<&[f32]>,
+) {
+    assert!(x.len() == p.c * p.h * p.w && out.len() == p.o * p.h * p.w);
+    assert!(v.len() >= 16 * p.c * p.span && m.len() >= 16 * p.o_rows * p.span && u.len() == 16 * p.c * p.o_rows);
+    let n = L::N;
+    for t0 in (0..p.tiles).step_by(p.span) {
+        let vectors = (p.tiles - t0).min(p.span).div_ceil(n).next_multiple_of(2);
+        input_transform::<L>(&p, x, t0, vectors, v);
+        for xi in 0..16 {
+            let vx = v.as_ptr().add(xi * p.c * p.span);
+            let ux = u.as_ptr().add(xi * p.c * p.o_rows);
+            let mx = m.as_mut_ptr().add(xi * p.o_rows * p.span);
+            for tb in (0..vectors * n).step_by(2 * n) {
+                for &(o0, rows) in blocks {
+                    let (src, w, dst) = (vx.add(tb), ux.add(o0), mx.add(o0 * p.span + tb));
+                    match rows {
+                        8 => products::<L, 8>(src, p.span, w, p.o_rows, p.c, dst, p.span),
+                        6 => products::<L, 6>(src, p.span, w, p.o_rows, p.c, dst, p.span),
+                        _ => products::<L, 4>(src, p.span, w, p.o_rows, p.c, dst, p.span),
+                    }
+                }
+            }
+        }
+        output_transform::<L>(&p, m, t0, vectors, out, epilogue, residual);
+    }
+}
+
+/// dst[r][0..2N) = sum over channels c of w[c * w_stride + r] * src[c * src_stride + 0..2N):
+/// R output channels by two vectors of tiles, summed in channel order.
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; the pointers cover what the loops touch.
+#[inline(always)]
+unsafe fn products<L: Lanes, const R: usize>(src: *const f32, src_stride: usize, w: *const f32, w_stride: usize, channels: usize, dst: *mut f32, dst_stride: usize) {
+    let mut acc = [[L::zero(); 2]; R];
+    for c in 0..channels {
+        let s = src.add(c * src_stride);
+        let b = [L::load(s), L::load(s.add(L::N))];
+        rank1_update(&mut acc, w.add(c * w_stride), &b);
+    }
+    for (r, row) in acc.iter().enumerate() {
+        row[0].store(dst.add(r * dst_stride));
+        row[1].store(dst.add(r * dst_stride + L::N));
+    }
+}
+
+/// The tile rows and columns of the two half-vectors of vector `vi` of a span starting at tile
+/// `t0`: (tile row, tile column) of each half's first tile, None past the last tile.
+#[inline(always)]
+fn halves(p: &Plan, t0: usize, vi: usize, n: usize) -> [Option<(usize, usize)>; 2] {
+    std::array::from_fn(|half| {
+        let t = t0 + vi * n + half * n / 2;
+        (t < p.tiles && t < t0 + p.span).then(|| (t / p.tw, t % p.tw))
+    })
+}
+
+/// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span, with
+/// B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]; zeros past the last tile.
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; `v` holds 16 * c * span values.
+#[inline(always)]
+unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], t0: usize, vectors: usize, v: &mut [f32]) {
+    let n = L::N;
+    let half = n / 2;
+    let (full, zero) = (L::mask(u32::MAX >> (32 - n)), L::zero());
+    let (no_first, no_last) = (L::mask((u32::MAX >> (32 - n)) & !1), L::mask((u32::MAX >> (32 - n)) >> 1));
+    for vi in 0..vectors {
+        let hv = halves(p, t0, vi, n);
+        // Per half: the input rows' validity and the two loads' start columns and masks.
+        let at: [Option<(usize, usize, bool, bool)>; 2] = hv.map(|h| h.map(|(ty, tx)| (ty, tx, tx == 0, tx + half == p.tw)));
+        for c in 0..p.c {
+            let plane = x.as_ptr().add(c * p.h * p.w);
+            // t[i][j]: the row transform of input row i of the tile.
+            let mut t = [[zero; 4]; 4];
+            for (i, ti) in t.iter_mut().enumerate() {
+                let mut loads = [[zero; 2]; 2];
+                for (hh, a) in at.iter().enumerate() {
+                    let Some((ty, tx, first, last)) = *a else { continue };
+                    let Some(row) = (2 * ty + i).checked_sub(1).filter(|&r| r < p.h) else { continue };
+                    let base = plane.wrapping_add(row * p.w + 2 * tx);
+                    loads[0][hh] = L::load_masked(base.wrapping_sub(1), if first { no_first } else { full });
+                    loads[1][hh] = L::load_masked(base.wrapping_add(1), if last { no_last } else { full });
+                }
+                let (d0, d1) = (loads[0][0].evens(loads[0][1]), loads[0][0].odds(loads[0][1]));
+                let (d2, d3) = (loads[1][0].evens(loads[1][1]), loads[1][0].odds(loads[1][1]));
+                *ti = [d0.sub(d2), d1.add(d2), d2.sub(d1), d1.sub(d3)];
+            }
+            for j in 0..4 {
+                let col = [t[0][j].sub(t[2][j]), t[1][j].add(t[2][j]), t[2][j].sub(t[1][j]), t[1][j].sub(t[3][j])];
+                for (a, value) in col.into_iter().enumerate() {
+                    value.store(v.as_mut_ptr().add(((a * 4 + j) * p.c + c) * p.span + vi * n));
+                }
+            }
+        }
+    }
+}
+
+/// The outputs of the span's tiles: A^T m A with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]], the
+/// epilogue applied, stored into the image's NCHW planes.
+///
+/// # Safety
+/// The CPU supports `L`'s instruction set; `m` holds the span's products.
+#[inline(always)]
+unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], t0: usize, vectors: usize, out: &mut [MaybeUninit<f32>], epilogue: Option<&Epilogue>, residual: Option<&[f32]>) {
+    let n = L::N;
+    let zero = L::zero();
+    let out = out.as_mut_ptr() as *mut f32;
+    for oi in 0..p.o {
+        let (scale, shift, relu) = match epilogue {
+            Some(e) => (L::splat(e.scale[oi]), L::splat(e.shift[oi]), e.relu),
+            None => (zero, zero, false),
+        };
+        for vi in 0..vectors {
+            let hv = halves(p, t0, vi, n);
+            let mv = |xi: usize| L::load(m.as_ptr().add((xi * p.o_rows + oi) * p.span + vi * n));
+            // s[a][b] over the rows, then the columns.
+            let mut s = [[zero; 4]; 2];
+            for (b, col) in (0..4).map(|b| [mv(b), mv(4 + b), mv(8 + b), mv(12 + b)]).enumerate() {
+                s[0][b] = col[0].add(col[1]).add(col[2]);
+                s[1][b] = col[1].sub(col[2]).sub(col[3]);
+            }
+            for (dy, sr) in s.iter().enumerate() {
+                let y0 = sr[0].add(sr[1]).add(sr[2]);
+                let y1 = sr[1].sub(sr[2]).sub(sr[3]);
+                let (lo, hi) = y0.zip(y1);
+                for (h, values) in [lo, hi].into_iter().enumerate() {
+                    let Some((ty, tx)) = hv[h] else { continue };
+                    let at = oi * p.h * p.w + (2 * ty + dy) * p.w + 2 * tx;
+                    let mut y = values;
+                    if epilogue.is_some() {
+                        y = shift.fma(y, scale);
+                        if let Some(r) = residual {
+                            y = y.add(L::load(r.as_ptr().add(at)));
+                        }
+                        if relu {
+                            y = y.max(zero);
+                        }
+                    }
+                    y.store(out.add(at));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::ConvParams;
+    use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col, Geometry};
+    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
+
+    #[test]
+    fn kernel_transform_of_a_delta_is_its_column_of_g() {
+        // g = the centre tap only: G e1 e1^T G^T = outer(G[:, 1], G[:, 1]).
+        let mut g = [0f32; 9];
+        g[4] = 1.0;
+        let col = [0.0, 0.5, -0.5, 0.0];
+        let u = transform_kernel(g);
+        for i in 0..4 {
+            for j in 0..4 {
+                assert_eq!(u[i * 4 + j], col[i] * col[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn output_blocks_cover_every_channel_once() {
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            for o in 4..80 {
+                let b = blocks(isa, o);
+                let mut next = 0;
+                for &(o0, r) in &b {
+                    assert_eq!(o0, next);
+                    assert!(matches!((isa, r), (Isa::Avx2, 6 | 4) | (Isa::Avx512, 8)));
+                    next += r;
+                }
+                assert!(next >= o && next - o < if isa == Isa::Avx2 { 2 } else { 8 }, "{isa:?} {o}: {b:?}");
+            }
+        }
+    }
+
+    /// Forward (with and without the epilogue) and input gradient against the im2col path in
+    /// f64: maps of one and several vectors of tiles per row, spans, channel counts that do and
+    /// do not fill the output blocks.
+    #[test]
+    fn matches_the_definition_to_float_rounding() {
+        for (n, c, h, w, o) in [(4, 16, 8, 8, 16), (4, 8, 16, 16, 10), (4, 20, 32, 32, 9), (4, 9, 6, 16, 4), (5, 64, 8, 8, 64), (4, 12, 2, 24, 14), (4, 16, 48, 32, 16)] {
+            let g = Geometry::new((n, c, h, w), (o, c, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+            let (xv, wv, gv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3), values(g.output_len(), 4));
+            let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
+            let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
+            let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
+            let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.03 - 0.2).collect();
+            let mapped: Vec<f64> = y_ref.iter().enumerate().map(|(i, &y)| (y * scale[(i / (h * w)) % o] as f64 + shift[(i / (h * w)) % o] as f64 + rv[i] as f64).max(0.0)).collect();
+            let epilogue = Epilogue { scale: &scale, shift: &shift, residual: Some(&rv), relu: true };
+            for isa in isas() {
+                if !suits(isa, (c, h, w), o, 3) {
+                    assert!(isa == Isa::Avx512 && w % 16 != 0, "{isa:?} {n}x{c}x{h}x{w}: should suit");
+                    continue;
+                }
+                for (name, got, want) in [
+                    ("forward", correlate(isa, &xv, (n, c, h, w), o, Weights::Forward(&wv), None), &y_ref),
+                    ("epilogue", correlate(isa, &xv, (n, c, h, w), o, Weights::Forward(&wv), Some(&epilogue)), &mapped),
+                    ("input gradient", correlate(isa, &gv, (n, o, h, w), c, Weights::Flipped(&wv), None), &dx_ref),
+                ] {
+                    let worst = worst_relative(&got, want);
+                    assert!(worst < 1e-4, "{isa:?} {n}x{c}x{h}x{w} -> {o} {name}: off by {worst}");
+                }
+            }
+        }
+    }
+}
