@@ -4,9 +4,9 @@
 //! and summed over the input channels (16 small matrix products), and the 16 sums mapped back to
 //! the 2x2 outputs (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
 //!
-//! Vectors run across tiles: for a map whose tile rows are whole half-vectors (w a multiple of
-//! the lane count), the input transform takes the even and odd columns of two half-vectors of
-//! input (`Lanes::evens` / `odds`: no gather), the products broadcast a transformed weight per
+//! Vectors run across tiles: each half of a vector holds up to N/2 consecutive tiles of one tile
+//! row (a `Chunk`; rows of whole half-vectors fill every lane), so the input transform takes the
+//! even and odd columns of two half-vectors of input (`Lanes::evens` / `odds`: no gather), the products broadcast a transformed weight per
 //! output channel against vectors of tiles (the register tile of `same.rs`), and the output
 //! transform interleaves the tiles' two columns back into NCHW rows (`Lanes::zip`), applying the
 //! epilogue as it stores. Per image, a span of tiles at a time, so the transformed input and the
@@ -31,17 +31,20 @@ const SPAN_BYTES: usize = 256 << 10;
 /// Fewest input channels for which the transforms pay (they cost about what 3-4 channels of
 /// products do per tile).
 const MIN_CHANNELS: usize = 8;
+/// Least share of the lanes that must hold tiles (rows of tiles that are whole half-vectors fill
+/// all; ResNet-18's 12x12 maps on AVX2 fill 3/4).
+const MIN_OCCUPANCY: f64 = 0.74;
 
 /// Whether a "same" correlation of images [c, h, w] into `o` channels with a `k` x `k` kernel can
-/// go here: a 3x3 kernel, rows that are whole vectors of tiles' columns (w a multiple of the lane
-/// count), an even height and enough channels. (A task is an image: the caller checks there are
+/// go here: a 3x3 kernel, even sides, tile rows that fill most lanes (`occupancy`) and enough
+/// channels. (A task is an image: the caller checks there are
 /// enough to share among the threads.)
 pub(super) fn suits(isa: Isa, (c, h, w): (usize, usize, usize), o: usize, k: usize) -> bool {
     let lanes = match isa {
         Isa::Avx512 => 16,
         Isa::Avx2 => 8,
     };
-    k == 3 && h % 2 == 0 && h >= 2 && w % lanes == 0 && c >= MIN_CHANNELS && o >= 4
+    k == 3 && h % 2 == 0 && w % 2 == 0 && h * w > 0 && occupancy(h, w, lanes) >= MIN_OCCUPANCY && c >= MIN_CHANNELS && o >= 4
 }
 
 /// The 16 transformed values of one 3x3 kernel g (row-major): G g G^T with
@@ -101,6 +104,28 @@ fn blocks(isa: Isa, o: usize) -> Vec<(usize, usize)> {
     out
 }
 
+/// Up to half a vector of consecutive tiles of one tile row: what each half of a vector holds
+/// (a row of `tw` tiles is `tw / (N/2)` whole chunks and a partial one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Chunk {
+    /// Tile row and column of the first tile.
+    ty: usize,
+    tx: usize,
+    count: usize,
+}
+
+/// The chunks of a map of `th` x `tw` tiles, row by row, `half` tiles at most each.
+fn chunks(th: usize, tw: usize, half: usize) -> Vec<Chunk> {
+    (0..th).flat_map(|ty| (0..tw).step_by(half).map(move |tx| Chunk { ty, tx, count: half.min(tw - tx) })).collect()
+}
+
+/// The share of the lanes that hold a tile, for an h x w map and `lanes` lanes.
+fn occupancy(h: usize, w: usize, lanes: usize) -> f64 {
+    let (th, tw) = (h / 2, w / 2);
+    let vectors = (th * tw.div_ceil(lanes / 2)).div_ceil(2);
+    (th * tw) as f64 / (vectors * lanes).max(1) as f64
+}
+
 /// The geometry of one image's pass.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -110,10 +135,11 @@ struct Plan {
     o: usize,
     /// Output rows of the products (o rounded up to whole blocks).
     o_rows: usize,
-    /// Tiles per row and in all.
+    /// Tiles per row.
     tw: usize,
-    tiles: usize,
-    /// Tiles per span (a multiple of two vectors).
+    /// Vectors of tiles in the image (two chunks each).
+    vectors: usize,
+    /// Vectors per span (even but for the last).
     span: usize,
 }
 
@@ -127,10 +153,12 @@ pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, us
     };
     let blocks = blocks(isa, o);
     let o_rows = blocks.last().map_or(0, |&(o0, r)| o0 + r);
-    let (tw, tiles) = (w / 2, (h / 2) * (w / 2));
-    let per_tile = 16 * (c + o_rows) * 4;
-    let span = (SPAN_BYTES / per_tile).next_multiple_of(2 * lanes).clamp(2 * lanes, tiles.next_multiple_of(2 * lanes));
-    let plan = Plan { c, h, w, o, o_rows, tw, tiles, span };
+    let tw = w / 2;
+    let chunks = chunks(h / 2, tw, lanes / 2);
+    let vectors = chunks.len().div_ceil(2);
+    let per_vector = 16 * (c + o_rows) * lanes * 4;
+    let span = (SPAN_BYTES / per_vector).next_multiple_of(2).max(2).min(vectors.max(1));
+    let plan = Plan { c, h, w, o, o_rows, tw, vectors, span };
     // Transformed weights [16][c][o_rows] (zero rows past o): a block's rows are contiguous.
     let mut u = vec![0f32; 16 * c * o_rows];
     for oi in 0..o {
@@ -145,21 +173,22 @@ pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, us
             }
         }
     }
-    let u = &u[..];
-    let blocks = &blocks[..];
+    let (u, blocks, chunks) = (&u[..], &blocks[..], &chunks[..]);
     let image_len = h * w;
+    let slots = span * lanes;
     let fill = |out: &mut [MaybeUninit<f32>]| {
         out.par_chunks_mut(o * image_len).enumerate().for_each(|(img, out)| {
             let x = &input[img * c * image_len..][..c * image_len];
             let residual = epilogue.and_then(|e| e.residual).map(|r| &r[img * o * image_len..][..o * image_len]);
-            let mut v = Scratch::<f32>::take(16 * c * span);
-            let mut m = Scratch::<f32>::take(16 * o_rows * span);
-            let (v, m) = (v.as_mut_slice(16 * c * span), m.as_mut_slice(16 * o_rows * span));
+            let mut v = Scratch::<f32>::take(16 * c * slots);
+            let mut m = Scratch::<f32>::take(16 * o_rows * slots);
+            let (v, m) = (v.as_mut_slice(16 * c * slots), m.as_mut_slice(16 * o_rows * slots));
             // SAFETY: an `Isa` comes from `detect`; `image` writes every output of the image.
             with_lanes!(
                 isa,
                 image(
                     plan: Plan,
+                    chunks: &[Chunk],
                     x: &[f32],
                     u: &[f32],
                     blocks: &[(usize, usize)],
@@ -176,7 +205,7 @@ pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, us
     unsafe { filled(n * o * image_len, fill) }
 }
 
-/// One image: per span of tiles, the input transform, the 16 products, the output transform.
+/// One image: per span of vectors, the input transform, the 16 products, the output transform.
 ///
 /// # Safety
 /// The CPU supports `L`'s instruction set; the buffers are as long as `correlate` makes them.
@@ -184,6 +213,7 @@ pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, us
 #[allow(clippy::too_many_arguments)]
 unsafe fn image<L: Lanes>(
     p: Plan,
+    chunks: &[Chunk],
     x: &[f32],
     u: &[f32],
     blocks: &[(usize, usize)],
@@ -193,87 +223,98 @@ unsafe fn image<L: Lanes>(
     epilogue: Option<&Epilogue>,
     residual: Option<&[f32]>,
 ) {
-    assert!(x.len() == p.c * p.h * p.w && out.len() == p.o * p.h * p.w);
-    assert!(v.len() >= 16 * p.c * p.span && m.len() >= 16 * p.o_rows * p.span && u.len() == 16 * p.c * p.o_rows);
-    let n = L::N;
-    for t0 in (0..p.tiles).step_by(p.span) {
-        let vectors = (p.tiles - t0).min(p.span).div_ceil(n).next_multiple_of(2);
-        input_transform::<L>(&p, x, t0, vectors, v);
+    let slots = p.span * L::N;
+    assert!(x.len() == p.c * p.h * p.w && out.len() == p.o * p.h * p.w && chunks.len().div_ceil(2) == p.vectors);
+    assert!(v.len() >= 16 * p.c * slots && m.len() >= 16 * p.o_rows * slots && u.len() == 16 * p.c * p.o_rows);
+    for v0 in (0..p.vectors).step_by(p.span) {
+        // The span's vectors (a half without a chunk reads zeros).
+        let span_chunks = &chunks[2 * v0..(2 * (v0 + p.span)).min(chunks.len())];
+        let vectors = span_chunks.len().div_ceil(2);
+        input_transform::<L>(&p, x, span_chunks, vectors, v);
         for xi in 0..16 {
-            let vx = v.as_ptr().add(xi * p.c * p.span);
+            let vx = v.as_ptr().add(xi * p.c * slots);
             let ux = u.as_ptr().add(xi * p.c * p.o_rows);
-            let mx = m.as_mut_ptr().add(xi * p.o_rows * p.span);
-            for tb in (0..vectors * n).step_by(2 * n) {
+            let mx = m.as_mut_ptr().add(xi * p.o_rows * slots);
+            // Two vectors of tiles at a time, the last one alone when their count is odd.
+            for vi in (0..vectors).step_by(2) {
+                let tb = vi * L::N;
                 for &(o0, rows) in blocks {
-                    let (src, w, dst) = (vx.add(tb), ux.add(o0), mx.add(o0 * p.span + tb));
-                    match rows {
-                        8 => products::<L, 8>(src, p.span, w, p.o_rows, p.c, dst, p.span),
-                        6 => products::<L, 6>(src, p.span, w, p.o_rows, p.c, dst, p.span),
-                        _ => products::<L, 4>(src, p.span, w, p.o_rows, p.c, dst, p.span),
+                    let (src, w, dst) = (vx.add(tb), ux.add(o0), mx.add(o0 * slots + tb));
+                    match (rows, vi + 1 < vectors) {
+                        (8, true) => products::<L, 8, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
+                        (6, true) => products::<L, 6, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
+                        (_, true) => products::<L, 4, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
+                        (8, false) => products::<L, 8, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
+                        (6, false) => products::<L, 6, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
+                        (_, false) => products::<L, 4, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
                     }
                 }
             }
         }
-        output_transform::<L>(&p, m, t0, vectors, out, epilogue, residual);
+        output_transform::<L>(&p, m, span_chunks, out, epilogue, residual);
     }
 }
 
-/// dst[r][0..2N) = sum over channels c of w[c * w_stride + r] * src[c * src_stride + 0..2N):
-/// R output channels by two vectors of tiles, summed in channel order.
+/// dst[r][0..V * N) = sum over channels c of w[c * w_stride + r] * src[c * src_stride + 0..V * N):
+/// R output channels by V vectors of tiles, summed in channel order.
 ///
 /// # Safety
 /// The CPU supports `L`'s instruction set; the pointers cover what the loops touch.
 #[inline(always)]
-unsafe fn products<L: Lanes, const R: usize>(src: *const f32, src_stride: usize, w: *const f32, w_stride: usize, channels: usize, dst: *mut f32, dst_stride: usize) {
-    let mut acc = [[L::zero(); 2]; R];
+unsafe fn products<L: Lanes, const R: usize, const V: usize>(src: *const f32, src_stride: usize, w: *const f32, w_stride: usize, channels: usize, dst: *mut f32, dst_stride: usize) {
+    let mut acc = [[L::zero(); V]; R];
     for c in 0..channels {
         let s = src.add(c * src_stride);
-        let b = [L::load(s), L::load(s.add(L::N))];
+        let b: [L; V] = std::array::from_fn(|v| L::load(s.add(v * L::N)));
         rank1_update(&mut acc, w.add(c * w_stride), &b);
     }
     for (r, row) in acc.iter().enumerate() {
-        row[0].store(dst.add(r * dst_stride));
-        row[1].store(dst.add(r * dst_stride + L::N));
+        for (v, accv) in row.iter().enumerate() {
+            accv.store(dst.add(r * dst_stride + v * L::N));
+        }
     }
 }
 
-/// The tile rows and columns of the two half-vectors of vector `vi` of a span starting at tile
-/// `t0`: (tile row, tile column) of each half's first tile, None past the last tile.
-#[inline(always)]
-fn halves(p: &Plan, t0: usize, vi: usize, n: usize) -> [Option<(usize, usize)>; 2] {
-    std::array::from_fn(|half| {
-        let t = t0 + vi * n + half * n / 2;
-        (t < p.tiles && t < t0 + p.span).then(|| (t / p.tw, t % p.tw))
-    })
+/// The lanes a chunk's loads and stores touch: (the load from its first tile's left column, the
+/// load from its second column, the outputs), as bits (lane 0 = bit 0). The left load skips the
+/// padding column left of the map, the right one the column right of it.
+fn chunk_lanes(chunk: &Chunk, tw: usize) -> (u32, u32, u32) {
+    let all = (1u32 << (2 * chunk.count)) - 1;
+    let left = if chunk.tx == 0 { all & !1 } else { all };
+    let right = if chunk.tx + chunk.count == tw { all >> 1 } else { all };
+    (left, right, all)
 }
 
-/// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span, with
-/// B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]; zeros past the last tile.
+/// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span's chunks
+/// (two per vector), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
+/// zeros in the lanes of no tile.
 ///
 /// # Safety
-/// The CPU supports `L`'s instruction set; `v` holds 16 * c * span values.
+/// The CPU supports `L`'s instruction set; `v` holds 16 * c * span * N values.
 #[inline(always)]
-unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], t0: usize, vectors: usize, v: &mut [f32]) {
-    let n = L::N;
-    let half = n / 2;
-    let (full, zero) = (L::mask(u32::MAX >> (32 - n)), L::zero());
-    let (no_first, no_last) = (L::mask((u32::MAX >> (32 - n)) & !1), L::mask((u32::MAX >> (32 - n)) >> 1));
+unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], vectors: usize, v: &mut [f32]) {
+    let (n, zero) = (L::N, L::zero());
+    let slots = p.span * n;
     for vi in 0..vectors {
-        let hv = halves(p, t0, vi, n);
-        // Per half: the input rows' validity and the two loads' start columns and masks.
-        let at: [Option<(usize, usize, bool, bool)>; 2] = hv.map(|h| h.map(|(ty, tx)| (ty, tx, tx == 0, tx + half == p.tw)));
+        // Per half: the chunk and its two loads' masks.
+        let halves: [Option<(Chunk, L::Mask, L::Mask)>; 2] = std::array::from_fn(|h| {
+            span_chunks.get(2 * vi + h).map(|ch| {
+                let (left, right, _) = chunk_lanes(ch, p.tw);
+                (*ch, L::mask(left), L::mask(right))
+            })
+        });
         for c in 0..p.c {
             let plane = x.as_ptr().add(c * p.h * p.w);
-            // t[i][j]: the row transform of input row i of the tile.
+            // t[i]: the row transform of input row i of the tiles.
             let mut t = [[zero; 4]; 4];
             for (i, ti) in t.iter_mut().enumerate() {
                 let mut loads = [[zero; 2]; 2];
-                for (hh, a) in at.iter().enumerate() {
-                    let Some((ty, tx, first, last)) = *a else { continue };
-                    let Some(row) = (2 * ty + i).checked_sub(1).filter(|&r| r < p.h) else { continue };
-                    let base = plane.wrapping_add(row * p.w + 2 * tx);
-                    loads[0][hh] = L::load_masked(base.wrapping_sub(1), if first { no_first } else { full });
-                    loads[1][hh] = L::load_masked(base.wrapping_add(1), if last { no_last } else { full });
+                for (hh, half) in halves.iter().enumerate() {
+                    let Some((ch, left, right)) = *half else { continue };
+                    let Some(row) = (2 * ch.ty + i).checked_sub(1).filter(|&r| r < p.h) else { continue };
+                    let base = plane.wrapping_add(row * p.w + 2 * ch.tx);
+                    loads[0][hh] = L::load_masked(base.wrapping_sub(1), left);
+                    loads[1][hh] = L::load_masked(base.wrapping_add(1), right);
                 }
                 let (d0, d1) = (loads[0][0].evens(loads[0][1]), loads[0][0].odds(loads[0][1]));
                 let (d2, d3) = (loads[1][0].evens(loads[1][1]), loads[1][0].odds(loads[1][1]));
@@ -282,7 +323,7 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], t0: usize, vectors: usi
             for j in 0..4 {
                 let col = [t[0][j].sub(t[2][j]), t[1][j].add(t[2][j]), t[2][j].sub(t[1][j]), t[1][j].sub(t[3][j])];
                 for (a, value) in col.into_iter().enumerate() {
-                    value.store(v.as_mut_ptr().add(((a * 4 + j) * p.c + c) * p.span + vi * n));
+                    value.store(v.as_mut_ptr().add(((a * 4 + j) * p.c + c) * slots + vi * n));
                 }
             }
         }
@@ -295,19 +336,27 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], t0: usize, vectors: usi
 /// # Safety
 /// The CPU supports `L`'s instruction set; `m` holds the span's products.
 #[inline(always)]
-unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], t0: usize, vectors: usize, out: &mut [MaybeUninit<f32>], epilogue: Option<&Epilogue>, residual: Option<&[f32]>) {
-    let n = L::N;
-    let zero = L::zero();
+unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk], out: &mut [MaybeUninit<f32>], epilogue: Option<&Epilogue>, residual: Option<&[f32]>) {
+    let (n, zero) = (L::N, L::zero());
+    let slots = p.span * n;
     let out = out.as_mut_ptr() as *mut f32;
+    // Per chunk: where its outputs start in a plane, and its lanes (None: all of them).
+    let places: Vec<(usize, Option<L::Mask>)> = span_chunks
+        .iter()
+        .map(|ch| {
+            let (_, _, lanes) = chunk_lanes(ch, p.tw);
+            (2 * ch.ty * p.w + 2 * ch.tx, (ch.count * 2 < n).then(|| L::mask(lanes)))
+        })
+        .collect();
     for oi in 0..p.o {
         let (scale, shift, relu) = match epilogue {
             Some(e) => (L::splat(e.scale[oi]), L::splat(e.shift[oi]), e.relu),
             None => (zero, zero, false),
         };
-        for vi in 0..vectors {
-            let hv = halves(p, t0, vi, n);
-            let mv = |xi: usize| L::load(m.as_ptr().add((xi * p.o_rows + oi) * p.span + vi * n));
-            // s[a][b] over the rows, then the columns.
+        let plane = oi * p.h * p.w;
+        for (vi, pair) in places.chunks(2).enumerate() {
+            let mv = |xi: usize| L::load(m.as_ptr().add((xi * p.o_rows + oi) * slots + vi * n));
+            // s[a][b]: A^T over the rows, then over the columns below.
             let mut s = [[zero; 4]; 2];
             for (b, col) in (0..4).map(|b| [mv(b), mv(4 + b), mv(8 + b), mv(12 + b)]).enumerate() {
                 s[0][b] = col[0].add(col[1]).add(col[2]);
@@ -317,20 +366,26 @@ unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], t0: usize, vectors: us
                 let y0 = sr[0].add(sr[1]).add(sr[2]);
                 let y1 = sr[1].sub(sr[2]).sub(sr[3]);
                 let (lo, hi) = y0.zip(y1);
-                for (h, values) in [lo, hi].into_iter().enumerate() {
-                    let Some((ty, tx)) = hv[h] else { continue };
-                    let at = oi * p.h * p.w + (2 * ty + dy) * p.w + 2 * tx;
+                for (&(start, mask), values) in pair.iter().zip([lo, hi]) {
+                    let at = plane + start + dy * p.w;
                     let mut y = values;
                     if epilogue.is_some() {
                         y = shift.fma(y, scale);
                         if let Some(r) = residual {
-                            y = y.add(L::load(r.as_ptr().add(at)));
+                            let r = r.as_ptr().add(at);
+                            y = y.add(match mask {
+                                Some(mask) => L::load_masked(r, mask),
+                                None => L::load(r),
+                            });
                         }
                         if relu {
                             y = y.max(zero);
                         }
                     }
-                    y.store(out.add(at));
+                    match mask {
+                        Some(mask) => y.store_masked(out.add(at), mask),
+                        None => y.store(out.add(at)),
+                    }
                 }
             }
         }
@@ -374,12 +429,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn chunks_cover_each_row_in_half_vectors() {
+        // 12x12 on AVX2: rows of 6 tiles as 4 + 2, three quarters of the lanes used.
+        let c = chunks(6, 6, 4);
+        assert_eq!(c.len(), 12);
+        assert_eq!((c[0], c[1], c[2]), (Chunk { ty: 0, tx: 0, count: 4 }, Chunk { ty: 0, tx: 4, count: 2 }, Chunk { ty: 1, tx: 0, count: 4 }));
+        assert_eq!(occupancy(12, 12, 8), 0.75);
+        assert_eq!((occupancy(16, 16, 8), occupancy(8, 8, 16), occupancy(6, 6, 8)), (1.0, 0.5, 9.0 / 16.0));
+        // The first chunk's left load skips the padding column, a row's last chunk's right load
+        // the one past the map.
+        assert_eq!(chunk_lanes(&c[0], 6), (0b1111_1110, 0b1111_1111, 0b1111_1111));
+        assert_eq!(chunk_lanes(&c[1], 6), (0b1111, 0b0111, 0b1111));
+    }
+
     /// Forward (with and without the epilogue) and input gradient against the im2col path in
     /// f64: maps of one and several vectors of tiles per row, spans, channel counts that do and
     /// do not fill the output blocks.
     #[test]
     fn matches_the_definition_to_float_rounding() {
-        for (n, c, h, w, o) in [(4, 16, 8, 8, 16), (4, 8, 16, 16, 10), (4, 20, 32, 32, 9), (4, 9, 6, 16, 4), (5, 64, 8, 8, 64), (4, 12, 2, 24, 14), (4, 16, 48, 32, 16)] {
+        for (n, c, h, w, o) in [(4, 16, 8, 8, 16), (4, 8, 16, 16, 10), (4, 20, 32, 32, 9), (4, 9, 6, 16, 4), (5, 64, 8, 8, 64), (4, 12, 2, 24, 14), (4, 16, 48, 32, 16), (4, 16, 12, 12, 12), (4, 8, 24, 24, 8), (3, 10, 4, 20, 6), (4, 8, 2, 2, 4), (4, 9, 6, 12, 8)] {
             let g = Geometry::new((n, c, h, w), (o, c, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
             let (xv, wv, gv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3), values(g.output_len(), 4));
             let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
@@ -390,7 +459,7 @@ mod tests {
             let epilogue = Epilogue { scale: &scale, shift: &shift, residual: Some(&rv), relu: true };
             for isa in isas() {
                 if !suits(isa, (c, h, w), o, 3) {
-                    assert!(isa == Isa::Avx512 && w % 16 != 0, "{isa:?} {n}x{c}x{h}x{w}: should suit");
+                    assert!(occupancy(h, w, if isa == Isa::Avx2 { 8 } else { 16 }) < MIN_OCCUPANCY, "{isa:?} {n}x{c}x{h}x{w}: should suit");
                     continue;
                 }
                 for (name, got, want) in [
