@@ -12,6 +12,6 @@ mod scatter;
 pub mod scratch;
 pub mod simd;
 pub mod staging;
-mod winograd;
 #[cfg(test)]
 mod testing;
+mod winograd;

@@ -17,10 +17,10 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{blocked, winograd};
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
 use super::simd::{detect, rank1_update, tile_fns, Isa, Lanes};
+use super::{blocked, winograd};
 use candle_core::Result;
 
 /// Output channels per tile and position vectors per tile: wide, and narrow for small planes.

@@ -145,7 +145,14 @@ struct Plan {
 
 /// A "same" 3x3 correlation of `input` [n, c, h, w] into `o` channels, `epilogue` applied as
 /// the outputs are stored. The geometry `suits`.
-pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, usize, usize), o: usize, weights: Weights, epilogue: Option<&Epilogue>) -> Vec<f32> {
+pub(super) fn correlate(
+    isa: Isa,
+    input: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    o: usize,
+    weights: Weights,
+    epilogue: Option<&Epilogue>,
+) -> Vec<f32> {
     debug_assert!(suits(isa, (c, h, w), o, 3));
     let lanes = match isa {
         Isa::Avx512 => 16,
@@ -182,47 +189,43 @@ pub(super) fn correlate(isa: Isa, input: &[f32], (n, c, h, w): (usize, usize, us
             let residual = epilogue.and_then(|e| e.residual).map(|r| &r[img * o * image_len..][..o * image_len]);
             let mut v = Scratch::<f32>::take(16 * c * slots);
             let mut m = Scratch::<f32>::take(16 * o_rows * slots);
-            let (v, m) = (v.as_mut_slice(16 * c * slots), m.as_mut_slice(16 * o_rows * slots));
+            let job =
+                &mut Image { plan, chunks, x, u, blocks, v: v.as_mut_slice(16 * c * slots), m: m.as_mut_slice(16 * o_rows * slots), out, epilogue, residual };
             // SAFETY: an `Isa` comes from `detect`; `image` writes every output of the image.
-            with_lanes!(
-                isa,
-                image(
-                    plan: Plan,
-                    chunks: &[Chunk],
-                    x: &[f32],
-                    u: &[f32],
-                    blocks: &[(usize, usize)],
-                    v: &mut [f32],
-                    m: &mut [f32],
-                    out: &mut [MaybeUninit<f32>],
-                    epilogue: Option<&Epilogue>,
-                    residual: Option<&[f32]>
-                )
-            );
+            with_lanes!(isa, image(job: &mut Image));
         });
     };
     // SAFETY: each image's task writes all of its outputs (`image`).
     unsafe { filled(n * o * image_len, fill) }
 }
 
+/// What one image's pass reads and writes.
+struct Image<'a> {
+    plan: Plan,
+    chunks: &'a [Chunk],
+    /// The image's input planes.
+    x: &'a [f32],
+    /// The transformed weights, [16][c][o_rows].
+    u: &'a [f32],
+    /// The output-channel blocks of the products.
+    blocks: &'a [(usize, usize)],
+    /// A span's transformed input, [16][c][span * N], and its products, [16][o_rows][span * N].
+    v: &'a mut [f32],
+    m: &'a mut [f32],
+    /// The image's output planes, every value written.
+    out: &'a mut [MaybeUninit<f32>],
+    epilogue: Option<&'a Epilogue<'a>>,
+    /// The image's residual planes (the epilogue's).
+    residual: Option<&'a [f32]>,
+}
+
 /// One image: per span of vectors, the input transform, the 16 products, the output transform.
 ///
 /// # Safety
-/// The CPU supports `L`'s instruction set; the buffers are as long as `correlate` makes them.
+/// The CPU supports `L`'s instruction set.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn image<L: Lanes>(
-    p: Plan,
-    chunks: &[Chunk],
-    x: &[f32],
-    u: &[f32],
-    blocks: &[(usize, usize)],
-    v: &mut [f32],
-    m: &mut [f32],
-    out: &mut [MaybeUninit<f32>],
-    epilogue: Option<&Epilogue>,
-    residual: Option<&[f32]>,
-) {
+unsafe fn image<L: Lanes>(job: &mut Image) {
+    let Image { plan: p, chunks, x, u, blocks, ref mut v, ref mut m, ref mut out, epilogue, residual } = *job;
     let slots = p.span * L::N;
     assert!(x.len() == p.c * p.h * p.w && out.len() == p.o * p.h * p.w && chunks.len().div_ceil(2) == p.vectors);
     assert!(v.len() >= 16 * p.c * slots && m.len() >= 16 * p.o_rows * slots && u.len() == 16 * p.c * p.o_rows);
@@ -261,7 +264,15 @@ unsafe fn image<L: Lanes>(
 /// # Safety
 /// The CPU supports `L`'s instruction set; the pointers cover what the loops touch.
 #[inline(always)]
-unsafe fn products<L: Lanes, const R: usize, const V: usize>(src: *const f32, src_stride: usize, w: *const f32, w_stride: usize, channels: usize, dst: *mut f32, dst_stride: usize) {
+unsafe fn products<L: Lanes, const R: usize, const V: usize>(
+    src: *const f32,
+    src_stride: usize,
+    w: *const f32,
+    w_stride: usize,
+    channels: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
     let mut acc = [[L::zero(); V]; R];
     for c in 0..channels {
         let s = src.add(c * src_stride);
@@ -285,6 +296,9 @@ fn chunk_lanes(chunk: &Chunk, tw: usize) -> (u32, u32, u32) {
     (left, right, all)
 }
 
+/// A chunk and the masks of its left and right loads.
+type HalfLoads<L> = (Chunk, <L as Lanes>::Mask, <L as Lanes>::Mask);
+
 /// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span's chunks
 /// (two per vector), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
 /// zeros in the lanes of no tile.
@@ -297,7 +311,7 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
     let slots = p.span * n;
     for vi in 0..vectors {
         // Per half: the chunk and its two loads' masks.
-        let halves: [Option<(Chunk, L::Mask, L::Mask)>; 2] = std::array::from_fn(|h| {
+        let halves: [Option<HalfLoads<L>>; 2] = std::array::from_fn(|h| {
             span_chunks.get(2 * vi + h).map(|ch| {
                 let (left, right, _) = chunk_lanes(ch, p.tw);
                 (*ch, L::mask(left), L::mask(right))
@@ -320,8 +334,9 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
                 let (d2, d3) = (loads[1][0].evens(loads[1][1]), loads[1][0].odds(loads[1][1]));
                 *ti = [d0.sub(d2), d1.add(d2), d2.sub(d1), d1.sub(d3)];
             }
-            for j in 0..4 {
-                let col = [t[0][j].sub(t[2][j]), t[1][j].add(t[2][j]), t[2][j].sub(t[1][j]), t[1][j].sub(t[3][j])];
+            let [t0, t1, t2, t3] = t;
+            for (j, (((r0, r1), r2), r3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
+                let col = [r0.sub(r2), r1.add(r2), r2.sub(r1), r1.sub(r3)];
                 for (a, value) in col.into_iter().enumerate() {
                     value.store(v.as_mut_ptr().add(((a * 4 + j) * p.c + c) * slots + vi * n));
                 }
@@ -336,7 +351,14 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
 /// # Safety
 /// The CPU supports `L`'s instruction set; `m` holds the span's products.
 #[inline(always)]
-unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk], out: &mut [MaybeUninit<f32>], epilogue: Option<&Epilogue>, residual: Option<&[f32]>) {
+unsafe fn output_transform<L: Lanes>(
+    p: &Plan,
+    m: &[f32],
+    span_chunks: &[Chunk],
+    out: &mut [MaybeUninit<f32>],
+    epilogue: Option<&Epilogue>,
+    residual: Option<&[f32]>,
+) {
     let (n, zero) = (L::N, L::zero());
     let slots = p.span * n;
     let out = out.as_mut_ptr() as *mut f32;
@@ -448,14 +470,31 @@ mod tests {
     /// do not fill the output blocks.
     #[test]
     fn matches_the_definition_to_float_rounding() {
-        for (n, c, h, w, o) in [(4, 16, 8, 8, 16), (4, 8, 16, 16, 10), (4, 20, 32, 32, 9), (4, 9, 6, 16, 4), (5, 64, 8, 8, 64), (4, 12, 2, 24, 14), (4, 16, 48, 32, 16), (4, 16, 12, 12, 12), (4, 8, 24, 24, 8), (3, 10, 4, 20, 6), (4, 8, 2, 2, 4), (4, 9, 6, 12, 8)] {
+        for (n, c, h, w, o) in [
+            (4, 16, 8, 8, 16),
+            (4, 8, 16, 16, 10),
+            (4, 20, 32, 32, 9),
+            (4, 9, 6, 16, 4),
+            (5, 64, 8, 8, 64),
+            (4, 12, 2, 24, 14),
+            (4, 16, 48, 32, 16),
+            (4, 16, 12, 12, 12),
+            (4, 8, 24, 24, 8),
+            (3, 10, 4, 20, 6),
+            (4, 8, 2, 2, 4),
+            (4, 9, 6, 12, 8),
+        ] {
             let g = Geometry::new((n, c, h, w), (o, c, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
             let (xv, wv, gv, rv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3), values(g.output_len(), 4));
             let y_ref = forward_im2col(&wide(&xv), &wide(&wv), &g).unwrap();
             let dx_ref = backward_data_im2col(&wide(&gv), &wide(&wv), &g).unwrap();
             let scale: Vec<f32> = (0..o).map(|i| 0.5 + i as f32 * 0.1).collect();
             let shift: Vec<f32> = (0..o).map(|i| i as f32 * 0.03 - 0.2).collect();
-            let mapped: Vec<f64> = y_ref.iter().enumerate().map(|(i, &y)| (y * scale[(i / (h * w)) % o] as f64 + shift[(i / (h * w)) % o] as f64 + rv[i] as f64).max(0.0)).collect();
+            let mapped: Vec<f64> = y_ref
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| (y * scale[(i / (h * w)) % o] as f64 + shift[(i / (h * w)) % o] as f64 + rv[i] as f64).max(0.0))
+                .collect();
             let epilogue = Epilogue { scale: &scale, shift: &shift, residual: Some(&rv), relu: true };
             for isa in isas() {
                 if !suits(isa, (c, h, w), o, 3) {
