@@ -369,6 +369,9 @@ pub fn backward_data_im2col<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result
 pub fn backward_filter<T: Float>(x: &[T], dy: &[T], g: &Geometry) -> Result<Vec<T>> {
     check_len("the input", x, g.input_len())?;
     check_len("the output gradient", dy, g.output_len())?;
+    if let Some(dw) = direct(super::winograd::suits_filter(g), g, x, dy, super::winograd::backward_filter) {
+        return dw;
+    }
     if let Some(dw) = direct(super::direct::suits(g), g, x, dy, super::filter::backward_filter) {
         return dw;
     }

@@ -19,8 +19,8 @@ use super::simd::{vectorized, Isa, Lanes};
 use super::staging::{stage_image, Staging};
 use candle_core::Result;
 
-/// Fixed partial sums over images.
-const PARTS: usize = 4;
+/// Fixed partial sums over images (Winograd's weight gradient uses them too).
+pub(super) const PARTS: usize = 4;
 /// The most taps a tile has (the tall tiles').
 const MAX_TILE_TAPS: usize = 18;
 /// Taps per register tile and channel vectors per tile, per ISA: a wide tile, and a tall one

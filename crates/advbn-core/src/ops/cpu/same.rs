@@ -307,15 +307,13 @@ enum Method {
 }
 
 impl Method {
-    /// `Fastest`, or `Direct` when `ADVBN_CPU_WINOGRAD=0` (read once): for sums in the direct
-    /// kernels' order, as before Winograd's path existed.
+    /// `Fastest`, or `Direct` when `ADVBN_CPU_WINOGRAD=0` (`winograd::enabled`).
     fn chosen() -> Self {
-        use std::sync::OnceLock;
-        static CHOSEN: OnceLock<Method> = OnceLock::new();
-        *CHOSEN.get_or_init(|| match std::env::var("ADVBN_CPU_WINOGRAD") {
-            Ok(v) if v.trim() == "0" => Method::Direct,
-            _ => Method::Fastest,
-        })
+        if winograd::enabled() {
+            Method::Fastest
+        } else {
+            Method::Direct
+        }
     }
 }
 

@@ -1,73 +1,16 @@
-//! 3x3 stride-1 "same" correlations by Winograd's minimal filtering F(2x2, 3x3): each 2x2 block
-//! of outputs (a tile) costs 16 multiply-adds per channel pair instead of 36. The input tile
-//! (4x4) and the kernel (3x3) are mapped to 16 transformed values each, multiplied point by point
-//! and summed over the input channels (16 small matrix products), and the 16 sums mapped back to
-//! the 2x2 outputs (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
-//!
-//! Vectors run across tiles: each half of a vector holds up to N/2 consecutive tiles of one tile
-//! row (a `Chunk`; rows of whole half-vectors fill every lane), so the input transform takes the
-//! even and odd columns of two half-vectors of input (`Lanes::evens` / `odds`: no gather), the products broadcast a transformed weight per
+//! The forward and the input gradient: the 16 products broadcast a transformed weight per
 //! output channel against vectors of tiles (the register tile of `same.rs`), and the output
 //! transform interleaves the tiles' two columns back into NCHW rows (`Lanes::zip`), applying the
-//! epilogue as it stores. Per image, a span of tiles at a time, so the transformed input and the
-//! products of a span stay in L2.
-//!
-//! The arithmetic differs from the direct kernels' (the transforms round differently): results
-//! agree with them to float32 rounding (tested against f64 like theirs),
-//! not bit for bit. Every output is computed by one task in a fixed order, so results do not
-//! depend on the thread count. `ADVBN_CPU_WINOGRAD=0` turns the path off (`same::Method`).
+//! epilogue as it stores. A task per image.
 
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::same::{Epilogue, Weights};
-use super::scratch::{filled, Scratch};
-use super::simd::{rank1_update, with_lanes, Isa, Lanes};
-
-/// Bytes the transformed input and the products of one span of tiles aim to stay under (a share
-/// of a 512 KB-2 MB L2).
-const SPAN_BYTES: usize = 256 << 10;
-/// Fewest input channels for which the transforms pay (they cost about what 3-4 channels of
-/// products do per tile).
-const MIN_CHANNELS: usize = 8;
-/// Least share of the lanes that must hold tiles (rows of tiles that are whole half-vectors fill
-/// all; ResNet-18's 12x12 maps on AVX2 fill 3/4).
-const MIN_OCCUPANCY: f64 = 0.74;
-
-/// Whether a "same" correlation of images [c, h, w] into `o` channels with a `k` x `k` kernel can
-/// go here: a 3x3 kernel, even sides, tile rows that fill most lanes (`occupancy`) and enough
-/// channels. (A task is an image: the caller checks there are
-/// enough to share among the threads.)
-pub(super) fn suits(isa: Isa, (c, h, w): (usize, usize, usize), o: usize, k: usize) -> bool {
-    let lanes = match isa {
-        Isa::Avx512 => 16,
-        Isa::Avx2 => 8,
-    };
-    k == 3 && h % 2 == 0 && w % 2 == 0 && h * w > 0 && occupancy(h, w, lanes) >= MIN_OCCUPANCY && c >= MIN_CHANNELS && o >= 4
-}
-
-/// The 16 transformed values of one 3x3 kernel g (row-major): G g G^T with
-/// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], in f64 and rounded once.
-fn transform_kernel(g: [f32; 9]) -> [f32; 16] {
-    let g = g.map(f64::from);
-    let rows = |a: f64, b: f64, c: f64| [a, (a + b + c) / 2.0, (a - b + c) / 2.0, c];
-    // Gg: 4 rows of 3, column by column.
-    let mut gg = [[0f64; 3]; 4];
-    for j in 0..3 {
-        let col = rows(g[j], g[3 + j], g[6 + j]);
-        for (i, v) in col.into_iter().enumerate() {
-            gg[i][j] = v;
-        }
-    }
-    let mut u = [0f32; 16];
-    for (i, row) in gg.iter().enumerate() {
-        for (j, v) in rows(row[0], row[1], row[2]).into_iter().enumerate() {
-            u[i * 4 + j] = v as f32;
-        }
-    }
-    u
-}
+use super::{chunk_lanes, chunks, input_transform, lanes, suits, transform_kernel, Chunk, Plan, SPAN_BYTES};
+use crate::ops::cpu::same::{Epilogue, Weights};
+use crate::ops::cpu::scratch::{filled, Scratch};
+use crate::ops::cpu::simd::{rank1_update, with_lanes, Isa, Lanes};
 
 /// The output-channel blocks of the products: (first channel, rows). On AVX2 blocks of 6 rows
 /// (12 accumulators) and 4 at the end (no padding for even counts); on AVX-512 blocks of 8.
@@ -104,48 +47,9 @@ fn blocks(isa: Isa, o: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// Up to half a vector of consecutive tiles of one tile row: what each half of a vector holds
-/// (a row of `tw` tiles is `tw / (N/2)` whole chunks and a partial one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Chunk {
-    /// Tile row and column of the first tile.
-    ty: usize,
-    tx: usize,
-    count: usize,
-}
-
-/// The chunks of a map of `th` x `tw` tiles, row by row, `half` tiles at most each.
-fn chunks(th: usize, tw: usize, half: usize) -> Vec<Chunk> {
-    (0..th).flat_map(|ty| (0..tw).step_by(half).map(move |tx| Chunk { ty, tx, count: half.min(tw - tx) })).collect()
-}
-
-/// The share of the lanes that hold a tile, for an h x w map and `lanes` lanes.
-fn occupancy(h: usize, w: usize, lanes: usize) -> f64 {
-    let (th, tw) = (h / 2, w / 2);
-    let vectors = (th * tw.div_ceil(lanes / 2)).div_ceil(2);
-    (th * tw) as f64 / (vectors * lanes).max(1) as f64
-}
-
-/// The geometry of one image's pass.
-#[derive(Clone, Copy)]
-struct Plan {
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    /// Output rows of the products (o rounded up to whole blocks).
-    o_rows: usize,
-    /// Tiles per row.
-    tw: usize,
-    /// Vectors of tiles in the image (two chunks each).
-    vectors: usize,
-    /// Vectors per span (even but for the last).
-    span: usize,
-}
-
 /// A "same" 3x3 correlation of `input` [n, c, h, w] into `o` channels, `epilogue` applied as
 /// the outputs are stored. The geometry `suits`.
-pub(super) fn correlate(
+pub(crate) fn correlate(
     isa: Isa,
     input: &[f32],
     (n, c, h, w): (usize, usize, usize, usize),
@@ -154,14 +58,11 @@ pub(super) fn correlate(
     epilogue: Option<&Epilogue>,
 ) -> Vec<f32> {
     debug_assert!(suits(isa, (c, h, w), o, 3));
-    let lanes = match isa {
-        Isa::Avx512 => 16,
-        Isa::Avx2 => 8,
-    };
+    let lanes = lanes(isa);
     let blocks = blocks(isa, o);
     let o_rows = blocks.last().map_or(0, |&(o0, r)| o0 + r);
     let tw = w / 2;
-    let chunks = chunks(h / 2, tw, lanes / 2);
+    let chunks = chunks(1, h / 2, tw, lanes / 2);
     let vectors = chunks.len().div_ceil(2);
     let per_vector = 16 * (c + o_rows) * lanes * 4;
     let span = (SPAN_BYTES / per_vector).next_multiple_of(2).max(2).min(vectors.max(1));
@@ -286,65 +187,6 @@ unsafe fn products<L: Lanes, const R: usize, const V: usize>(
     }
 }
 
-/// The lanes a chunk's loads and stores touch: (the load from its first tile's left column, the
-/// load from its second column, the outputs), as bits (lane 0 = bit 0). The left load skips the
-/// padding column left of the map, the right one the column right of it.
-fn chunk_lanes(chunk: &Chunk, tw: usize) -> (u32, u32, u32) {
-    let all = (1u32 << (2 * chunk.count)) - 1;
-    let left = if chunk.tx == 0 { all & !1 } else { all };
-    let right = if chunk.tx + chunk.count == tw { all >> 1 } else { all };
-    (left, right, all)
-}
-
-/// A chunk and the masks of its left and right loads.
-type HalfLoads<L> = (Chunk, <L as Lanes>::Mask, <L as Lanes>::Mask);
-
-/// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span's chunks
-/// (two per vector), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
-/// zeros in the lanes of no tile.
-///
-/// # Safety
-/// The CPU supports `L`'s instruction set; `v` holds 16 * c * span * N values.
-#[inline(always)]
-unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], vectors: usize, v: &mut [f32]) {
-    let (n, zero) = (L::N, L::zero());
-    let slots = p.span * n;
-    for vi in 0..vectors {
-        // Per half: the chunk and its two loads' masks.
-        let halves: [Option<HalfLoads<L>>; 2] = std::array::from_fn(|h| {
-            span_chunks.get(2 * vi + h).map(|ch| {
-                let (left, right, _) = chunk_lanes(ch, p.tw);
-                (*ch, L::mask(left), L::mask(right))
-            })
-        });
-        for c in 0..p.c {
-            let plane = x.as_ptr().add(c * p.h * p.w);
-            // t[i]: the row transform of input row i of the tiles.
-            let mut t = [[zero; 4]; 4];
-            for (i, ti) in t.iter_mut().enumerate() {
-                let mut loads = [[zero; 2]; 2];
-                for (hh, half) in halves.iter().enumerate() {
-                    let Some((ch, left, right)) = *half else { continue };
-                    let Some(row) = (2 * ch.ty + i).checked_sub(1).filter(|&r| r < p.h) else { continue };
-                    let base = plane.wrapping_add(row * p.w + 2 * ch.tx);
-                    loads[0][hh] = L::load_masked(base.wrapping_sub(1), left);
-                    loads[1][hh] = L::load_masked(base.wrapping_add(1), right);
-                }
-                let (d0, d1) = (loads[0][0].evens(loads[0][1]), loads[0][0].odds(loads[0][1]));
-                let (d2, d3) = (loads[1][0].evens(loads[1][1]), loads[1][0].odds(loads[1][1]));
-                *ti = [d0.sub(d2), d1.add(d2), d2.sub(d1), d1.sub(d3)];
-            }
-            let [t0, t1, t2, t3] = t;
-            for (j, (((r0, r1), r2), r3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
-                let col = [r0.sub(r2), r1.add(r2), r2.sub(r1), r1.sub(r3)];
-                for (a, value) in col.into_iter().enumerate() {
-                    value.store(v.as_mut_ptr().add(((a * 4 + j) * p.c + c) * slots + vi * n));
-                }
-            }
-        }
-    }
-}
-
 /// The outputs of the span's tiles: A^T m A with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]], the
 /// epilogue applied, stored into the image's NCHW planes.
 ///
@@ -367,7 +209,7 @@ unsafe fn output_transform<L: Lanes>(
         .iter()
         .map(|ch| {
             let (_, _, lanes) = chunk_lanes(ch, p.tw);
-            (2 * ch.ty * p.w + 2 * ch.tx, (ch.count * 2 < n).then(|| L::mask(lanes)))
+            (ch.image * p.o * p.h * p.w + 2 * ch.ty * p.w + 2 * ch.tx, (ch.count * 2 < n).then(|| L::mask(lanes)))
         })
         .collect();
     for oi in 0..p.o {
@@ -416,24 +258,11 @@ unsafe fn output_transform<L: Lanes>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{occupancy, MIN_OCCUPANCY};
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col, Geometry};
     use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
-
-    #[test]
-    fn kernel_transform_of_a_delta_is_its_column_of_g() {
-        // g = the centre tap only: G e1 e1^T G^T = outer(G[:, 1], G[:, 1]).
-        let mut g = [0f32; 9];
-        g[4] = 1.0;
-        let col = [0.0, 0.5, -0.5, 0.0];
-        let u = transform_kernel(g);
-        for i in 0..4 {
-            for j in 0..4 {
-                assert_eq!(u[i * 4 + j], col[i] * col[j]);
-            }
-        }
-    }
 
     #[test]
     fn output_blocks_cover_every_channel_once() {
@@ -449,20 +278,6 @@ mod tests {
                 assert!(next >= o && next - o < if isa == Isa::Avx2 { 2 } else { 8 }, "{isa:?} {o}: {b:?}");
             }
         }
-    }
-
-    #[test]
-    fn chunks_cover_each_row_in_half_vectors() {
-        // 12x12 on AVX2: rows of 6 tiles as 4 + 2, three quarters of the lanes used.
-        let c = chunks(6, 6, 4);
-        assert_eq!(c.len(), 12);
-        assert_eq!((c[0], c[1], c[2]), (Chunk { ty: 0, tx: 0, count: 4 }, Chunk { ty: 0, tx: 4, count: 2 }, Chunk { ty: 1, tx: 0, count: 4 }));
-        assert_eq!(occupancy(12, 12, 8), 0.75);
-        assert_eq!((occupancy(16, 16, 8), occupancy(8, 8, 16), occupancy(6, 6, 8)), (1.0, 0.5, 9.0 / 16.0));
-        // The first chunk's left load skips the padding column, a row's last chunk's right load
-        // the one past the map.
-        assert_eq!(chunk_lanes(&c[0], 6), (0b1111_1110, 0b1111_1111, 0b1111_1111));
-        assert_eq!(chunk_lanes(&c[1], 6), (0b1111, 0b0111, 0b1111));
     }
 
     /// Forward (with and without the epilogue) and input gradient against the im2col path in
