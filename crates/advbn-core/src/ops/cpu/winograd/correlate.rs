@@ -7,45 +7,10 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{chunk_lanes, chunks, input_transform, lanes, suits, transform_kernel, Chunk, Plan, SPAN_BYTES};
+use super::{blocks, chunk_lanes, chunks, input_transform, lanes, suits, transform_kernel, Chunk, Plan, SPAN_BYTES};
 use crate::ops::cpu::same::{Epilogue, Weights};
 use crate::ops::cpu::scratch::{filled, Scratch};
 use crate::ops::cpu::simd::{rank1_update, with_lanes, Isa, Lanes};
-
-/// The output-channel blocks of the products: (first channel, rows). On AVX2 blocks of 6 rows
-/// (12 accumulators) and 4 at the end (no padding for even counts); on AVX-512 blocks of 8.
-fn blocks(isa: Isa, o: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut o0 = 0;
-    match isa {
-        Isa::Avx512 => {
-            while o0 < o {
-                out.push((o0, 8));
-                o0 += 8;
-            }
-        }
-        Isa::Avx2 => {
-            // 6s, then 4s for what is left (o = 6a + 4b for every even o >= 4; an odd count gets
-            // a padded row).
-            let even = o.next_multiple_of(2).max(4);
-            let fours = match even % 6 {
-                0 => 0,
-                4 => 1,
-                _ => 2,
-            };
-            let sixes = (even - 4 * fours) / 6;
-            for _ in 0..sixes {
-                out.push((o0, 6));
-                o0 += 6;
-            }
-            for _ in 0..fours {
-                out.push((o0, 4));
-                o0 += 4;
-            }
-        }
-    }
-    out
-}
 
 /// A "same" 3x3 correlation of `input` [n, c, h, w] into `o` channels, `epilogue` applied as
 /// the outputs are stored. The geometry `suits`.
@@ -264,25 +229,6 @@ mod tests {
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col, Geometry};
     use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
 
-    #[test]
-    fn output_blocks_cover_every_channel_once() {
-        for isa in [Isa::Avx2, Isa::Avx512] {
-            for o in 4..80 {
-                let b = blocks(isa, o);
-                let mut next = 0;
-                for &(o0, r) in &b {
-                    assert_eq!(o0, next);
-                    assert!(matches!((isa, r), (Isa::Avx2, 6 | 4) | (Isa::Avx512, 8)));
-                    next += r;
-                }
-                assert!(next >= o && next - o < if isa == Isa::Avx2 { 2 } else { 8 }, "{isa:?} {o}: {b:?}");
-            }
-        }
-    }
-
-    /// Forward (with and without the epilogue) and input gradient against the im2col path in
-    /// f64: maps of one and several vectors of tiles per row, spans, channel counts that do and
-    /// do not fill the output blocks.
     #[test]
     fn matches_the_definition_to_float_rounding() {
         for (n, c, h, w, o) in [
