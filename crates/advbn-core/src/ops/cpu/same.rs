@@ -339,7 +339,7 @@ impl Correlation {
             }
         }
         // A task per image: enough of them to share among the threads.
-        if method == Method::Fastest && n >= 2 * rayon::current_num_threads() && winograd::suits(isa, (c, h, w), self.o, k) {
+        if method == Method::Fastest && n >= 2 * rayon::current_num_threads() && winograd::suits_correlation(isa, (c, h, w), self.o, k) {
             return Ok(winograd::correlate(isa, input, (n, c, h, w), self.o, weights, epilogue));
         }
         let (image_len, taps, pad) = (h * w, k * k, (k - 1) / 2);

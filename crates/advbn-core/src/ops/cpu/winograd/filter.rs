@@ -170,7 +170,7 @@ unsafe fn span_pass<L: Lanes>(job: &mut Span) {
 /// The CPU supports AVX2; the buffers hold 16 transformed values' rows.
 #[inline(always)]
 unsafe fn transpose(v: &[f32], c: usize, slots: usize, tiles: usize, vt: &mut [f32], c_pad: usize) {
-    assert!(tiles % 8 == 0 && v.len() >= 16 * c * slots && vt.len() >= 16 * slots * c_pad);
+    assert!(tiles.is_multiple_of(8) && v.len() >= 16 * c * slots && vt.len() >= 16 * slots * c_pad);
     for xi in 0..16 {
         let (src, dst) = (v.as_ptr().add(xi * c * slots), vt.as_mut_ptr().add(xi * slots * c_pad));
         let whole = c / 8 * 8;

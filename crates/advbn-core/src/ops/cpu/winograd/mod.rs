@@ -20,7 +20,7 @@
 mod correlate;
 mod filter;
 
-pub(super) use correlate::correlate;
+pub(super) use correlate::{correlate, suits_correlation};
 pub(super) use filter::{backward_filter, suits_filter};
 
 use super::simd::{Isa, Lanes};
