@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::same::{Epilogue, Weights};
-use super::scratch::{filled, Scratch};
+use super::scratch::{filled, Scratch, SharedOut};
 use super::simd::{load_barrier, tile_fns, Isa, Lanes};
 
 /// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles of a run of
@@ -326,20 +326,6 @@ pub(super) fn correlate(
     // SAFETY: the tasks cover every (image, block of channels) once and each scatter writes
     // every position of its planes.
     unsafe { filled(n * o * hw, fill) }
-}
-
-/// The output of `correlate`, shared by its tasks, each of which writes its own planes.
-struct SharedOut(*mut MaybeUninit<f32>);
-// SAFETY: the tasks write disjoint planes (see `correlate`).
-unsafe impl Send for SharedOut {}
-// SAFETY: as above: no two tasks touch the same element.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// Where output element `i` lies (a method, so closures capture the whole `SharedOut`).
-    fn at(&self, i: usize) -> *mut MaybeUninit<f32> {
-        self.0.wrapping_add(i)
-    }
 }
 
 /// One image's tiles of one block of output channels into those channels' planes

@@ -338,8 +338,7 @@ impl Correlation {
                 candle_core::bail!("same conv: the epilogue's scale, shift or residual does not match the output");
             }
         }
-        // A task per image: enough of them to share among the threads.
-        if method == Method::Fastest && n >= 2 * rayon::current_num_threads() && winograd::suits_correlation(isa, (c, h, w), self.o, k) {
+        if method == Method::Fastest && winograd::suits_correlation(isa, (c, h, w), self.o, k) {
             return Ok(winograd::correlate(isa, input, (n, c, h, w), self.o, weights, epilogue));
         }
         let (image_len, taps, pad) = (h * w, k * k, (k - 1) / 2);

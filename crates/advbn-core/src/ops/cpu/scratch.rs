@@ -121,6 +121,21 @@ pub unsafe fn filled<T>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) ->
     v
 }
 
+/// The output a `filled` closure is given, shared by parallel tasks that each write elements no
+/// other task writes (the callers say which).
+pub struct SharedOut(pub *mut MaybeUninit<f32>);
+// SAFETY: the tasks write disjoint elements (each caller's own argument).
+unsafe impl Send for SharedOut {}
+// SAFETY: as above: no two tasks touch the same element.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Where output element `i` lies (a method, so closures capture the whole `SharedOut`).
+    pub fn at(&self, i: usize) -> *mut MaybeUninit<f32> {
+        self.0.wrapping_add(i)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

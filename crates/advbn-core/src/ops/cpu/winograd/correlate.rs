@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::{blocks, chunk_lanes, chunks, input_transform, lanes, suits, transform_kernel, Chunk, Plan, SPAN_BYTES};
 use crate::ops::cpu::same::{Epilogue, Weights};
-use crate::ops::cpu::scratch::{filled, Scratch};
+use crate::ops::cpu::scratch::{filled, Scratch, SharedOut};
 use crate::ops::cpu::simd::{rank1_update, with_lanes, Isa, Lanes};
 
 /// Fewest vectors of tiles per image for AVX-512 to take this path: ResNet-18's 12x12 maps (3
@@ -59,19 +59,37 @@ pub(crate) fn correlate(
     let (u, blocks, chunks) = (&u[..], &blocks[..], &chunks[..]);
     let image_len = h * w;
     let slots = span * lanes;
+    // A task per span of an image: spans write disjoint tiles of the image's planes, so the
+    // split (and every sum) is the same whatever the thread count.
+    let spans = vectors.div_ceil(span);
     let fill = |out: &mut [MaybeUninit<f32>]| {
-        out.par_chunks_mut(o * image_len).enumerate().for_each(|(img, out)| {
+        let out = SharedOut(out.as_mut_ptr());
+        (0..n * spans).into_par_iter().for_each(|task| {
+            let (img, span_index) = (task / spans, task % spans);
+            let out = out.at(img * o * image_len) as *mut f32;
             let x = &input[img * c * image_len..][..c * image_len];
             let residual = epilogue.and_then(|e| e.residual).map(|r| &r[img * o * image_len..][..o * image_len]);
             let mut v = Scratch::<f32>::take(16 * c * slots);
             let mut m = Scratch::<f32>::take(16 * o_rows * slots);
-            let job =
-                &mut Image { plan, chunks, x, u, blocks, v: v.as_mut_slice(16 * c * slots), m: m.as_mut_slice(16 * o_rows * slots), out, epilogue, residual };
-            // SAFETY: an `Isa` comes from `detect`; `image` writes every output of the image.
+            let job = &mut Image {
+                plan,
+                chunks,
+                span_index,
+                x,
+                u,
+                blocks,
+                v: v.as_mut_slice(16 * c * slots),
+                m: m.as_mut_slice(16 * o_rows * slots),
+                out,
+                epilogue,
+                residual,
+            };
+            // SAFETY: an `Isa` comes from `detect`; `image` writes the span's outputs of the
+            // image's planes, which `out` points to.
             with_lanes!(isa, image(job: &mut Image));
         });
     };
-    // SAFETY: each image's task writes all of its outputs (`image`).
+    // SAFETY: the spans of each image cover its tiles, and each writes all of its outputs.
     unsafe { filled(n * o * image_len, fill) }
 }
 
@@ -79,6 +97,8 @@ pub(crate) fn correlate(
 struct Image<'a> {
     plan: Plan,
     chunks: &'a [Chunk],
+    /// Which span of `plan.span` vectors.
+    span_index: usize,
     /// The image's input planes.
     x: &'a [f32],
     /// The transformed weights, [16][c][o_rows].
@@ -88,24 +108,25 @@ struct Image<'a> {
     /// A span's transformed input, [16][c][span * N], and its products, [16][o_rows][span * N].
     v: &'a mut [f32],
     m: &'a mut [f32],
-    /// The image's output planes, every value written.
-    out: &'a mut [MaybeUninit<f32>],
+    /// The image's output planes (o of h * w): the span's positions are written.
+    out: *mut f32,
     epilogue: Option<&'a Epilogue<'a>>,
     /// The image's residual planes (the epilogue's).
     residual: Option<&'a [f32]>,
 }
 
-/// One image: per span of vectors, the input transform, the 16 products, the output transform.
+/// One span of an image: the input transform, the 16 products, the output transform.
 ///
 /// # Safety
-/// The CPU supports `L`'s instruction set.
+/// The CPU supports `L`'s instruction set; `out` is writable for the image's o planes.
 #[inline(always)]
 unsafe fn image<L: Lanes>(job: &mut Image) {
-    let Image { plan: p, chunks, x, u, blocks, ref mut v, ref mut m, ref mut out, epilogue, residual } = *job;
+    let Image { plan: p, chunks, span_index, x, u, blocks, ref mut v, ref mut m, out, epilogue, residual } = *job;
     let slots = p.span * L::N;
-    assert!(x.len() == p.c * p.h * p.w && out.len() == p.o * p.h * p.w && chunks.len().div_ceil(2) == p.vectors);
+    assert!(x.len() == p.c * p.h * p.w && chunks.len().div_ceil(2) == p.vectors && span_index * p.span < p.vectors);
     assert!(v.len() >= 16 * p.c * slots && m.len() >= 16 * p.o_rows * slots && u.len() == 16 * p.c * p.o_rows);
-    for v0 in (0..p.vectors).step_by(p.span) {
+    {
+        let v0 = span_index * p.span;
         // The span's vectors (a half without a chunk reads zeros).
         let span_chunks = &chunks[2 * v0..(2 * (v0 + p.span)).min(chunks.len())];
         let vectors = span_chunks.len().div_ceil(2);
@@ -163,22 +184,15 @@ unsafe fn products<L: Lanes, const R: usize, const V: usize>(
 }
 
 /// The outputs of the span's tiles: A^T m A with A^T = [[1, 1, 1, 0], [0, 1, -1, -1]], the
-/// epilogue applied, stored into the image's NCHW planes.
+/// epilogue applied, stored into the image's NCHW planes at `out`.
 ///
 /// # Safety
-/// The CPU supports `L`'s instruction set; `m` holds the span's products.
+/// The CPU supports `L`'s instruction set; `m` holds the span's products; `out` is writable
+/// for the image's o planes.
 #[inline(always)]
-unsafe fn output_transform<L: Lanes>(
-    p: &Plan,
-    m: &[f32],
-    span_chunks: &[Chunk],
-    out: &mut [MaybeUninit<f32>],
-    epilogue: Option<&Epilogue>,
-    residual: Option<&[f32]>,
-) {
+unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk], out: *mut f32, epilogue: Option<&Epilogue>, residual: Option<&[f32]>) {
     let (n, zero) = (L::N, L::zero());
     let slots = p.span * n;
-    let out = out.as_mut_ptr() as *mut f32;
     // Per chunk: where its outputs start in a plane, and its lanes (None: all of them).
     let places: Vec<(usize, Option<L::Mask>)> = span_chunks
         .iter()

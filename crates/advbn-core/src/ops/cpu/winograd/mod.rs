@@ -285,6 +285,35 @@ mod tests {
     /// Forward (with and without the epilogue) and input gradient against the im2col path in
     /// f64: maps of one and several vectors of tiles per row, spans, channel counts that do and
     /// do not fill the output blocks.
+    /// The same bits on 1 and 3 threads, forward and weight gradient (tasks are fixed spans and
+    /// parts, not shares of the threads), with a map of several spans and a batch of 1.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        use crate::ops::conv::ConvParams;
+        use crate::ops::cpu::conv::Geometry;
+        use crate::ops::cpu::same::Weights;
+        use crate::ops::cpu::testing::{isas, values};
+        for (n, c, h, w, o) in [(1, 16, 64, 32, 16), (5, 8, 16, 16, 8)] {
+            let g = Geometry::new((n, c, h, w), (o, c, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+            let (x, wt, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let forward: Vec<Vec<u32>> = isas()
+                        .into_iter()
+                        .filter(|&isa| suits(isa, (c, h, w), o, 3))
+                        .map(|isa| correlate(isa, &x, (n, c, h, w), o, Weights::Forward(&wt), None).iter().map(|v| v.to_bits()).collect())
+                        .collect();
+                    let filter: Vec<u32> =
+                        if suits_filter(&g) { backward_filter(&x, &dy, &g).unwrap().iter().map(|v| v.to_bits()).collect() } else { Vec::new() };
+                    (forward, filter)
+                })
+            };
+            let (one, three) = (run(1), run(3));
+            assert!(one == three, "{n}x{c}x{h}x{w}: 1 and 3 threads differ");
+        }
+    }
+
     #[test]
     fn chunks_cover_each_row_in_half_vectors() {
         // 12x12 on AVX2: rows of 6 tiles as 4 + 2, three quarters of the lanes used.
