@@ -202,13 +202,12 @@ unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk],
     let (n, zero) = (L::N, L::zero());
     let slots = p.span * n;
     // Per chunk: where its outputs start in a plane, and its lanes (None: all of them).
-    let places: Vec<(usize, Option<L::Mask>)> = span_chunks
-        .iter()
-        .map(|ch| {
-            let (_, _, lanes) = chunk_lanes(ch, p.tw);
-            (ch.image * p.o * p.h * p.w + 2 * ch.ty * p.w + 2 * ch.tx, (ch.count * 2 < n).then(|| L::mask(lanes)))
-        })
-        .collect();
+    // (A loop, not a closure: see `input_transform`.)
+    let mut places: Vec<(usize, Option<L::Mask>)> = Vec::with_capacity(span_chunks.len());
+    for ch in span_chunks {
+        let (_, _, lanes) = chunk_lanes(ch, p.tw);
+        places.push((ch.image * p.o * p.h * p.w + 2 * ch.ty * p.w + 2 * ch.tx, if ch.count * 2 < n { Some(L::mask(lanes)) } else { None }));
+    }
     for oi in 0..p.o {
         let (scale, shift, relu) = match epilogue {
             Some(e) => (L::splat(e.scale[oi]), L::splat(e.shift[oi]), e.relu),

@@ -246,8 +246,13 @@ unsafe fn gradient_transform<L: Lanes>(p: &Plan, dy: &[f32], span_chunks: &[Chun
     assert!(yhat.len() >= 16 * p.o_rows * slots && dy.len() >= span_chunks.last().map_or(0, |ch| (ch.image + 1) * p.o * p.h * p.w));
     for vi in 0..vectors {
         // Per half: the chunk and its lanes (None: all of them).
-        let halves: [Option<(Chunk, Option<L::Mask>)>; 2] =
-            std::array::from_fn(|h| span_chunks.get(2 * vi + h).map(|ch| (*ch, (ch.count * 2 < n).then(|| L::mask(chunk_lanes(ch, p.tw).2)))));
+        let mut halves: [Option<(Chunk, Option<L::Mask>)>; 2] = [None, None];
+        for (h, half) in halves.iter_mut().enumerate() {
+            if let Some(ch) = span_chunks.get(2 * vi + h) {
+                // (A loop, not a closure: see `input_transform`.)
+                *half = Some((*ch, if ch.count * 2 < n { Some(L::mask(chunk_lanes(ch, p.tw).2)) } else { None }));
+            }
+        }
         for oi in 0..p.o {
             // Per output row i of the tiles: A over the columns.
             let mut rows = [[zero; 4]; 2];

@@ -202,12 +202,15 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
     let slots = p.span * n;
     for vi in 0..vectors {
         // Per half: the chunk and its two loads' masks.
-        let halves: [Option<HalfLoads<L>>; 2] = std::array::from_fn(|h| {
-            span_chunks.get(2 * vi + h).map(|ch| {
+        // (Loops, not closures: a closure does not inherit the instruction set, and the mask's
+        // intrinsics then become calls.)
+        let mut halves: [Option<HalfLoads<L>>; 2] = [None, None];
+        for (h, half) in halves.iter_mut().enumerate() {
+            if let Some(ch) = span_chunks.get(2 * vi + h) {
                 let (left, right, _) = chunk_lanes(ch, p.tw);
-                (*ch, L::mask(left), L::mask(right))
-            })
-        });
+                *half = Some((*ch, L::mask(left), L::mask(right)));
+            }
+        }
         for c in 0..p.c {
             let plane = x.as_ptr().add(c * p.h * p.w);
             // t[i]: the row transform of input row i of the tiles.
