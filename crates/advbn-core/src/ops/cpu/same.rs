@@ -299,7 +299,7 @@ fn interleave(rows: &[&[f32]], r: usize, panel: &mut [f32]) {
 /// Which algorithms a correlation may use.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Method {
-    /// The fastest for the geometry: Winograd's F(2x2, 3x3) where it suits (`winograd.rs`).
+    /// The fastest for the geometry: Winograd's F(2x2, 3x3) where it suits (`winograd/`).
     Fastest,
     /// The direct kernels only: every output one chain of fused multiply-adds in the reference
     /// order (`testing::fma_chain_reference`).
