@@ -165,9 +165,25 @@ function checkAllocCacheVariable(): void {
   );
 }
 
+/**
+ * `ADVBN_CPU_WINOGRAD` (read once by the addon's CPU kernels): `0` runs the 3x3 convolutions
+ * through the direct kernels instead of Winograd's F(2x2, 3x3), `1` (the default) lets them
+ * use it.
+ */
+function checkWinogradVariable(): void {
+  const value = process.env.ADVBN_CPU_WINOGRAD;
+  if (value === undefined || /^\s*[01]\s*$/.test(value)) return;
+  throw new InvalidOptionError(
+    `ADVBN_CPU_WINOGRAD=${JSON.stringify(value)} is invalid: expected 0 (the direct kernels' sums) or 1 (Winograd's F(2x2, 3x3) where it suits, the default)`,
+    'ADVBN_CPU_WINOGRAD',
+    value,
+  );
+}
+
 /** Loads the addon once (cached); throws {@link NativeLoadError} listing every attempt if none loads. */
 export function loadNative(): NativeBinding {
   checkAllocCacheVariable();
+  checkWinogradVariable();
   state ??= attemptLoad();
   if (!state.binding) throw new NativeLoadError(state.report.reason, state.report.attempts);
   return state.binding;

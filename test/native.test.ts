@@ -49,6 +49,24 @@ describe('native addon', () => {
     }
   });
 
+  it('rejects an ADVBN_CPU_WINOGRAD other than 0 or 1, naming the variable', () => {
+    const saved = process.env.ADVBN_CPU_WINOGRAD;
+    try {
+      for (const bad of ['off', 'false', '', '2', 'yes']) {
+        process.env.ADVBN_CPU_WINOGRAD = bad;
+        expect(() => loadNative()).toThrow(InvalidOptionError);
+        expect(() => loadNative()).toThrow(`ADVBN_CPU_WINOGRAD=${JSON.stringify(bad)} is invalid`);
+      }
+      for (const good of ['0', '1', ' 1 ']) {
+        process.env.ADVBN_CPU_WINOGRAD = good;
+        expect(() => loadNative()).not.toThrow();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.ADVBN_CPU_WINOGRAD;
+      else process.env.ADVBN_CPU_WINOGRAD = saved;
+    }
+  });
+
   it('turns a synchronous native panic into a JS error; the process lives on', () => {
     const native = loadNative();
     let caught: unknown;

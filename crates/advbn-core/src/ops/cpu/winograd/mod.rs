@@ -36,7 +36,8 @@ const MIN_CHANNELS: usize = 8;
 const MIN_OCCUPANCY: f64 = 0.74;
 
 /// Whether Winograd's path may be used: not when `ADVBN_CPU_WINOGRAD=0` (read once), for sums in
-/// the direct kernels' order as before the path existed.
+/// the direct kernels' order as before the path existed. `1` or unset: used (the addon refuses
+/// other values before it loads: `src/native.ts`).
 pub(super) fn enabled() -> bool {
     use std::sync::OnceLock;
     static ON: OnceLock<bool> = OnceLock::new();
