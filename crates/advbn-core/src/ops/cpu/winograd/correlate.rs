@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{blocks, chunk_lanes, chunks, input_transform, lanes, suits, transform_kernel, Chunk, Plan, SPAN_BYTES};
+use super::{blocks, chunk_lanes, chunks, input_transform, lanes, output_rows, span_vectors, suits, transform_kernel, Chunk, Plan};
 use crate::ops::cpu::same::{Epilogue, Weights};
 use crate::ops::cpu::scratch::{filled, Scratch, SharedOut};
 use crate::ops::cpu::simd::{rank1_update, with_lanes, Isa, Lanes};
@@ -35,12 +35,12 @@ pub(crate) fn correlate(
     debug_assert!(suits(isa, (c, h, w), o, 3));
     let lanes = lanes(isa);
     let blocks = blocks(isa, o);
-    let o_rows = blocks.last().map_or(0, |&(o0, r)| o0 + r);
+    let o_rows = output_rows(&blocks);
     let tw = w / 2;
     let chunks = chunks(1, h / 2, tw, lanes / 2);
     let vectors = chunks.len().div_ceil(2);
     let per_vector = 16 * (c + o_rows) * lanes * 4;
-    let span = (SPAN_BYTES / per_vector).next_multiple_of(2).max(2).min(vectors.max(1));
+    let span = span_vectors(per_vector, vectors);
     let plan = Plan { c, h, w, o, o_rows, tw, vectors, span };
     // Transformed weights [16][c][o_rows] (zero rows past o): a block's rows are contiguous.
     // Per input channel first ([c][o][16], on the compute pool: 16 K kernels on ResNet-18's
@@ -133,34 +133,31 @@ unsafe fn image<L: Lanes>(job: &mut Image) {
     let slots = p.span * L::N;
     assert!(x.len() == p.c * p.h * p.w && chunks.len().div_ceil(2) == p.vectors && span_index * p.span < p.vectors);
     assert!(v.len() >= 16 * p.c * slots && m.len() >= 16 * p.o_rows * slots && u.len() == 16 * p.c * p.o_rows);
-    {
-        let v0 = span_index * p.span;
-        // The span's vectors (a half without a chunk reads zeros).
-        let span_chunks = &chunks[2 * v0..(2 * (v0 + p.span)).min(chunks.len())];
-        let vectors = span_chunks.len().div_ceil(2);
-        input_transform::<L>(&p, x, span_chunks, vectors, v);
-        for xi in 0..16 {
-            let vx = v.as_ptr().add(xi * p.c * slots);
-            let ux = u.as_ptr().add(xi * p.c * p.o_rows);
-            let mx = m.as_mut_ptr().add(xi * p.o_rows * slots);
-            // Two vectors of tiles at a time, the last one alone when their count is odd.
-            for vi in (0..vectors).step_by(2) {
-                let tb = vi * L::N;
-                for &(o0, rows) in blocks {
-                    let (src, w, dst) = (vx.add(tb), ux.add(o0), mx.add(o0 * slots + tb));
-                    match (rows, vi + 1 < vectors) {
-                        (8, true) => products::<L, 8, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
-                        (6, true) => products::<L, 6, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
-                        (_, true) => products::<L, 4, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
-                        (8, false) => products::<L, 8, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
-                        (6, false) => products::<L, 6, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
-                        (_, false) => products::<L, 4, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
-                    }
+    // The span's vectors (a half without a chunk reads zeros).
+    let span_chunks = p.span_chunks(chunks, span_index);
+    let vectors = span_chunks.len().div_ceil(2);
+    input_transform::<L>(&p, x, span_chunks, vectors, v);
+    for xi in 0..16 {
+        let vx = v.as_ptr().add(xi * p.c * slots);
+        let ux = u.as_ptr().add(xi * p.c * p.o_rows);
+        let mx = m.as_mut_ptr().add(xi * p.o_rows * slots);
+        // Two vectors of tiles at a time, the last one alone when their count is odd.
+        for vi in (0..vectors).step_by(2) {
+            let tb = vi * L::N;
+            for &(o0, rows) in blocks {
+                let (src, w, dst) = (vx.add(tb), ux.add(o0), mx.add(o0 * slots + tb));
+                match (rows, vi + 1 < vectors) {
+                    (8, true) => products::<L, 8, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
+                    (6, true) => products::<L, 6, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
+                    (_, true) => products::<L, 4, 2>(src, slots, w, p.o_rows, p.c, dst, slots),
+                    (8, false) => products::<L, 8, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
+                    (6, false) => products::<L, 6, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
+                    (_, false) => products::<L, 4, 1>(src, slots, w, p.o_rows, p.c, dst, slots),
                 }
             }
         }
-        output_transform::<L>(&p, m, span_chunks, out, epilogue, residual);
     }
+    output_transform::<L>(&p, m, span_chunks, out, epilogue, residual);
 }
 
 /// dst[r][0..V * N) = sum over channels c of w[c * w_stride + r] * src[c * src_stride + 0..V * N):

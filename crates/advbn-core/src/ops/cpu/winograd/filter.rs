@@ -9,12 +9,12 @@
 //! along the lanes, per-lane partial sums of 128-channel layers outgrew the caches.)
 //!
 //! Images are split into the direct kernel's fixed parts (`filter::PARTS`), each part's spans
-//! accumulated in order, the lanes and then the parts summed in order: results do not depend on
-//! the thread count.
+//! accumulated in order, then the parts summed in order: results do not depend on the thread
+//! count.
 
 use rayon::prelude::*;
 
-use super::{blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradient, lanes, suits, Chunk, Plan, SPAN_BYTES};
+use super::{blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradient, lanes, output_rows, span_vectors, suits, Chunk, Plan};
 use crate::ops::cpu::conv::Geometry;
 use crate::ops::cpu::filter::PARTS;
 use crate::ops::cpu::scratch::Scratch;
@@ -41,7 +41,7 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &Geometry) -> Result<Vec
     // channels to whole blocks of the register tile).
     let lanes = lanes(isa);
     let blocks = blocks(isa, o);
-    let o_rows = blocks.last().map_or(0, |&(o0, r)| o0 + r);
+    let o_rows = output_rows(&blocks);
     let c_pad = c.next_multiple_of(lanes);
     let du_len = 16 * o_rows * c_pad;
     if n == 0 {
@@ -50,14 +50,13 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &Geometry) -> Result<Vec
     let per_part = n.div_ceil(PARTS.min(n));
     let parts = n.div_ceil(per_part);
     let per_vector = 16 * (2 * c + o_rows) * lanes * 4;
-    let span_budget = (SPAN_BYTES / per_vector).next_multiple_of(2).max(2);
     let mut partials = vec![0f32; parts * du_len];
     partials.par_chunks_mut(du_len).enumerate().for_each(|(part, du)| {
         let first = part * per_part;
         let images = per_part.min(n - first);
         let chunks = chunks(images, h / 2, w / 2, lanes / 2);
         let vectors = chunks.len().div_ceil(2);
-        let span = span_budget.min(vectors);
+        let span = span_vectors(per_vector, vectors);
         let plan = Plan { c, h, w, o, o_rows, tw: w / 2, vectors, span };
         let slots = span * lanes;
         let (mut v, mut vt, mut yhat) =
@@ -67,8 +66,8 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &Geometry) -> Result<Vec
         vt.fill(0.0);
         yhat.fill(0.0);
         let (x, dy) = (&x[first * c * h * w..][..images * c * h * w], &dy[first * o * h * w..][..images * o * h * w]);
-        for (s, v0) in (0..vectors).step_by(span).enumerate() {
-            let span_chunks = &chunks[2 * v0..(2 * (v0 + span)).min(chunks.len())];
+        for s in 0..vectors.div_ceil(span) {
+            let span_chunks = plan.span_chunks(&chunks, s);
             let job = &mut Span {
                 plan,
                 chunks: span_chunks,

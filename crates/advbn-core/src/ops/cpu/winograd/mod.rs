@@ -161,7 +161,8 @@ fn occupancy(h: usize, w: usize, lanes: usize) -> f64 {
     (th * tw) as f64 / (vectors * lanes).max(1) as f64
 }
 
-/// The geometry of one image's pass.
+/// The geometry of a pass over some images' tiles (one image for the correlations, a part of the
+/// batch for the weight gradient).
 #[derive(Clone, Copy)]
 struct Plan {
     c: usize,
@@ -172,10 +173,29 @@ struct Plan {
     o_rows: usize,
     /// Tiles per row.
     tw: usize,
-    /// Vectors of tiles in the image (two chunks each).
+    /// Vectors of tiles in the pass (two chunks each).
     vectors: usize,
     /// Vectors per span (even but for the last).
     span: usize,
+}
+
+impl Plan {
+    /// The chunks of span `index` (two per vector; the last span may hold fewer).
+    fn span_chunks<'a>(&self, chunks: &'a [Chunk], index: usize) -> &'a [Chunk] {
+        let v0 = index * self.span;
+        &chunks[2 * v0..(2 * (v0 + self.span)).min(chunks.len())]
+    }
+}
+
+/// Vectors per span for `per_vector` bytes of buffers per vector of tiles: as many as
+/// `SPAN_BYTES` holds, even (the products take two at a time), at least 2, at most `vectors`.
+fn span_vectors(per_vector: usize, vectors: usize) -> usize {
+    (SPAN_BYTES / per_vector).next_multiple_of(2).max(2).min(vectors.max(1))
+}
+
+/// The rows the output-channel `blocks` cover (the channels rounded up to whole blocks).
+fn output_rows(blocks: &[(usize, usize)]) -> usize {
+    blocks.last().map_or(0, |&(o0, rows)| o0 + rows)
 }
 
 /// The lanes a chunk's loads and stores touch: (the load from its first tile's left column, the
