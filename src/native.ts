@@ -152,38 +152,37 @@ function explainChoice(chosen: Candidate, variant: NativeVariant, attempts: Nati
 }
 
 /**
- * `ADVBN_ALLOC_CACHE_MB` bounds the addon's cache of freed large blocks (read when its compute
- * threads start; default 256, 0 turns the cache off): a whole number of MiB.
+ * The environment variables the addon reads (once, when its compute threads start), each with
+ * the values it accepts: `ADVBN_ALLOC_CACHE_MB` bounds its cache of freed large blocks (default
+ * 256, 0 turns it off); `ADVBN_CPU_WINOGRAD=0` runs the 3x3 convolutions through the direct
+ * kernels instead of Winograd's F(2x2, 3x3) (`1`, the default, lets them use it).
  */
-function checkAllocCacheVariable(): void {
-  const value = process.env.ADVBN_ALLOC_CACHE_MB;
-  if (value === undefined || (/^\s*\d+\s*$/.test(value) && Number.isSafeInteger(Number(value)))) return;
-  throw new InvalidOptionError(
-    `ADVBN_ALLOC_CACHE_MB=${JSON.stringify(value)} is invalid: expected a whole number of MiB (0 turns the allocator's block cache off)`,
-    'ADVBN_ALLOC_CACHE_MB',
-    value,
-  );
-}
+const NATIVE_VARIABLES: readonly { name: string; accepts: (value: string) => boolean; expected: string }[] = [
+  {
+    name: 'ADVBN_ALLOC_CACHE_MB',
+    accepts: (value) => /^\s*\d+\s*$/.test(value) && Number.isSafeInteger(Number(value)),
+    expected: "a whole number of MiB (0 turns the allocator's block cache off)",
+  },
+  {
+    name: 'ADVBN_CPU_WINOGRAD',
+    accepts: (value) => /^\s*[01]\s*$/.test(value),
+    expected: "0 (the direct kernels' sums) or 1 (Winograd's F(2x2, 3x3) where it suits, the default)",
+  },
+];
 
-/**
- * `ADVBN_CPU_WINOGRAD` (read once by the addon's CPU kernels): `0` runs the 3x3 convolutions
- * through the direct kernels instead of Winograd's F(2x2, 3x3), `1` (the default) lets them
- * use it.
- */
-function checkWinogradVariable(): void {
-  const value = process.env.ADVBN_CPU_WINOGRAD;
-  if (value === undefined || /^\s*[01]\s*$/.test(value)) return;
-  throw new InvalidOptionError(
-    `ADVBN_CPU_WINOGRAD=${JSON.stringify(value)} is invalid: expected 0 (the direct kernels' sums) or 1 (Winograd's F(2x2, 3x3) where it suits, the default)`,
-    'ADVBN_CPU_WINOGRAD',
-    value,
-  );
+/** Throws {@link InvalidOptionError} naming the first of {@link NATIVE_VARIABLES} set to a value it does not accept. */
+function checkNativeVariables(): void {
+  for (const { name, accepts, expected } of NATIVE_VARIABLES) {
+    const value = process.env[name];
+    if (value !== undefined && !accepts(value)) {
+      throw new InvalidOptionError(`${name}=${JSON.stringify(value)} is invalid: expected ${expected}`, name, value);
+    }
+  }
 }
 
 /** Loads the addon once (cached); throws {@link NativeLoadError} listing every attempt if none loads. */
 export function loadNative(): NativeBinding {
-  checkAllocCacheVariable();
-  checkWinogradVariable();
+  checkNativeVariables();
   state ??= attemptLoad();
   if (!state.binding) throw new NativeLoadError(state.report.reason, state.report.attempts);
   return state.binding;

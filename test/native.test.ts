@@ -31,39 +31,24 @@ describe('native addon', () => {
     expect(listDevices().map((d) => d.id)).toContain('cpu');
   });
 
-  it('rejects an ADVBN_ALLOC_CACHE_MB that is not a whole number of MiB, naming the variable', () => {
-    const saved = process.env.ADVBN_ALLOC_CACHE_MB;
+  it.each([
+    { name: 'ADVBN_ALLOC_CACHE_MB', bad: ['lots', '-1', '1.5', '', '1e3'], good: ['0', '256', ' 64 '] },
+    { name: 'ADVBN_CPU_WINOGRAD', bad: ['off', 'false', '', '2', 'yes'], good: ['0', '1', ' 1 '] },
+  ])('rejects an $name the addon does not accept, naming the variable', ({ name, bad, good }) => {
+    const saved = process.env[name];
     try {
-      for (const bad of ['lots', '-1', '1.5', '', '1e3']) {
-        process.env.ADVBN_ALLOC_CACHE_MB = bad;
+      for (const value of bad) {
+        process.env[name] = value;
         expect(() => loadNative()).toThrow(InvalidOptionError);
-        expect(() => loadNative()).toThrow(`ADVBN_ALLOC_CACHE_MB=${JSON.stringify(bad)} is invalid`);
+        expect(() => loadNative()).toThrow(`${name}=${JSON.stringify(value)} is invalid`);
       }
-      for (const good of ['0', '256', ' 64 ']) {
-        process.env.ADVBN_ALLOC_CACHE_MB = good;
+      for (const value of good) {
+        process.env[name] = value;
         expect(() => loadNative()).not.toThrow();
       }
     } finally {
-      if (saved === undefined) delete process.env.ADVBN_ALLOC_CACHE_MB;
-      else process.env.ADVBN_ALLOC_CACHE_MB = saved;
-    }
-  });
-
-  it('rejects an ADVBN_CPU_WINOGRAD other than 0 or 1, naming the variable', () => {
-    const saved = process.env.ADVBN_CPU_WINOGRAD;
-    try {
-      for (const bad of ['off', 'false', '', '2', 'yes']) {
-        process.env.ADVBN_CPU_WINOGRAD = bad;
-        expect(() => loadNative()).toThrow(InvalidOptionError);
-        expect(() => loadNative()).toThrow(`ADVBN_CPU_WINOGRAD=${JSON.stringify(bad)} is invalid`);
-      }
-      for (const good of ['0', '1', ' 1 ']) {
-        process.env.ADVBN_CPU_WINOGRAD = good;
-        expect(() => loadNative()).not.toThrow();
-      }
-    } finally {
-      if (saved === undefined) delete process.env.ADVBN_CPU_WINOGRAD;
-      else process.env.ADVBN_CPU_WINOGRAD = saved;
+      if (saved === undefined) delete process.env[name];
+      else process.env[name] = saved;
     }
   });
 
