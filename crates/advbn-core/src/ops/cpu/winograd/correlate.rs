@@ -66,7 +66,6 @@ pub(crate) fn correlate(
     });
     let (u, blocks, chunks) = (&u[..], &blocks[..], &chunks[..]);
     let image_len = h * w;
-    let slots = span * lanes;
     // A task per span of an image: spans write disjoint tiles of the image's planes, so the
     // split (and every sum) is the same whatever the thread count.
     let spans = vectors.div_ceil(span);
@@ -77,21 +76,10 @@ pub(crate) fn correlate(
             let out = out.at(img * o * image_len) as *mut f32;
             let x = &input[img * c * image_len..][..c * image_len];
             let residual = epilogue.and_then(|e| e.residual).map(|r| &r[img * o * image_len..][..o * image_len]);
-            let mut v = Scratch::<f32>::take(16 * c * slots);
-            let mut m = Scratch::<f32>::take(16 * o_rows * slots);
-            let job = &mut Image {
-                plan,
-                chunks,
-                span_index,
-                x,
-                u,
-                blocks,
-                v: v.as_mut_slice(16 * c * slots),
-                m: m.as_mut_slice(16 * o_rows * slots),
-                out,
-                epilogue,
-                residual,
-            };
+            let (v_len, m_len) = (16 * plan.input_stride(lanes), 16 * plan.output_stride(lanes));
+            let mut v = Scratch::<f32>::take(v_len);
+            let mut m = Scratch::<f32>::take(m_len);
+            let job = &mut Image { plan, chunks, span_index, x, u, blocks, v: v.as_mut_slice(v_len), m: m.as_mut_slice(m_len), out, epilogue, residual };
             // SAFETY: an `Isa` comes from `detect`; `image` writes the span's outputs of the
             // image's planes, which `out` points to.
             with_lanes!(isa, image(job: &mut Image));
@@ -113,7 +101,8 @@ struct Image<'a> {
     u: &'a [f32],
     /// The output-channel blocks of the products.
     blocks: &'a [(usize, usize)],
-    /// A span's transformed input, [16][c][span * N], and its products, [16][o_rows][span * N].
+    /// A span's transformed input, [16][c][span * N], and its products, [16][o_rows][span * N]
+    /// (each xi's block `Plan::input_stride` / `output_stride` from the next).
     v: &'a mut [f32],
     m: &'a mut [f32],
     /// The image's output planes (o of h * w): the span's positions are written.
@@ -130,17 +119,17 @@ struct Image<'a> {
 #[inline(always)]
 unsafe fn image<L: Lanes>(job: &mut Image) {
     let Image { plan: p, chunks, span_index, x, u, blocks, ref mut v, ref mut m, out, epilogue, residual } = *job;
-    let slots = p.span * L::N;
+    let (slots, v_stride, m_stride) = (p.span * L::N, p.input_stride(L::N), p.output_stride(L::N));
     assert!(x.len() == p.c * p.h * p.w && chunks.len().div_ceil(2) == p.vectors && span_index * p.span < p.vectors);
-    assert!(v.len() >= 16 * p.c * slots && m.len() >= 16 * p.o_rows * slots && u.len() == 16 * p.c * p.o_rows);
+    assert!(v.len() >= 16 * v_stride && m.len() >= 16 * m_stride && u.len() == 16 * p.c * p.o_rows);
     // The span's vectors (a half without a chunk reads zeros).
     let span_chunks = p.span_chunks(chunks, span_index);
     let vectors = span_chunks.len().div_ceil(2);
     input_transform::<L>(&p, x, span_chunks, vectors, v);
     for xi in 0..16 {
-        let vx = v.as_ptr().add(xi * p.c * slots);
+        let vx = v.as_ptr().add(xi * v_stride);
         let ux = u.as_ptr().add(xi * p.c * p.o_rows);
-        let mx = m.as_mut_ptr().add(xi * p.o_rows * slots);
+        let mx = m.as_mut_ptr().add(xi * m_stride);
         // Two vectors of tiles at a time, the last one alone when their count is odd.
         for vi in (0..vectors).step_by(2) {
             let tb = vi * L::N;
@@ -197,7 +186,8 @@ unsafe fn products<L: Lanes, const R: usize, const V: usize>(
 #[inline(always)]
 unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk], out: *mut f32, epilogue: Option<&Epilogue>, residual: Option<&[f32]>) {
     let (n, zero) = (L::N, L::zero());
-    let slots = p.span * n;
+    let (slots, stride) = (p.span * n, p.output_stride(n));
+    assert!(m.len() >= 16 * stride);
     // Per chunk: where its outputs start in a plane, and its lanes (None: all of them).
     // (A loop, not a closure: see `input_transform`.)
     let mut places: Vec<(usize, Option<L::Mask>)> = Vec::with_capacity(span_chunks.len());
@@ -212,7 +202,7 @@ unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk],
         };
         let plane = oi * p.h * p.w;
         for (vi, pair) in places.chunks(2).enumerate() {
-            let mv = |xi: usize| L::load(m.as_ptr().add((xi * p.o_rows + oi) * slots + vi * n));
+            let mv = |xi: usize| L::load(m.as_ptr().add(xi * stride + oi * slots + vi * n));
             // s[a][b]: A^T over the rows, then over the columns below.
             let mut s = [[zero; 4]; 2];
             for (b, col) in (0..4).map(|b| [mv(b), mv(4 + b), mv(8 + b), mv(12 + b)]).enumerate() {

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::{blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradient, lanes, output_rows, span_vectors, suits, Chunk, Plan};
+use super::{blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradient, lanes, output_rows, span_vectors, suits, value_stride, Chunk, Plan};
 use crate::ops::cpu::conv::Geometry;
 use crate::ops::cpu::filter::PARTS;
 use crate::ops::cpu::scratch::Scratch;
@@ -59,9 +59,9 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &Geometry) -> Result<Vec
         let span = span_vectors(per_vector, vectors);
         let plan = Plan { c, h, w, o, o_rows, tw: w / 2, vectors, span };
         let slots = span * lanes;
-        let (mut v, mut vt, mut yhat) =
-            (Scratch::<f32>::take(16 * c * slots), Scratch::<f32>::take(16 * slots * c_pad), Scratch::<f32>::take(16 * o_rows * slots));
-        let (v, vt, yhat) = (v.as_mut_slice(16 * c * slots), vt.as_mut_slice(16 * slots * c_pad), yhat.as_mut_slice(16 * o_rows * slots));
+        let (v_len, vt_len, yhat_len) = (16 * plan.input_stride(lanes), 16 * value_stride(slots * c_pad), 16 * plan.output_stride(lanes));
+        let (mut v, mut vt, mut yhat) = (Scratch::<f32>::take(v_len), Scratch::<f32>::take(vt_len), Scratch::<f32>::take(yhat_len));
+        let (v, vt, yhat) = (v.as_mut_slice(v_len), vt.as_mut_slice(vt_len), yhat.as_mut_slice(yhat_len));
         // The padding rows and columns stay zero (the transforms never write them).
         vt.fill(0.0);
         yhat.fill(0.0);
@@ -111,7 +111,8 @@ struct Span<'a> {
     x: &'a [f32],
     dy: &'a [f32],
     /// The span's transformed input, [16][c][span * N], the same as [16][span * N][c_pad], and
-    /// the transformed output gradient, [16][o_rows][span * N].
+    /// the transformed output gradient, [16][o_rows][span * N] (each xi's block `value_stride`
+    /// of its size from the next).
     v: &'a mut [f32],
     vt: &'a mut [f32],
     yhat: &'a mut [f32],
@@ -132,11 +133,12 @@ unsafe fn span_pass<L: Lanes>(job: &mut Span) {
     input_transform::<L>(&p, job.x, job.chunks, vectors, job.v);
     gradient_transform::<L>(&p, job.dy, job.chunks, vectors, job.yhat);
     let (slots, tiles, c_pad) = (p.span * L::N, vectors * L::N, job.c_pad);
-    transpose(job.v, p.c, slots, tiles, job.vt, c_pad);
-    assert!(job.sums.len() == 16 * p.o_rows * c_pad && job.yhat.len() >= 16 * p.o_rows * slots && job.vt.len() >= 16 * slots * c_pad);
+    let (v_stride, vt_stride, yhat_stride) = (p.input_stride(L::N), value_stride(slots * c_pad), p.output_stride(L::N));
+    transpose((job.v, v_stride), p.c, slots, tiles, (job.vt, vt_stride), c_pad);
+    assert!(job.sums.len() == 16 * p.o_rows * c_pad && job.yhat.len() >= 16 * yhat_stride && job.vt.len() >= 16 * vt_stride);
     let c_vectors = c_pad / L::N;
     for xi in 0..16 {
-        let (yx, vx) = (job.yhat.as_ptr().add(xi * p.o_rows * slots), job.vt.as_ptr().add(xi * slots * c_pad));
+        let (yx, vx) = (job.yhat.as_ptr().add(xi * yhat_stride), job.vt.as_ptr().add(xi * vt_stride));
         let sx = job.sums.as_mut_ptr().add(xi * p.o_rows * c_pad);
         for &(o0, rows) in job.blocks {
             for cv in (0..c_vectors).step_by(2) {
@@ -163,15 +165,15 @@ unsafe fn span_pass<L: Lanes>(job: &mut Span) {
 }
 
 /// vt[xi][t][ci] = v[xi][ci][t] for the span's `tiles` (8 x 8 blocks through AVX2's transpose;
-/// the rows of `v` are `slots` long, those of `vt` `c_pad`).
+/// the rows of `v` are `slots` long, those of `vt` `c_pad`; each buffer with its xi stride).
 ///
 /// # Safety
 /// The CPU supports AVX2; the buffers hold 16 transformed values' rows.
 #[inline(always)]
-unsafe fn transpose(v: &[f32], c: usize, slots: usize, tiles: usize, vt: &mut [f32], c_pad: usize) {
-    assert!(tiles.is_multiple_of(8) && v.len() >= 16 * c * slots && vt.len() >= 16 * slots * c_pad);
+unsafe fn transpose((v, v_stride): (&[f32], usize), c: usize, slots: usize, tiles: usize, (vt, vt_stride): (&mut [f32], usize), c_pad: usize) {
+    assert!(tiles.is_multiple_of(8) && v_stride >= c * slots && vt_stride >= slots * c_pad && v.len() >= 16 * v_stride && vt.len() >= 16 * vt_stride);
     for xi in 0..16 {
-        let (src, dst) = (v.as_ptr().add(xi * c * slots), vt.as_mut_ptr().add(xi * slots * c_pad));
+        let (src, dst) = (v.as_ptr().add(xi * v_stride), vt.as_mut_ptr().add(xi * vt_stride));
         let whole = c / 8 * 8;
         for c0 in (0..whole).step_by(8) {
             for t0 in (0..tiles).step_by(8) {
@@ -234,15 +236,15 @@ unsafe fn products<L: Lanes, const R: usize, const Q: usize>(a: &Products) {
 
 /// yhat[xi][o][vi * N ..] = A dY A^T for the 2x2 output gradient dY of every tile of the span's
 /// chunks, A = [[1, 0], [1, 1], [1, -1], [0, -1]] (the adjoint of the forward's output
-/// transform); zeros in the lanes of no tile.
+/// transform); zeros in the lanes of no tile; each xi's block `Plan::output_stride` apart.
 ///
 /// # Safety
-/// The CPU supports `L`'s instruction set; `yhat` holds 16 * o * span * N values.
+/// The CPU supports `L`'s instruction set.
 #[inline(always)]
 unsafe fn gradient_transform<L: Lanes>(p: &Plan, dy: &[f32], span_chunks: &[Chunk], vectors: usize, yhat: &mut [f32]) {
     let (n, zero) = (L::N, L::zero());
-    let slots = p.span * n;
-    assert!(yhat.len() >= 16 * p.o_rows * slots && dy.len() >= span_chunks.last().map_or(0, |ch| (ch.image + 1) * p.o * p.h * p.w));
+    let (slots, stride) = (p.span * n, p.output_stride(n));
+    assert!(yhat.len() >= 16 * stride && dy.len() >= span_chunks.last().map_or(0, |ch| (ch.image + 1) * p.o * p.h * p.w));
     for vi in 0..vectors {
         // Per half: the chunk and its lanes (None: all of them).
         let mut halves: [Option<(Chunk, Option<L::Mask>)>; 2] = [None, None];
@@ -271,7 +273,7 @@ unsafe fn gradient_transform<L: Lanes>(p: &Plan, dy: &[f32], span_chunks: &[Chun
             let [r0, r1] = rows;
             for (b, (c0, c1)) in r0.into_iter().zip(r1).enumerate() {
                 for (a, value) in [c0, c0.add(c1), c0.sub(c1), zero.sub(c1)].into_iter().enumerate() {
-                    value.store(yhat.as_mut_ptr().add(((a * 4 + b) * p.o_rows + oi) * slots + vi * n));
+                    value.store(yhat.as_mut_ptr().add((a * 4 + b) * stride + oi * slots + vi * n));
                 }
             }
         }

@@ -185,6 +185,26 @@ impl Plan {
         let v0 = index * self.span;
         &chunks[2 * v0..(2 * (v0 + self.span)).min(chunks.len())]
     }
+
+    /// Floats from one transformed value's block of a span's transformed input ([c][span * n])
+    /// to the next.
+    fn input_stride(&self, n: usize) -> usize {
+        value_stride(self.c * self.span * n)
+    }
+
+    /// The same for the blocks of o_rows rows ([o_rows][span * n]: the products, the
+    /// transformed output gradient).
+    fn output_stride(&self, n: usize) -> usize {
+        value_stride(self.o_rows * self.span * n)
+    }
+}
+
+/// Floats from one of the 16 transformed values' blocks to the next, for blocks of `len`:
+/// an odd number of cache lines, so that the 16 blocks' rows, written or read together by the
+/// transforms, fall in 16 different sets of the L1 cache (blocks a multiple of 4 KB apart share
+/// one set: 16 streams in its 12 ways evict each other).
+fn value_stride(len: usize) -> usize {
+    (len.div_ceil(16) | 1) * 16
 }
 
 /// Vectors per span for `per_vector` bytes of buffers per vector of tiles: as many as
@@ -212,15 +232,16 @@ fn chunk_lanes(chunk: &Chunk, tw: usize) -> (u32, u32, u32) {
 type HalfLoads<L> = (Chunk, <L as Lanes>::Mask, <L as Lanes>::Mask);
 
 /// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span's chunks
-/// (two per vector), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
+/// (two per vector; the blocks of each xi `Plan::input_stride` apart), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
 /// zeros in the lanes of no tile.
 ///
 /// # Safety
-/// The CPU supports `L`'s instruction set; `v` holds 16 * c * span * N values.
+/// The CPU supports `L`'s instruction set.
 #[inline(always)]
 unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], vectors: usize, v: &mut [f32]) {
     let (n, zero) = (L::N, L::zero());
-    let slots = p.span * n;
+    let (slots, stride) = (p.span * n, p.input_stride(n));
+    assert!(v.len() >= 16 * stride);
     for vi in 0..vectors {
         // Per half: the chunk and its two loads' masks.
         // (Loops, not closures: a closure does not inherit the instruction set, and the mask's
@@ -253,7 +274,7 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
             for (j, (((r0, r1), r2), r3)) in t0.into_iter().zip(t1).zip(t2).zip(t3).enumerate() {
                 let col = [r0.sub(r2), r1.add(r2), r2.sub(r1), r1.sub(r3)];
                 for (a, value) in col.into_iter().enumerate() {
-                    value.store(v.as_mut_ptr().add(((a * 4 + j) * p.c + c) * slots + vi * n));
+                    value.store(v.as_mut_ptr().add((a * 4 + j) * stride + c * slots + vi * n));
                 }
             }
         }
