@@ -85,16 +85,27 @@ pub trait Lanes: Copy {
     /// # Safety
     /// The CPU supports the instruction set.
     unsafe fn odds(self, b: Self) -> Self;
-    /// The 2N values self[0], b[0], self[1], b[1], ... as two vectors (the inverse of `evens`
-    /// and `odds`).
+    /// `evens` and `odds` without moving values across 128-bit lanes (one shuffle each instead
+    /// of two on AVX2): lane i holds the value `split_order(i, N)` of the ordered result.
     /// # Safety
     /// The CPU supports the instruction set.
-    unsafe fn zip(self, b: Self) -> (Self, Self);
+    unsafe fn split(self, b: Self) -> (Self, Self);
+    /// The inverse of `split`: from its evens (`self`) and odds (`b`), the 2N values in order as
+    /// two vectors.
+    /// # Safety
+    /// The CPU supports the instruction set.
+    unsafe fn merge(self, b: Self) -> (Self, Self);
     /// The inverse spread: lanes [0, N/2) into the even lanes of the first vector, [N/2, N) into
     /// those of the second, zeros in the odd lanes.
     /// # Safety
     /// The CPU supports the instruction set.
     unsafe fn spread_evens(self) -> (Self, Self);
+}
+
+/// Which value of the ordered `evens` (or `odds`) lane `lane` of `Lanes::split`'s result holds,
+/// for N = `n` lanes: 128-bit lane k holds values 2k and 2k + 1 of each half of the input.
+pub const fn split_order(lane: usize, n: usize) -> usize {
+    lane / 4 * 2 + lane % 2 + if lane % 4 >= 2 { n / 2 } else { 0 }
 }
 
 /// The instruction sets the direct kernels have versions for.
@@ -334,10 +345,13 @@ impl Lanes for Avx512 {
         Self(_mm512_permutex2var_ps(self.0, odd, b.0))
     }
     #[inline(always)]
-    unsafe fn zip(self, b: Self) -> (Self, Self) {
-        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        (Self(_mm512_permutex2var_ps(self.0, low, b.0)), Self(_mm512_permutex2var_ps(self.0, high, b.0)))
+    unsafe fn split(self, b: Self) -> (Self, Self) {
+        // Per 128-bit lane [a0 a2 b0 b2] and [a1 a3 b1 b3].
+        (Self(_mm512_shuffle_ps::<0b10_00_10_00>(self.0, b.0)), Self(_mm512_shuffle_ps::<0b11_01_11_01>(self.0, b.0)))
+    }
+    #[inline(always)]
+    unsafe fn merge(self, b: Self) -> (Self, Self) {
+        (Self(_mm512_unpacklo_ps(self.0, b.0)), Self(_mm512_unpackhi_ps(self.0, b.0)))
     }
     #[inline(always)]
     unsafe fn spread_evens(self) -> (Self, Self) {
@@ -451,11 +465,13 @@ impl Lanes for Avx2 {
         Self(_mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(halves))))
     }
     #[inline(always)]
-    unsafe fn zip(self, b: Self) -> (Self, Self) {
-        // Per 128-bit half [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | a6 b6 a7 b7], then the
-        // halves into order.
-        let (low, high) = (_mm256_unpacklo_ps(self.0, b.0), _mm256_unpackhi_ps(self.0, b.0));
-        (Self(_mm256_permute2f128_ps::<0x20>(low, high)), Self(_mm256_permute2f128_ps::<0x31>(low, high)))
+    unsafe fn split(self, b: Self) -> (Self, Self) {
+        // `evens` and `odds` without their second shuffle.
+        (Self(_mm256_shuffle_ps::<0b10_00_10_00>(self.0, b.0)), Self(_mm256_shuffle_ps::<0b11_01_11_01>(self.0, b.0)))
+    }
+    #[inline(always)]
+    unsafe fn merge(self, b: Self) -> (Self, Self) {
+        (Self(_mm256_unpacklo_ps(self.0, b.0)), Self(_mm256_unpackhi_ps(self.0, b.0)))
     }
     #[inline(always)]
     unsafe fn spread_evens(self) -> (Self, Self) {
@@ -464,5 +480,42 @@ impl Lanes for Avx2 {
         let zero = _mm256_setzero_ps();
         let (low, high) = (_mm256_unpacklo_ps(self.0, zero), _mm256_unpackhi_ps(self.0, zero));
         (Self(_mm256_permute2f128_ps::<0x20>(low, high)), Self(_mm256_permute2f128_ps::<0x31>(low, high)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::cpu::testing::isas;
+
+    /// `split` is `evens` / `odds` in `split_order`, and `merge` undoes it.
+    #[test]
+    fn split_is_a_lane_order_of_evens_and_odds_and_merge_undoes_it() {
+        unsafe fn check<L: Lanes>(seen: &mut Vec<usize>) {
+            let n = L::N;
+            let values: Vec<f32> = (0..2 * n).map(|i| i as f32).collect();
+            let (a, b) = (L::load(values.as_ptr()), L::load(values.as_ptr().add(n)));
+            let (mut e, mut o, mut ordered) = (vec![0f32; n], vec![0f32; n], vec![0f32; 2 * n]);
+            let (se, so) = a.split(b);
+            se.store(e.as_mut_ptr());
+            so.store(o.as_mut_ptr());
+            a.evens(b).store(ordered.as_mut_ptr());
+            a.odds(b).store(ordered.as_mut_ptr().add(n));
+            for lane in 0..n {
+                assert_eq!((e[lane], o[lane]), (ordered[split_order(lane, n)], ordered[n + split_order(lane, n)]), "N = {n}, lane {lane}");
+            }
+            let (ma, mb) = se.merge(so);
+            let mut back = vec![0f32; 2 * n];
+            ma.store(back.as_mut_ptr());
+            mb.store(back.as_mut_ptr().add(n));
+            assert_eq!(back, values, "N = {n}");
+            seen.push(n);
+        }
+        let mut seen = Vec::new();
+        for isa in isas() {
+            let seen = &mut seen;
+            with_lanes!(isa, check(seen: &mut Vec<usize>));
+        }
+        assert!(seen.len() == isas().len());
     }
 }

@@ -1,6 +1,6 @@
 //! The forward and the input gradient: the 16 products broadcast a transformed weight per
 //! output channel against vectors of tiles (the register tile of `same.rs`), and the output
-//! transform interleaves the tiles' two columns back into NCHW rows (`Lanes::zip`), applying the
+//! transform interleaves the tiles' two columns back into NCHW rows (`Lanes::merge`), applying the
 //! epilogue as it stores. A task per span of tiles of an image.
 
 use std::mem::MaybeUninit;
@@ -212,7 +212,7 @@ unsafe fn output_transform<L: Lanes>(p: &Plan, m: &[f32], span_chunks: &[Chunk],
             for (dy, sr) in s.iter().enumerate() {
                 let y0 = sr[0].add(sr[1]).add(sr[2]);
                 let y1 = sr[1].sub(sr[2]).sub(sr[3]);
-                let (lo, hi) = y0.zip(y1);
+                let (lo, hi) = y0.merge(y1);
                 for (&(start, mask), values) in pair.iter().zip([lo, hi]) {
                     let at = plane + start + dy * p.w;
                     let mut y = values;

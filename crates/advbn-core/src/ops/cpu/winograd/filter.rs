@@ -18,7 +18,7 @@ use super::{blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradie
 use crate::ops::cpu::conv::Geometry;
 use crate::ops::cpu::filter::PARTS;
 use crate::ops::cpu::scratch::Scratch;
-use crate::ops::cpu::simd::{detect, with_lanes, Avx2, Lanes};
+use crate::ops::cpu::simd::{detect, split_order, with_lanes, Avx2, Lanes};
 use candle_core::Result;
 
 /// Whether the weight gradient of a geometry goes here: a 3x3 stride-1 pad-1 convolution that
@@ -134,7 +134,7 @@ unsafe fn span_pass<L: Lanes>(job: &mut Span) {
     gradient_transform::<L>(&p, job.dy, job.chunks, vectors, job.yhat);
     let (slots, tiles, c_pad) = (p.span * L::N, vectors * L::N, job.c_pad);
     let (v_stride, vt_stride, yhat_stride) = (p.input_stride(L::N), value_stride(slots * c_pad), p.output_stride(L::N));
-    transpose((job.v, v_stride), p.c, slots, tiles, (job.vt, vt_stride), c_pad);
+    transpose((job.v, v_stride), p.c, (slots, tiles, L::N), (job.vt, vt_stride), c_pad);
     assert!(job.sums.len() == 16 * p.o_rows * c_pad && job.yhat.len() >= 16 * yhat_stride && job.vt.len() >= 16 * vt_stride);
     let c_vectors = c_pad / L::N;
     for xi in 0..16 {
@@ -164,14 +164,27 @@ unsafe fn span_pass<L: Lanes>(job: &mut Span) {
     }
 }
 
-/// vt[xi][t][ci] = v[xi][ci][t] for the span's `tiles` (8 x 8 blocks through AVX2's transpose;
-/// the rows of `v` are `slots` long, those of `vt` `c_pad`; each buffer with its xi stride).
+/// vt[xi][t][ci] = v[xi][ci][t] for the span's `tiles`, the tiles of each vector of `lanes` put
+/// back from `Lanes::split`'s order into the chunks' (so they pair with the output gradient's and
+/// are summed in the same order as before the split existed). 8 x 8 blocks through AVX2's
+/// transpose; the rows of `v` are `slots` long, those of `vt` `c_pad`; each buffer with its xi
+/// stride.
 ///
 /// # Safety
 /// The CPU supports AVX2; the buffers hold 16 transformed values' rows.
 #[inline(always)]
-unsafe fn transpose((v, v_stride): (&[f32], usize), c: usize, slots: usize, tiles: usize, (vt, vt_stride): (&mut [f32], usize), c_pad: usize) {
-    assert!(tiles.is_multiple_of(8) && v_stride >= c * slots && vt_stride >= slots * c_pad && v.len() >= 16 * v_stride && vt.len() >= 16 * vt_stride);
+unsafe fn transpose(
+    (v, v_stride): (&[f32], usize),
+    c: usize,
+    (slots, tiles, lanes): (usize, usize, usize),
+    (vt, vt_stride): (&mut [f32], usize),
+    c_pad: usize,
+) {
+    assert!(tiles.is_multiple_of(lanes) && lanes.is_multiple_of(8) && v_stride >= c * slots && vt_stride >= slots * c_pad);
+    assert!(v.len() >= 16 * v_stride && vt.len() >= 16 * vt_stride);
+    // The tile (within its vector) that each lane holds.
+    let order: [usize; 16] = std::array::from_fn(|lane| split_order(lane % lanes, lanes));
+    let tile = |t: usize| t - t % lanes + order[t % lanes];
     for xi in 0..16 {
         let (src, dst) = (v.as_ptr().add(xi * v_stride), vt.as_mut_ptr().add(xi * vt_stride));
         let whole = c / 8 * 8;
@@ -179,13 +192,13 @@ unsafe fn transpose((v, v_stride): (&[f32], usize), c: usize, slots: usize, tile
             for t0 in (0..tiles).step_by(8) {
                 let rows: [Avx2; 8] = std::array::from_fn(|i| Avx2::load(src.add((c0 + i) * slots + t0)));
                 for (i, col) in Avx2::transpose8(rows).into_iter().enumerate() {
-                    col.store(dst.add((t0 + i) * c_pad + c0));
+                    col.store(dst.add(tile(t0 + i) * c_pad + c0));
                 }
             }
         }
         for ci in whole..c {
             for t in 0..tiles {
-                *dst.add(t * c_pad + ci) = *src.add(ci * slots + t);
+                *dst.add(tile(t) * c_pad + ci) = *src.add(ci * slots + t);
             }
         }
     }

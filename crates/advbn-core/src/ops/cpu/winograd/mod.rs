@@ -8,7 +8,8 @@
 //!
 //! Vectors run across tiles: each half of a vector holds up to N/2 consecutive tiles of one tile
 //! row (a `Chunk`; rows of whole half-vectors fill every lane), so the input transform takes the
-//! even and odd columns of two half-vectors of input (`Lanes::evens` / `odds`: no gather), and
+//! even and odd columns of two half-vectors of input (`Lanes::split`: no gather, the tiles in an
+//! order within 128-bit lanes that the output transform's `Lanes::merge` undoes), and
 //! the products work on vectors of tiles. A span of tiles at a time, so the transformed values
 //! of a span stay in L2.
 //!
@@ -232,7 +233,8 @@ fn chunk_lanes(chunk: &Chunk, tw: usize) -> (u32, u32, u32) {
 type HalfLoads<L> = (Chunk, <L as Lanes>::Mask, <L as Lanes>::Mask);
 
 /// v[xi][c][vi * N ..] = B^T d B for the 4x4 input tile d of every tile of the span's chunks
-/// (two per vector; the blocks of each xi `Plan::input_stride` apart), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
+/// (two per vector, in `Lanes::split`'s lane order; the blocks of each xi `Plan::input_stride`
+/// apart), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]];
 /// zeros in the lanes of no tile.
 ///
 /// # Safety
@@ -241,11 +243,12 @@ type HalfLoads<L> = (Chunk, <L as Lanes>::Mask, <L as Lanes>::Mask);
 unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], vectors: usize, v: &mut [f32]) {
     let (n, zero) = (L::N, L::zero());
     let (slots, stride) = (p.span * n, p.input_stride(n));
-    assert!(v.len() >= 16 * stride);
+    assert!(v.len() >= 16 * stride && vectors <= p.span);
+    // Per vector and half: the chunk and its two loads' masks.
+    // (Loops, not closures: a closure does not inherit the instruction set, and the mask's
+    // intrinsics then become calls.)
+    let mut loads_of: Vec<[Option<HalfLoads<L>>; 2]> = Vec::with_capacity(vectors);
     for vi in 0..vectors {
-        // Per half: the chunk and its two loads' masks.
-        // (Loops, not closures: a closure does not inherit the instruction set, and the mask's
-        // intrinsics then become calls.)
         let mut halves: [Option<HalfLoads<L>>; 2] = [None, None];
         for (h, half) in halves.iter_mut().enumerate() {
             if let Some(ch) = span_chunks.get(2 * vi + h) {
@@ -253,7 +256,11 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
                 *half = Some((*ch, L::mask(left), L::mask(right)));
             }
         }
-        for c in 0..p.c {
+        loads_of.push(halves);
+    }
+    // Channel by channel, so that each input plane is read from the cache once and in order.
+    for c in 0..p.c {
+        for (vi, halves) in loads_of.iter().enumerate() {
             let plane = x.as_ptr().add(c * p.h * p.w);
             // t[i]: the row transform of input row i of the tiles.
             let mut t = [[zero; 4]; 4];
@@ -266,8 +273,8 @@ unsafe fn input_transform<L: Lanes>(p: &Plan, x: &[f32], span_chunks: &[Chunk], 
                     loads[0][hh] = L::load_masked(base.wrapping_sub(1), left);
                     loads[1][hh] = L::load_masked(base.wrapping_add(1), right);
                 }
-                let (d0, d1) = (loads[0][0].evens(loads[0][1]), loads[0][0].odds(loads[0][1]));
-                let (d2, d3) = (loads[1][0].evens(loads[1][1]), loads[1][0].odds(loads[1][1]));
+                let (d0, d1) = loads[0][0].split(loads[0][1]);
+                let (d2, d3) = loads[1][0].split(loads[1][1]);
                 *ti = [d0.sub(d2), d1.add(d2), d2.sub(d1), d1.sub(d3)];
             }
             let [t0, t1, t2, t3] = t;
@@ -327,9 +334,6 @@ mod tests {
         }
     }
 
-    /// Forward (with and without the epilogue) and input gradient against the im2col path in
-    /// f64: maps of one and several vectors of tiles per row, spans, channel counts that do and
-    /// do not fill the output blocks.
     /// The same bits on 1 and 3 threads, forward and weight gradient (tasks are fixed spans and
     /// parts, not shares of the threads), with a map of several spans and a batch of 1.
     #[test]
