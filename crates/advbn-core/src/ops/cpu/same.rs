@@ -338,8 +338,8 @@ impl Correlation {
                 candle_core::bail!("same conv: the epilogue's scale, shift or residual does not match the output");
             }
         }
-        if method == Method::Fastest && winograd::suits_correlation(isa, (c, h, w), self.o, k) {
-            return Ok(winograd::correlate(isa, input, (n, c, h, w), self.o, weights, epilogue));
+        if let Some(winograd_isa) = winograd::correlation_isa(isa, (c, h, w), self.o, k).filter(|_| method == Method::Fastest) {
+            return Ok(winograd::correlate(winograd_isa, input, (n, c, h, w), self.o, weights, epilogue));
         }
         let (image_len, taps, pad) = (h * w, k * k, (k - 1) / 2);
         // Small maps (the late stages' 6x6 and 3x3) run as one plane of the whole batch: the

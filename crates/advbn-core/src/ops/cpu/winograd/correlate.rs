@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{blocks, chunk_lanes, chunks, input_transform, lanes, output_rows, span_vectors, suits, transform_kernel, Chunk, Plan};
+use super::{blocks, chunk_lanes, chunks, input_transform, lanes, output_rows, span_vectors, suits, transform_kernel, with_fallback, Chunk, Plan};
 use crate::ops::cpu::same::{Epilogue, Weights};
 use crate::ops::cpu::scratch::{filled, Scratch, SharedOut};
 use crate::ops::cpu::simd::{rank1_update, with_lanes, Isa, Lanes};
@@ -17,9 +17,12 @@ use crate::ops::cpu::simd::{rank1_update, with_lanes, Isa, Lanes};
 /// tiles are at their best on them (its 24x24 maps gain 1.25x, AVX2's 8x8 ones, 2 vectors, 1.6x).
 const AVX512_MIN_VECTORS: usize = 4;
 
-/// Whether a correlation goes here (`suits`, and enough tiles per image on AVX-512).
-pub(crate) fn suits_correlation(isa: Isa, (c, h, w): (usize, usize, usize), o: usize, k: usize) -> bool {
-    suits(isa, (c, h, w), o, k) && (isa == Isa::Avx2 || chunks(1, h / 2, w / 2, lanes(isa) / 2).len().div_ceil(2) >= AVX512_MIN_VECTORS)
+/// Which instruction set's kernels take a correlation here on a CPU with `isa`, if any
+/// (`with_fallback` of: `suits`, and enough tiles per image on AVX-512).
+pub(crate) fn correlation_isa(isa: Isa, (c, h, w): (usize, usize, usize), o: usize, k: usize) -> Option<Isa> {
+    with_fallback(isa, (h, w), |isa| {
+        suits(isa, (c, h, w), o, k) && (isa == Isa::Avx2 || chunks(1, h / 2, w / 2, lanes(isa) / 2).len().div_ceil(2) >= AVX512_MIN_VECTORS)
+    })
 }
 
 /// A "same" 3x3 correlation of `input` [n, c, h, w] into `o` channels, `epilogue` applied as

@@ -14,23 +14,31 @@
 
 use rayon::prelude::*;
 
-use super::{blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradient, lanes, output_rows, span_vectors, suits, value_stride, Chunk, Plan};
+use super::{
+    blocks, chunk_lanes, chunks, enabled, input_transform, kernel_gradient, lanes, output_rows, span_vectors, suits, value_stride, with_fallback, Chunk, Plan,
+};
 use crate::ops::cpu::conv::Geometry;
 use crate::ops::cpu::filter::PARTS;
 use crate::ops::cpu::scratch::Scratch;
-use crate::ops::cpu::simd::{detect, split_order, with_lanes, Avx2, Lanes};
+use crate::ops::cpu::simd::{detect, split_order, with_lanes, Avx2, Isa, Lanes};
 use candle_core::Result;
 
-/// Whether the weight gradient of a geometry goes here: a 3x3 stride-1 pad-1 convolution that
-/// Winograd's forward would take.
+/// Which instruction set's kernels take the weight gradient of a geometry here, if any: a 3x3
+/// stride-1 pad-1 convolution whose maps `suits` (`with_fallback`).
+fn filter_isa(g: &Geometry) -> Option<Isa> {
+    let isa = detect().filter(|_| enabled() && g.stride == 1 && (g.kh, g.kw, g.pad) == (3, 3, 1))?;
+    with_fallback(isa, (g.h, g.w), |isa| suits(isa, (g.c, g.h, g.w), g.o, 3))
+}
+
+/// Whether the weight gradient of a geometry goes here.
 pub(crate) fn suits_filter(g: &Geometry) -> bool {
-    enabled() && g.stride == 1 && (g.kh, g.kw, g.pad) == (3, 3, 1) && detect().is_some_and(|isa| suits(isa, (g.c, g.h, g.w), g.o, 3))
+    filter_isa(g).is_some()
 }
 
 /// dL/dw [o, c, 3, 3] from x [n, c, h, w] and dL/dy [n, o, h, w], for a geometry that
 /// `suits_filter`.
 pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &Geometry) -> Result<Vec<f32>> {
-    let Some(isa) = detect().filter(|_| suits_filter(g)) else {
+    let Some(isa) = filter_isa(g) else {
         candle_core::bail!("winograd filter gradient: needs a 3x3 stride-1 pad-1 conv with even sides and at least 8 input channels on an AVX2 CPU, got {g:?}");
     };
     if x.len() != g.input_len() || dy.len() != g.output_len() {

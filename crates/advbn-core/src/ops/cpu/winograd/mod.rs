@@ -21,7 +21,7 @@
 mod correlate;
 mod filter;
 
-pub(super) use correlate::{correlate, suits_correlation};
+pub(super) use correlate::{correlate, correlation_isa};
 pub(super) use filter::{backward_filter, suits_filter};
 
 use super::simd::{Isa, Lanes};
@@ -58,6 +58,21 @@ fn lanes(isa: Isa) -> usize {
 /// channels.
 pub(super) fn suits(isa: Isa, (c, h, w): (usize, usize, usize), o: usize, k: usize) -> bool {
     k == 3 && h % 2 == 0 && w % 2 == 0 && h * w > 0 && occupancy(h, w, lanes(isa)) >= MIN_OCCUPANCY && c >= MIN_CHANNELS && o >= 4
+}
+
+/// `isa` if its kernels take a map (`own`), else, on an AVX-512 CPU, AVX2's where they take it
+/// with every lane holding a tile: 8x8 maps, whose tile rows fill half of an AVX-512 half-vector,
+/// ran 1.15-1.2x faster through AVX2's Winograd than through AVX-512's direct kernels (s20_l3's
+/// three passes, bench/NOTES.md change 38). 12x12 maps (AVX2's lanes three-quarters full) stay on
+/// AVX-512's direct kernels, which measured 1.3x faster there.
+fn with_fallback(isa: Isa, (h, w): (usize, usize), own: impl Fn(Isa) -> bool) -> Option<Isa> {
+    if own(isa) {
+        Some(isa)
+    } else if isa == Isa::Avx512 && occupancy(h, w, lanes(Isa::Avx2)) == 1.0 && own(Isa::Avx2) {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
 }
 
 /// The 16 transformed values of one 3x3 kernel g (row-major): G g G^T with
@@ -316,6 +331,19 @@ mod tests {
             let back: f64 = kernel_gradient(du).iter().zip(&g).map(|(k, g)| *k as f64 * *g as f64).sum();
             assert!((forward - back).abs() < 1e-5, "{forward} vs {back}");
         }
+    }
+
+    /// AVX-512 CPUs take AVX2's kernels only for maps whose AVX2 tiles fill every lane and that
+    /// AVX-512's do not take.
+    #[test]
+    fn avx512_falls_back_to_avx2_only_where_every_lane_holds_a_tile() {
+        let take = |isa, (c, h, w): (usize, usize, usize), o| correlation_isa(isa, (c, h, w), o, 3);
+        assert_eq!(take(Isa::Avx512, (64, 8, 8), 64), Some(Isa::Avx2));
+        assert_eq!(take(Isa::Avx512, (32, 16, 16), 32), Some(Isa::Avx512));
+        assert_eq!(take(Isa::Avx512, (128, 12, 12), 128), None);
+        assert_eq!(take(Isa::Avx2, (128, 12, 12), 128), Some(Isa::Avx2));
+        assert_eq!(take(Isa::Avx512, (4, 8, 8), 64), None, "too few channels for either");
+        assert_eq!(take(Isa::Avx2, (64, 6, 6), 64), None);
     }
 
     #[test]
