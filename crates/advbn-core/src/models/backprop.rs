@@ -16,6 +16,7 @@ use super::resnet::STEM_POOL;
 use super::ResNet;
 use crate::nn::conv_bn::{conv_bn_recorded, RecordedUnit};
 use crate::nn::{BnMode, ForwardMode};
+use crate::ops::batch_norm::sum_grads;
 use crate::ops::conv_bn;
 use crate::ops::max_pool::max_pool2d_backward;
 
@@ -112,7 +113,7 @@ impl BlockRecord {
             None => need_x.then_some(d_identity),
         };
         Ok(match (g, d_skip) {
-            (Some(branch), Some(skip)) => Some((branch + skip)?),
+            (Some(branch), Some(skip)) => Some(sum_grads(&branch, &skip)?),
             _ => None,
         })
     }

@@ -139,6 +139,15 @@ multiversion! {
 }
 
 multiversion! {
+    /// a + b.
+    fn sum_chunk<T: Elem>(a: &[T], b: &[T], out: &mut [MaybeUninit<T>]) -> () {
+        for ((o, av), bv) in out.iter_mut().zip(a).zip(b) {
+            o.write(T::put(av.get() + bv.get()));
+        }
+    }
+}
+
+multiversion! {
     /// g where y > 0, else 0.
     fn relu_grad_chunk<T: Elem>(g: &[T], y: &[T], out: &mut [MaybeUninit<T>]) -> () {
         for ((o, gv), yv) in out.iter_mut().zip(g).zip(y) {
@@ -328,6 +337,40 @@ fn relu_grad_cpu<T: Elem>(g: &[T], y: &[T]) -> CpuStorage {
     T::to_cpu_storage_owned(out)
 }
 
+/// a + b (CPU).
+struct GradSum;
+
+/// The sum of two gradients of one tensor (a block's branch and skip), elementwise on the compute
+/// pool (Candle's add runs on one thread); the same values as `a + b` (CPU).
+pub(crate) fn sum_grads(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &GradSum)
+}
+
+fn sum_cpu<T: Elem>(a: &[T], b: &[T]) -> CpuStorage {
+    // SAFETY: `sum_chunk` writes every element of each chunk.
+    let out = unsafe {
+        map_planes(a.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
+            let n = out.len();
+            sum_chunk(&a[q * ELEMENTWISE_CHUNK..][..n], &b[q * ELEMENTWISE_CHUNK..][..n], out)
+        })
+    };
+    T::to_cpu_storage_owned(out)
+}
+
+impl CustomOp2 for GradSum {
+    fn name(&self) -> &'static str {
+        "grad-sum"
+    }
+
+    fn cpu_fwd(&self, a_s: &CpuStorage, al: &Layout, b_s: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        if al.shape() != bl.shape() {
+            candle_core::bail!("grad-sum: gradients {:?} and {:?} differ in shape", al.shape(), bl.shape());
+        }
+        let out = float_slices!("grad-sum", a_s, al, b_s, bl, |a, b| sum_cpu(a, b));
+        Ok((out, al.shape().clone()))
+    }
+}
+
 impl CustomOp2 for ReluGrad {
     fn name(&self) -> &'static str {
         "relu-grad"
@@ -404,4 +447,30 @@ pub fn batch_norm_add_relu(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Ten
     let dtype = stats_dtype(x.dtype());
     let coeffs = Tensor::cat(&[gamma.to_dtype(dtype)?, beta.to_dtype(dtype)?, mean.detach().to_dtype(dtype)?, var.detach().to_dtype(dtype)?], 0)?;
     x.apply_op3(&coeffs, &residual.contiguous()?, BnAddRelu(options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    /// The pooled sum gives Candle's `a + b` bit for bit (over several chunks and a partial one),
+    /// and refuses tensors of different shapes.
+    #[test]
+    fn gradient_sum_is_candles_add_and_checks_shapes() {
+        for dtype in [DType::F32, DType::F64] {
+            let n = 3 * ELEMENTWISE_CHUNK + 17;
+            let values = |seed: u64| -> Tensor {
+                let v: Vec<f64> =
+                    (0..n as u64).map(|i| (((i + seed) * 2_654_435_761 % 10_007) as f64 / 777.0 - 6.0) * 1.000_001f64.powi((i % 97) as i32)).collect();
+                Tensor::from_vec(v, (n,), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+            };
+            let (a, b) = (values(1), values(2));
+            let bits = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&sum_grads(&a, &b).unwrap()), bits(&(&a + &b).unwrap()), "{dtype:?}");
+        }
+        let (a, b) = (Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap());
+        let err = sum_grads(&a, &b).unwrap_err().to_string();
+        assert!(err.contains("differ in shape"), "{err}");
+    }
 }
