@@ -338,6 +338,9 @@ pub fn backward_data<T: Float>(dy: &[T], w: &[T], g: &Geometry) -> Result<Vec<T>
     if let Some(dx) = direct(super::direct::suits_input_gradient(g), g, dy, w, super::direct::backward_data) {
         return dx;
     }
+    if let Some(dx) = direct(super::phases::suits(g), g, dy, w, super::phases::backward_data) {
+        return dx;
+    }
     backward_data_im2col(dy, w, g)
 }
 

@@ -31,7 +31,7 @@ const AVX512_NARROW: (usize, usize) = (16, 1);
 const AVX2_TILE: (usize, usize) = (6, 2);
 const AVX2_NARROW: (usize, usize) = (8, 1);
 /// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles sweep).
-const PANEL_BYTES: usize = 24 << 10;
+pub(super) const PANEL_BYTES: usize = 24 << 10;
 
 /// Whether `direct` should run this geometry: stride 1, a padding the flipped kernel can undo,
 /// a CPU with the kernels' instruction set, and a map wide enough that the dropped columns and
@@ -54,21 +54,21 @@ pub fn suits_input_gradient(g: &Geometry) -> bool {
 }
 
 /// What one register tile reads and writes.
-struct TileArgs<'a> {
+pub(super) struct TileArgs<'a> {
     /// The first position's input in channel 0 of the staged image.
-    x: *const f32,
+    pub x: *const f32,
     /// Values per staged channel.
-    plane: usize,
-    channels: usize,
+    pub plane: usize,
+    pub channels: usize,
     /// Where each tap's run starts inside a staged channel.
-    offsets: &'a [usize],
+    pub offsets: &'a [usize],
     /// The output block's weights, [channel][tap][R].
-    w: *const f32,
+    pub w: *const f32,
     /// Add the tile's old values (channel blocks after the first).
-    accumulate: bool,
+    pub accumulate: bool,
     /// The tile's first output; rows `out_stride` apart.
-    out: *mut f32,
-    out_stride: usize,
+    pub out: *mut f32,
+    pub out_stride: usize,
 }
 
 /// One register tile: out[r][v * L::N + lane] (+)= sum over channels c and taps t of
@@ -107,7 +107,7 @@ unsafe fn tile<L: Lanes, const R: usize, const V: usize>(a: &TileArgs) {
     }
 }
 
-type TileFn = unsafe fn(&TileArgs);
+pub(super) type TileFn = unsafe fn(&TileArgs);
 
 tile_fns!(
     tile,
@@ -123,7 +123,7 @@ tile_fns!(
 /// The kernel for an instruction set and `positions` outputs per plane: (kernel, output channels
 /// per tile, positions per tile). The narrow tile when the wide one would compute over 15% more
 /// positions.
-fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize) {
+pub(super) fn kernel(isa: Isa, positions: usize) -> (TileFn, usize, usize) {
     let (wide, narrow, lanes) = match isa {
         Isa::Avx512 => ((tile_avx512 as TileFn, AVX512_TILE), (narrow_avx512 as TileFn, AVX512_NARROW), 16),
         Isa::Avx2 => ((tile_avx2 as TileFn, AVX2_TILE), (narrow_avx2 as TileFn, AVX2_NARROW), 8),

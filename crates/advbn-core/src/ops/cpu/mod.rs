@@ -7,6 +7,7 @@ pub mod conv;
 pub mod direct;
 pub mod filter;
 pub mod gemm;
+mod phases;
 pub mod same;
 mod scatter;
 pub mod scratch;
