@@ -315,73 +315,60 @@ impl CustomOp3 for BnAddRelu {
     }
 }
 
-/// g where the ReLU's output y is positive, else 0: (g, y) (CPU).
-struct ReluGrad;
+/// The elementwise passes over two tensors of one shape (CPU, on the compute pool).
+#[derive(Clone, Copy)]
+enum Pairwise {
+    /// (g, y): g where the ReLU's output y is positive, else 0.
+    ReluGrad,
+    /// (a, b): a + b.
+    Sum,
+}
 
 /// The gradient through a ReLU from its output `y`: `grad` where y > 0, else 0 (CPU).
 pub(crate) fn relu_grad(grad: &Tensor, y: &Tensor) -> Result<Tensor> {
-    grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)
+    grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &Pairwise::ReluGrad)
+}
+
+/// The sum of two gradients of one tensor (a block's branch and skip), elementwise on the compute
+/// pool (Candle's add runs on one thread); the same values as `a + b` (CPU).
+pub(crate) fn sum_grads(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &Pairwise::Sum)
 }
 
 /// Elements per task of an elementwise pass.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
-fn relu_grad_cpu<T: Elem>(g: &[T], y: &[T]) -> CpuStorage {
-    // SAFETY: `relu_grad_chunk` writes every element of each chunk.
-    let out = unsafe {
-        map_planes(g.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
-            let n = out.len();
-            relu_grad_chunk(&g[q * ELEMENTWISE_CHUNK..][..n], &y[q * ELEMENTWISE_CHUNK..][..n], out)
-        })
-    };
-    T::to_cpu_storage_owned(out)
+impl Pairwise {
+    fn cpu<T: Elem>(self, a: &[T], b: &[T]) -> CpuStorage {
+        // SAFETY: each chunk function writes every element of its chunk.
+        let out = unsafe {
+            map_planes(a.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
+                let (a, b) = (&a[q * ELEMENTWISE_CHUNK..][..out.len()], &b[q * ELEMENTWISE_CHUNK..][..out.len()]);
+                match self {
+                    Self::ReluGrad => relu_grad_chunk(a, b, out),
+                    Self::Sum => sum_chunk(a, b, out),
+                }
+            })
+        };
+        T::to_cpu_storage_owned(out)
+    }
 }
 
-/// a + b (CPU).
-struct GradSum;
-
-/// The sum of two gradients of one tensor (a block's branch and skip), elementwise on the compute
-/// pool (Candle's add runs on one thread); the same values as `a + b` (CPU).
-pub(crate) fn sum_grads(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &GradSum)
-}
-
-fn sum_cpu<T: Elem>(a: &[T], b: &[T]) -> CpuStorage {
-    // SAFETY: `sum_chunk` writes every element of each chunk.
-    let out = unsafe {
-        map_planes(a.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
-            let n = out.len();
-            sum_chunk(&a[q * ELEMENTWISE_CHUNK..][..n], &b[q * ELEMENTWISE_CHUNK..][..n], out)
-        })
-    };
-    T::to_cpu_storage_owned(out)
-}
-
-impl CustomOp2 for GradSum {
+impl CustomOp2 for Pairwise {
     fn name(&self) -> &'static str {
-        "grad-sum"
+        match self {
+            Self::ReluGrad => "relu-grad",
+            Self::Sum => "grad-sum",
+        }
     }
 
     fn cpu_fwd(&self, a_s: &CpuStorage, al: &Layout, b_s: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
         if al.shape() != bl.shape() {
-            candle_core::bail!("grad-sum: gradients {:?} and {:?} differ in shape", al.shape(), bl.shape());
+            candle_core::bail!("{name}: operands {:?} and {:?} differ in shape", al.shape(), bl.shape());
         }
-        let out = float_slices!("grad-sum", a_s, al, b_s, bl, |a, b| sum_cpu(a, b));
+        let out = float_slices!(name, a_s, al, b_s, bl, |a, b| self.cpu(a, b));
         Ok((out, al.shape().clone()))
-    }
-}
-
-impl CustomOp2 for ReluGrad {
-    fn name(&self) -> &'static str {
-        "relu-grad"
-    }
-
-    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
-        if gl.shape() != yl.shape() {
-            candle_core::bail!("relu-grad: gradient {:?} and output {:?} differ in shape", gl.shape(), yl.shape());
-        }
-        let out = float_slices!("relu-grad", gs, gl, ys, yl, |g, y| relu_grad_cpu(g, y));
-        Ok((out, gl.shape().clone()))
     }
 }
 
