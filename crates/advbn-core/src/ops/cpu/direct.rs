@@ -176,12 +176,9 @@ impl Correlation {
         });
         let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, self.c);
 
-        // A task is one image's output channels, or a share of them when there are too few
-        // images to keep every thread busy. For each channel block and output block, the tiles
-        // run in order over the image, reusing the panel slice from L1.
-        let threads = rayon::current_num_threads();
-        let groups = if self.n >= 2 * threads { 1 } else { (2 * threads).div_ceil(self.n.max(1)).min(blocks) };
-        let blocks_per_group = blocks.div_ceil(groups);
+        // A task per image and group of output blocks (`blocks_per_task`). For each channel block
+        // and output block, the tiles run in order over the image, reusing the panel slice from L1.
+        let blocks_per_group = blocks_per_task(self.n, blocks);
         let (packed, offsets) = (&packed[..], &offsets[..]);
         let fill = |out: &mut [MaybeUninit<f32>]| {
             out.par_chunks_mut(self.o * oh * ow).enumerate().for_each(|(img, out_img)| {
@@ -230,6 +227,15 @@ impl Correlation {
         let out = unsafe { filled(self.n * self.o * oh * ow, fill) };
         Ok(out)
     }
+}
+
+/// Output blocks per task of a pass over `images` images of `blocks` output blocks each: a task
+/// is one image's blocks, or a share of them when there are too few images to keep every thread
+/// busy. Only which task computes a block depends on the thread count, never how it is summed.
+pub(super) fn blocks_per_task(images: usize, blocks: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    let groups = if images >= 2 * threads { 1 } else { (2 * threads).div_ceil(images.max(1)).min(blocks) };
+    blocks.div_ceil(groups.max(1))
 }
 
 multiversion! {

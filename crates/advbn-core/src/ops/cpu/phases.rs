@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::conv::Geometry;
-use super::direct::{kernel, TileArgs, PANEL_BYTES};
+use super::direct::{blocks_per_task, kernel, TileArgs, PANEL_BYTES};
 use super::scratch::{filled, Pooled, Scratch};
 use super::simd::{detect, multiversion};
 use candle_core::Result;
@@ -38,9 +38,10 @@ struct Layout {
     /// Row length of the padded copy (ow + before + after) and its rows.
     wp: usize,
     rows: usize,
-    /// Per phase (py * 2 + px): the taps (index ky * k + kx) and their offsets in the padded
+    /// Per phase (py * 2 + px): the taps (index ky * k + kx), and their offsets in the padded
     /// copy from a position's own value.
-    taps: [Vec<(usize, usize)>; 4],
+    taps: [Vec<usize>; 4],
+    offsets: [Vec<usize>; 4],
 }
 
 impl Layout {
@@ -53,18 +54,17 @@ impl Layout {
         let before = all.clone().map(|d| -d).max().unwrap_or(0).max(0) as usize;
         let after = all.max().unwrap_or(0).max(0) as usize;
         let wp = g.ow + before + after;
-        let taps = std::array::from_fn(|phase| {
+        let (mut taps, mut offsets): ([Vec<usize>; 4], [Vec<usize>; 4]) = Default::default();
+        for phase in 0..4 {
             let (rows, cols) = (if phase / 2 == 0 { &even } else { &odd }, if phase % 2 == 0 { &even } else { &odd });
-            let mut taps = Vec::new();
             for &(ky, dy) in rows {
                 for &(kx, dx) in cols {
-                    let offset = (dy + before as isize) as usize * wp + (dx + before as isize) as usize;
-                    taps.push((ky * g.kw + kx, offset));
+                    taps[phase].push(ky * g.kw + kx);
+                    offsets[phase].push((dy + before as isize) as usize * wp + (dx + before as isize) as usize);
                 }
             }
-            taps
-        });
-        Self { before, wp, rows: g.oh + before + after, taps }
+        }
+        Self { before, wp, rows: g.oh + before + after, taps, offsets }
     }
 }
 
@@ -102,7 +102,7 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     let tiles = positions.div_ceil(tile);
     let stride = tiles * tile;
     // The padded copy must cover the furthest tap of the last tile.
-    let furthest = layout.taps.iter().flatten().map(|&(_, off)| off).max().unwrap_or(0);
+    let furthest = layout.offsets.iter().flatten().copied().max().unwrap_or(0);
     let plane = (layout.rows * wp).max(stride + furthest);
     let blocks = g.c.div_ceil(r);
 
@@ -115,7 +115,7 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
             let mut panel = vec![0f32; blocks * g.o * phase.len() * r];
             panel.par_chunks_mut((g.o * phase.len() * r).max(1)).enumerate().for_each(|(block, panel)| {
                 for oi in 0..g.o {
-                    for (t, &(tap, _)) in phase.iter().enumerate() {
+                    for (t, &tap) in phase.iter().enumerate() {
                         for i in 0..r.min(g.c - block * r) {
                             panel[(oi * phase.len() + t) * r + i] = w[(oi * g.c + block * r + i) * taps + tap];
                         }
@@ -130,11 +130,8 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     // output block sweep them.
     let channel_block = (PANEL_BYTES / (most_taps * r * 4)).min(INPUT_BYTES / (plane * 4)).clamp(1, g.o.max(1));
 
-    // A task is one image's input channels, or a share of them when there are too few images
-    // to keep every thread busy (as the direct forward).
-    let threads = rayon::current_num_threads();
-    let groups = if g.n >= 2 * threads { 1 } else { (2 * threads).div_ceil(g.n.max(1)).min(blocks) };
-    let blocks_per_group = blocks.div_ceil(groups);
+    // A task per image and group of input-channel blocks (`direct::blocks_per_task`).
+    let blocks_per_group = blocks_per_task(g.n, blocks);
     let (panels, layout) = (&panels[..], &layout);
     let image_len = g.c * g.h * g.w;
     let fill = |out: &mut [MaybeUninit<f32>]| {
@@ -147,11 +144,10 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
                 let mut padded = Scratch::<f32>::take(g.o * plane);
                 let padded = padded.as_mut_slice(g.o * plane);
                 pad_planes(&dy[img * g.o * g.oh * g.ow..][..g.o * g.oh * g.ow], padded, (g.oh, g.ow), (layout.before, wp, plane));
-                for (phase, phase_taps) in layout.taps.iter().enumerate() {
-                    if phase_taps.is_empty() {
+                for (phase, offsets) in layout.offsets.iter().enumerate() {
+                    if offsets.is_empty() {
                         continue;
                     }
-                    let offsets: Vec<usize> = phase_taps.iter().map(|&(_, off)| off).collect();
                     let phase_buf = &mut buf[phase * group_blocks * r * stride..][..group_blocks * r * stride];
                     for c0 in (0..g.o).step_by(channel_block) {
                         let channels = channel_block.min(g.o - c0);
@@ -163,7 +159,7 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
                                     x: x.wrapping_add(t * tile),
                                     plane,
                                     channels,
-                                    offsets: &offsets,
+                                    offsets,
                                     w,
                                     accumulate: c0 > 0,
                                     out: phase_buf.as_mut_ptr().wrapping_add(b * r * stride + t * tile),

@@ -425,11 +425,8 @@ impl Correlation {
             Some(e) => (padded_channels(e.scale), padded_channels(e.shift)),
             None => (Vec::new(), Vec::new()),
         };
-        // A task is one image's output channels, or a share of them when there are too few
-        // images to keep every thread busy.
-        let threads = rayon::current_num_threads();
-        let groups = if images >= 2 * threads { 1 } else { (2 * threads).div_ceil(images.max(1)).min(blocks) };
-        let blocks_per_group = blocks.div_ceil(groups);
+        // A task per image and group of output blocks (`direct::blocks_per_task`).
+        let blocks_per_group = super::direct::blocks_per_task(images, blocks);
         let (packed, offsets, masks, out_masks) = (&*packed, &offsets[..], &masks[..], &out_masks[..]);
         let fill = |out: &mut [MaybeUninit<f32>]| {
             out.par_chunks_mut(self.o * hw).enumerate().for_each(|(img, out_img)| {
