@@ -56,19 +56,19 @@ pub fn suits_input_gradient(g: &Geometry) -> bool {
 /// What one register tile reads and writes.
 pub(super) struct TileArgs<'a> {
     /// The first position's input in channel 0 of the staged image.
-    pub x: *const f32,
+    x: *const f32,
     /// Values per staged channel.
-    pub plane: usize,
-    pub channels: usize,
+    plane: usize,
+    channels: usize,
     /// Where each tap's run starts inside a staged channel.
-    pub offsets: &'a [usize],
+    offsets: &'a [usize],
     /// The output block's weights, [channel][tap][R].
-    pub w: *const f32,
+    w: *const f32,
     /// Add the tile's old values (channel blocks after the first).
-    pub accumulate: bool,
+    accumulate: bool,
     /// The tile's first output; rows `out_stride` apart.
-    pub out: *mut f32,
-    pub out_stride: usize,
+    out: *mut f32,
+    out_stride: usize,
 }
 
 /// One register tile: out[r][v * L::N + lane] (+)= sum over channels c and taps t of
@@ -194,30 +194,8 @@ impl Correlation {
                     let padded = padded.as_mut_slice(self.c * plane);
                     let image = &input[img * self.c * self.h * self.w..][..self.c * self.h * self.w];
                     stage_image(isa, &st, image, padded);
-                    for c0 in (0..self.c).step_by(channel_block) {
-                        let channels = channel_block.min(self.c - c0);
-                        let x = padded[c0 * plane..].as_ptr();
-                        for b in 0..group_blocks {
-                            let w = packed[((first_block + b) * self.c + c0) * taps * r..].as_ptr();
-                            for t in 0..tiles {
-                                let args = TileArgs {
-                                    x: x.wrapping_add(t * tile),
-                                    plane,
-                                    channels,
-                                    offsets,
-                                    w,
-                                    accumulate: c0 > 0,
-                                    out: buf.as_mut_ptr().wrapping_add(b * r * stride + t * tile),
-                                    out_stride: stride,
-                                };
-                                // SAFETY: reads stay inside this image's planes (`plane` covers the
-                                // last tile's furthest tap) and the block's panel (channels c0..
-                                // c0 + channels); the tile reads and writes r rows of `tile`
-                                // values inside `buf` (written by the first channel block).
-                                unsafe { kernel(&args) };
-                            }
-                        }
-                    }
+                    let sweep = Sweep { kernel, channels: self.c, channel_block, plane, offsets, r, tile, tiles };
+                    sweep.run(padded, &packed[first_block * self.c * taps * r..], group_blocks, buf);
                     copy_out(buf, out_group, (oh, ow), wp, stride);
                 });
             });
@@ -226,6 +204,56 @@ impl Correlation {
         // copied from the tile buffer.
         let out = unsafe { filled(self.n * self.o * oh * ow, fill) };
         Ok(out)
+    }
+}
+
+/// The register tiles of one image over its staged planes: for each channel block, each output
+/// block and each tile in order (the panel slice reused from L1), the first channel block writing
+/// the tile buffer and the others adding to it.
+pub(super) struct Sweep<'a> {
+    pub kernel: TileFn,
+    /// Staged channels, and how many each pass of the tiles sums.
+    pub channels: usize,
+    pub channel_block: usize,
+    /// Values per staged channel, and where each tap's run starts in one.
+    pub plane: usize,
+    pub offsets: &'a [usize],
+    /// Output channels per block, positions per tile, tiles per plane.
+    pub r: usize,
+    pub tile: usize,
+    pub tiles: usize,
+}
+
+impl Sweep<'_> {
+    /// Tiles of `blocks` output blocks from `staged` planes (covering every tile's furthest tap)
+    /// and their `panels` ([block][channel][tap][r]) into `out` ([block][r][tiles * tile]).
+    pub fn run(&self, staged: &[f32], panels: &[f32], blocks: usize, out: &mut [f32]) {
+        let (taps, r, stride) = (self.offsets.len(), self.r, self.tiles * self.tile);
+        assert!(staged.len() >= self.channels * self.plane && panels.len() >= blocks * self.channels * taps * r && out.len() >= blocks * r * stride);
+        for c0 in (0..self.channels).step_by(self.channel_block) {
+            let channels = self.channel_block.min(self.channels - c0);
+            let x = staged[c0 * self.plane..].as_ptr();
+            for b in 0..blocks {
+                let w = panels[(b * self.channels + c0) * taps * r..].as_ptr();
+                for t in 0..self.tiles {
+                    let args = TileArgs {
+                        x: x.wrapping_add(t * self.tile),
+                        plane: self.plane,
+                        channels,
+                        offsets: self.offsets,
+                        w,
+                        accumulate: c0 > 0,
+                        out: out.as_mut_ptr().wrapping_add(b * r * stride + t * self.tile),
+                        out_stride: stride,
+                    };
+                    // SAFETY: reads stay inside the staged planes (`plane` covers the last
+                    // tile's furthest tap, checked by the caller) and the block's panel (channels
+                    // c0.. c0 + channels); the tile reads and writes r rows of `tile` values
+                    // inside `out` (written by the first channel block).
+                    unsafe { (self.kernel)(&args) };
+                }
+            }
+        }
     }
 }
 

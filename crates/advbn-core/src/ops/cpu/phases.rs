@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::conv::Geometry;
-use super::direct::{blocks_per_task, kernel, TileArgs, PANEL_BYTES};
+use super::direct::{blocks_per_task, kernel, Sweep, PANEL_BYTES};
 use super::scratch::{filled, Pooled, Scratch};
 use super::simd::{detect, multiversion};
 use candle_core::Result;
@@ -149,31 +149,8 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
                         continue;
                     }
                     let phase_buf = &mut buf[phase * group_blocks * r * stride..][..group_blocks * r * stride];
-                    for c0 in (0..g.o).step_by(channel_block) {
-                        let channels = channel_block.min(g.o - c0);
-                        let x = padded[c0 * plane..].as_ptr();
-                        for b in 0..group_blocks {
-                            let w = panels[phase][((first_block + b) * g.o + c0) * offsets.len() * r..].as_ptr();
-                            for t in 0..tiles {
-                                let args = TileArgs {
-                                    x: x.wrapping_add(t * tile),
-                                    plane,
-                                    channels,
-                                    offsets,
-                                    w,
-                                    accumulate: c0 > 0,
-                                    out: phase_buf.as_mut_ptr().wrapping_add(b * r * stride + t * tile),
-                                    out_stride: stride,
-                                };
-                                // SAFETY: reads stay inside this image's padded planes (`plane`
-                                // covers the last tile's furthest tap) and the block's panel
-                                // (channels c0.. c0 + channels); the tile reads and writes r rows
-                                // of `tile` values inside `phase_buf` (written by the first
-                                // channel block).
-                                unsafe { tile_fn(&args) };
-                            }
-                        }
-                    }
+                    let sweep = Sweep { kernel: tile_fn, channels: g.o, channel_block, plane, offsets, r, tile, tiles };
+                    sweep.run(padded, &panels[phase][first_block * g.o * offsets.len() * r..], group_blocks, phase_buf);
                 }
                 let has_taps: [bool; 4] = std::array::from_fn(|phase| !layout.taps[phase].is_empty());
                 interleave(buf, out_group, (g.oh, g.ow, wp), (group_blocks * r * stride, stride), has_taps);
