@@ -2,7 +2,8 @@
 //! statistics; weight gradients) and for AdvBN's attack (eval mode, frozen weights; the gradient
 //! of the tail's input): the forward keeps each unit's record (`nn::conv_bn_recorded`) and the
 //! backward walks the blocks in reverse with our kernels, summing each block's two input
-//! gradients (branch and identity) itself. Through Candle's graph every intermediate tensor's
+//! gradients (branch and identity) itself, in the pass that masks them by the previous block's
+//! ReLU (`ops::gradient::Grad`). Through Candle's graph every intermediate tensor's
 //! gradient is accumulated from a zero-filled tensor by a single-threaded add; here only what is
 //! asked for is kept.
 //!
@@ -16,8 +17,8 @@ use super::resnet::STEM_POOL;
 use super::ResNet;
 use crate::nn::conv_bn::{conv_bn_recorded, RecordedUnit};
 use crate::nn::{BnMode, ForwardMode};
-use crate::ops::batch_norm::sum_grads;
 use crate::ops::conv_bn;
+use crate::ops::gradient::Grad;
 use crate::ops::max_pool::max_pool2d_backward;
 
 /// What the backward of one recorded tail pass needs, in forward order.
@@ -78,7 +79,7 @@ impl TailRecord {
 
     fn walk_back(self, grad: &Tensor, need_input: bool, grads: &mut GradStore) -> candle_core::Result<Option<Tensor>> {
         let TailRecord { stem, blocks } = self;
-        let mut grad = Some(grad.clone());
+        let mut grad = Some(Grad::Whole(grad.clone()));
         for (i, block) in blocks.into_iter().enumerate().rev() {
             let Some(g) = &grad else { candle_core::bail!("recorded tail: internal error, a block's output gradient is missing") };
             grad = block.backward(g, i > 0 || stem.is_some() || need_input, grads)?;
@@ -86,34 +87,41 @@ impl TailRecord {
         if let Some((unit, pool_input)) = stem {
             let Some(mut g) = grad else { candle_core::bail!("recorded tail: internal error, the stem's output gradient is missing") };
             if let Some(z) = pool_input {
-                g = max_pool2d_backward(&z, &g, STEM_POOL)?;
+                g = Grad::Whole(max_pool2d_backward(&z, &g.total()?, STEM_POOL)?);
             }
-            grad = unit.backward(&g, need_input, grads)?.0;
+            grad = unit.backward(&g, need_input, grads)?.0.map(Grad::Whole);
         }
-        Ok(grad)
+        grad.map(|g| g.total()).transpose()
     }
 }
 
 impl BlockRecord {
-    /// The block's backward from its output's gradient; its input's gradient (branch plus
-    /// identity) when `need_x`.
-    fn backward(self, grad: &Tensor, need_x: bool, grads: &mut GradStore) -> candle_core::Result<Option<Tensor>> {
+    /// The block's backward from its output's gradient; its input's gradient (branch and
+    /// identity, left unsummed for the ReLU before the block to mask) when `need_x`.
+    fn backward(self, grad: &Grad, need_x: bool, grads: &mut GradStore) -> candle_core::Result<Option<Grad>> {
         // Through the branch, last unit first; the last unit also gives the identity's gradient.
-        let mut g = Some(grad.clone());
-        let mut d_identity = None;
+        let (mut g, mut d_identity) = (None, None);
+        let last = self.units.len().saturating_sub(1);
         for (i, unit) in self.units.iter().enumerate().rev() {
-            let Some(current) = &g else { candle_core::bail!("recorded block: internal error, a unit's output gradient is missing") };
+            let whole;
+            let current = if i == last {
+                grad
+            } else {
+                let Some(inner) = g.take() else { candle_core::bail!("recorded block: internal error, a unit's output gradient is missing") };
+                whole = Grad::Whole(inner);
+                &whole
+            };
             let (d_in, d_residual) = unit.backward(current, i > 0 || need_x, grads)?;
             d_identity = d_identity.or(d_residual);
             g = d_in;
         }
         let Some(d_identity) = d_identity else { candle_core::bail!("recorded block: internal error, no unit added the identity") };
         let d_skip = match &self.downsample {
-            Some(unit) => unit.backward(&d_identity, need_x, grads)?.0,
+            Some(unit) => unit.backward(&Grad::Whole(d_identity), need_x, grads)?.0,
             None => need_x.then_some(d_identity),
         };
         Ok(match (g, d_skip) {
-            (Some(branch), Some(skip)) => Some(sum_grads(&branch, &skip)?),
+            (Some(branch), Some(skip)) => Some(Grad::Parts(branch, skip)),
             _ => None,
         })
     }

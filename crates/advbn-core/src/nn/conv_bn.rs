@@ -13,6 +13,7 @@ use super::mode::{BnMode, ForwardMode};
 use super::DualBatchNorm;
 use crate::ops::conv_affine::{conv_affine, conv_affine_recorded, supported, FrozenUnit};
 use crate::ops::conv_bn::TrainUnit;
+use crate::ops::gradient::Grad;
 
 /// ReLU?(BN(conv(x)) + residual?) with the BN branch and statistics `mode` selects.
 pub fn conv_bn(conv: &Conv2d, bn: &DualBatchNorm, x: &Tensor, mode: ForwardMode, residual: Option<&Tensor>, relu: bool) -> candle_core::Result<Tensor> {
@@ -67,7 +68,7 @@ impl RecordedUnit {
     /// Back-propagates `grad` (the output's gradient): adds a training unit's weight, gamma and
     /// beta gradients to `grads` and returns the input's (when `need_x`) and the residual's (for
     /// a unit that adds one).
-    pub fn backward(&self, grad: &Tensor, need_x: bool, grads: &mut GradStore) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    pub fn backward(&self, grad: &Grad, need_x: bool, grads: &mut GradStore) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         match self {
             RecordedUnit::Train { unit, weight, gamma, beta } => {
                 let g = unit.backward(grad, need_x)?;

@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 
 use super::cpu::channels::{channel_totals, coefficients, float_slices, map_planes, sum, Elem, Real};
 use super::cpu::simd::multiversion;
+use super::gradient::relu_grad;
 #[cfg(feature = "cuda")]
 use super::gradient_pass::CudaArg;
 use super::gradient_pass::{GradientPass, Pass, PassOutput};
@@ -134,24 +135,6 @@ multiversion! {
             let xv = xv.get();
             let gv = masked(gv.get(), xv * scale + shift, relu);
             o.write(T::put(scale * (gv - mean_g - (xv - mean) * xhat_coeff)));
-        }
-    }
-}
-
-multiversion! {
-    /// a + b.
-    fn sum_chunk<T: Elem>(a: &[T], b: &[T], out: &mut [MaybeUninit<T>]) -> () {
-        for ((o, av), bv) in out.iter_mut().zip(a).zip(b) {
-            o.write(T::put(av.get() + bv.get()));
-        }
-    }
-}
-
-multiversion! {
-    /// g where y > 0, else 0.
-    fn relu_grad_chunk<T: Elem>(g: &[T], y: &[T], out: &mut [MaybeUninit<T>]) -> () {
-        for ((o, gv), yv) in out.iter_mut().zip(g).zip(y) {
-            o.write(if yv.get() > T::R::ZERO { *gv } else { T::put(T::R::ZERO) });
         }
     }
 }
@@ -315,63 +298,6 @@ impl CustomOp3 for BnAddRelu {
     }
 }
 
-/// The elementwise passes over two tensors of one shape (CPU, on the compute pool).
-#[derive(Clone, Copy)]
-enum Pairwise {
-    /// (g, y): g where the ReLU's output y is positive, else 0.
-    ReluGrad,
-    /// (a, b): a + b.
-    Sum,
-}
-
-/// The gradient through a ReLU from its output `y`: `grad` where y > 0, else 0 (CPU).
-pub(crate) fn relu_grad(grad: &Tensor, y: &Tensor) -> Result<Tensor> {
-    grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &Pairwise::ReluGrad)
-}
-
-/// The sum of two gradients of one tensor (a block's branch and skip), elementwise on the compute
-/// pool (Candle's add runs on one thread); the same values as `a + b` (CPU).
-pub(crate) fn sum_grads(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &Pairwise::Sum)
-}
-
-/// Elements per task of an elementwise pass.
-const ELEMENTWISE_CHUNK: usize = 1 << 14;
-
-impl Pairwise {
-    fn cpu<T: Elem>(self, a: &[T], b: &[T]) -> CpuStorage {
-        // SAFETY: each chunk function writes every element of its chunk.
-        let out = unsafe {
-            map_planes(a.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
-                let (a, b) = (&a[q * ELEMENTWISE_CHUNK..][..out.len()], &b[q * ELEMENTWISE_CHUNK..][..out.len()]);
-                match self {
-                    Self::ReluGrad => relu_grad_chunk(a, b, out),
-                    Self::Sum => sum_chunk(a, b, out),
-                }
-            })
-        };
-        T::to_cpu_storage_owned(out)
-    }
-}
-
-impl CustomOp2 for Pairwise {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::ReluGrad => "relu-grad",
-            Self::Sum => "grad-sum",
-        }
-    }
-
-    fn cpu_fwd(&self, a_s: &CpuStorage, al: &Layout, b_s: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        if al.shape() != bl.shape() {
-            candle_core::bail!("{name}: operands {:?} and {:?} differ in shape", al.shape(), bl.shape());
-        }
-        let out = float_slices!(name, a_s, al, b_s, bl, |a, b| self.cpu(a, b));
-        Ok((out, al.shape().clone()))
-    }
-}
-
 impl GradientPass for BnGradSums {
     const NAME: &'static str = "batch-norm-grad-sums";
 
@@ -434,30 +360,4 @@ pub fn batch_norm_add_relu(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Ten
     let dtype = stats_dtype(x.dtype());
     let coeffs = Tensor::cat(&[gamma.to_dtype(dtype)?, beta.to_dtype(dtype)?, mean.detach().to_dtype(dtype)?, var.detach().to_dtype(dtype)?], 0)?;
     x.apply_op3(&coeffs, &residual.contiguous()?, BnAddRelu(options))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{DType, Device};
-
-    /// The pooled sum gives Candle's `a + b` bit for bit (over several chunks and a partial one),
-    /// and refuses tensors of different shapes.
-    #[test]
-    fn gradient_sum_is_candles_add_and_checks_shapes() {
-        for dtype in [DType::F32, DType::F64] {
-            let n = 3 * ELEMENTWISE_CHUNK + 17;
-            let values = |seed: u64| -> Tensor {
-                let v: Vec<f64> =
-                    (0..n as u64).map(|i| (((i + seed) * 2_654_435_761 % 10_007) as f64 / 777.0 - 6.0) * 1.000_001f64.powi((i % 97) as i32)).collect();
-                Tensor::from_vec(v, (n,), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
-            };
-            let (a, b) = (values(1), values(2));
-            let bits = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&sum_grads(&a, &b).unwrap()), bits(&(&a + &b).unwrap()), "{dtype:?}");
-        }
-        let (a, b) = (Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(), Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap());
-        let err = sum_grads(&a, &b).unwrap_err().to_string();
-        assert!(err.contains("differ in shape"), "{err}");
-    }
 }

@@ -14,10 +14,10 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::batch_norm::relu_grad;
 use super::conv::{input_gradient, ConvParams};
 use super::cpu::conv::Geometry;
 use super::cpu::simd::vectorized;
+use super::gradient::Grad;
 
 /// Fewest elements per task of the in-place map.
 const TASK: usize = 1 << 15;
@@ -132,9 +132,8 @@ impl ConvAffine {
 
     /// The gradient reaching the affine map's output (masked by the ReLU), and the input's
     /// when `need_x`.
-    fn backward(&self, x: &Tensor, y: &Tensor, grad: &Tensor, need_x: bool) -> Result<(Tensor, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let masked = if self.relu { relu_grad(&grad, y)? } else { grad };
+    fn backward(&self, x: &Tensor, y: &Tensor, grad: &Grad, need_x: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let masked = if self.relu { grad.relu_masked(y)? } else { grad.total()?.contiguous()? };
         let d_x = if need_x {
             let o = self.weight.dim(0)?;
             let scale = Tensor::from_vec(self.scale.clone(), (o, 1, 1, 1), x.device())?.to_dtype(self.weight.dtype())?;
@@ -171,7 +170,7 @@ impl CustomOp1 for Plain {
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(self.0.backward(x, res, grad, x.track_op())?.1)
+        Ok(self.0.backward(x, res, &Grad::Whole(grad.clone()), x.track_op())?.1)
     }
 }
 
@@ -188,7 +187,7 @@ impl CustomOp2 for WithResidual {
     }
 
     fn bwd(&self, x: &Tensor, r: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (masked, d_x) = self.0.backward(x, res, grad, x.track_op())?;
+        let (masked, d_x) = self.0.backward(x, res, &Grad::Whole(grad.clone()), x.track_op())?;
         Ok((d_x, r.track_op().then_some(masked)))
     }
 }
@@ -237,7 +236,7 @@ pub fn conv_affine_recorded(
 impl FrozenUnit {
     /// From the output's gradient: the input's (when `need_x`) and the residual's (for a unit
     /// that adds one), as the graph's backward of [`conv_affine`] computes them.
-    pub fn backward(&self, grad: &Tensor, need_x: bool) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    pub fn backward(&self, grad: &Grad, need_x: bool) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (masked, d_x) = self.op.backward(&self.x, &self.y, grad, need_x)?;
         Ok((d_x, self.residual.then_some(masked)))
     }

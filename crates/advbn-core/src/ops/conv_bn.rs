@@ -9,8 +9,9 @@
 
 use candle_core::{Result, Tensor};
 
-use super::batch_norm::{apply_train, backward_for, batch_stats, relu_grad, BnOptions};
+use super::batch_norm::{apply_train, backward_for, batch_stats, BnOptions};
 use super::conv::{conv2d, input_gradient, uses_cpu_kernels, weight_grad, ConvParams};
+use super::gradient::Grad;
 use super::storage::stats_dtype;
 
 /// What one unit's backward needs: its input, weight, conv output and BN coefficients (all
@@ -76,16 +77,15 @@ pub fn train_unit(
 
 impl TrainUnit {
     /// Every gradient of the unit from `grad`, its output's; the input's only when `need_x`.
-    pub fn backward(&self, grad: &Tensor, need_x: bool) -> Result<UnitGrads> {
-        let grad = grad.contiguous()?;
+    pub fn backward(&self, grad: &Grad, need_x: bool) -> Result<UnitGrads> {
         // With a residual, the ReLU's gradient is the residual's and what the BN (without ReLU)
         // back-propagates.
         let (bn_grad, residual, options) = match &self.z {
             Some(z) => {
-                let masked = relu_grad(&grad, z)?;
+                let masked = grad.relu_masked(z)?;
                 (masked.clone(), Some(masked), BnOptions { relu: false, ..self.options })
             }
-            None => (grad, None, self.options),
+            None => (grad.total()?.contiguous()?, None, self.options),
         };
         let (d_y, d_coeffs) = backward_for(options, &self.y, &self.coeffs, &bn_grad, true, true)?;
         let (d_y, d_coeffs) = match (d_y, d_coeffs) {
@@ -138,7 +138,7 @@ mod tests {
 
                 let (z, unit, mean, var) = train_unit(&x, &w, &gamma, &beta, residual, relu, params, 1e-5).unwrap();
                 assert!(!z.track_op(), "{case}: the unit builds no graph");
-                let grads = unit.backward(&probe, true).unwrap();
+                let grads = unit.backward(&Grad::Whole(probe.clone()), true).unwrap();
 
                 let y = conv2d(&x, &w, params).unwrap();
                 let (m, v) = batch_stats(&y).unwrap();
@@ -160,7 +160,7 @@ mod tests {
                     Some(r) => assert_eq!(bits(grads.residual.as_ref().unwrap()), bits(apart.get(r).unwrap()), "residual gradient, {case}"),
                     None => assert!(grads.residual.is_none()),
                 }
-                assert!(unit.backward(&probe, false).unwrap().x.is_none());
+                assert!(unit.backward(&Grad::Whole(probe.clone()), false).unwrap().x.is_none());
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod conv_bn;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub mod gradient;
 mod gradient_pass;
 pub mod max_pool;
 pub mod optim;
