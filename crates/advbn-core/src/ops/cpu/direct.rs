@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::conv::Geometry;
+use super::same::Weights;
 use super::scratch::{filled, Scratch};
 use super::simd::{detect, multiversion, narrow_pays, rank1_update, tile_fns, Isa, Lanes};
 use super::staging::{stage_image, Staging};
@@ -146,9 +147,9 @@ struct Correlation {
 }
 
 impl Correlation {
-    /// Runs the correlation; `pack(c, tap, o)` gives the weight of input channel c, tap
-    /// (i * k + j) and output channel o.
-    fn run(&self, isa: Isa, input: &[f32], pack: impl Fn(usize, usize, usize) -> f32 + Sync) -> Result<Vec<f32>> {
+    /// Runs the correlation with the conv's `weights` (read as the forward's, or flipped for the
+    /// input gradient).
+    fn run(&self, isa: Isa, input: &[f32], weights: Weights) -> Result<Vec<f32>> {
         let taps = self.k * self.k;
         let layout = Staging::new(self.h, self.w, self.k, self.stride, self.pad, 0);
         let (kernel, r, tile) = kernel(isa, layout.positions());
@@ -165,15 +166,7 @@ impl Correlation {
         // (zeros past the last channel), so a channel block's slice of a panel stays in L1.
         let blocks = o_pad / r;
         let mut packed = vec![0f32; blocks * self.c * taps * r];
-        packed.par_chunks_mut(self.c * taps * r).enumerate().for_each(|(block, panel)| {
-            for c in 0..self.c {
-                for t in 0..taps {
-                    for i in 0..r.min(self.o.saturating_sub(block * r)) {
-                        panel[(c * taps + t) * r + i] = pack(c, t, block * r + i);
-                    }
-                }
-            }
-        });
+        weights.pack_all(r, self.c, self.o, taps, &mut packed);
         let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, self.c);
 
         // A task per image and group of output blocks (`blocks_per_task`). For each channel block
@@ -307,9 +300,8 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
 
 fn forward_with(isa: Isa, x: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     check(g)?;
-    let taps = g.kh * g.kw;
     let corr = Correlation { n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, k: g.kh, stride: g.stride, pad: g.pad };
-    corr.run(isa, x, |c, t, o| w[(o * g.c + c) * taps + t])
+    corr.run(isa, x, Weights::Forward(w))
 }
 
 fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
@@ -317,9 +309,8 @@ fn backward_data_with(isa: Isa, dy: &[f32], w: &[f32], g: &Geometry) -> Result<V
     if g.stride != 1 {
         candle_core::bail!("direct conv: the input gradient needs stride 1, got {g:?}");
     }
-    let taps = g.kh * g.kw;
     let corr = Correlation { n: g.n, c: g.o, h: g.oh, w: g.ow, o: g.c, k: g.kh, stride: 1, pad: g.kh - 1 - g.pad };
-    corr.run(isa, dy, |o, t, c| w[(o * g.c + c) * taps + (taps - 1 - t)])
+    corr.run(isa, dy, Weights::Flipped(w))
 }
 
 #[cfg(test)]

@@ -269,29 +269,48 @@ impl Weights<'_> {
     }
 }
 
-/// panel[k * r + i] = rows[i][k] (0 for i past the rows): up to r equally long rows interleaved,
-/// eight values of each row at a time (a small transpose in L1, bounds checked once per block).
+/// panel[k * r + i] = rows[i][k] (0 for i past the rows): up to r equally long rows interleaved.
+/// Groups of eight rows by 8 x 8 transposes in AVX2 registers (the scalar stores, r values
+/// apart, were 5% of ResNet-18's eval forward), the rest value by value.
 fn interleave(rows: &[&[f32]], r: usize, panel: &mut [f32]) {
-    const RUN: usize = 8;
     let len = rows.first().map_or(0, |row| row.len());
-    let whole = len / RUN * RUN;
-    let (head, tail) = panel.split_at_mut(whole * r);
-    for (k0, dst) in head.chunks_exact_mut(RUN * r).enumerate() {
-        for (i, row) in rows.iter().enumerate() {
-            let src: &[f32; RUN] = row[k0 * RUN..][..RUN].try_into().expect("a run of RUN values");
-            for (kk, &v) in src.iter().enumerate() {
-                dst[kk * r + i] = v;
-            }
-        }
-        for i in rows.len()..r {
-            for kk in 0..RUN {
-                dst[kk * r + i] = 0.0;
-            }
+    assert!(
+        rows.len() <= r && rows.iter().all(|row| row.len() == len) && panel.len() == len * r,
+        "interleave: {} rows of {len} into a panel of {} for r = {r}",
+        rows.len(),
+        panel.len()
+    );
+    let (mut grouped, mut whole) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if detect().is_some() {
+        (grouped, whole) = (rows.len() / 8 * 8, len / 8 * 8);
+        // SAFETY: every CPU `detect` accepts has AVX2; the lengths are asserted above.
+        unsafe { transpose_groups(&rows[..grouped], r, whole, panel) };
+    }
+    for k in 0..len {
+        let first = if k < whole { grouped } else { 0 };
+        for (i, d) in panel[k * r..][..r].iter_mut().enumerate().skip(first) {
+            *d = rows.get(i).map_or(0.0, |row| row[k]);
         }
     }
-    for (k, dst) in (whole..len).zip(tail.chunks_exact_mut(r)) {
-        for (i, d) in dst.iter_mut().enumerate() {
-            *d = rows.get(i).map_or(0.0, |row| row[k]);
+}
+
+/// `interleave` for the first `rows.len()` (a multiple of 8) rows and the first `whole` (a
+/// multiple of 8) values of each.
+///
+/// # Safety
+/// The CPU has AVX2; every row holds `whole` values and `panel` whole * r, with r >= rows.len().
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_groups(rows: &[&[f32]], r: usize, whole: usize, panel: &mut [f32]) {
+    use super::simd::Avx2;
+    let out = panel.as_mut_ptr();
+    for k0 in (0..whole).step_by(8) {
+        for (g, group) in rows.chunks_exact(8).enumerate() {
+            let block: [Avx2; 8] = std::array::from_fn(|j| Avx2::load(group[j][k0..][..8].as_ptr()));
+            for (kk, v) in Avx2::transpose8(block).into_iter().enumerate() {
+                v.store(out.add((k0 + kk) * r + g * 8));
+            }
         }
     }
 }
@@ -624,6 +643,28 @@ mod tests {
                     let got = forward_with(isa, method, &xv, &wv, &g, Some(&epilogue)).unwrap();
                     let worst = worst_relative(&got, &want);
                     assert!(worst < 1e-4, "{isa:?} {method:?} {g:?} residual={residual} relu={relu}: off by {worst}");
+                }
+            }
+        }
+    }
+
+    /// The weight panels' interleave against its definition: row counts from one to r (groups of
+    /// eight transposed, the rest one by one, zeros past the rows) and lengths around whole runs.
+    #[test]
+    fn interleave_puts_each_value_at_k_r_plus_i() {
+        for r in [6, 8, 12, 16, 32] {
+            for n_rows in 1..=r {
+                for len in [1, 7, 8, 9, 27, 64] {
+                    let data: Vec<Vec<f32>> = (0..n_rows).map(|i| (0..len).map(|k| (i * 1000 + k) as f32 + 0.5).collect()).collect();
+                    let rows: Vec<&[f32]> = data.iter().map(|row| &row[..]).collect();
+                    let mut panel = vec![f32::NAN; len * r];
+                    interleave(&rows, r, &mut panel);
+                    for k in 0..len {
+                        for i in 0..r {
+                            let want = if i < n_rows { data[i][k] } else { 0.0 };
+                            assert_eq!(panel[k * r + i].to_bits(), want.to_bits(), "r {r}, {n_rows} rows of {len}: k {k}, i {i}");
+                        }
+                    }
                 }
             }
         }
