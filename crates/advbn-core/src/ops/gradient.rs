@@ -34,20 +34,20 @@ impl Grad {
     pub fn relu_masked(&self, y: &Tensor) -> Result<Tensor> {
         match self {
             Grad::Whole(g) => relu_grad(g, y),
-            Grad::Parts(a, b) => a.contiguous()?.apply_op3_no_bwd(&b.contiguous()?, &y.contiguous()?, &Elementwise::MaskedSum),
+            Grad::Parts(a, b) => a.contiguous()?.apply_op3_no_bwd(&b.contiguous()?, &y.contiguous()?, &MaskedSum),
         }
     }
 }
 
 /// The gradient through a ReLU from its output `y`: `grad` where y > 0, else 0 (CPU).
 pub(crate) fn relu_grad(grad: &Tensor, y: &Tensor) -> Result<Tensor> {
-    grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &Elementwise::ReluGrad)
+    grad.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &Pairwise::ReluGrad)
 }
 
 /// The sum of two gradients of one tensor (a block's branch and skip), elementwise on the compute
 /// pool (Candle's add runs on one thread); the same values as `a + b` (CPU).
 pub(crate) fn sum_grads(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &Elementwise::Sum)
+    a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &Pairwise::Sum)
 }
 
 multiversion! {
@@ -77,44 +77,27 @@ multiversion! {
     }
 }
 
-/// The passes, over tensors of one shape (CPU, on the compute pool).
+/// The two-operand passes, over tensors of one shape (CPU, on the compute pool).
 #[derive(Clone, Copy)]
-enum Elementwise {
+enum Pairwise {
     /// (g, y): g where the ReLU's output y is positive, else 0.
     ReluGrad,
     /// (a, b): a + b.
     Sum,
-    /// (a, b, y): a + b where y is positive, else 0.
-    MaskedSum,
 }
+
+/// (a, b, y): a + b where y is positive, else 0.
+struct MaskedSum;
 
 /// Elements per task of an elementwise pass.
 const ELEMENTWISE_CHUNK: usize = 1 << 14;
 
-impl Elementwise {
-    fn name(self) -> &'static str {
-        match self {
-            Self::ReluGrad => "relu-grad",
-            Self::Sum => "grad-sum",
-            Self::MaskedSum => "masked-grad-sum",
-        }
-    }
-
-    /// The pass over `a`, `b` and (for `MaskedSum`) `y`, all of one length.
-    fn cpu<T: Elem>(self, a: &[T], b: &[T], y: &[T]) -> CpuStorage {
-        // SAFETY: each chunk function writes every element of its chunk.
-        let out = unsafe {
-            map_planes(a.len(), 1, ELEMENTWISE_CHUNK, |q, _, out| {
-                let range = q * ELEMENTWISE_CHUNK..q * ELEMENTWISE_CHUNK + out.len();
-                match self {
-                    Self::ReluGrad => relu_grad_chunk(&a[range.clone()], &b[range], out),
-                    Self::Sum => sum_chunk(&a[range.clone()], &b[range], out),
-                    Self::MaskedSum => masked_sum_chunk(&a[range.clone()], &b[range.clone()], &y[range], out),
-                }
-            })
-        };
-        T::to_cpu_storage_owned(out)
-    }
+/// An elementwise pass of `len` elements on the compute pool: `chunk(range, out)` writes every
+/// element of `out`, the output's `range`.
+fn by_chunks<T: Elem>(len: usize, chunk: impl Fn(std::ops::Range<usize>, &mut [MaybeUninit<T>]) + Sync) -> CpuStorage {
+    // SAFETY: `chunk` writes every element of each chunk (each kernel below does).
+    let out = unsafe { map_planes(len, 1, ELEMENTWISE_CHUNK, |q, _, out| chunk(q * ELEMENTWISE_CHUNK..q * ELEMENTWISE_CHUNK + out.len(), out)) };
+    T::to_cpu_storage_owned(out)
 }
 
 fn same_shapes(name: &str, shapes: &[&Shape]) -> Result<()> {
@@ -124,34 +107,35 @@ fn same_shapes(name: &str, shapes: &[&Shape]) -> Result<()> {
     Ok(())
 }
 
-impl CustomOp2 for Elementwise {
+impl CustomOp2 for Pairwise {
     fn name(&self) -> &'static str {
-        Elementwise::name(*self)
+        match self {
+            Self::ReluGrad => "relu-grad",
+            Self::Sum => "grad-sum",
+        }
     }
 
     fn cpu_fwd(&self, a_s: &CpuStorage, al: &Layout, b_s: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = Elementwise::name(*self);
-        if matches!(self, Self::MaskedSum) {
-            candle_core::bail!("{name}: takes three operands");
-        }
+        let name = self.name();
         same_shapes(name, &[al.shape(), bl.shape()])?;
-        let out = float_slices!(name, a_s, al, b_s, bl, |a, b| self.cpu(a, b, &[]));
+        let out = float_slices!(name, a_s, al, b_s, bl, |a, b| by_chunks(a.len(), |r, out| match self {
+            Self::ReluGrad => relu_grad_chunk(&a[r.clone()], &b[r], out),
+            Self::Sum => sum_chunk(&a[r.clone()], &b[r], out),
+        }));
         Ok((out, al.shape().clone()))
     }
 }
 
-impl CustomOp3 for Elementwise {
+impl CustomOp3 for MaskedSum {
     fn name(&self) -> &'static str {
-        Elementwise::name(*self)
+        "masked-grad-sum"
     }
 
     fn cpu_fwd(&self, a_s: &CpuStorage, al: &Layout, b_s: &CpuStorage, bl: &Layout, y_s: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = Elementwise::name(*self);
-        if !matches!(self, Self::MaskedSum) {
-            candle_core::bail!("{name}: takes two operands");
-        }
+        let name = self.name();
         same_shapes(name, &[al.shape(), bl.shape(), yl.shape()])?;
-        let out = float_slices!(name, a_s, al, b_s, bl, y_s, yl, |a, b, y| self.cpu(a, b, y));
+        let out =
+            float_slices!(name, a_s, al, b_s, bl, y_s, yl, |a, b, y| by_chunks(a.len(), |r, out| masked_sum_chunk(&a[r.clone()], &b[r.clone()], &y[r], out)));
         Ok((out, al.shape().clone()))
     }
 }

@@ -271,7 +271,7 @@ impl Weights<'_> {
 
 /// panel[k * r + i] = rows[i][k] (0 for i past the rows): up to r equally long rows interleaved.
 /// Groups of eight rows by 8 x 8 transposes in AVX2 registers (the scalar stores, r values
-/// apart, were 5% of ResNet-18's eval forward), the rest value by value.
+/// apart, were 6% of ResNet-18's eval samples), the rest value by value.
 fn interleave(rows: &[&[f32]], r: usize, panel: &mut [f32]) {
     let len = rows.first().map_or(0, |row| row.len());
     assert!(
