@@ -59,7 +59,7 @@ gemm = json.load(open(f"{out}/ours.gemm.json"))["gemm2048_gflops"]
 cpu = open(f"{out}/cpu.txt").read().strip()
 import os
 isa = os.environ.get("ADVBN_CPU_ISA", "best available")
-print(f"CPU: {cpu}; threads {threads}; kernels capped at: {isa}; {open(f'{out}/rustc.txt').read().strip()}, candle {ours[0]['candle']}; torch {ref[0]['torch']} ({ref[0]['cpu_capability']})")
+print(f"CPU: {cpu}; threads {threads}; kernels capped at: {isa}; L1d {ours[0].get('l1d_kb', '?')} KB (kernel blocks of half); {open(f'{out}/rustc.txt').read().strip()}, candle {ours[0]['candle']}; torch {ref[0]['torch']} ({ref[0]['cpu_capability']})")
 print(f"f32 GEMM 2048^3 ceiling: gemm crate {gemm:.0f} GFLOP/s, torch {ref[0]['gemm2048_gflops']:.0f} GFLOP/s")
 names = {
     "resnet18_train": ("ResNet-18, 96 px, batch 32, whole-network training step (SGD momentum)", 32),

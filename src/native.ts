@@ -155,7 +155,9 @@ function explainChoice(chosen: Candidate, variant: NativeVariant, attempts: Nati
  * The environment variables the addon reads (once, when its compute threads start), each with
  * the values it accepts: `ADVBN_ALLOC_CACHE_MB` bounds its cache of freed large blocks (default
  * 256, 0 turns it off); `ADVBN_CPU_WINOGRAD=0` runs the 3x3 convolutions through the direct
- * kernels instead of Winograd's F(2x2, 3x3) (`1`, the default, lets them use it).
+ * kernels instead of Winograd's F(2x2, 3x3) (`1`, the default, lets them use it);
+ * `ADVBN_CPU_L1D_KB` replaces the L1 data cache size CPUID reports, from which the CPU kernels
+ * size their channel blocks (half of it; results do not depend on it).
  */
 const NATIVE_VARIABLES: readonly { name: string; accepts: (value: string) => boolean; expected: string }[] = [
   {
@@ -167,6 +169,11 @@ const NATIVE_VARIABLES: readonly { name: string; accepts: (value: string) => boo
     name: 'ADVBN_CPU_WINOGRAD',
     accepts: (value) => /^\s*[01]\s*$/.test(value),
     expected: "0 (the direct kernels' sums) or 1 (Winograd's F(2x2, 3x3) where it suits, the default)",
+  },
+  {
+    name: 'ADVBN_CPU_L1D_KB',
+    accepts: (value) => /^\s*\d+\s*$/.test(value) && Number(value) >= 8 && Number(value) <= 1024,
+    expected: 'a whole number of KB from 8 to 1024 (the L1 data cache the CPU kernels plan for; unset: what the CPU reports)',
   },
 ];
 

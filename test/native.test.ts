@@ -34,6 +34,7 @@ describe('native addon', () => {
   it.each([
     { name: 'ADVBN_ALLOC_CACHE_MB', bad: ['lots', '-1', '1.5', '', '1e3'], good: ['0', '256', ' 64 '] },
     { name: 'ADVBN_CPU_WINOGRAD', bad: ['off', 'false', '', '2', 'yes'], good: ['0', '1', ' 1 '] },
+    { name: 'ADVBN_CPU_L1D_KB', bad: ['32k', '4', '2048', '1.5', '', '-32'], good: ['32', ' 48 ', '8', '1024'] },
   ])('rejects an $name the addon does not accept, naming the variable', ({ name, bad, good }) => {
     const saved = process.env[name];
     try {

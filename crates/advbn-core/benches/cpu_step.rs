@@ -236,6 +236,7 @@ fn main() -> advbn_core::Result<()> {
         format!("\"candle\": \"{}\"", advbn_core::CANDLE_VERSION),
         format!("\"threads\": {}", candle_core::utils::get_num_threads()),
         format!("\"dtype\": \"{:?}\"", DType::F32),
+        format!("\"l1d_kb\": {}", advbn_core::ops::cpu::cache::l1d_bytes() >> 10),
     ];
     for name in names.iter().filter(|n| n.starts_with("gemm")) {
         let size: usize = name.strip_prefix("gemm").and_then(|s| s.parse().ok()).unwrap_or(2048);

@@ -16,13 +16,10 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::cache::l1_budget;
 use super::same::{Epilogue, Weights};
 use super::scratch::{filled, Scratch, SharedOut};
 use super::simd::{load_barrier, tile_fns, Isa, Lanes};
-
-/// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles of a run of
-/// images sweep it).
-const PANEL_BYTES: usize = 24 << 10;
 
 /// What one register tile reads and writes.
 struct TileArgs {
@@ -238,8 +235,8 @@ pub(super) fn correlate(
     let threads = rayon::current_num_threads();
     let runs = if blocks >= 2 * threads { 1 } else { (2 * threads).div_ceil(blocks).min(n) };
     let images_per_run = n.div_ceil(runs);
-    // Equal channel blocks (no one-channel remainder) of at most PANEL_BYTES each.
-    let channel_blocks = c.div_ceil((PANEL_BYTES / (taps * width * 4)).max(1));
+    // Equal channel blocks (no one-channel remainder) of at most `l1_budget()` bytes each.
+    let channel_blocks = c.div_ceil((l1_budget() / (taps * width * 4)).max(1));
     let channel_block = c.div_ceil(channel_blocks);
     let (padded, packed) = (&*padded, &*packed);
     // Per row of tiles, which kernel rows each tile row reads from the map (see TileArgs).
@@ -393,7 +390,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col, Geometry};
-    use crate::ops::cpu::testing::{fma_chain_reference, isas, values, wide, worst_relative};
+    use crate::ops::cpu::testing::{assert_l1_budget_changes_no_bit, fma_chain_reference, isas, values, wide, worst_relative};
 
     /// Every tile shape, on maps that fill whole tiles and maps that do not, with output channel
     /// counts under, at and past one block, input channels past one channel block (50 > 42 of
@@ -462,6 +459,20 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Channel blocks end where the L1 budget says; the tiles carry their sums across blocks.
+    #[test]
+    fn the_l1_budget_changes_no_bit() {
+        for isa in isas() {
+            for s in shapes(isa) {
+                let (n, c, h, w, o) = (3, 40, s.rows + 1, s.cols, s.width + 3);
+                let (x, wt, dy) = (values(n * c * h * w, 4), values(o * c * 9, 5), values(n * o * h * w, 6));
+                let label = format!("{isa:?} tile {}x{}", s.cols, s.rows);
+                assert_l1_budget_changes_no_bit(&format!("{label} forward"), || correlate(s, &x, (n, c, h, w), o, 3, Weights::Forward(&wt), None));
+                assert_l1_budget_changes_no_bit(&format!("{label} input gradient"), || correlate(s, &dy, (n, o, h, w), c, 3, Weights::Flipped(&wt), None));
             }
         }
     }

@@ -16,6 +16,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::cache::l1_budget;
 use super::conv::Geometry;
 use super::same::Weights;
 use super::scratch::{filled, Scratch};
@@ -31,8 +32,6 @@ const AVX512_TILE: (usize, usize) = (8, 2);
 const AVX512_NARROW: (usize, usize) = (16, 1);
 const AVX2_TILE: (usize, usize) = (6, 2);
 const AVX2_NARROW: (usize, usize) = (8, 1);
-/// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles sweep).
-pub(super) const PANEL_BYTES: usize = 24 << 10;
 
 /// Whether `direct` should run this geometry: stride 1, a padding the flipped kernel can undo,
 /// a CPU with the kernels' instruction set, and a map wide enough that the dropped columns and
@@ -167,7 +166,8 @@ impl Correlation {
         let blocks = o_pad / r;
         let mut packed = vec![0f32; blocks * self.c * taps * r];
         weights.pack_all(r, self.c, self.o, taps, &mut packed);
-        let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, self.c);
+        // A channel block of the panel stays in L1 while the tiles sweep it.
+        let channel_block = (l1_budget() / (taps * r * 4)).clamp(1, self.c);
 
         // A task per image and group of output blocks (`blocks_per_task`). For each channel block
         // and output block, the tiles run in order over the image, reusing the panel slice from L1.
@@ -318,7 +318,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
-    use crate::ops::cpu::testing::{isas, values, wide, worst_relative};
+    use crate::ops::cpu::testing::{assert_l1_budget_changes_no_bit, isas, values, wide, worst_relative};
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has (the
     /// input gradient for stride 1 only).
@@ -350,6 +350,21 @@ mod tests {
                 for (name, got, want) in checks {
                     let worst = worst_relative(&got, want);
                     assert!(worst < 1e-4, "{isa:?} {g:?} {name}: off by {worst}");
+                }
+            }
+        }
+    }
+
+    /// Channel blocks end where the L1 budget says; the tiles carry their sums across blocks.
+    #[test]
+    fn the_l1_budget_changes_no_bit() {
+        for (stride, (h, w)) in [(1, (10, 9)), (2, (11, 12))] {
+            let g = Geometry::new((2, 40, h, w), (20, 40, 3, 3), ConvParams { stride, padding: 1 }).unwrap();
+            let (x, wt, dy) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+            for isa in isas() {
+                assert_l1_budget_changes_no_bit(&format!("{isa:?} stride {stride} forward"), || forward_with(isa, &x, &wt, &g).unwrap());
+                if stride == 1 {
+                    assert_l1_budget_changes_no_bit(&format!("{isa:?} input gradient"), || backward_data_with(isa, &dy, &wt, &g).unwrap());
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! kernels (stride 1, float32) or as im2col + a matrix product.
 
 mod blocked;
+pub mod cache;
 pub mod channels;
 pub mod conv;
 pub mod direct;

@@ -16,14 +16,13 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::cache::l1_budget;
 use super::conv::Geometry;
-use super::direct::{blocks_per_task, kernel, Sweep, PANEL_BYTES};
+use super::direct::{blocks_per_task, kernel, Sweep};
 use super::scratch::{filled, Pooled, Scratch};
 use super::simd::{detect, multiversion};
 use candle_core::Result;
 
-/// Bytes of padded output-gradient planes one channel block takes.
-const INPUT_BYTES: usize = 24 << 10;
 /// Largest kernel side taken: 1x1 and 3x3 were measured (bench/NOTES.md change 40); a 7x7 stem
 /// with 3 input channels ran 2x slower here than through im2col (its 3 channels fill 3 of a
 /// register tile's 6-8 rows).
@@ -128,7 +127,8 @@ pub fn backward_data(dy: &[f32], w: &[f32], g: &Geometry) -> Result<Vec<f32>> {
     let most_taps = layout.taps.iter().map(Vec::len).max().unwrap_or(1).max(1);
     // Channel blocks whose panel slice and padded planes both stay in L1 while the tiles of every
     // output block sweep them.
-    let channel_block = (PANEL_BYTES / (most_taps * r * 4)).min(INPUT_BYTES / (plane * 4)).clamp(1, g.o.max(1));
+    let budget = l1_budget();
+    let channel_block = (budget / (most_taps * r * 4)).min(budget / (plane * 4)).clamp(1, g.o.max(1));
 
     // A task per image and group of input-channel blocks (`direct::blocks_per_task`).
     let blocks_per_group = blocks_per_task(g.n, blocks);
@@ -211,7 +211,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::backward_data_im2col;
-    use crate::ops::cpu::testing::{values, wide, worst_relative};
+    use crate::ops::cpu::testing::{assert_l1_budget_changes_no_bit, values, wide, worst_relative};
 
     /// Against the im2col path in f64: 3x3 and 1x1 (whose odd phases get no tap), maps of one
     /// and several tiles, channel counts that fill no block, several channel blocks,
@@ -238,6 +238,17 @@ mod tests {
             assert!(worst < 1e-4, "{g:?}: off by {worst}");
         }
         assert!(ran >= 5 || detect().is_none(), "only {ran} geometries ran");
+    }
+
+    /// Channel blocks end where the L1 budget says; the tiles carry their sums across blocks.
+    #[test]
+    fn the_l1_budget_changes_no_bit() {
+        let g = Geometry::new((2, 24, 16, 16), (40, 24, 3, 3), ConvParams { stride: 2, padding: 1 }).unwrap();
+        if !suits(&g) {
+            return;
+        }
+        let (gv, wv) = (values(g.output_len(), 5), values(g.weight_len(), 6));
+        assert_l1_budget_changes_no_bit("phase input gradient", || backward_data(&gv, &wv, &g).unwrap());
     }
 
     #[test]

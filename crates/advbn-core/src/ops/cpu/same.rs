@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::cache::l1_budget;
 use super::conv::Geometry;
 use super::scratch::{filled, Scratch};
 use super::simd::{detect, rank1_update, tile_fns, Isa, Lanes};
@@ -33,8 +34,6 @@ const AVX2_NARROW: (usize, usize) = (12, 1);
 /// Largest kernel side (the masks of a tile live in a fixed array).
 const MAX_K: usize = 3;
 const MAX_TAPS: usize = MAX_K * MAX_K;
-/// Bytes of weights one channel block of a panel takes (kept in L1 while the tiles sweep).
-const PANEL_BYTES: usize = 24 << 10;
 
 /// What one register tile reads and writes.
 struct TileArgs<'a> {
@@ -433,7 +432,8 @@ impl Correlation {
         let mut packed = Scratch::<f32>::take(blocks * c * taps * r);
         let packed = packed.as_mut_slice(blocks * c * taps * r);
         weights.pack_all(r, c, self.o, taps, packed);
-        let channel_block = (PANEL_BYTES / (taps * r * 4)).clamp(1, c);
+        // A channel block of the panel stays in L1 while the tiles sweep it.
+        let channel_block = (l1_budget() / (taps * r * 4)).clamp(1, c);
         // The epilogue's per-channel values, padded to whole blocks.
         let padded_channels = |v: &[f32]| {
             let mut p = v.to_vec();
@@ -567,7 +567,7 @@ mod tests {
     use super::*;
     use crate::ops::conv::ConvParams;
     use crate::ops::cpu::conv::{backward_data_im2col, forward_im2col};
-    use crate::ops::cpu::testing::{fma_chain_reference, isas, values, wide, worst_relative};
+    use crate::ops::cpu::testing::{assert_l1_budget_changes_no_bit, fma_chain_reference, isas, values, wide, worst_relative};
 
     /// Both passes against the im2col path in f64, on every instruction set this CPU has, with
     /// channel counts that do and do not fill the tiles.
@@ -683,6 +683,23 @@ mod tests {
                 let got = forward_with(isa, Method::Direct, &x, &wt, &g, None).unwrap();
                 let differing = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                 assert_eq!(differing, 0, "{isa:?} {n}x{c}x{h}x{w} -> {o}: {differing} outputs differ in their bits");
+            }
+        }
+    }
+
+    /// Channel blocks end where the L1 budget says; the tiles carry their sums across blocks
+    /// (per-image tiles, and a batch-wide plane).
+    #[test]
+    fn the_l1_budget_changes_no_bit() {
+        for (x, method) in [((2, 40, 9, 9), Method::Direct), ((7, 40, 3, 3), Method::Direct)] {
+            let g = Geometry::new(x, (24, x.1, 3, 3), ConvParams { stride: 1, padding: 1 }).unwrap();
+            let (xv, wv, gv) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(g.output_len(), 3));
+            let scale: Vec<f32> = (0..24).map(|i| 0.5 + i as f32 * 0.1).collect();
+            let epilogue = Epilogue { scale: &scale, shift: &scale, residual: None, relu: true };
+            for isa in isas() {
+                let label = format!("{isa:?} {method:?} {x:?}");
+                assert_l1_budget_changes_no_bit(&format!("{label} forward"), || forward_with(isa, method, &xv, &wv, &g, Some(&epilogue)).unwrap());
+                assert_l1_budget_changes_no_bit(&format!("{label} input gradient"), || backward_data_with(isa, method, &gv, &wv, &g).unwrap());
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Shared by the CPU kernels' unit tests.
 
+use super::cache::with_l1_budget;
 use super::simd::{detect, Isa};
 
 /// Deterministic values in [-1, 1), different for each seed (never zeros only).
@@ -13,6 +14,18 @@ pub fn isas() -> Vec<Isa> {
         Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
         Some(Isa::Avx2) => vec![Isa::Avx2],
         None => vec![],
+    }
+}
+
+/// Asserts that `run` gives the same bits whatever the L1 budget (so wherever channel blocks end):
+/// one channel per block, 4, 16 and 24 KB blocks, and one block of every channel.
+pub fn assert_l1_budget_changes_no_bit(label: &str, run: impl Fn() -> Vec<f32>) {
+    let bits = |bytes: usize| with_l1_budget(bytes, || run().iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    let whole = bits(1 << 40);
+    for bytes in [1, 4 << 10, 16 << 10, 24 << 10] {
+        let got = bits(bytes);
+        let differing = got.iter().zip(&whole).filter(|(a, b)| a != b).count();
+        assert!(got.len() == whole.len() && differing == 0, "{label}: {differing} values differ with a {bytes}-byte L1 budget");
     }
 }
 
