@@ -9,7 +9,9 @@
 # Needs PyTorch in a venv outside the repo (TORCH_PY, default ~/torch-venv/bin/python):
 #   python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch torchvision
 # Each round runs ours, then PyTorch, on every workload; the table reports each side's best
-# round median (the machine's quietest moment for both). Logs and JSON go to $OUT (default
+# round median (the machine's quietest moment for both) and each round's ratio (ours against the
+# PyTorch run right after it: lowest / median / highest); floors use the run's fastest GEMM.
+# Logs and JSON go to $OUT (default
 # /tmp/advbn-cpu-bench). Run it on a quiet machine: nothing else building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +62,11 @@ cpu = open(f"{out}/cpu.txt").read().strip()
 import os
 isa = os.environ.get("ADVBN_CPU_ISA", "best available")
 print(f"CPU: {cpu}; threads {threads}; kernels capped at: {isa}; L1d {ours[0].get('l1d_kb', '?')} KB (kernel blocks of half); {open(f'{out}/rustc.txt').read().strip()}, candle {ours[0]['candle']}; torch {ref[0]['torch']} ({ref[0]['cpu_capability']})")
-print(f"f32 GEMM 2048^3 ceiling: gemm crate {gemm:.0f} GFLOP/s, torch {ref[0]['gemm2048_gflops']:.0f} GFLOP/s")
+# The floor's ceiling: the fastest 2048^3 GEMM of the run, either side's (a busy host's slow
+# moment would otherwise lift every "% of floor").
+ceiling = max([gemm] + [t["gemm2048_gflops"] for t in ref])
+torch_gemm = "/".join(f"{t['gemm2048_gflops']:.0f}" for t in ref)
+print(f"f32 GEMM 2048^3: gemm crate {gemm:.0f} GFLOP/s, torch {torch_gemm} GFLOP/s (by round); floors at {ceiling:.0f}")
 names = {
     "resnet18_train": ("ResNet-18, 96 px, batch 32, whole-network training step (SGD momentum)", 32),
     "resnet18_eval": ("ResNet-18, 96 px, batch 32, eval forward", 32),
@@ -68,15 +74,18 @@ names = {
     "small_erm": ("same model, plain tail step (ERM, cut 1)", 128),
 }
 print()
-print("| workload | GFLOP/step | floor img/s | PyTorch img/s | advbn img/s | ratio | advbn % of floor |")
-print("|---|---|---|---|---|---|---|")
+# "round ratios": each round's ours against the same round's PyTorch (run back to back), lowest,
+# median and highest: on a noisy host, the pairing says more than the best rounds do.
+print("| workload | GFLOP/step | floor img/s | PyTorch img/s | advbn img/s | ratio | round ratios (min / median / max) | advbn % of floor |")
+print("|---|---|---|---|---|---|---|---|")
 for key, (label, batch) in names.items():
     mine = max(o[f"{key}_images_per_s"] for o in ours)
     theirs = max(t[f"{key}_images_per_s"] for t in ref)
+    paired = sorted(o[f"{key}_images_per_s"] / t[f"{key}_images_per_s"] for o, t in zip(ours, ref))
+    median = paired[len(paired) // 2] if len(paired) % 2 else (paired[len(paired) // 2 - 1] + paired[len(paired) // 2]) / 2
     flop = ref[0]["step_gflop"][key]
-    floor = batch / (flop / gemm)
-    print(f"| {label} | {flop:.1f} | {floor:.0f} | {theirs:.1f} | {mine:.1f} | {mine / theirs:.2f}x | {mine / floor:.0%} |")
-import os
+    floor = batch / (flop / ceiling)
+    print(f"| {label} | {flop:.1f} | {floor:.0f} | {theirs:.1f} | {mine:.1f} | {mine / theirs:.2f}x | {paired[0]:.2f}x / {median:.2f}x / {paired[-1]:.2f}x | {mine / floor:.0%} |")
 if os.path.exists(f"{out}/ours.conv.json"):
     oc, tc = json.load(open(f"{out}/ours.conv.json")), json.load(open(f"{out}/torch.conv.json"))
     print()
