@@ -11,8 +11,8 @@
 # Each round runs ours, then PyTorch, on every workload; the table reports each side's best
 # round median (the machine's quietest moment for both) and each round's ratio (ours against the
 # PyTorch run right after it: lowest / median / highest); floors use the run's fastest GEMM.
-# Logs and JSON go to $OUT (default
-# /tmp/advbn-cpu-bench). Run it on a quiet machine: nothing else building.
+# Logs and JSON go to $OUT (default /tmp/advbn-cpu-bench). Run it on a quiet machine: nothing
+# else building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-/tmp/advbn-cpu-bench}"
@@ -53,7 +53,7 @@ if [ -n "${CONV_LAYERS:-}" ]; then
 fi
 
 python3 - "$out" "$rounds" "$threads" <<'PY'
-import json, sys
+import json, statistics, sys
 out, rounds, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ours = [json.load(open(f"{out}/ours.{r}.json")) for r in range(1, rounds + 1)]
 ref = [json.load(open(f"{out}/torch.{r}.json")) for r in range(1, rounds + 1)]
@@ -82,7 +82,7 @@ for key, (label, batch) in names.items():
     mine = max(o[f"{key}_images_per_s"] for o in ours)
     theirs = max(t[f"{key}_images_per_s"] for t in ref)
     paired = sorted(o[f"{key}_images_per_s"] / t[f"{key}_images_per_s"] for o, t in zip(ours, ref))
-    median = paired[len(paired) // 2] if len(paired) % 2 else (paired[len(paired) // 2 - 1] + paired[len(paired) // 2]) / 2
+    median = statistics.median(paired)
     flop = ref[0]["step_gflop"][key]
     floor = batch / (flop / ceiling)
     print(f"| {label} | {flop:.1f} | {floor:.0f} | {theirs:.1f} | {mine:.1f} | {mine / theirs:.2f}x | {paired[0]:.2f}x / {median:.2f}x / {paired[-1]:.2f}x | {mine / floor:.0%} |")
